@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// bgrid: the one CLI. Subcommands map typed errors to messages and exit codes.
+import { Command, Option, InvalidArgumentError } from 'commander'
+import os from 'node:os'
+import path from 'node:path'
+import { BgridError, errorMessage, exitCodeFor } from '../protocol/errors.ts'
+
+const program = new Command()
+
+export function defaultDataDir (): string {
+  return process.env.BGRID_HOME ?? path.join(os.homedir(), '.bgrid')
+}
+
+export function num (name: string, opts: { min?: number, max?: number, integer?: boolean } = {}) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`)
+    if (opts.integer === true && !Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`)
+    if (opts.min !== undefined && n < opts.min) throw new InvalidArgumentError(`${name} must be >= ${opts.min}`)
+    if (opts.max !== undefined && n > opts.max) throw new InvalidArgumentError(`${name} must be <= ${opts.max}`)
+    return n
+  }
+}
+
+function collect (value: string, previous: string[]): string[] { return [...previous, value] }
+
+async function run (fn: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await fn()
+    if (typeof code === 'number') process.exitCode = code
+  } catch (err) {
+    process.stderr.write(`bgrid: ${errorMessage(err)}\n`)
+    if (!(err instanceof BgridError) && process.env.BGRID_DEBUG !== undefined) console.error(err)
+    process.exitCode = exitCodeFor(err)
+  }
+}
+
+program
+  .name('bgrid')
+  .description('Peer-to-peer desktop grid: idle PCs advertise themselves over mDNS/DNS-SD; `bgrid submit` runs a DAG on them.')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => { write(`bgrid: ${str.replace(/^error: /, '')}`) } })
+  .exitOverride((err) => {
+    // commander errors (bad options) are the user's input: exit 2
+    process.exit(err.exitCode === 0 ? 0 : 2)
+  })
+
+program.command('daemon')
+  .description('run this machine\'s volunteer node in the foreground (Ctrl-C stops it cleanly)')
+  .option('--data-dir <dir>', 'identity, database, blob store (env BGRID_HOME)', defaultDataDir())
+  .option('--port <n>', 'libp2p TCP port (0 = any free)', num('--port', { min: 0, max: 65535, integer: true }), 0)
+  .option('--host <ip>', 'address to listen on', '0.0.0.0')
+  .option('--cost <x>', 'price per core-hour advertised to coordinators', num('--cost', { min: 0 }), 0)
+  .option('--slots <n>', 'jobs run at once (default: logical cores)', num('--slots', { min: 1, max: 1024, integer: true }))
+  .option('--grid-key <file>', 'private grid: only peers with this key can connect (make one with `bgrid keygen`)')
+  .option('--allow-coordinator <peer>', 'accept claims only from this coordinator peer id (repeatable)', collect, [])
+  .option('--always-available', 'dedicated machine: ignore the owner idle policy', false)
+  .option('--idle-start <s>', 'owner away this long before the node is offered', num('--idle-start', { min: 0 }), 180)
+  .option('--idle-load <x>', 'owner CPU load (0..1, our tasks excluded) counted as idle', num('--idle-load', { min: 0, max: 1 }), 0.3)
+  .option('--suspend-active <s>', 'keyboard/mouse used within this many seconds: owner is back', num('--suspend-active', { min: 0 }), 60)
+  .option('--suspend-load <x>', 'owner load that, sustained, means the owner is back', num('--suspend-load', { min: 0, max: 1 }), 0.5)
+  .option('--suspend-load-time <s>', 'how long --suspend-load must last', num('--suspend-load-time', { min: 0 }), 120)
+  .option('--max-suspend <s>', 'suspended longer than this: give tasks back to their coordinator', num('--max-suspend', { min: 0 }), 600)
+  .option('--activity-file <file>', 'a file touched on owner activity (default: /dev/input access times)')
+  .option('--mdns-interface <ip>', 'IPv4 address of the interface for mDNS (default: all)')
+  .option('--run-as <user>', 'when root, run jobs as this user ("root" to keep root)', 'nobody')
+  .option('--cache-quota <MiB>', 'blob store quota; unpinned blobs are evicted LRU', num('--cache-quota', { min: 1 }))
+  .option('--sample <ms>', 'resource and idle-policy sampling period', num('--sample', { min: 100, integer: true }), 2000)
+  .option('--json-logs', 'NDJSON logs for machines', false)
+  .action(async (o) => { await run(async () => { const { daemonCommand } = await import('./commands/daemon.ts'); return await daemonCommand(o) }) })
+
+program.command('peers')
+  .description('list the nodes advertised on the LAN, like condor_status')
+  .option('--json', 'one JSON array', false)
+  .option('--watch', 'keep listing changes as they are seen', false)
+  .option('--timeout <s>', 'how long to listen (default 2 s; with --watch, until Ctrl-C)', num('--timeout', { min: 0.1, max: 86400 }))
+  .option('--state <state>', 'only nodes in this state')
+  .option('--mdns-interface <ip>', 'IPv4 address of the interface for mDNS (default: all)')
+  .action(async (o) => { await run(async () => { const { peersCommand } = await import('./commands/peers.ts'); return await peersCommand(o) }) })
+
+program.command('keygen')
+  .description('print a new private-grid key (use with --grid-key on every node and submitter)')
+  .action(async () => { await run(async () => { const { newGridKey } = await import('../daemon/grid-key.ts'); process.stdout.write(newGridKey()) }) })
+
+program.command('submit')
+  .description('run a DAG (dag.json) on idle nodes, with a coordinator created here for this run')
+  .argument('[dag]', 'the DAG file')
+  .option('--resume <run-id>', 'continue a run whose coordinator crashed (completed jobs are not re-run)')
+  .option('--out <dir>', 'where outputs and run.json go (default ./bgrid-runs/<run-id>)')
+  .option('--wait <s>', 'how long to wait for workers.min idle nodes', num('--wait', { min: 0 }), 30)
+  .option('--data-dir <dir>', 'the coordinator\'s journal and blob store (env BGRID_HOME)', defaultDataDir())
+  .option('--grid-key <file>', 'private grid key')
+  .option('--mdns-interface <ip>', 'IPv4 address of the interface for mDNS (default: all)')
+  .option('--lease <s>', 'worker lease; a silent worker is declared lost after it', num('--lease', { min: 1, max: 120 }), 6)
+  .option('--no-prefetch', 'do not move inputs ahead of time (for comparison)')
+  .option('--stream-outputs', 'pull final outputs as they appear, not at the end', false)
+  .option('--json', 'NDJSON events on stdout', false)
+  .option('--quiet', 'only errors and the final summary', false)
+  .addOption(new Option('--run-id <id>', 'choose the run id').hideHelp())
+  .action(async (dag, o) => { await run(async () => { const { submitCommand } = await import('./commands/submit.ts'); return await submitCommand(dag, o) }) })
+
+program.command('status')
+  .description('show a run (or the local daemon when no run is given)')
+  .argument('[run-id]')
+  .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
+  .option('--json', 'JSON output', false)
+  .action(async (id, o) => { await run(async () => { const { statusCommand } = await import('./commands/status.ts'); return await statusCommand(id, o) }) })
+
+program.command('cancel')
+  .description('stop a running submit and release its workers')
+  .argument('<run-id>')
+  .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
+  .action(async (id, o) => { await run(async () => { const { cancelCommand } = await import('./commands/status.ts'); return await cancelCommand(id, o) }) })
+
+const cache = program.command('cache').description('this node\'s blob store')
+for (const [name, desc] of [['ls', 'list blobs'], ['du', 'total size and quota use'], ['gc', 'evict unpinned blobs (LRU) down to --target']] as const) {
+  cache.command(name).description(desc)
+    .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
+    .option('--target <MiB>', 'gc: keep at most this much', num('--target', { min: 0 }), 0)
+    .option('--json', 'JSON output', false)
+    .action(async (o) => { await run(async () => { const { cacheCommand } = await import('./commands/cache.ts'); return await cacheCommand(name, o) }) })
+}
+
+program.command('import')
+  .description('turn a workflow trace into a runnable dag.json')
+  .argument('<format>', 'wfcommons')
+  .argument('<trace>', 'the trace file')
+  .requiredOption('-o, --output <file>', 'the dag.json to write (inputs go beside it)')
+  .option('--time-scale <f>', 'multiply recorded runtimes', num('--time-scale', { min: 0 }), 1)
+  .option('--size-scale <f>', 'multiply recorded file sizes', num('--size-scale', { min: 0 }), 1)
+  .option('--sleep', 'sleep instead of burning CPU', false)
+  .action(async (format, trace, o) => { await run(async () => { const { importCommand } = await import('./commands/import.ts'); return await importCommand(format, trace, o) }) })
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,50 @@
+import { Daemon, DEFAULT_DAEMON_CONFIG } from '../../daemon/daemon.ts'
+import { createLogger } from '../../daemon/log.ts'
+import { BgridError } from '../../protocol/errors.ts'
+import { parsePeerId } from '../../protocol/node.ts'
+
+export async function daemonCommand (o: any): Promise<number> {
+  for (const p of o.allowCoordinator as string[]) {
+    try { parsePeerId(p) } catch { throw new BgridError('INVALID_CONFIG', `--allow-coordinator: not a peer id: ${p}`) }
+  }
+  const log = createLogger({ json: o.jsonLogs, scope: 'daemon' })
+  const daemon = new Daemon({
+    ...DEFAULT_DAEMON_CONFIG,
+    dataDir: o.dataDir,
+    port: o.port,
+    host: o.host,
+    cost: o.cost,
+    slots: o.slots,
+    gridKeyFile: o.gridKey,
+    allowCoordinators: o.allowCoordinator,
+    alwaysAvailable: o.alwaysAvailable,
+    policy: {
+      startIdleSec: o.idleStart,
+      startMaxLoad: o.idleLoad,
+      suspendActiveSec: o.suspendActive,
+      suspendLoad: o.suspendLoad,
+      suspendLoadSec: o.suspendLoadTime,
+      maxSuspendSec: o.maxSuspend
+    },
+    activityFile: o.activityFile,
+    mdnsInterface: o.mdnsInterface,
+    runAs: o.runAs,
+    cacheQuotaMiB: o.cacheQuota,
+    sampleMs: o.sample,
+    log
+  })
+  await daemon.start()
+  await new Promise<void>(resolve => {
+    const stop = (sig: string): void => {
+      log.info('stopping', { signal: sig })
+      process.off('SIGINT', onInt); process.off('SIGTERM', onTerm)
+      const force = setTimeout(() => { log.error('clean stop took too long: exiting'); process.exit(1) }, 10_000)
+      daemon.stop().finally(() => { clearTimeout(force); resolve() })
+    }
+    const onInt = (): void => { stop('SIGINT') }
+    const onTerm = (): void => { stop('SIGTERM') }
+    process.on('SIGINT', onInt)
+    process.on('SIGTERM', onTerm)
+  })
+  return 0
+}

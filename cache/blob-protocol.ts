@@ -1,0 +1,178 @@
+// /bgrid/blob/1.0.0: fetch a blob (or a byte range of it) by SHA-256 from any holder.
+// Request: one length-prefixed JSON message. Reply: a JSON header, then the bytes as
+// length-prefixed frames. The requester verifies the whole blob's hash at the end.
+import { lpStream } from '@libp2p/utils'
+import type { Stream, Connection } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { open, stat, type FileHandle } from 'node:fs/promises'
+import { ajv, readJson, writeJson, validate, openStream } from '../protocol/rpc.ts'
+import { HASH, SIZE } from '../protocol/schemas.ts'
+import { BgridError, type ErrorCode } from '../protocol/errors.ts'
+import type { BgridNode } from '../protocol/node.ts'
+import type { Logger } from '../daemon/log.ts'
+import type { BlobStore } from './store.ts'
+
+export const BLOB_PROTOCOL = '/bgrid/blob/1.0.0'
+const CHUNK = 256 * 1024
+const MAX_HEADER = 4096
+
+export interface BlobRequest { op: 'get', hash: string, offset: number, length?: number }
+interface BlobHeader { ok: true, size: number, offset: number, length: number }
+
+const checkRequest = ajv.compile<BlobRequest>({
+  type: 'object',
+  required: ['op', 'hash', 'offset'],
+  additionalProperties: false,
+  properties: { op: { const: 'get' }, hash: HASH, offset: SIZE, length: SIZE }
+})
+const checkHeader = ajv.compile<BlobHeader>({
+  type: 'object',
+  required: ['ok', 'size', 'offset', 'length'],
+  additionalProperties: false,
+  properties: { ok: { const: true }, size: SIZE, offset: SIZE, length: SIZE }
+})
+
+export interface BlobServerOptions {
+  /** May this peer read our blobs? (same run, or anyone when a grid key protects the grid) */
+  canRead: (peer: string) => boolean
+  /** Streams served at once, all peers together. */
+  maxConcurrent?: number
+  log: Logger
+}
+
+export async function serveBlobs (node: BgridNode, store: BlobStore, opts: BlobServerOptions): Promise<void> {
+  let active = 0
+  const max = opts.maxConcurrent ?? 32
+  await node.handle(BLOB_PROTOCOL, async (stream: Stream, connection: Connection) => {
+    const peer = connection.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: MAX_HEADER })
+    // a request must arrive quickly; the transfer itself is bounded by an inactivity timeout
+    const signal = AbortSignal.timeout(10_000)
+    let fh: FileHandle | undefined
+    try {
+      const req = validate(checkRequest, await readJson(lp, signal))
+      if (!opts.canRead(peer)) throw new BgridError('UNAUTHORISED', 'not in a run with this node')
+      if (active >= max) throw new BgridError('BUSY', `serving ${active} transfers already`)
+      if (!store.has(req.hash)) throw new BgridError('NOT_FOUND', `no blob ${req.hash.slice(0, 12)}`)
+      const size = store.meta(req.hash)?.size ?? 0
+      if (req.offset > size) throw new BgridError('BAD_REQUEST', `offset ${req.offset} past end ${size}`)
+      const length = Math.min(req.length ?? size - req.offset, size - req.offset)
+      active++
+      try {
+        fh = await open(store.blobPath(req.hash), 'r')
+        await writeJson(lp, { ok: true, size, offset: req.offset, length } satisfies BlobHeader, signal)
+        const buf = Buffer.allocUnsafe(CHUNK)
+        let pos = req.offset
+        const end = req.offset + length
+        while (pos < end) {
+          const n = Math.min(CHUNK, end - pos)
+          const { bytesRead } = await fh.read(buf, 0, n, pos)
+          if (bytesRead === 0) throw new BgridError('INTERNAL', 'blob shorter than its index says')
+          // copy: the frame may sit in a send queue while we reuse `buf`
+          await lp.write(Buffer.from(buf.subarray(0, bytesRead)), { signal: AbortSignal.timeout(30_000) })
+          pos += bytesRead
+        }
+        store.touch(req.hash)
+      } finally { active-- }
+      await stream.close()
+    } catch (err: any) {
+      const code: ErrorCode = err instanceof BgridError ? err.code : 'INTERNAL'
+      opts.log.warn('blob request refused', { peer, code, message: err?.message })
+      try { await writeJson(lp, { ok: false, error: { code, message: String(err?.message ?? err) } }, AbortSignal.timeout(2000)) } catch {}
+      stream.abort(new Error(code))
+    } finally {
+      await fh?.close()
+    }
+  }, { maxInboundStreams: 16, maxOutboundStreams: 64 })
+}
+
+/** Fetch bytes [start, end) of a blob from one holder into `fh` at the same offsets. Returns bytes written. */
+async function fetchRange (node: BgridNode, holder: string, hash: string, start: number, end: number,
+  fh: FileHandle, progress: (n: number) => void, signal: AbortSignal): Promise<void> {
+  const stream = await openStream(node, peerIdFromString(holder), BLOB_PROTOCOL, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
+  try {
+    const lp = lpStream(stream, { maxDataLength: Math.max(CHUNK, MAX_HEADER) })
+    await writeJson(lp, { op: 'get', hash, offset: start, length: end - start } satisfies BlobRequest, signal)
+    const head = await readJson(lp, AbortSignal.any([signal, AbortSignal.timeout(10_000)])) as any
+    if (head?.ok === false) throw new BgridError(head.error?.code ?? 'INTERNAL', `holder ${holder.slice(-8)}: ${head.error?.message}`)
+    validate(checkHeader, head)
+    if (head.offset !== start || head.length !== end - start) throw new BgridError('BAD_REQUEST', 'holder answered another range')
+    let pos = start
+    while (pos < end) {
+      const frame = await lp.read({ signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) })
+      const bytes = frame.subarray()
+      if (pos + bytes.length > end) throw new BgridError('BAD_REQUEST', 'holder sent too many bytes')
+      await fh.write(bytes, 0, bytes.length, pos)
+      pos += bytes.length
+      progress(bytes.length)
+    }
+    await stream.close().catch(() => {})
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+}
+
+export interface FetchStats { bytes: number, holdersUsed: number, failures: string[] }
+
+/**
+ * Fetch a whole blob into the store from any of its holders. Large blobs are split
+ * into ranges fetched from several holders at once; a range whose holder fails goes
+ * back to the queue for another holder; a resumed download starts where the .part
+ * file ends; the result is hash-checked before it becomes visible.
+ */
+export async function fetchBlob (node: BgridNode, store: BlobStore, hash: string, size: number,
+  holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number } = {}): Promise<FetchStats> {
+  const stats: FetchStats = { bytes: 0, holdersUsed: 0, failures: [] }
+  if (store.has(hash)) return stats
+  const candidates = holders.filter(h => h !== node.peerId.toString())
+  if (candidates.length === 0) throw new BgridError('NOT_FOUND', `no holder for blob ${hash.slice(0, 12)}`)
+  await store.ensureRoom(size)
+  const part = store.partPath(hash)
+  let have = 0
+  try { have = Math.min((await stat(part)).size, size) } catch {}
+  const signal = opts.signal ?? new AbortController().signal
+  const fh = await open(part, have > 0 ? 'r+' : 'w', 0o600)
+  try {
+    const rangeBytes = opts.rangeBytes ?? 16 * 1024 * 1024
+    const queue: Array<[number, number]> = []
+    if (candidates.length > 1 && size - have > 2 * rangeBytes) {
+      for (let s = have; s < size; s += rangeBytes) queue.push([s, Math.min(size, s + rangeBytes)])
+    } else if (have < size) {
+      queue.push([have, size])
+    }
+    const bad = new Set<string>()
+    const used = new Set<string>()
+    const lane = async (holder: string): Promise<void> => {
+      while (queue.length > 0 && !bad.has(holder)) {
+        const [s, e] = queue.shift() as [number, number]
+        let done = 0
+        try {
+          used.add(holder)
+          await fetchRange(node, holder, hash, s, e, fh, n => { done += n; stats.bytes += n }, signal)
+        } catch (err: any) {
+          bad.add(holder)
+          stats.failures.push(`${holder.slice(-8)}: ${err?.message ?? err}`)
+          queue.unshift([s + done, e])
+          if (signal.aborted) throw err
+        }
+      }
+    }
+    // one lane per holder, at most 4; failed ranges move to the lanes still standing
+    const lanes = candidates.slice(0, Math.min(4, Math.max(1, queue.length)))
+    let rest = candidates.slice(lanes.length)
+    await Promise.all(lanes.map(async h => {
+      await lane(h)
+      while (queue.length > 0 && rest.length > 0) { const next = rest[0]; rest = rest.slice(1); await lane(next) }
+    }))
+    if (queue.length > 0) {
+      throw new BgridError('UNREACHABLE', `blob ${hash.slice(0, 12)}: every holder failed (${stats.failures.join('; ')})`)
+    }
+    stats.holdersUsed = used.size
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await store.commitPart(hash, size)
+  return stats
+}

@@ -1,0 +1,88 @@
+// Local control socket (<data-dir>/control.sock, mode 0600): the file's permissions are
+// the authorisation. Line-delimited JSON. A `coordinate` request holds the node in
+// state `coordinator` for as long as the requesting connection stays open.
+import net from 'node:net'
+import { unlink, chmod } from 'node:fs/promises'
+import type { Logger } from './log.ts'
+
+export interface ControlTarget {
+  status: () => Record<string, unknown>
+  enterCoordinator: (run: string) => { ok: boolean, message: string }
+  leaveCoordinator: () => void
+}
+
+const MAX_LINE = 64 * 1024
+
+export class ControlServer {
+  private server?: net.Server
+  private readonly file: string
+  private readonly target: ControlTarget
+  private readonly log: Logger
+
+  constructor (file: string, target: ControlTarget, log: Logger) {
+    this.file = file; this.target = target; this.log = log
+  }
+
+  async start (): Promise<void> {
+    await unlink(this.file).catch(() => {})
+    this.server = net.createServer(sock => { this.onConnection(sock) })
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', reject)
+      this.server?.listen(this.file, () => { resolve() })
+    })
+    await chmod(this.file, 0o600)
+  }
+
+  private onConnection (sock: net.Socket): void {
+    let buf = ''
+    let coordinating = false
+    sock.setEncoding('utf8')
+    const reply = (msg: unknown): void => { sock.write(JSON.stringify(msg) + '\n') }
+    sock.on('data', (chunk: string) => {
+      buf += chunk
+      if (buf.length > MAX_LINE) { reply({ ok: false, error: 'request too large' }); sock.destroy(); return }
+      let nl
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        let req: any
+        try { req = JSON.parse(line) } catch { reply({ ok: false, error: 'not JSON' }); continue }
+        if (req?.op === 'status') reply({ ok: true, status: this.target.status() })
+        else if (req?.op === 'coordinate' && typeof req.run === 'string' && req.run.length <= 64) {
+          const r = this.target.enterCoordinator(req.run)
+          coordinating ||= r.ok
+          reply({ ok: r.ok, message: r.message })
+        } else reply({ ok: false, error: 'unknown op' })
+      }
+    })
+    sock.on('close', () => { if (coordinating) this.target.leaveCoordinator() })
+    sock.on('error', () => {})
+  }
+
+  async stop (): Promise<void> {
+    await new Promise<void>(resolve => { if (this.server === undefined) resolve(); else this.server.close(() => { resolve() }) })
+    await unlink(this.file).catch(() => {})
+  }
+}
+
+/** Client side: ask the local daemon (if any) something; undefined if none answers. */
+export async function controlRequest (file: string, req: unknown, keepOpen = false): Promise<{ reply: any, socket: net.Socket } | undefined> {
+  return await new Promise(resolve => {
+    const sock = net.connect(file)
+    let buf = ''
+    const t = setTimeout(() => { sock.destroy(); resolve(undefined) }, 2000)
+    sock.setEncoding('utf8')
+    sock.on('error', () => { clearTimeout(t); resolve(undefined) })
+    sock.on('connect', () => { sock.write(JSON.stringify(req) + '\n') })
+    sock.on('data', (c: string) => {
+      buf += c
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      clearTimeout(t)
+      let reply: any
+      try { reply = JSON.parse(buf.slice(0, nl)) } catch { reply = undefined }
+      if (!keepOpen) sock.end()
+      resolve({ reply, socket: sock })
+    })
+  })
+}

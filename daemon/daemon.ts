@@ -1,0 +1,321 @@
+// One volunteer node: measures itself, follows the owner's idle policy, advertises
+// over DNS-SD, and serves one coordinator at a time over libp2p.
+import path from 'node:path'
+import { rm, mkdir, chmod } from 'node:fs/promises'
+import type { PeerId } from '@libp2p/interface'
+import { createBgridNode, tcpPort, listenAddrs, type BgridNode } from '../protocol/node.ts'
+import { serve } from '../protocol/rpc.ts'
+import { claimSpec, PROTOCOL_VERSION, type ClaimReply } from '../protocol/claim.ts'
+import { BgridError } from '../protocol/errors.ts'
+import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } from '../protocol/dnssd.ts'
+import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
+import { openDb, sub, type Db } from './store.ts'
+import { loadOrCreateIdentity } from './identity.ts'
+import { readGridKey } from './grid-key.ts'
+import { measureStatic, measureDynamic, type Resources } from './resources.ts'
+import { canTransition, type NodeState } from './node-state.ts'
+import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
+import { OwnerLoadMeter, userIdleSeconds } from './activity.ts'
+import { ClaimBook, type Claim } from './claim-book.ts'
+import { WorkerSession } from './worker-session.ts'
+import { lookupUser, type RunAs } from './executor.ts'
+import { BlobStore } from '../cache/store.ts'
+import { serveBlobs } from '../cache/blob-protocol.ts'
+import { ControlServer } from './control.ts'
+import type { Logger } from './log.ts'
+
+export interface DaemonConfig {
+  dataDir: string
+  port: number
+  host?: string
+  cost: number
+  gridKeyFile?: string
+  allowCoordinators: string[]
+  alwaysAvailable: boolean
+  policy: IdlePolicyConfig
+  activityFile?: string
+  mdnsInterface?: string
+  slots?: number
+  /** user to run jobs as when the daemon is root; 'root' keeps root */
+  runAs: string
+  /** blob store quota, MiB */
+  cacheQuotaMiB?: number
+  /** how often resources and the idle policy are sampled, ms */
+  sampleMs: number
+  log: Logger
+}
+
+export const DEFAULT_DAEMON_CONFIG = {
+  port: 0,
+  cost: 0,
+  allowCoordinators: [] as string[],
+  alwaysAvailable: false,
+  policy: DEFAULT_IDLE_POLICY,
+  runAs: 'nobody',
+  sampleMs: 2000
+}
+
+export class Daemon {
+  readonly cfg: DaemonConfig
+  node!: BgridNode
+  db!: Db
+  store!: BlobStore
+  state: NodeState = 'idle'
+  private readonly log: Logger
+  private meta!: Db
+  private statics!: Awaited<ReturnType<typeof measureStatic>>
+  private dynamic: Pick<Resources, 'ram' | 'disk' | 'load'> = { ram: 0, disk: 0, load: 0 }
+  private advertiser?: Advertiser
+  private readonly book = new ClaimBook()
+  private session?: WorkerSession
+  private policy: PolicyState = initialPolicyState(Date.now())
+  private vacated = false
+  private readonly meter = new OwnerLoadMeter()
+  private taskPids: number[] = []
+  private timers: NodeJS.Timeout[] = []
+  private runAs?: RunAs
+  private control?: ControlServer
+  private lastAdKey = ''
+  private stopping = false
+
+  constructor (cfg: DaemonConfig) {
+    this.cfg = cfg
+    this.log = cfg.log
+  }
+
+  get peerId (): PeerId { return this.node.peerId }
+
+  async start (): Promise<void> {
+    const { cfg } = this
+    await mkdir(cfg.dataDir, { recursive: true, mode: 0o711 })
+    // jobs may run as an unprivileged user: it must be able to traverse to its sandbox
+    await chmod(cfg.dataDir, 0o711).catch(() => {})
+    this.db = await openDb(cfg.dataDir)
+    this.meta = sub(this.db, 'node')
+    this.store = new BlobStore(cfg.dataDir, this.db, { quotaBytes: cfg.cacheQuotaMiB !== undefined ? cfg.cacheQuotaMiB * 1048576 : undefined })
+    await this.store.load()
+    if (process.getuid?.() === 0 && cfg.runAs !== 'root') {
+      this.runAs = await lookupUser(cfg.runAs)
+      if (this.runAs === undefined) throw new BgridError('INVALID_CONFIG', `--run-as: no user ${cfg.runAs} in /etc/passwd`)
+    }
+    const privateKey = await loadOrCreateIdentity(cfg.dataDir)
+    const gridKey = cfg.gridKeyFile !== undefined ? readGridKey(cfg.gridKeyFile) : undefined
+    this.statics = await measureStatic()
+    this.dynamic = await measureDynamic(cfg.dataDir)
+    await this.recoverAfterRestart()
+
+    this.node = await createBgridNode({ privateKey, port: cfg.port, host: cfg.host, gridKey })
+    await serve(this.node, claimSpec, this.log.child('claim'), async (req, ctx) => this.onClaim(req, ctx.peer))
+    await serveBlobs(this.node, this.store, {
+      log: this.log.child('blob'),
+      canRead: (peer) => gridKey !== undefined || this.session?.runPeers.has(peer) === true
+    })
+
+    if (!cfg.alwaysAvailable) {
+      this.meter.sample([])
+      this.sampleOwner()
+    }
+    if (!hasMulticastRoute()) this.log.warn(MULTICAST_ROUTE_HINT)
+    this.advertiser = advertise(this.ad(), { interface: cfg.mdnsInterface })
+    this.lastAdKey = JSON.stringify(this.ad())
+    this.control = new ControlServer(path.join(cfg.dataDir, 'control.sock'), this, this.log.child('control'))
+    await this.control.start()
+
+    this.timers.push(setInterval(() => { this.checkLease() }, 200))
+    this.timers.push(setInterval(() => { this.refresh().catch(err => { this.log.warn('refresh failed', { err: String(err) }) }) }, cfg.sampleMs))
+    for (const t of this.timers) t.unref()
+    this.log.info('daemon started', {
+      peer: this.node.peerId.toString(), port: tcpPort(this.node), state: this.state, name: this.advertiser.name,
+      cores: this.statics.cores, mhz: this.statics.mhz, ram: this.dynamic.ram, private: gridKey !== undefined
+    })
+  }
+
+  /** A claim persisted before a crash or restart: its tasks are gone or orphaned; clean up. */
+  private async recoverAfterRestart (): Promise<void> {
+    const old: (Claim & { pids?: number[] }) | undefined = await this.meta.get('claim')
+    const oldState: NodeState | undefined = await this.meta.get('state')
+    if (old !== undefined) {
+      for (const pid of old.pids ?? []) { try { process.kill(-pid, 'SIGKILL') } catch {} }
+      await rm(path.join(this.cfg.dataDir, 'runs'), { recursive: true, force: true })
+      await this.meta.del('claim')
+      this.log.warn('was claimed before restart: killed its tasks and cleaned up', { coordinator: old.coordinator, run: old.run })
+    }
+    await rm(path.join(this.cfg.dataDir, 'runs'), { recursive: true, force: true })
+    if (oldState !== undefined && oldState !== 'idle') this.log.info('previous state', { state: oldState })
+    this.state = this.cfg.alwaysAvailable ? 'idle' : 'owner'
+    await this.meta.put('state', this.state)
+  }
+
+  ad (): NodeAd {
+    const ad: NodeAd = {
+      v: TXT_VERSION,
+      state: this.state,
+      peer: this.node.peerId.toString(),
+      port: tcpPort(this.node),
+      cores: this.statics.cores,
+      mhz: this.statics.mhz,
+      ram: this.dynamic.ram,
+      disk: this.dynamic.disk,
+      load: this.dynamic.load,
+      cost: this.cfg.cost,
+      arch: this.statics.arch,
+      os: this.statics.os
+    }
+    const coord = this.book.current?.coordinator
+    if (coord !== undefined) ad.coord = coord
+    return ad
+  }
+
+  /** Every state change goes through here: checked against the table, logged, persisted, re-advertised. */
+  setState (to: NodeState, reason: string): boolean {
+    const from = this.state
+    if (from === to) return true
+    if (!canTransition(from, to)) {
+      this.log.error('illegal state transition refused', { from, to, reason })
+      return false
+    }
+    this.state = to
+    this.log.info('state', { from, to, reason })
+    const at = Date.now()
+    this.meta.batch([
+      { type: 'put', key: 'state', value: to },
+      { type: 'put', key: `transition:${String(at).padStart(15, '0')}:${Math.random().toString(36).slice(2, 6)}`, value: { from, to, reason, at } }
+    ]).catch(() => {})
+    this.readvertise(true)
+    return true
+  }
+
+  private readvertise (force: boolean): void {
+    if (this.advertiser === undefined || this.stopping) return
+    const ad = this.ad()
+    // quantise what changes all the time so we do not multicast for noise
+    const key = JSON.stringify({ ...ad, ram: Math.round(ad.ram / 64), disk: Math.round(ad.disk / 256), load: Math.round(ad.load * 10) })
+    if (!force && key === this.lastAdKey) return
+    this.lastAdKey = key
+    try { this.advertiser.update(ad) } catch (err) { this.log.warn('advertise failed', { err: String(err) }) }
+  }
+
+  private async onClaim (req: typeof claimSpec extends { request: { (x: any): x is infer R } } ? R : never, peer: string): Promise<Omit<ClaimReply, 'ok'>> {
+    const now = Date.now()
+    if (req.op === 'claim') {
+      const d = this.book.claim(peer, req.run, req.leaseMs, req.addrs ?? [], {
+        now, state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION
+      })
+      if (!d.ok) throw new BgridError(d.code, d.message)
+      if (d.fresh) this.startSession(d.claim)
+      const offer = { ...this.statics, ...this.dynamic, cost: this.cfg.cost }
+      return { leaseMs: d.claim.leaseMs, state: this.state, offer: { cores: offer.cores, mhz: offer.mhz, ram: offer.ram, disk: offer.disk, load: offer.load, cost: offer.cost, arch: offer.arch, os: offer.os } }
+    }
+    if (req.op === 'renew') {
+      const d = this.book.renew(peer, req.run, now)
+      if (!d.ok) throw new BgridError(d.code, d.message)
+      return { leaseMs: d.claim.leaseMs, state: this.state }
+    }
+    const released = this.book.release(peer, req.run)
+    if (released === undefined) throw new BgridError('NOT_CLAIMED', `no claim for run ${req.run} by this coordinator`)
+    await this.endSession('released by coordinator')
+    return { leaseMs: 0, state: this.state }
+  }
+
+  private startSession (claim: Claim): void {
+    this.setState('worker', `claimed by ${claim.coordinator.slice(-8)} for run ${claim.run}`)
+    this.vacated = false
+    this.session = new WorkerSession({
+      node: this.node,
+      claim,
+      store: this.store,
+      dataDir: this.cfg.dataDir,
+      slots: this.cfg.slots ?? this.statics.cores,
+      runAs: this.runAs,
+      log: this.log.child('worker'),
+      onDone: () => { this.log.info('coordinator reports the run is over', { run: claim.run }) },
+      onPids: (pids) => {
+        this.taskPids = pids
+        this.meta.put('claim', { ...claim, pids }).catch(() => {})
+      }
+    })
+    this.meta.put('claim', claim).catch(() => {})
+    this.session.start()
+  }
+
+  private async endSession (why: string): Promise<void> {
+    const s = this.session
+    this.session = undefined
+    this.taskPids = []
+    await this.meta.del('claim').catch(() => {})
+    if (s !== undefined) await s.stop(why)
+    if (this.state === 'worker') this.setState(this.policy.available || this.cfg.alwaysAvailable ? 'idle' : 'owner', why)
+    else this.readvertise(true)
+  }
+
+  private checkLease (): void {
+    const expired = this.book.expire(Date.now())
+    if (expired !== undefined) {
+      this.log.warn('lease expired: coordinator silent', { coordinator: expired.coordinator, run: expired.run })
+      this.endSession('lease expired').catch(() => {})
+    }
+  }
+
+  private sampleOwner (): void {
+    const now = Date.now()
+    const sample = { now, ownerLoad: this.meter.sample(this.taskPids), userIdleSec: userIdleSeconds(now, this.cfg.activityFile) }
+    const d = stepIdlePolicy(this.policy, sample, this.cfg.policy)
+    const was = this.policy.available
+    this.policy = d.state
+    if (was !== d.state.available) this.log.info('idle policy', { available: d.state.available, reason: d.reason })
+    this.applyPolicy(d.reason, d.vacate)
+  }
+
+  private applyPolicy (reason: string, vacate: boolean): void {
+    const available = this.policy.available
+    if (!available) {
+      if (this.state === 'idle') this.setState('owner', reason)
+      else if (this.state === 'worker') { this.setState('owner', reason); this.session?.suspend() }
+      if (vacate && this.session !== undefined && !this.vacated) {
+        this.vacated = true
+        this.log.warn('suspended too long: giving tasks back to the coordinator')
+        this.session.vacate()
+      }
+    } else if (this.state === 'owner') {
+      if (this.session !== undefined) { this.setState('worker', reason); this.session.resume() } else this.setState('idle', reason)
+    }
+  }
+
+  private async refresh (): Promise<void> {
+    if (!this.cfg.alwaysAvailable) this.sampleOwner()
+    this.dynamic = await measureDynamic(this.cfg.dataDir)
+    this.readvertise(false)
+  }
+
+  /** A local `bgrid submit` asks this node to be its coordinator: nobody may claim it meanwhile. */
+  enterCoordinator (run: string): { ok: boolean, message: string } {
+    if (this.state === 'worker') return { ok: false, message: 'node is a worker for another coordinator' }
+    const ok = this.setState('coordinator', `local submit of run ${run}`)
+    return { ok, message: ok ? 'coordinator' : `cannot go from ${this.state} to coordinator` }
+  }
+
+  leaveCoordinator (): void {
+    if (this.state !== 'coordinator') return
+    this.setState(this.policy.available || this.cfg.alwaysAvailable ? 'idle' : 'owner', 'local run finished')
+  }
+
+  status (): Record<string, unknown> {
+    return {
+      peer: this.node.peerId.toString(), state: this.state, addrs: listenAddrs(this.node), ad: this.ad(),
+      claim: this.book.current, running: this.session?.running.size ?? 0,
+      policy: { available: this.policy.available }, cache: { blobs: this.store.list().length, bytes: this.store.used }
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    for (const t of this.timers) clearInterval(t)
+    await this.advertiser?.stop() // goodbye first: browsers drop us at once
+    if (this.session !== undefined) await this.endSession('daemon stopping')
+    await this.control?.stop()
+    await this.node?.stop()
+    await this.db?.close()
+    this.log.info('daemon stopped')
+  }
+}

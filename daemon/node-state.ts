@@ -1,0 +1,21 @@
+// The node state table. One place says which changes are legal; an illegal
+// change is a bug: it is logged and refused, never applied silently.
+export type NodeState = 'idle' | 'worker' | 'coordinator' | 'owner'
+export const NODE_STATES: readonly NodeState[] = ['idle', 'worker', 'coordinator', 'owner']
+
+export const NODE_TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
+  idle: ['worker', 'coordinator', 'owner'],
+  // owner: the owner came back while we served a coordinator (tasks suspended)
+  worker: ['idle', 'owner'],
+  // worker: the owner left again while the claim is still held
+  owner: ['idle', 'worker', 'coordinator'],
+  coordinator: ['idle', 'owner']
+}
+
+export function canTransition (from: NodeState, to: NodeState): boolean {
+  return NODE_TRANSITIONS[from].includes(to)
+}
+
+export function isNodeState (s: unknown): s is NodeState {
+  return typeof s === 'string' && (NODE_STATES as readonly string[]).includes(s)
+}

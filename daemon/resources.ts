@@ -1,0 +1,54 @@
+// Resource measurement with systeminformation, refreshed in the background:
+// currentLoad() costs ~0.5 s on its first call, so nothing here is on a hot path.
+import si from 'systeminformation'
+import { readFileSync, statfsSync } from 'node:fs'
+import os from 'node:os'
+
+export interface Resources {
+  cores: number
+  mhz: number
+  ramTotal: number   // MiB
+  ram: number        // MiB available
+  disk: number       // MiB free in the data dir
+  load: number       // whole-machine CPU busy fraction 0..1
+  arch: string
+  os: string
+}
+
+/** systeminformation reports speed 0 on VMs without cpufreq: fall back to /proc/cpuinfo. */
+export function mhzFromCpuinfo (text: string): number {
+  const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(text)
+  return m === null ? 0 : Math.round(Number(m[1]))
+}
+
+export function freeDiskMiB (dir: string): number {
+  try {
+    const s = statfsSync(dir)
+    return Math.floor(Number(s.bavail) * Number(s.bsize) / 1048576)
+  } catch { return 0 }
+}
+
+export async function measureStatic (): Promise<Pick<Resources, 'cores' | 'mhz' | 'ramTotal' | 'arch' | 'os'>> {
+  const cpu = await si.cpu()
+  let mhz = Math.round((cpu.speed ?? 0) * 1000)
+  if (mhz <= 0) {
+    try { mhz = mhzFromCpuinfo(readFileSync('/proc/cpuinfo', 'utf8')) } catch {}
+  }
+  const mem = await si.mem()
+  return {
+    cores: os.availableParallelism(),
+    mhz,
+    ramTotal: Math.floor(mem.total / 1048576),
+    arch: os.arch(),
+    os: os.platform()
+  }
+}
+
+export async function measureDynamic (dataDir: string): Promise<Pick<Resources, 'ram' | 'disk' | 'load'>> {
+  const [mem, load] = await Promise.all([si.mem(), si.currentLoad()])
+  return {
+    ram: Math.floor(mem.available / 1048576),
+    disk: freeDiskMiB(dataDir),
+    load: Math.min(1, Math.max(0, (load.currentLoad ?? 0) / 100))
+  }
+}

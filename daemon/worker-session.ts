@@ -1,0 +1,225 @@
+// The worker role for one claim: pull jobs from the coordinator (XtremWeb-style),
+// run them, report results, prefetch inputs the coordinator says are coming.
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { rm } from 'node:fs/promises'
+import path from 'node:path'
+import { call } from '../protocol/rpc.ts'
+import { jobsSpec, type Assignment, type AttemptResult, type BlobRef, type PeerInfo } from '../protocol/jobs.ts'
+import { BgridError } from '../protocol/errors.ts'
+import type { BgridNode } from '../protocol/node.ts'
+import type { Logger } from './log.ts'
+import type { BlobStore } from '../cache/store.ts'
+import { fetchBlob } from '../cache/blob-protocol.ts'
+import { RunningAttempt, runAttempt, type RunAs } from './executor.ts'
+import type { Claim } from './claim-book.ts'
+
+export interface WorkerSessionOptions {
+  node: BgridNode
+  claim: Claim
+  store: BlobStore
+  dataDir: string
+  slots: number
+  runAs?: RunAs
+  log: Logger
+  /** the coordinator said the run is over */
+  onDone: () => void
+  /** pids of running tasks changed (for the owner-load meter) */
+  onPids?: (pids: number[]) => void
+}
+
+export class WorkerSession {
+  readonly claim: Claim
+  readonly runDir: string
+  readonly running = new Map<string, RunningAttempt>()
+  /** peers of this run, allowed to read our blobs */
+  readonly runPeers = new Set<string>()
+  private readonly opts: WorkerSessionOptions
+  private readonly results: AttemptResult[] = []
+  private readonly fetching = new Map<string, Promise<number>>()
+  private readonly abort = new AbortController()
+  private wake: () => void = () => {}
+  private longPoll = false
+  private suspended = false
+  private stopped = false
+  private loopDone?: Promise<void>
+
+  constructor (opts: WorkerSessionOptions) {
+    this.opts = opts
+    this.claim = opts.claim
+    this.runDir = path.join(opts.dataDir, 'runs', opts.claim.run)
+    this.runPeers.add(opts.claim.coordinator)
+  }
+
+  start (): void {
+    const { node, claim } = this.opts
+    const addrs = claim.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+    if (addrs.length > 0) node.peerStore.merge(peerIdFromString(claim.coordinator), { multiaddrs: addrs }).catch(() => {})
+    this.loopDone = this.loop().catch(err => { this.opts.log.error('worker loop failed', { err: String(err) }) })
+  }
+
+  private usedCores (): number {
+    let n = 0
+    for (const r of this.running.values()) n += Math.max(1, r.assignment.cores)
+    return n
+  }
+
+  private async sleepUntilWoken (ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const t = setTimeout(() => { this.wake = () => {}; resolve() }, ms)
+      this.wake = () => { clearTimeout(t); this.wake = () => {}; resolve() }
+    })
+  }
+
+  private async loop (): Promise<void> {
+    let backoff = 100
+    while (!this.stopped) {
+      const free = this.suspended ? 0 : Math.max(0, this.opts.slots - this.usedCores())
+      const wantLongPoll = free > 0 && this.results.length === 0 && !this.longPoll
+      if (wantLongPoll) {
+        this.longPoll = true
+        this.exchange(free, true).then(() => { backoff = 100 }, async (err) => {
+          this.opts.log.debug('pull failed', { err: String(err) })
+          await new Promise(resolve => setTimeout(resolve, backoff))
+          backoff = Math.min(2000, backoff * 2)
+        }).finally(() => { this.longPoll = false; this.wake() })
+      } else if (this.results.length > 0) {
+        try {
+          await this.exchange(this.longPoll ? 0 : free, false)
+          backoff = 100
+          continue
+        } catch (err) {
+          this.opts.log.debug('report failed', { err: String(err) })
+          await new Promise(resolve => setTimeout(resolve, backoff))
+          backoff = Math.min(2000, backoff * 2)
+          continue
+        }
+      }
+      if (this.stopped) break
+      await this.sleepUntilWoken(5000)
+    }
+  }
+
+  private async exchange (want: number, longPoll: boolean): Promise<void> {
+    const results = this.results.splice(0, 512)
+    let reply
+    try {
+      reply = await call(this.opts.node, peerIdFromString(this.claim.coordinator), jobsSpec, {
+        op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results
+      }, { signal: this.abort.signal, timeoutMs: longPoll ? jobsSpec.timeoutMs : 10_000 })
+    } catch (err) {
+      // not delivered: keep them for the next exchange (the coordinator de-duplicates by attempt id)
+      this.results.unshift(...results)
+      if (err instanceof BgridError && (err.code === 'NOT_CLAIMED' || err.code === 'UNAUTHORISED')) {
+        this.opts.log.warn('coordinator no longer knows this worker', { code: err.code })
+      }
+      throw err
+    }
+    this.learnPeers(reply.peers)
+    for (const ref of reply.prefetch) this.prefetch(ref)
+    for (const a of reply.jobs) this.launch(a)
+    if (reply.done && this.running.size === 0 && this.results.length === 0) {
+      this.stopped = true
+      this.opts.onDone()
+    }
+  }
+
+  private learnPeers (peers: PeerInfo[]): void {
+    for (const p of peers) {
+      this.runPeers.add(p.id)
+      if (p.id === this.opts.node.peerId.toString()) continue
+      const addrs = p.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+      if (addrs.length > 0) this.opts.node.peerStore.merge(peerIdFromString(p.id), { multiaddrs: addrs }).catch(() => {})
+    }
+  }
+
+  /** Fetch a blob once, however many jobs or prefetch hints ask for it. */
+  fetch (ref: BlobRef): Promise<number> {
+    const { store, node } = this.opts
+    if (store.has(ref.hash)) return Promise.resolve(0)
+    let p = this.fetching.get(ref.hash)
+    if (p === undefined) {
+      p = (async () => {
+        try {
+          return (await fetchBlob(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal })).bytes
+        } catch (err) {
+          if (!(err instanceof BgridError && err.code === 'HASH_MISMATCH')) throw err
+          // a corrupt transfer was thrown away: once more, holders in another order
+          return (await fetchBlob(node, store, ref.hash, ref.size, [...ref.holders].reverse(), { signal: this.abort.signal })).bytes
+        }
+      })().finally(() => { this.fetching.delete(ref.hash) })
+      this.fetching.set(ref.hash, p)
+    }
+    return p
+  }
+
+  private prefetch (ref: BlobRef): void {
+    this.fetch(ref).catch(err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
+  }
+
+  private launch (a: Assignment): void {
+    if (this.running.has(a.attempt)) return
+    const r = new RunningAttempt(a)
+    this.running.set(a.attempt, r)
+    if (this.suspended) r.suspend()
+    runAttempt(r, {
+      store: this.opts.store,
+      runDir: this.runDir,
+      runAs: this.opts.runAs,
+      ensureInputs: async (asg) => {
+        let bytesFetched = 0
+        let cacheHits = 0
+        await Promise.all(asg.inputs.map(async i => {
+          if (this.opts.store.has(i.hash) && !this.fetching.has(i.hash)) { cacheHits++; return }
+          bytesFetched += await this.fetch(i)
+        }))
+        return { bytesFetched, cacheHits }
+      }
+    }).then(res => {
+      this.running.delete(a.attempt)
+      this.opts.onPids?.(this.pids())
+      if (res.status !== 'ok') this.opts.log.info('attempt ended', { job: a.job, attempt: a.attempt, status: res.status, exit: res.exitCode, error: res.error })
+      this.results.push(res)
+      this.wake()
+    }, err => {
+      this.running.delete(a.attempt)
+      this.results.push({ attempt: a.attempt, status: 'lost', exitCode: null, signal: null, error: String(err), outputs: [], startedAt: Date.now(), endedAt: Date.now(), inputWaitMs: 0, bytesFetched: 0, cacheHits: 0 })
+      this.wake()
+    })
+    setImmediate(() => { this.opts.onPids?.(this.pids()) })
+  }
+
+  pids (): number[] {
+    return [...this.running.values()].flatMap(r => r.child?.pid !== undefined ? [r.child.pid] : [])
+  }
+
+  /** The owner is back: freeze our tasks (SIGSTOP) and take no new ones. */
+  suspend (): void {
+    this.suspended = true
+    for (const r of this.running.values()) r.suspend()
+  }
+
+  resume (): void {
+    this.suspended = false
+    for (const r of this.running.values()) r.resume()
+    this.wake()
+  }
+
+  /** Suspended too long: give the tasks back to the coordinator. */
+  vacate (): void {
+    for (const r of this.running.values()) r.kill('preempted: the owner is using this machine')
+  }
+
+  /** End the session: kill what runs for this coordinator and clean its sandboxes. */
+  async stop (why: string): Promise<void> {
+    this.stopped = true
+    for (const r of this.running.values()) r.kill(why)
+    this.abort.abort(new BgridError('NOT_CLAIMED', why))
+    this.wake()
+    await this.loopDone
+    // let the killed processes be reaped before deleting their directories
+    const deadline = Date.now() + 3000
+    while (this.running.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    await rm(this.runDir, { recursive: true, force: true }).catch(() => {})
+  }
+}

@@ -1,0 +1,142 @@
+// /bgrid/jobs/1.0.0, served by a coordinator: its workers pull jobs (XtremWeb's
+// "work request"), report results and say they are alive ("work alive") in one message.
+import { ajv, type ProtocolSpec } from './rpc.ts'
+import { RUN_ID, HASH, ATTEMPT_ID, JOB_ID, REL_PATH, SIZE, PEER_ID, MULTIADDR } from './schemas.ts'
+
+export const JOBS_PROTOCOL = '/bgrid/jobs/1.0.0'
+
+export interface BlobRef { hash: string, size: number, holders: string[] }
+export interface InputRef extends BlobRef { name: string }
+
+export interface Assignment {
+  attempt: string
+  job: string
+  cmd: string[]
+  env: Record<string, string>
+  timeoutMs: number
+  cores: number
+  inputs: InputRef[]
+  outputs: string[]
+}
+
+export interface FileResult { name: string, hash: string, size: number }
+export interface LogResult { hash: string, size: number, tail: string }
+
+export interface AttemptResult {
+  attempt: string
+  /** ok: exit 0 and every output present; failed: ran and failed; lost: could not run (inputs, sandbox); preempted: owner came back */
+  status: 'ok' | 'failed' | 'lost' | 'preempted'
+  exitCode: number | null
+  signal: string | null
+  error?: string
+  outputs: FileResult[]
+  stdout?: LogResult
+  stderr?: LogResult
+  startedAt: number
+  endedAt: number
+  /** ms spent waiting for input bytes before the process started */
+  inputWaitMs: number
+  /** input bytes fetched over the network / served from the local cache */
+  bytesFetched: number
+  cacheHits: number
+}
+
+export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[] }
+export interface PeerInfo { id: string, addrs: string[] }
+export interface PullReply { ok: true, jobs: Assignment[], prefetch: BlobRef[], peers: PeerInfo[], done: boolean }
+
+const blobRef = {
+  type: 'object',
+  required: ['hash', 'size', 'holders'],
+  additionalProperties: false,
+  properties: { hash: HASH, size: SIZE, holders: { type: 'array', maxItems: 64, items: PEER_ID } }
+} as const
+
+const logResult = {
+  type: 'object',
+  required: ['hash', 'size', 'tail'],
+  additionalProperties: false,
+  properties: { hash: HASH, size: SIZE, tail: { type: 'string', maxLength: 8192 } }
+} as const
+
+const result = {
+  type: 'object',
+  required: ['attempt', 'status', 'exitCode', 'signal', 'outputs', 'startedAt', 'endedAt', 'inputWaitMs', 'bytesFetched', 'cacheHits'],
+  additionalProperties: false,
+  properties: {
+    attempt: ATTEMPT_ID,
+    status: { enum: ['ok', 'failed', 'lost', 'preempted'] },
+    exitCode: { type: ['integer', 'null'] },
+    signal: { type: ['string', 'null'], maxLength: 16 },
+    error: { type: 'string', maxLength: 4096 },
+    outputs: {
+      type: 'array',
+      maxItems: 4096,
+      items: { type: 'object', required: ['name', 'hash', 'size'], additionalProperties: false, properties: { name: REL_PATH, hash: HASH, size: SIZE } }
+    },
+    stdout: logResult,
+    stderr: logResult,
+    startedAt: { type: 'number' },
+    endedAt: { type: 'number' },
+    inputWaitMs: { type: 'number', minimum: 0 },
+    bytesFetched: SIZE,
+    cacheHits: SIZE
+  }
+} as const
+
+const request = ajv.compile<PullRequest>({
+  type: 'object',
+  required: ['op', 'run', 'want', 'running', 'results'],
+  additionalProperties: false,
+  properties: {
+    op: { const: 'pull' },
+    run: RUN_ID,
+    want: { type: 'integer', minimum: 0, maximum: 1024 },
+    running: { type: 'array', maxItems: 1024, items: ATTEMPT_ID },
+    results: { type: 'array', maxItems: 1024, items: result }
+  }
+})
+
+const assignment = {
+  type: 'object',
+  required: ['attempt', 'job', 'cmd', 'env', 'timeoutMs', 'cores', 'inputs', 'outputs'],
+  additionalProperties: false,
+  properties: {
+    attempt: ATTEMPT_ID,
+    job: JOB_ID,
+    cmd: { type: 'array', minItems: 1, maxItems: 4096, items: { type: 'string', maxLength: 65536 } },
+    env: { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 32768 } },
+    timeoutMs: { type: 'integer', minimum: 0 },
+    cores: { type: 'number', minimum: 0 },
+    inputs: {
+      type: 'array',
+      maxItems: 4096,
+      items: { ...blobRef, required: [...blobRef.required, 'name'], properties: { ...blobRef.properties, name: REL_PATH } }
+    },
+    outputs: { type: 'array', maxItems: 4096, items: REL_PATH }
+  }
+} as const
+
+const reply = ajv.compile<PullReply>({
+  type: 'object',
+  required: ['ok', 'jobs', 'prefetch', 'peers', 'done'],
+  additionalProperties: false,
+  properties: {
+    ok: { const: true },
+    jobs: { type: 'array', maxItems: 1024, items: assignment },
+    prefetch: { type: 'array', maxItems: 4096, items: blobRef },
+    peers: {
+      type: 'array',
+      maxItems: 4096,
+      items: { type: 'object', required: ['id', 'addrs'], additionalProperties: false, properties: { id: PEER_ID, addrs: { type: 'array', maxItems: 16, items: MULTIADDR } } }
+    },
+    done: { type: 'boolean' }
+  }
+})
+
+export const jobsSpec: ProtocolSpec<PullRequest, PullReply> = {
+  id: JOBS_PROTOCOL, request, reply, maxBytes: 16 * 1024 * 1024, timeoutMs: 30_000, maxInboundStreams: 64
+}
+
+/** How long a coordinator may hold a pull open when it has nothing to give (long poll). */
+export const PULL_WAIT_MS = 10_000

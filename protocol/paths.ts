@@ -1,0 +1,25 @@
+// Path checks for every file name that crosses a trust boundary.
+import path from 'node:path'
+import { BgridError } from './errors.ts'
+
+/** Why a relative file name is unsafe, or null if it is fine. */
+export function unsafeRelPath (name: string): string | null {
+  if (name.length === 0) return 'empty file name'
+  if (name.includes('\0')) return 'NUL byte in file name'
+  if (name.includes('\\')) return 'backslash in file name'
+  if (path.posix.isAbsolute(name)) return 'absolute path'
+  const parts = name.split('/')
+  if (parts.some(p => p === '..')) return '".." in path'
+  if (parts.some(p => p === '' || p === '.')) return 'empty or "." path component'
+  return null
+}
+
+/** Join a relative name under a root, refusing anything that escapes it. */
+export function safeJoin (root: string, name: string): string {
+  const why = unsafeRelPath(name)
+  if (why !== null) throw new BgridError('PATH', `${JSON.stringify(name)}: ${why}`)
+  const full = path.resolve(root, name)
+  const base = path.resolve(root)
+  if (full !== base && !full.startsWith(base + path.sep)) throw new BgridError('PATH', `${JSON.stringify(name)} escapes its directory`)
+  return full
+}

@@ -1,0 +1,104 @@
+// DNS-SD TXT record codec for `_bgrid._tcp` (pure). See docs/protocol.md.
+import { isNodeState, type NodeState } from '../daemon/node-state.ts'
+
+export const SERVICE_TYPE = 'bgrid'           // _bgrid._tcp
+export const TXT_VERSION = 1
+export const MAX_TXT_STRING = 255
+export const MAX_TXT_TOTAL = 1300
+
+export interface NodeAd {
+  v: number
+  state: NodeState
+  peer: string
+  port: number
+  cores: number
+  mhz: number
+  /** MiB available */
+  ram: number
+  /** MiB free in the data dir */
+  disk: number
+  /** owner's + our load, fraction of the machine 0..1 */
+  load: number
+  /** price per core-hour, any unit the grid agrees on */
+  cost: number
+  coord?: string
+  arch: string
+  os: string
+  /** cores still free for new jobs (a claimed worker may have spare slots) */
+  slots?: number
+}
+
+export type TxtRecord = Record<string, string>
+
+function num (x: number, digits = 0): string {
+  return digits === 0 ? String(Math.round(x)) : x.toFixed(digits)
+}
+
+export function encodeTxt (ad: NodeAd): TxtRecord {
+  const txt: TxtRecord = {
+    v: String(ad.v),
+    state: ad.state,
+    peer: ad.peer,
+    p2p: String(ad.port),
+    cores: num(ad.cores),
+    mhz: num(ad.mhz),
+    ram: num(ad.ram),
+    disk: num(ad.disk),
+    load: num(ad.load, 2),
+    cost: String(ad.cost),
+    arch: ad.arch,
+    os: ad.os
+  }
+  if (ad.coord !== undefined) txt.coord = ad.coord
+  if (ad.slots !== undefined) txt.slots = num(ad.slots)
+  let total = 0
+  for (const [k, v] of Object.entries(txt)) {
+    const len = Buffer.byteLength(`${k}=${v}`)
+    if (len > MAX_TXT_STRING) throw new Error(`TXT string ${k} is ${len} bytes (max ${MAX_TXT_STRING})`)
+    total += len + 1
+  }
+  if (total > MAX_TXT_TOTAL) throw new Error(`TXT record is ${total} bytes (max ${MAX_TXT_TOTAL})`)
+  return txt
+}
+
+export type DecodeResult = { ok: true, ad: NodeAd } | { ok: false, reason: string }
+
+const PEER_RE = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/ // base58btc peer ids
+const TOKEN_RE = /^[A-Za-z0-9_.-]{1,32}$/
+
+function nonNegative (txt: Record<string, unknown>, key: string, integer: boolean): number | string {
+  const raw = txt[key]
+  if (typeof raw !== 'string' || raw === '') return `missing ${key}`
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) return `bad ${key}=${raw}`
+  return n
+}
+
+/** Decode a browsed TXT record. Unknown keys are ignored (forward compatible). */
+export function decodeTxt (txt: Record<string, unknown> | undefined): DecodeResult {
+  if (txt === undefined || txt === null) return { ok: false, reason: 'no TXT record' }
+  const v = nonNegative(txt, 'v', true)
+  if (typeof v === 'string') return { ok: false, reason: v }
+  if (v !== TXT_VERSION) return { ok: false, reason: `unsupported version v=${v}` }
+  if (!isNodeState(txt.state)) return { ok: false, reason: `bad state=${String(txt.state)}` }
+  if (typeof txt.peer !== 'string' || !PEER_RE.test(txt.peer)) return { ok: false, reason: 'bad peer id' }
+  const fields: Record<string, number> = {}
+  for (const [key, integer] of [['p2p', true], ['cores', true], ['mhz', true], ['ram', true], ['disk', true], ['load', false], ['cost', false]] as const) {
+    const n = nonNegative(txt, key, integer)
+    if (typeof n === 'string') return { ok: false, reason: n }
+    fields[key] = n
+  }
+  if (fields.p2p < 1 || fields.p2p > 65535) return { ok: false, reason: `bad p2p=${fields.p2p}` }
+  const arch = typeof txt.arch === 'string' && TOKEN_RE.test(txt.arch) ? txt.arch : 'unknown'
+  const os = typeof txt.os === 'string' && TOKEN_RE.test(txt.os) ? txt.os : 'unknown'
+  const ad: NodeAd = {
+    v, state: txt.state, peer: txt.peer, port: fields.p2p, cores: fields.cores, mhz: fields.mhz,
+    ram: fields.ram, disk: fields.disk, load: fields.load, cost: fields.cost, arch, os
+  }
+  if (typeof txt.coord === 'string' && PEER_RE.test(txt.coord)) ad.coord = txt.coord
+  if (typeof txt.slots === 'string') {
+    const s = nonNegative(txt, 'slots', true)
+    if (typeof s === 'number') ad.slots = s
+  }
+  return { ok: true, ad }
+}

@@ -56,6 +56,9 @@ export function exitCodeFor (err: unknown): number {
 
 export function errorMessage (err: unknown): string {
   if (err instanceof BgridError) return `${err.code}: ${err.message}`
-  if (err instanceof Error) return err.message
+  if (err instanceof Error) {
+    const cause = (err as any).cause
+    return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message
+  }
   return String(err)
 }

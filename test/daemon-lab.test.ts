@@ -1,0 +1,133 @@
+// The node daemon for real: processes in network namespaces, real mDNS, real libp2p.
+import t from 'tap'
+import path from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { Cluster, type Proc } from '../testbed/cluster.ts'
+import { canMakeNamespaces } from '../testbed/netns.ts'
+import { newGridKey } from '../daemon/grid-key.ts'
+
+const PROBE = path.join(import.meta.dirname, '..', 'testbed', 'probe.ts')
+
+function lines (p: Proc): any[] {
+  return p.stdout.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l))
+}
+
+if (!canMakeNamespaces()) {
+  t.plan(0, 'needs root and ip netns: daemons run in their own network namespaces')
+} else {
+  const cluster = new Cluster()
+  t.teardown(async () => { await cluster.stop() })
+  const viewer = cluster.lab.addHost()
+  const probeHost = cluster.lab.addHost()
+  const probe = (args: string[]): Proc => cluster.spawn(probeHost, [process.execPath, PROBE, ...args])
+  const addrOf = (d: { host: { ip: string }, port: number, peer: string }): string => `/ip4/${d.host.ip}/tcp/${d.port}/p2p/${d.peer}`
+
+  const daemons = await cluster.startDaemons(3)
+
+  t.test('three daemons appear in `bgrid peers --json` run from a fourth namespace', async t => {
+    const res = await cluster.runCli(viewer, ['peers', '--json', '--timeout', '2'])
+    t.equal(res.code, 0, res.stderr)
+    const nodes = JSON.parse(res.stdout) as any[]
+    t.same(nodes.map(n => n.peer).sort(), daemons.map(d => d.peer).sort(), 'exactly our three daemons')
+    for (const n of nodes) {
+      t.equal(n.state, 'idle')
+      t.ok(n.cores >= 1 && n.ram > 0 && n.mhz >= 0, 'resources advertised')
+      t.equal(n.port, 4001)
+      t.match(n.addresses[0], /^10\./, 'address inside the lab')
+    }
+    const table = await cluster.runCli(viewer, ['peers', '--timeout', '1.5'])
+    t.match(table.stdout, /NAME\s+STATE\s+CORES/, 'condor_status-like table')
+    t.match(table.stdout, /3 node\(s\): 3 idle/)
+  })
+
+  t.test('a claim is seen by a browser as a state change; release makes the node idle again', async t => {
+    const d = daemons[0]
+    const watch = cluster.cli(viewer, ['peers', '--watch', '--json', '--timeout', '30'])
+    const seen = (state: string) => () => lines(watch).find(e => e.peer === d.peer && e.state === state && e.event !== 'down')
+    await watch.until(seen('idle'), 10_000, 'the watcher to see the idle node')
+    const claim = probe(['--addr', addrOf(d), '--op', 'hold', '--run', 'r1', '--lease', '3000', '--hold', '2500'])
+    const connected = await claim.until(() => lines(claim).find(e => e.op === 'claim'), 15_000, 'the claim reply')
+    t.equal(connected.ok, true, 'claim granted')
+    t.equal(connected.state, 'worker')
+    t.ok(connected.offer.cores >= 1, 'the grant carries a fresh resource offer')
+    const tClaim = Date.now()
+    const ev = await watch.until(seen('worker'), 5000, 'the watcher to see state worker')
+    t.ok(Date.now() - tClaim < 2000, `state change seen in ${Date.now() - tClaim} ms`)
+    t.equal(ev.coord !== undefined, true, 'coordinator peer id advertised while claimed')
+    await claim.done(15_000)
+    const rel = probe(['--addr', addrOf(d), '--op', 'release', '--run', 'r1'])
+    await rel.done(15_000)
+    // the prober is a new identity: its release is refused; the lease then expires
+    t.equal(lines(rel).find(e => e.op === 'release')?.code, 'NOT_CLAIMED', 'only the claimant may release')
+    await d.waitLog(e => e.msg === 'lease expired: coordinator silent', 10_000, 'lease expiry')
+    await watch.until(() => lines(watch).filter(e => e.peer === d.peer && e.state === 'idle').length >= 2 ? true : undefined, 10_000, 'idle again')
+    watch.kill()
+  })
+
+  t.test('five concurrent claimants for one worker: exactly one grant', async t => {
+    const d = daemons[1]
+    const at = Date.now() + 2500
+    const ps = Array.from({ length: 5 }, (_, i) => probe(['--addr', addrOf(d), '--op', 'claim', '--run', `race${i}`, '--lease', '2000', '--at', String(at)]))
+    await Promise.all(ps.map(async p => await p.done(20_000)))
+    const replies = ps.map(p => lines(p).find(e => e.op === 'claim'))
+    t.equal(replies.filter(r => r?.ok === true).length, 1, 'one winner')
+    t.equal(replies.filter(r => r?.ok === false && r.code === 'BUSY').length, 4, 'four told BUSY')
+    await d.waitLog(e => e.msg === 'state' && e.to === 'idle', 10_000, 'lease expiry back to idle')
+  })
+
+  t.test('malformed, oversize, wrong-version and unauthorised messages are refused; the daemon keeps serving', async t => {
+    const d = daemons[2]
+    const run = async (args: string[]): Promise<any> => {
+      const p = probe(['--addr', addrOf(d), ...args])
+      await p.done(20_000)
+      return lines(p).find(e => e.op !== undefined && e.event === undefined)
+    }
+    const notJson = await run(['--op', 'raw', '--payload', Buffer.from('{"op": claim').toString('hex')])
+    t.equal(notJson.reply.error.code, 'BAD_REQUEST')
+    const wrongShape = await run(['--op', 'raw', '--payload', Buffer.from(JSON.stringify({ op: 'claim', v: 1, run: '../../etc', leaseMs: 5 })).toString('hex')])
+    t.equal(wrongShape.reply.error.code, 'BAD_REQUEST')
+    const unknownField = await run(['--op', 'raw', '--payload', Buffer.from(JSON.stringify({ op: 'release', run: 'x', extra: 1 })).toString('hex')])
+    t.equal(unknownField.reply.error.code, 'BAD_REQUEST')
+    const oversize = await run(['--op', 'raw', '--size', String(64 * 1024)])
+    t.equal(oversize.reply.error.code, 'TOO_LARGE')
+    const version = await run(['--op', 'claim', '--v', '9'])
+    t.equal(version.code, 'VERSION')
+    const ok = await run(['--op', 'claim', '--run', 'after-bad', '--lease', '1500'])
+    t.equal(ok.ok, true, 'a good claim is still served')
+    t.ok(d.events.filter(e => e.msg === 'refused').length >= 5, 'each refusal logged')
+    await d.waitLog(e => e.msg === 'state' && e.to === 'idle', 10_000, 'back to idle')
+  })
+
+  t.test('allow-list: claims from other coordinators are refused with `policy`', async t => {
+    const d = await cluster.startDaemon(['--always-available', '--allow-coordinator', daemons[0].peer])
+    const p = probe(['--addr', addrOf(d), '--op', 'claim'])
+    await p.done(20_000)
+    t.equal(lines(p).find(e => e.op === 'claim')?.code, 'POLICY')
+  })
+
+  t.test('private grid: a peer without the grid key cannot connect; with it, it can', async t => {
+    const keyFile = path.join(cluster.tmp, 'grid.key')
+    writeFileSync(keyFile, newGridKey())
+    const d = await cluster.startDaemon(['--always-available', '--grid-key', keyFile])
+    const without = probe(['--addr', addrOf(d), '--op', 'claim', '--timeout', '3000'])
+    await without.done(20_000)
+    const r1 = lines(without).find(e => e.op === 'claim')
+    t.equal(r1?.code, 'UNREACHABLE', 'no connection without the key')
+    const withKey = probe(['--addr', addrOf(d), '--op', 'claim', '--grid-key', keyFile, '--lease', '1500'])
+    await withKey.done(20_000)
+    t.equal(lines(withKey).find(e => e.op === 'claim')?.ok, true, 'claim works with the key')
+  })
+
+  t.test('SIGTERM sends a goodbye: the node disappears from `bgrid peers`', async t => {
+    const d = await cluster.startDaemon(['--always-available'])
+    const watch = cluster.cli(viewer, ['peers', '--watch', '--json', '--timeout', '30'])
+    await watch.until(() => lines(watch).find(e => e.peer === d.peer), 10_000, 'the node to be seen')
+    d.kill('SIGTERM')
+    const { code } = await d.done(15_000)
+    t.equal(code, 0, 'clean exit')
+    await watch.until(() => lines(watch).find(e => e.peer === d.peer && e.event === 'down'), 5000, 'a down event')
+    watch.kill()
+    const res = await cluster.runCli(viewer, ['peers', '--json', '--timeout', '1.5'])
+    t.notOk((JSON.parse(res.stdout) as any[]).some(n => n.peer === d.peer), 'gone from the listing')
+  })
+}

@@ -1,0 +1,137 @@
+// Daemons as real child processes, each in its own namespace of a Lab; helpers to
+// run the CLI beside them and to wait for log events (never for a fixed sleep).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Lab, type LabHost, type LabOptions } from './netns.ts'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const BGRID = path.join(ROOT, 'bin', 'bgrid.ts')
+
+export interface LogEvent { msg: string, [k: string]: unknown }
+
+export class Proc {
+  readonly child: ChildProcess
+  readonly events: LogEvent[] = []
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<{ code: number | null, signal: string | null }>
+  private waiters: Array<() => void> = []
+
+  constructor (child: ChildProcess) {
+    this.child = child
+    let errBuf = ''
+    child.stdout?.setEncoding('utf8')
+    child.stderr?.setEncoding('utf8')
+    child.stdout?.on('data', (c: string) => { this.stdout += c; this.notify() })
+    child.stderr?.on('data', (c: string) => {
+      this.stderr += c
+      errBuf += c
+      let nl
+      while ((nl = errBuf.indexOf('\n')) >= 0) {
+        const line = errBuf.slice(0, nl)
+        errBuf = errBuf.slice(nl + 1)
+        if (line.startsWith('{')) { try { this.events.push(JSON.parse(line)) } catch {} }
+      }
+      this.notify()
+    })
+    this.exited = new Promise(resolve => { child.on('exit', (code, signal) => { resolve({ code, signal }); this.notify() }) })
+  }
+
+  get pid (): number { return this.child.pid ?? -1 }
+  get alive (): boolean { return this.child.exitCode === null && this.child.signalCode === null }
+
+  private notify (): void { for (const w of this.waiters.splice(0)) w() }
+
+  /** Wait until pred() holds, re-checked on every output or exit; fails after timeoutMs. */
+  async until<T> (pred: () => T | undefined | false, timeoutMs: number, what: string): Promise<T> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const v = pred()
+      if (v !== undefined && v !== false) return v
+      if (!this.alive) throw new Error(`process ${this.pid} exited (${String(this.child.exitCode ?? this.child.signalCode)}) while waiting for ${what}\n--- stderr tail ---\n${this.stderr.slice(-3000)}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n--- stderr tail ---\n${this.stderr.slice(-3000)}`)
+      await new Promise<void>(resolve => {
+        const t = setTimeout(resolve, Math.min(left, 250))
+        this.waiters.push(() => { clearTimeout(t); resolve() })
+      })
+    }
+  }
+
+  async waitLog (match: (e: LogEvent) => boolean, timeoutMs: number, what: string, from = 0): Promise<LogEvent> {
+    return await this.until(() => this.events.slice(from).find(match), timeoutMs, what)
+  }
+
+  async done (timeoutMs: number): Promise<{ code: number | null, signal: string | null }> {
+    let t: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => { t = setTimeout(() => { reject(new Error(`process ${this.pid} still running after ${timeoutMs} ms\n${this.stderr.slice(-3000)}`)) }, timeoutMs) })
+    try { return await Promise.race([this.exited, timeout]) } finally { clearTimeout(t) }
+  }
+
+  kill (sig: NodeJS.Signals = 'SIGTERM'): void { if (this.alive) { try { process.kill(this.pid, sig) } catch {} } }
+}
+
+export interface DaemonProc extends Proc { host: LabHost, peer: string, port: number, dataDir: string }
+
+export class Cluster {
+  readonly lab: Lab
+  readonly tmp: string
+  readonly daemons: DaemonProc[] = []
+  readonly procs: Proc[] = []
+  private counter = 0
+
+  constructor (opts: LabOptions = {}) {
+    this.lab = new Lab(opts)
+    this.tmp = mkdtempSync(path.join(os.tmpdir(), 'bgrid-lab-'))
+  }
+
+  spawn (host: LabHost, argv: string[], env: Record<string, string> = {}): Proc {
+    const full = this.lab.exec(host, argv)
+    const child = spawn(full[0], full.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    const p = new Proc(child)
+    this.procs.push(p)
+    return p
+  }
+
+  /** Run the bgrid CLI inside a host's namespace. */
+  cli (host: LabHost, args: string[], env: Record<string, string> = {}): Proc {
+    return this.spawn(host, [process.execPath, BGRID, ...args], env)
+  }
+
+  async runCli (host: LabHost, args: string[], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+    const p = this.cli(host, args, env)
+    const { code } = await p.done(timeoutMs)
+    return { code, stdout: p.stdout, stderr: p.stderr }
+  }
+
+  async startDaemon (args: string[] = ['--always-available'], host?: LabHost, name?: string): Promise<DaemonProc> {
+    const h = host ?? this.lab.addHost()
+    const dataDir = path.join(this.tmp, name ?? `d${++this.counter}`)
+    const p = this.cli(h, ['daemon', '--data-dir', dataDir, '--json-logs', '--port', '4001', '--sample', '500', ...args], { BGRID_LOG_LEVEL: 'debug' }) as DaemonProc
+    const started = await p.waitLog(e => e.msg === 'daemon started', 20_000, `daemon in ${h.ns} to start`)
+    p.host = h
+    p.peer = String(started.peer)
+    p.port = Number(started.port)
+    p.dataDir = dataDir
+    this.daemons.push(p)
+    return p
+  }
+
+  async startDaemons (n: number, args?: string[]): Promise<DaemonProc[]> {
+    const out: DaemonProc[] = []
+    for (let i = 0; i < n; i++) out.push(this.startDaemon(args) as unknown as DaemonProc)
+    return await Promise.all(out)
+  }
+
+  async stop (): Promise<void> {
+    for (const p of this.procs) p.kill('SIGTERM')
+    await Promise.all(this.procs.map(async p => {
+      try { await p.done(12_000) } catch { p.kill('SIGKILL'); await p.exited }
+    }))
+    this.lab.destroySync()
+    rmSync(this.tmp, { recursive: true, force: true })
+  }
+}

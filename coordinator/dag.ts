@@ -1,0 +1,246 @@
+// dag.json: load, validate (JSON Schema with ajv, then the graph), normalise.
+// Every error names the job and the field; all errors are reported at once.
+import { readFileSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { Ajv } from 'ajv'
+import { BgridError } from '../protocol/errors.ts'
+import { unsafeRelPath } from '../protocol/paths.ts'
+import { parseExpr, DEFAULT_RANK, type Expr } from './expr.ts'
+
+const schema = JSON.parse(readFileSync(new URL('../schema/dag.schema.json', import.meta.url), 'utf8'))
+const validateSchema = new Ajv({ allErrors: true, strict: false }).compile(schema)
+
+export type InputSource = { kind: 'file', path: string, rel: string } | { kind: 'job', job: string, file: string }
+export interface InputSpec { name: string, source: InputSource }
+
+export interface JobSpec {
+  id: string
+  cmd: string[]
+  after: string[]
+  inputs: InputSpec[]
+  outputs: string[]
+  env: Record<string, string>
+  retries: number
+  timeoutMs: number
+  requirements: Expr | null
+  cores: number
+  ram: number
+  runtime: number
+}
+
+export interface Dag {
+  name: string
+  dir: string
+  workers: { min: number, max: number }
+  requirements: Expr | null
+  rank: Expr
+  middleware: 'native' | 'boinc'
+  quorum: number
+  collect: 'sinks' | 'all'
+  jobs: JobSpec[]
+  byId: Map<string, JobSpec>
+  children: Map<string, string[]>
+  /** jobs in a topological order */
+  order: string[]
+}
+
+const MAX_ERRORS = 25
+
+class Problems {
+  readonly list: string[] = []
+  add (msg: string): void { if (this.list.length < MAX_ERRORS) this.list.push(msg) }
+  get any (): boolean { return this.list.length > 0 }
+}
+
+function where (raw: any, instancePath: string): string {
+  const m = /^\/jobs\/(\d+)(\/.*)?$/.exec(instancePath)
+  if (m === null) return instancePath === '' ? 'dag' : instancePath.slice(1).replace(/\//g, '.')
+  const i = Number(m[1])
+  const id = raw?.jobs?.[i]?.id
+  const field = (m[2] ?? '').slice(1).replace(/\//g, '.')
+  return `job ${typeof id === 'string' ? JSON.stringify(id) : `#${i}`} (jobs[${i}])${field !== '' ? ` field ${field}` : ''}`
+}
+
+export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boolean } = {}): Dag {
+  const problems = new Problems()
+  if (!validateSchema(raw)) {
+    const seen = new Set<string>()
+    for (const e of validateSchema.errors ?? []) {
+      // oneOf branches repeat themselves: keep the most useful line per place
+      if (e.keyword === 'oneOf' || e.keyword === 'if') continue
+      const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as any).additionalProperty)}"` : e.keyword === 'enum' ? ` (${((e.params as any).allowedValues as unknown[]).join(', ')})` : ''
+      const line = `${where(raw, e.instancePath)}: ${e.message ?? 'invalid'}${extra}`
+      if (!seen.has(line)) { seen.add(line); problems.add(line) }
+    }
+    throw new BgridError('INVALID_DAG', `${file}: invalid DAG\n  ${problems.list.join('\n  ')}`)
+  }
+  const d = raw as any
+  const dir = path.dirname(path.resolve(file))
+  const defaults = d.defaults ?? {}
+  const byId = new Map<string, JobSpec>()
+  const exprOf = (src: string | undefined, what: string): Expr | null => {
+    if (src === undefined) return null
+    try { return parseExpr(src, what) } catch (err: any) { problems.add(err.message); return null }
+  }
+  const statCache = new Map<string, string | null>()
+  const checkFile = (abs: string): string | null => {
+    if (opts.checkFiles === false) return null
+    let why = statCache.get(abs)
+    if (why === undefined) {
+      try { why = statSync(abs).isFile() ? null : 'not a regular file' } catch (err: any) { why = err.code === 'ENOENT' ? 'no such file' : err.message }
+      statCache.set(abs, why ?? null)
+    }
+    return why ?? null
+  }
+
+  const rawJobs = d.jobs as any[]
+  for (const j of rawJobs) {
+    const label = `job ${JSON.stringify(j.id)}`
+    if (byId.has(j.id)) { problems.add(`${label}: duplicate id`); continue }
+    const cmd: string[] = typeof j.cmd === 'string' ? ['/bin/sh', '-c', j.cmd] : j.cmd
+    const outputs: string[] = j.outputs ?? []
+    const seenOut = new Set<string>()
+    for (const o of outputs) {
+      const why = unsafeRelPath(o)
+      if (why !== null) problems.add(`${label} field outputs: ${JSON.stringify(o)}: ${why}`)
+      if (seenOut.has(o)) problems.add(`${label} field outputs: ${JSON.stringify(o)} declared twice`)
+      seenOut.add(o)
+    }
+    const inputs: InputSpec[] = []
+    const names = new Set<string>()
+    for (const inp of (j.inputs ?? []) as Array<string | { src: string, as?: string }>) {
+      const src = typeof inp === 'string' ? inp : inp.src
+      let spec: InputSpec | undefined
+      const jm = /^job:([^/]+)\/(.+)$/.exec(src)
+      if (jm !== null) {
+        const name = typeof inp === 'string' ? jm[2] : (inp.as ?? jm[2])
+        spec = { name, source: { kind: 'job', job: jm[1], file: jm[2] } }
+      } else if (src.startsWith('job:')) {
+        problems.add(`${label} field inputs: ${JSON.stringify(src)}: expected job:<id>/<file>`)
+        continue
+      } else {
+        const why = unsafeRelPath(src)
+        if (why !== null) { problems.add(`${label} field inputs: ${JSON.stringify(src)}: ${why} (inputs are relative to the DAG file)`); continue }
+        const abs = path.join(dir, src)
+        const missing = checkFile(abs)
+        if (missing !== null) problems.add(`${label} field inputs: ${JSON.stringify(src)}: ${missing} (looked for ${abs})`)
+        spec = { name: typeof inp === 'string' ? src : (inp.as ?? src), source: { kind: 'file', path: abs, rel: src } }
+      }
+      const whyName = unsafeRelPath(spec.name)
+      if (whyName !== null) problems.add(`${label} field inputs: name ${JSON.stringify(spec.name)}: ${whyName}`)
+      if (names.has(spec.name)) problems.add(`${label} field inputs: two inputs named ${JSON.stringify(spec.name)} (use {"src": ..., "as": ...})`)
+      names.add(spec.name)
+      inputs.push(spec)
+    }
+    const job: JobSpec = {
+      id: j.id,
+      cmd,
+      after: [...new Set<string>(j.after ?? [])],
+      inputs,
+      outputs,
+      env: { ...(defaults.env ?? {}), ...(j.env ?? {}) },
+      retries: j.retries ?? defaults.retries ?? 2,
+      timeoutMs: Math.round((j.timeout ?? defaults.timeout ?? 0) * 1000),
+      requirements: exprOf(j.requirements, `${label} field requirements`),
+      cores: j.cores ?? defaults.cores ?? 1,
+      ram: j.ram ?? defaults.ram ?? 0,
+      runtime: j.runtime ?? 1
+    }
+    byId.set(job.id, job)
+  }
+  // edges: explicit `after` plus every job:<id>/ input
+  for (const job of byId.values()) {
+    const label = `job ${JSON.stringify(job.id)}`
+    for (const a of job.after) {
+      if (!byId.has(a)) problems.add(`${label} field after: unknown job ${JSON.stringify(a)}`)
+      if (a === job.id) problems.add(`${label} field after: depends on itself`)
+    }
+    for (const inp of job.inputs) {
+      if (inp.source.kind !== 'job') continue
+      const parent = byId.get(inp.source.job)
+      if (parent === undefined) { problems.add(`${label} field inputs: job:${inp.source.job}/${inp.source.file}: unknown job ${JSON.stringify(inp.source.job)}`); continue }
+      if (!parent.outputs.includes(inp.source.file)) problems.add(`${label} field inputs: job:${inp.source.job}/${inp.source.file}: job ${JSON.stringify(parent.id)} declares no output ${JSON.stringify(inp.source.file)}`)
+      if (!job.after.includes(parent.id) && parent.id !== job.id) job.after.push(parent.id)
+    }
+  }
+  const requirements = exprOf(d.requirements, 'dag field requirements')
+  const rank = exprOf(d.rank ?? DEFAULT_RANK, 'dag field rank') ?? parseExpr(DEFAULT_RANK)
+  const workers = { min: d.workers?.min ?? 1, max: d.workers?.max ?? 16 }
+  if (workers.min > workers.max) problems.add(`dag field workers: min ${workers.min} > max ${workers.max}`)
+  if (problems.any) throw new BgridError('INVALID_DAG', `${file}: invalid DAG\n  ${problems.list.join('\n  ')}`)
+
+  const children = new Map<string, string[]>()
+  for (const id of byId.keys()) children.set(id, [])
+  for (const job of byId.values()) for (const a of job.after) children.get(a)?.push(job.id)
+  const order = topoOrder(byId, children)
+  if (order.length !== byId.size) {
+    const cycle = findCycle(byId, new Set(order))
+    throw new BgridError('INVALID_DAG', `${file}: invalid DAG\n  the jobs form a cycle: ${cycle.join(' -> ')}`)
+  }
+  return {
+    name: d.name ?? path.basename(file, '.json'),
+    dir,
+    workers,
+    requirements,
+    rank,
+    middleware: d.middleware ?? 'native',
+    quorum: d.quorum ?? 2,
+    collect: d.collect ?? 'sinks',
+    jobs: [...byId.values()],
+    byId,
+    children,
+    order
+  }
+}
+
+function topoOrder (byId: Map<string, JobSpec>, children: Map<string, string[]>): string[] {
+  const indeg = new Map<string, number>()
+  for (const j of byId.values()) indeg.set(j.id, j.after.length)
+  const queue = [...byId.values()].filter(j => j.after.length === 0).map(j => j.id)
+  const order: string[] = []
+  for (let i = 0; i < queue.length; i++) {
+    const id = queue[i]
+    order.push(id)
+    for (const c of children.get(id) ?? []) {
+      const n = (indeg.get(c) ?? 0) - 1
+      indeg.set(c, n)
+      if (n === 0) queue.push(c)
+    }
+  }
+  return order
+}
+
+/** A cycle among the jobs that topological sorting could not place, as a path a -> b -> a. */
+function findCycle (byId: Map<string, JobSpec>, placed: Set<string>): string[] {
+  const left = [...byId.keys()].filter(id => !placed.has(id))
+  const color = new Map<string, number>()
+  const stack: string[] = []
+  const visit = (id: string): string[] | null => {
+    color.set(id, 1)
+    stack.push(id)
+    for (const p of byId.get(id)?.after ?? []) {
+      if (placed.has(p)) continue
+      if (color.get(p) === 1) return [...stack.slice(stack.indexOf(p)), p].reverse()
+      if (color.get(p) === undefined) { const c = visit(p); if (c !== null) return c }
+    }
+    stack.pop()
+    color.set(id, 2)
+    return null
+  }
+  for (const id of left) {
+    if (color.get(id) === undefined) { const c = visit(id); if (c !== null) return c }
+  }
+  return left.slice(0, 5)
+}
+
+export function loadDag (file: string): Dag {
+  let text: string
+  try { text = readFileSync(file, 'utf8') } catch (err: any) {
+    throw new BgridError('INVALID_DAG', `cannot read ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`)
+  }
+  let raw: unknown
+  try { raw = JSON.parse(text) } catch (err: any) {
+    throw new BgridError('INVALID_DAG', `${file}: not valid JSON: ${err.message}`)
+  }
+  return parseDag(raw, file)
+}

@@ -1,0 +1,168 @@
+// Requirement and rank expressions over node attributes, e.g.
+// `ram >= 2048 && cores >= 2` or `cores * mhz / (1 + cost)`. Parsed with jsep
+// (never eval), checked against a whitelist, evaluated by a small interpreter.
+import jsep from 'jsep'
+import { BgridError } from '../protocol/errors.ts'
+
+export const ATTRIBUTES = ['ram', 'cores', 'mhz', 'disk', 'load', 'cost', 'os', 'arch'] as const
+export type Attribute = typeof ATTRIBUTES[number]
+export type Attrs = Record<Attribute, number | string>
+
+const BINARY = new Set(['+', '-', '*', '/', '%', '<', '<=', '>', '>=', '==', '!=', '===', '!==', '&&', '||'])
+const UNARY = new Set(['!', '-', '+'])
+const FUNCTIONS: Record<string, (...a: number[]) => number> = { min: Math.min, max: Math.max, log: Math.log, sqrt: Math.sqrt }
+
+export interface Expr { source: string, ast: jsep.Expression }
+
+function fail (source: string, index: number, message: string, what: string): never {
+  const caret = `${source}\n${' '.repeat(Math.max(0, index))}^`
+  throw new BgridError('INVALID_DAG', `${what}: ${message} at column ${index + 1}\n${caret}`)
+}
+
+function indexOfWord (source: string, word: string): number {
+  const m = new RegExp(`\\b${word.replace(/[^A-Za-z0-9_$]/g, '')}\\b`).exec(source)
+  return m?.index ?? 0
+}
+
+function check (e: jsep.Expression, source: string, what: string): void {
+  switch (e.type) {
+    case 'Literal': {
+      const v = (e as jsep.Literal).value
+      if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') fail(source, indexOfWord(source, String((e as jsep.Literal).raw)), `unsupported literal ${(e as jsep.Literal).raw}`, what)
+      return
+    }
+    case 'Identifier': {
+      const name = (e as jsep.Identifier).name
+      if (name === 'true' || name === 'false') return
+      if (!(ATTRIBUTES as readonly string[]).includes(name)) fail(source, indexOfWord(source, name), `unknown attribute "${name}" (known: ${ATTRIBUTES.join(', ')})`, what)
+      return
+    }
+    case 'BinaryExpression': {
+      const b = e as jsep.BinaryExpression
+      if (!BINARY.has(b.operator)) fail(source, source.indexOf(b.operator), `operator ${b.operator} not allowed`, what)
+      check(b.left, source, what); check(b.right, source, what); return
+    }
+    case 'UnaryExpression': {
+      const u = e as jsep.UnaryExpression
+      if (!UNARY.has(u.operator)) fail(source, source.indexOf(u.operator), `operator ${u.operator} not allowed`, what)
+      check(u.argument, source, what); return
+    }
+    case 'ConditionalExpression': {
+      const c = e as jsep.ConditionalExpression
+      check(c.test, source, what); check(c.consequent, source, what); check(c.alternate, source, what); return
+    }
+    case 'CallExpression': {
+      const c = e as jsep.CallExpression
+      const name = c.callee.type === 'Identifier' ? (c.callee as jsep.Identifier).name : ''
+      if (FUNCTIONS[name] === undefined) fail(source, indexOfWord(source, name), `unknown function ${name || '?'} (known: ${Object.keys(FUNCTIONS).join(', ')})`, what)
+      for (const a of c.arguments) check(a, source, what)
+      return
+    }
+    default:
+      fail(source, 0, `${e.type} not allowed`, what)
+  }
+}
+
+export function parseExpr (source: string, what = 'expression'): Expr {
+  if (source.trim() === '') fail(source, 0, 'empty expression', what)
+  let ast: jsep.Expression
+  try {
+    ast = jsep(source)
+  } catch (err: any) {
+    fail(source, typeof err.index === 'number' ? err.index : 0, String(err.description ?? err.message), what)
+  }
+  if (ast.type === 'Compound') fail(source, 0, 'one expression expected', what)
+  check(ast, source, what)
+  return { source, ast }
+}
+
+function evalNode (e: jsep.Expression, a: Attrs): number | string | boolean {
+  switch (e.type) {
+    case 'Literal': return (e as jsep.Literal).value as number | string | boolean
+    case 'Identifier': {
+      const name = (e as jsep.Identifier).name
+      if (name === 'true') return true
+      if (name === 'false') return false
+      return a[name as Attribute]
+    }
+    case 'UnaryExpression': {
+      const u = e as jsep.UnaryExpression
+      const v = evalNode(u.argument, a)
+      return u.operator === '!' ? !v : u.operator === '-' ? -Number(v) : Number(v)
+    }
+    case 'BinaryExpression': {
+      const b = e as jsep.BinaryExpression
+      if (b.operator === '&&') return Boolean(evalNode(b.left, a)) && Boolean(evalNode(b.right, a))
+      if (b.operator === '||') return Boolean(evalNode(b.left, a)) || Boolean(evalNode(b.right, a))
+      const l = evalNode(b.left, a)
+      const r = evalNode(b.right, a)
+      switch (b.operator) {
+        case '+': return Number(l) + Number(r)
+        case '-': return Number(l) - Number(r)
+        case '*': return Number(l) * Number(r)
+        case '/': return Number(r) === 0 ? Infinity : Number(l) / Number(r)
+        case '%': return Number(l) % Number(r)
+        case '<': return l < r
+        case '<=': return l <= r
+        case '>': return l > r
+        case '>=': return l >= r
+        case '==': case '===': return l === r
+        default: return l !== r
+      }
+    }
+    case 'ConditionalExpression': {
+      const c = e as jsep.ConditionalExpression
+      return Boolean(evalNode(c.test, a)) ? evalNode(c.consequent, a) : evalNode(c.alternate, a)
+    }
+    case 'CallExpression': {
+      const c = e as jsep.CallExpression
+      return FUNCTIONS[(c.callee as jsep.Identifier).name](...c.arguments.map(x => Number(evalNode(x, a))))
+    }
+    default: return false
+  }
+}
+
+export function evalBool (e: Expr, a: Attrs): boolean { return Boolean(evalNode(e.ast, a)) }
+export function evalNumber (e: Expr, a: Attrs): number {
+  const v = Number(evalNode(e.ast, a))
+  return Number.isFinite(v) ? v : (v > 0 ? Number.MAX_VALUE : -Number.MAX_VALUE)
+}
+
+/** The top-level && terms of a requirement that fail for these attributes, with the values seen. */
+export function explainFailure (e: Expr, a: Attrs): string[] {
+  const terms: jsep.Expression[] = []
+  const split = (n: jsep.Expression): void => {
+    if (n.type === 'BinaryExpression' && (n as jsep.BinaryExpression).operator === '&&') {
+      split((n as jsep.BinaryExpression).left); split((n as jsep.BinaryExpression).right)
+    } else terms.push(n)
+  }
+  split(e.ast)
+  const out: string[] = []
+  for (const t of terms) {
+    if (Boolean(evalNode(t, a))) continue
+    const ids = new Set<string>()
+    const walk = (n: any): void => {
+      if (n === null || typeof n !== 'object') return
+      if (n.type === 'Identifier') ids.add(n.name)
+      for (const v of Object.values(n)) if (typeof v === 'object') walk(v)
+    }
+    walk(t)
+    const seen = [...ids].filter(i => i in a).map(i => `${i}=${a[i as Attribute]}`).join(', ')
+    out.push(`${render(t)} (${seen})`)
+  }
+  return out
+}
+
+function render (n: jsep.Expression): string {
+  switch (n.type) {
+    case 'Literal': return String((n as jsep.Literal).raw)
+    case 'Identifier': return (n as jsep.Identifier).name
+    case 'UnaryExpression': return `${(n as jsep.UnaryExpression).operator}${render((n as jsep.UnaryExpression).argument)}`
+    case 'BinaryExpression': { const b = n as jsep.BinaryExpression; return `${render(b.left)} ${b.operator} ${render(b.right)}` }
+    case 'CallExpression': { const c = n as jsep.CallExpression; return `${render(c.callee)}(${c.arguments.map(render).join(', ')})` }
+    case 'ConditionalExpression': { const c = n as jsep.ConditionalExpression; return `${render(c.test)} ? ${render(c.consequent)} : ${render(c.alternate)}` }
+    default: return n.type
+  }
+}
+
+export const DEFAULT_RANK = 'cores * mhz / (1 + cost)'

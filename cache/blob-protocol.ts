@@ -12,6 +12,14 @@ import type { BgridNode } from '../protocol/node.ts'
 import type { Logger } from '../daemon/log.ts'
 import type { BlobStore } from './store.ts'
 
+/** Anything that can serve blobs by hash: a node's store, or the submitter's staged files. */
+export interface BlobSource {
+  sizeOf: (hash: string) => number | undefined
+  /** the file to read, after checking it still holds those bytes */
+  openPath: (hash: string) => Promise<string>
+  touch?: (hash: string) => void
+}
+
 export const BLOB_PROTOCOL = '/bgrid/blob/1.0.0'
 const CHUNK = 256 * 1024
 const MAX_HEADER = 4096
@@ -40,7 +48,7 @@ export interface BlobServerOptions {
   log: Logger
 }
 
-export async function serveBlobs (node: BgridNode, store: BlobStore, opts: BlobServerOptions): Promise<void> {
+export async function serveBlobs (node: BgridNode, store: BlobSource, opts: BlobServerOptions): Promise<void> {
   let active = 0
   const max = opts.maxConcurrent ?? 32
   await node.handle(BLOB_PROTOCOL, async (stream: Stream, connection: Connection) => {
@@ -53,13 +61,13 @@ export async function serveBlobs (node: BgridNode, store: BlobStore, opts: BlobS
       const req = validate(checkRequest, await readJson(lp, signal))
       if (!opts.canRead(peer)) throw new BgridError('UNAUTHORISED', 'not in a run with this node')
       if (active >= max) throw new BgridError('BUSY', `serving ${active} transfers already`)
-      if (!store.has(req.hash)) throw new BgridError('NOT_FOUND', `no blob ${req.hash.slice(0, 12)}`)
-      const size = store.meta(req.hash)?.size ?? 0
+      const size = store.sizeOf(req.hash)
+      if (size === undefined) throw new BgridError('NOT_FOUND', `no blob ${req.hash.slice(0, 12)}`)
       if (req.offset > size) throw new BgridError('BAD_REQUEST', `offset ${req.offset} past end ${size}`)
       const length = Math.min(req.length ?? size - req.offset, size - req.offset)
       active++
       try {
-        fh = await open(store.blobPath(req.hash), 'r')
+        fh = await open(await store.openPath(req.hash), 'r')
         await writeJson(lp, { ok: true, size, offset: req.offset, length } satisfies BlobHeader, signal)
         const buf = Buffer.allocUnsafe(CHUNK)
         let pos = req.offset
@@ -72,7 +80,7 @@ export async function serveBlobs (node: BgridNode, store: BlobStore, opts: BlobS
           await lp.write(Buffer.from(buf.subarray(0, bytesRead)), { signal: AbortSignal.timeout(30_000) })
           pos += bytesRead
         }
-        store.touch(req.hash)
+        store.touch?.(req.hash)
       } finally { active-- }
       await stream.close()
     } catch (err: any) {

@@ -79,6 +79,8 @@ export class BlobStore {
   }
 
   has (hash: string): boolean { return this.known.has(hash) }
+  sizeOf (hash: string): number | undefined { return this.known.get(hash)?.size }
+  async openPath (hash: string): Promise<string> { return this.blobPath(hash) }
   meta (hash: string): BlobMeta | undefined { return this.known.get(hash) }
   get used (): number { return this.usedBytes }
   list (): Array<[string, BlobMeta]> { return [...this.known.entries()] }

@@ -9,6 +9,8 @@ export interface ControlTarget {
   status: () => Record<string, unknown>
   enterCoordinator: (run: string) => { ok: boolean, message: string }
   leaveCoordinator: () => void
+  /** a running submit: stop the run */
+  cancel?: () => void
 }
 
 const MAX_LINE = 64 * 1024
@@ -52,6 +54,9 @@ export class ControlServer {
           const r = this.target.enterCoordinator(req.run)
           coordinating ||= r.ok
           reply({ ok: r.ok, message: r.message })
+        } else if (req?.op === 'cancel' && this.target.cancel !== undefined) {
+          this.target.cancel()
+          reply({ ok: true, message: 'cancelling' })
         } else reply({ ok: false, error: 'unknown op' })
       }
     })

@@ -41,7 +41,7 @@ export interface AttemptResult {
   cacheHits: number
 }
 
-export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[] }
+export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[], have?: string[] }
 export interface PeerInfo { id: string, addrs: string[] }
 export interface PullReply { ok: true, jobs: Assignment[], prefetch: BlobRef[], peers: PeerInfo[], done: boolean }
 
@@ -93,7 +93,8 @@ const request = ajv.compile<PullRequest>({
     run: RUN_ID,
     want: { type: 'integer', minimum: 0, maximum: 1024 },
     running: { type: 'array', maxItems: 1024, items: ATTEMPT_ID },
-    results: { type: 'array', maxItems: 1024, items: result }
+    results: { type: 'array', maxItems: 1024, items: result },
+    have: { type: 'array', maxItems: 4096, items: HASH }
   }
 })
 

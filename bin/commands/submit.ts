@@ -1,1 +1,35 @@
-export async function submitCommand (..._a: any[]): Promise<number> { throw new Error('not yet') }
+import { Coordinator } from '../../coordinator/coordinator.ts'
+import { Progress } from '../../coordinator/progress.ts'
+import { createLogger } from '../../daemon/log.ts'
+
+export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
+  const mode = Progress.pick(o)
+  const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? (mode === 'json' ? 'warn' : 'warn') })
+  const c = new Coordinator({
+    dagFile: dag,
+    resume: o.resume,
+    runId: o.runId,
+    dataDir: o.dataDir,
+    outDir: o.out,
+    waitSec: o.wait,
+    gridKeyFile: o.gridKey,
+    mdnsInterface: o.mdnsInterface,
+    leaseSec: o.lease,
+    prefetch: o.prefetch !== false,
+    streamOutputs: o.streamOutputs === true,
+    progress: mode,
+    log
+  })
+  const onSignal = (): void => { c.cancel('interrupted') }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  const s = await c.run()
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
+  if (mode !== 'json') {
+    const k = s.counts
+    process.stderr.write(`run ${s.runId}: ${s.ok ? 'succeeded' : 'FAILED'}: ${k.done} done, ${k.failed} failed, ${k.skipped} skipped${k.cancelled > 0 ? `, ${k.cancelled} cancelled` : ''} in ${(s.makespanMs / 1000).toFixed(1)}s on ${s.workers} worker(s); ${(s.bytesFetched / 1048576).toFixed(1)} MiB moved between nodes, ${s.cacheHits} cache hit(s)\n`)
+    process.stderr.write(`outputs and run.json in ${s.outDir}\n`)
+  }
+  return s.ok ? 0 : 1
+}

@@ -1,0 +1,570 @@
+// One run, on the submitter's machine: the coordinator created on the fly.
+// browse idle nodes -> feasible -> rank -> claim (leases) -> plan -> stage inputs
+// -> workers pull jobs -> collect outputs -> release. I/O lives here; decisions
+// live in select.ts, plan.ts and run-core.ts.
+import { mkdir, writeFile, rename, rm, link, copyFile, readFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { createBgridNode, peerAddr, listenAddrs, type BgridNode } from '../protocol/node.ts'
+import { call } from '../protocol/rpc.ts'
+import { claimSpec, PROTOCOL_VERSION, type WorkerOffer } from '../protocol/claim.ts'
+import { BgridError, errorMessage } from '../protocol/errors.ts'
+import { NodeBrowser, hasMulticastRoute, MULTICAST_ROUTE_HINT, type DiscoveredNode } from '../protocol/dnssd.ts'
+import { readGridKey } from '../daemon/grid-key.ts'
+import { controlRequest } from '../daemon/control.ts'
+import type { Logger } from '../daemon/log.ts'
+import { BlobStore } from '../cache/store.ts'
+import { fetchBlob, serveBlobs } from '../cache/blob-protocol.ts'
+import { StagedFiles, StatCache, combineSources } from '../cache/staged-files.ts'
+import { openDb } from '../daemon/store.ts'
+import { parseDag, type Dag } from './dag.ts'
+import { selectWorkers, summariseRejections, attrsOf, type Candidate } from './select.ts'
+import { RunCore, type JobRec } from './run-core.ts'
+import { Journal, type RunMeta } from './journal.ts'
+import { Progress, type Mode } from './progress.ts'
+import { evalBool } from './expr.ts'
+import { NativeAdapter } from '../middleware-adapters/native.ts'
+import type { MiddlewareAdapter } from '../middleware-adapters/adapter.ts'
+import { ControlServer } from '../daemon/control.ts'
+import { makespanLowerBound } from './plan.ts'
+
+export interface SubmitOptions {
+  dagFile?: string
+  resume?: string
+  runId?: string
+  dataDir: string
+  outDir?: string
+  waitSec: number
+  gridKeyFile?: string
+  mdnsInterface?: string
+  leaseSec: number
+  prefetch: boolean
+  streamOutputs: boolean
+  progress: Mode
+  log: Logger
+}
+
+export interface RunSummary {
+  runId: string
+  outDir: string
+  ok: boolean
+  counts: Record<string, number>
+  makespanMs: number
+  workers: number
+  bytesFetched: number
+  cacheHits: number
+  inputWaitMs: number
+  inputBytesStaged: number
+}
+
+function slug (s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 32) || 'run'
+}
+
+export function newRunId (name: string): string {
+  const t = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)
+  return `${slug(name)}-${t}-${randomBytes(2).toString('hex')}`
+}
+
+export function runDirOf (dataDir: string, runId: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(runId)) throw new BgridError('INVALID_CONFIG', `not a run id: ${runId}`)
+  return path.join(dataDir, 'coordinator', 'runs', runId)
+}
+
+interface ClaimedWorker { id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout, failingSince?: number }
+
+async function loadRunIdentity (dir: string): Promise<ReturnType<typeof privateKeyFromProtobuf>> {
+  const file = path.join(dir, 'identity.key')
+  try { return privateKeyFromProtobuf(await readFile(file)) } catch {}
+  const key = await generateKeyPair('Ed25519')
+  await writeFile(file, privateKeyToProtobuf(key), { mode: 0o600 })
+  return key
+}
+
+export class Coordinator {
+  readonly opts: SubmitOptions
+  readonly log: Logger
+  runId!: string
+  runDir!: string
+  outDir!: string
+  dag!: Dag
+  core!: RunCore
+  node!: BgridNode
+  private journal!: Journal
+  private meta!: RunMeta
+  private store!: BlobStore
+  private storeDb!: Awaited<ReturnType<typeof openDb>>
+  private readonly staged = new StagedFiles()
+  private browser?: NodeBrowser
+  private adapter!: MiddlewareAdapter
+  readonly claimed = new Map<string, ClaimedWorker>()
+  private readonly refusedUntil = new Map<string, number>()
+  private readonly claiming = new Set<string>()
+  private progress!: Progress
+  private closing = false
+  private cancelled = false
+  private wakeMain: () => void = () => {}
+  private localDaemon?: { end: () => void }
+  private control?: ControlServer
+  private readonly collecting = new Map<string, Promise<void>>()
+  private startedAt = Date.now()
+  private inputBytesStaged = 0
+  private recruitTimer?: NodeJS.Timeout
+  private lastWaitNote = 0
+
+  constructor (opts: SubmitOptions) {
+    this.opts = opts
+    this.log = opts.log
+  }
+
+  private emit (ev: Record<string, unknown>, human?: string): void { this.progress.event({ run: this.runId, ...ev }, human) }
+
+  // ---- setup --------------------------------------------------------------------
+
+  private async prepare (): Promise<void> {
+    const o = this.opts
+    let raw: unknown
+    let dagFile: string
+    if (o.resume !== undefined) {
+      this.runId = o.resume
+      this.runDir = runDirOf(o.dataDir, this.runId)
+      if (!existsSync(path.join(this.runDir, 'journal'))) throw new BgridError('NOT_FOUND', `no journal for run ${this.runId} in ${path.dirname(this.runDir)}`)
+      this.journal = new Journal(path.join(this.runDir, 'journal'))
+      await this.journal.open()
+      const meta = await this.journal.meta()
+      if (meta === undefined) throw new BgridError('NOT_FOUND', `run ${this.runId} has no metadata`)
+      if (meta.state === 'finished') throw new BgridError('INVALID_CONFIG', `run ${this.runId} already finished`)
+      this.meta = { ...meta, state: 'running', pid: process.pid }
+      raw = meta.dag
+      dagFile = meta.dagFile
+      this.outDir = meta.outDir
+    } else {
+      if (o.dagFile === undefined) throw new BgridError('INVALID_CONFIG', 'submit needs a DAG file (or --resume RUN_ID)')
+      dagFile = path.resolve(o.dagFile)
+      const { loadDag } = await import('./dag.ts')
+      const dag = loadDag(dagFile)
+      raw = JSON.parse(await readFile(dagFile, 'utf8'))
+      this.runId = o.runId ?? newRunId(dag.name)
+      this.runDir = runDirOf(o.dataDir, this.runId)
+      await mkdir(this.runDir, { recursive: true, mode: 0o700 })
+      this.outDir = path.resolve(o.outDir ?? path.join('bgrid-runs', this.runId))
+      this.journal = new Journal(path.join(this.runDir, 'journal'))
+      await this.journal.open()
+      this.meta = {
+        runId: this.runId, dagFile, dag: raw, outDir: this.outDir, createdAt: Date.now(),
+        options: { prefetch: o.prefetch, leaseSec: o.leaseSec, streamOutputs: o.streamOutputs }, state: 'running', pid: process.pid
+      }
+    }
+    await this.journal.setMeta(this.meta)
+    this.dag = parseDag(raw, dagFile)
+    await mkdir(this.outDir, { recursive: true })
+    this.progress = new Progress(o.progress)
+  }
+
+  private async hashInputs (): Promise<void> {
+    const cache = new StatCache(path.join(this.opts.dataDir, 'coordinator', 'stat-cache.json'))
+    await cache.load()
+    const files = new Set<string>()
+    for (const j of this.dag.jobs) for (const i of j.inputs) if (i.source.kind === 'file') files.add(i.source.path)
+    for (const f of files) {
+      let h
+      try { h = await cache.hash(f) } catch (err: any) { throw new BgridError('INVALID_DAG', `input ${f}: ${err.message}`) }
+      await this.staged.add(f, h.hash, h.size)
+      this.core.setFileInput(f, h.hash, h.size)
+    }
+    await cache.save().catch(() => {})
+    this.log.debug('inputs hashed', { files: files.size, rehashed: cache.misses, fromStatCache: cache.hits })
+  }
+
+  private async restoreJournal (): Promise<number> {
+    const jobs = await this.journal.jobs()
+    let restored = 0
+    for (const [id, e] of jobs) {
+      if (e.state === 'done' && e.outputs !== null) { this.core.restoreDone(id, e.outputs, e.attempts, e.collected); restored++ } else if (e.state === 'failed' || e.state === 'skipped') this.core.restoreFinal(id, e.state, e.reason ?? '', e.attempts)
+    }
+    return restored
+  }
+
+  // ---- workers ------------------------------------------------------------------
+
+  private candidates (): Candidate[] {
+    const now = Date.now()
+    return (this.browser?.list() ?? []).filter(n => !this.claimed.has(n.ad.peer) && !this.claiming.has(n.ad.peer) && (this.refusedUntil.get(n.ad.peer) ?? 0) < now)
+  }
+
+  /** Holders of this run's blobs (after a resume) come first: their caches hold our outputs. */
+  private preferHolders (ranked: Candidate[]): Candidate[] {
+    const holders = new Set<string>()
+    for (const b of this.core.blobs.values()) for (const h of b.holders) holders.add(h)
+    return [...ranked.filter(c => holders.has(c.ad.peer)), ...ranked.filter(c => !holders.has(c.ad.peer))]
+  }
+
+  private recruit (): void {
+    if (this.closing) return
+    const want = this.dag.workers.max - this.claimed.size - this.claiming.size
+    if (want <= 0) return
+    const sel = selectWorkers(this.candidates(), this.dag.requirements, this.dag.rank, { self: this.node.peerId.toString() })
+    for (const c of this.preferHolders(sel.ranked).slice(0, want)) this.claim(c).catch(() => {})
+    if (this.claimed.size < this.dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
+      this.lastWaitNote = Date.now()
+      const why = summariseRejections(sel.rejected)
+      this.emit({ event: 'waiting-for-workers', claimed: this.claimed.size, min: this.dag.workers.min, seen: this.browser?.list().length ?? 0, rejected: why },
+        `waiting for workers: ${this.claimed.size}/${this.dag.workers.min} claimed, ${this.browser?.list().length ?? 0} node(s) seen${why.length > 0 ? '\n  ' + why.join('\n  ') : ''}`)
+    }
+  }
+
+  private async claim (c: Candidate): Promise<void> {
+    const peer = c.ad.peer
+    this.claiming.add(peer)
+    try {
+      const addrs = c.addresses.map(a => peerAddr(a, c.ad.port, peer))
+      const reply = await call(this.node, addrs, claimSpec, {
+        op: 'claim', v: PROTOCOL_VERSION, run: this.runId, leaseMs: this.opts.leaseSec * 1000, addrs: listenAddrs(this.node).slice(0, 16)
+      }, { timeoutMs: 5000 })
+      if (this.closing) { await this.releaseOne(peer); return }
+      const offer = reply.offer ?? { ...c.ad }
+      // never trust an advertisement alone: check the fresh offer against the requirements
+      if (this.dag.requirements !== null && !evalBool(this.dag.requirements, attrsOf(offer))) {
+        this.log.info('node no longer meets the requirements', { node: c.name })
+        await this.releaseOne(peer)
+        this.refusedUntil.set(peer, Date.now() + 30_000)
+        return
+      }
+      const w: ClaimedWorker = { id: peer, candidate: c, offer }
+      this.claimed.set(peer, w)
+      this.core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String) })
+      ;(this.adapter as NativeAdapter).peersVersion++
+      w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(300, this.opts.leaseSec * 1000 / 3))
+      this.emit({ event: 'worker', worker: peer, name: c.name, state: 'claimed', cores: offer.cores, ram: offer.ram, mhz: offer.mhz },
+        this.opts.progress === 'lines' ? `claimed ${c.name} (${offer.cores} cores, ${offer.ram} MiB)` : undefined)
+      this.onWorkersChanged()
+    } catch (err) {
+      const code = err instanceof BgridError ? err.code : 'ERROR'
+      this.refusedUntil.set(peer, Date.now() + (code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000))
+      this.log.debug('claim refused', { node: c.name, code, message: errorMessage(err) })
+    } finally {
+      this.claiming.delete(peer)
+    }
+  }
+
+  private async renew (w: ClaimedWorker): Promise<void> {
+    if (!this.claimed.has(w.id)) return
+    try {
+      await call(this.node, peerIdFromString(w.id), claimSpec, { op: 'renew', run: this.runId }, { timeoutMs: Math.max(1000, this.opts.leaseSec * 1000 / 2) })
+      w.failingSince = undefined
+    } catch (err) {
+      const code = err instanceof BgridError ? err.code : 'ERROR'
+      w.failingSince ??= Date.now()
+      // NOT_CLAIMED: the worker dropped us (lease ran out, restart, owner vacate): lost at once
+      if (code === 'NOT_CLAIMED' || Date.now() - w.failingSince >= this.opts.leaseSec * 1000) this.dropWorker(w.id, `${code}: ${errorMessage(err)}`)
+    }
+  }
+
+  private dropWorker (id: string, why: string): void {
+    const w = this.claimed.get(id)
+    if (w === undefined) return
+    clearInterval(w.renewTimer)
+    this.claimed.delete(id)
+    this.refusedUntil.set(id, Date.now() + 5000)
+    const lost = this.core.removeWorker(id, why)
+    ;(this.adapter as NativeAdapter).peersVersion++
+    this.emit({ event: 'worker', worker: id, name: w.candidate.name, state: 'lost', reason: why, jobsRescheduled: lost },
+      `worker ${w.candidate.name} lost (${why}); ${lost.length} job(s) rescheduled`)
+    this.onWorkersChanged()
+  }
+
+  private onWorkersChanged (): void {
+    if (this.core.aliveWorkers().length > 0) {
+      this.core.replan()
+      this.core.promote()
+    }
+    this.adapter.notify()
+    this.wakeMain()
+  }
+
+  private async releaseOne (peer: string): Promise<void> {
+    try { await call(this.node, peerIdFromString(peer), claimSpec, { op: 'release', run: this.runId }, { timeoutMs: 3000 }) } catch {}
+  }
+
+  // ---- outputs ------------------------------------------------------------------
+
+  private async fetchToStore (hash: string, size: number): Promise<void> {
+    if (this.store.has(hash)) return
+    const holders = this.core.liveHolders(hash).filter(h => h !== this.node.peerId.toString())
+    await fetchBlob(this.node, this.store, hash, size, holders)
+  }
+
+  private async placeFile (hash: string, dest: string): Promise<void> {
+    await mkdir(path.dirname(dest), { recursive: true })
+    await rm(dest, { force: true })
+    try { await link(this.store.blobPath(hash), dest) } catch { await copyFile(this.store.blobPath(hash), dest) }
+  }
+
+  private collect (job: JobRec): Promise<void> {
+    const id = job.spec.id
+    let p = this.collecting.get(id)
+    if (p !== undefined) return p
+    p = (async () => {
+      for (const [name, o] of job.outputs ?? []) {
+        await this.fetchToStore(o.hash, o.size)
+        this.core.addHolder(o.hash, o.size, this.node.peerId.toString())
+        await this.placeFile(o.hash, path.join(this.outDir, id, name))
+      }
+      job.collected = true
+      this.journal.record(job, this.core)
+    })().finally(() => { this.collecting.delete(id) })
+    this.collecting.set(id, p)
+    return p
+  }
+
+  private async collectLogs (): Promise<void> {
+    for (const job of this.core.jobs.values()) {
+      const last = [...job.attempts].reverse().find(a => a.status !== undefined && a.status !== 'lost')
+      for (const which of ['stdout', 'stderr'] as const) {
+        const log = last?.[which]
+        if (log === undefined) continue
+        try {
+          await this.fetchToStore(log.hash, log.size)
+          await this.placeFile(log.hash, path.join(this.outDir, 'logs', `${job.spec.id}.${which}`))
+        } catch (err) {
+          await writeFile(path.join(this.outDir, 'logs', `${job.spec.id}.${which}.tail`), log.tail).catch(() => {})
+          this.log.debug('log not fetched', { job: job.spec.id, err: errorMessage(err) })
+        }
+      }
+    }
+  }
+
+  // ---- status for `bgrid status` -------------------------------------------------
+
+  private async writeStatus (final = false): Promise<void> {
+    const report = this.report(final)
+    const tmp = path.join(this.runDir, `status.json.${process.pid}.tmp`)
+    await writeFile(tmp, JSON.stringify(report, null, 2))
+    await rename(tmp, path.join(this.runDir, 'status.json'))
+  }
+
+  report (final: boolean): Record<string, unknown> {
+    const jobs: Record<string, unknown> = {}
+    for (const j of this.core.jobs.values()) {
+      const last = j.attempts.at(-1)
+      jobs[j.spec.id] = {
+        state: j.state,
+        worker: last?.worker,
+        attempts: j.attempts.map(a => ({ id: a.id, worker: a.worker, status: a.status ?? 'running', exitCode: a.exitCode, signal: a.signal, error: a.error, startedAt: a.startedAt, endedAt: a.endedAt, inputWaitMs: a.inputWaitMs, bytesFetched: a.bytesFetched })),
+        startedAt: last?.startedAt,
+        endedAt: last?.endedAt,
+        exitCode: last?.exitCode,
+        reason: j.reason,
+        outputs: j.outputs === null ? null : Object.fromEntries([...j.outputs].map(([n, o]) => [n, { sha256: o.hash, size: o.size }])),
+        stdoutTail: last?.stdout?.tail,
+        stderrTail: last?.stderr?.tail
+      }
+    }
+    const s = this.core.stats
+    return {
+      run: this.runId,
+      dag: this.dag.name,
+      state: final ? (this.cancelled ? 'cancelled' : this.core.counts().done === this.core.jobs.size ? 'succeeded' : 'failed') : 'running',
+      pid: process.pid,
+      outDir: this.outDir,
+      startedAt: this.startedAt,
+      updatedAt: Date.now(),
+      counts: this.core.counts(),
+      workers: [...this.core.workers.values()].map(w => ({ peer: w.id, alive: w.alive, slots: w.slots, jobsDone: w.done, name: this.claimed.get(w.id)?.candidate.name })),
+      data: { bytesFetched: s.bytesFetched, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, prefetch: this.opts.prefetch },
+      lowerBoundSec: makespanLowerBound(this.dag, [...this.core.workers.values()].reduce((a, w) => a + w.slots, 0)),
+      waiting: this.core.waitingReasons(),
+      jobs
+    }
+  }
+
+  // ---- the run ------------------------------------------------------------------
+
+  async run (): Promise<RunSummary> {
+    await this.prepare()
+    const o = this.opts
+    const nonce = randomBytes(3).toString('hex')
+    this.core = new RunCore(this.dag, {
+      coordinatorId: '', prefetch: o.prefetch, nonce,
+      hooks: {
+        onTransition: (job, from, to, reason) => {
+          this.journal.record(job, this.core)
+          if (to === 'failed' || (to === 'ready' && from === 'running')) {
+            const tail = job.attempts.at(-1)?.stderr?.tail?.trim().split('\n').slice(-3).join('\n    ')
+            this.emit({ event: 'job', job: job.spec.id, from, to, reason }, `job ${job.spec.id}: ${to === 'failed' ? 'FAILED' : 'retrying'}: ${reason}${tail !== undefined && tail !== '' ? `\n    ${tail}` : ''}`)
+          } else this.emit({ event: 'job', job: job.spec.id, from, to, reason })
+          if (to === 'done' && this.opts.streamOutputs && this.core.isCollected(job.spec.id)) this.collect(job).catch(err => { this.log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
+          this.wakeMain()
+        },
+        onIllegal: (job, from, to, reason) => { this.log.error('illegal job transition refused', { job, from, to, reason }) }
+      }
+    })
+    const runDir = this.runDir
+    await mkdir(path.join(runDir, 'cas'), { recursive: true })
+    this.storeDb = await openDb(path.join(runDir, 'store'))
+    this.store = new BlobStore(runDir, this.storeDb)
+    await this.store.load()
+
+    const gridKey = o.gridKeyFile !== undefined ? readGridKey(o.gridKeyFile) : undefined
+    this.node = await createBgridNode({ privateKey: await loadRunIdentity(runDir), gridKey })
+    ;(this.core.opts as { coordinatorId: string }).coordinatorId = this.node.peerId.toString()
+    await this.hashInputs()
+    const restored = o.resume !== undefined ? await this.restoreJournal() : 0
+    if (o.resume !== undefined) this.emit({ event: 'resumed', restoredJobs: restored }, `resuming run ${this.runId}: ${restored} job(s) already done`)
+
+    await serveBlobs(this.node, combineSources(this.store, this.staged), {
+      log: this.log.child('blob'),
+      canRead: (peer) => gridKey !== undefined || this.claimed.has(peer)
+    })
+    this.adapter = new NativeAdapter()
+    await this.adapter.start({
+      node: this.node, core: this.core, runId: this.runId, log: this.log,
+      isWorker: (peer) => this.claimed.has(peer),
+      isClosing: () => this.closing,
+      onResult: () => { this.wakeMain() }
+    })
+    this.node.addEventListener('peer:disconnect', (ev) => {
+      const w = this.claimed.get(ev.detail.toString())
+      if (w !== undefined) this.renew(w).catch(() => {})
+    })
+
+    // a local daemon stops offering this machine while it coordinates
+    const ctl = await controlRequest(path.join(o.dataDir, 'control.sock'), { op: 'coordinate', run: this.runId }, true)
+    if (ctl !== undefined) {
+      this.localDaemon = { end: () => { ctl.socket.end() } }
+      if (ctl.reply?.ok !== true) this.log.info('local daemon stays as it is', { reason: ctl.reply?.message })
+    }
+    // `bgrid cancel` talks to this socket
+    this.control = new ControlServer(path.join(runDir, 'control.sock'), {
+      status: () => this.report(false),
+      enterCoordinator: () => ({ ok: false, message: 'this is a run, not a daemon' }),
+      leaveCoordinator: () => {},
+      cancel: () => { this.cancel('cancelled by bgrid cancel') }
+    }, this.log.child('control'))
+    await this.control.start()
+
+    if (!hasMulticastRoute()) this.emit({ event: 'warning', message: MULTICAST_ROUTE_HINT }, `warning: ${MULTICAST_ROUTE_HINT}`)
+    this.browser = new NodeBrowser({ interface: o.mdnsInterface, requeryMs: 2000 })
+    const onNode = (n: DiscoveredNode): void => { if (n.ad.state === 'idle') this.recruit() }
+    this.browser.on('up', onNode)
+    this.browser.on('update', onNode)
+    this.browser.start()
+    this.recruitTimer = setInterval(() => { this.recruit() }, 1000)
+    this.startedAt = Date.now()
+    this.emit({ event: 'started', jobs: this.dag.jobs.length, outDir: this.outDir, coordinator: this.node.peerId.toString() },
+      o.progress === 'quiet' ? undefined : `run ${this.runId}: ${this.dag.jobs.length} job(s), outputs in ${this.outDir}`)
+
+    try {
+      await this.waitForWorkers()
+      await this.checkDisk()
+      this.core.failUnplaceable()
+      this.core.promote()
+      this.adapter.notify()
+      await this.mainLoop()
+      if (!this.cancelled) {
+        const toCollect = [...this.core.jobs.values()].filter(j => j.state === 'done' && this.core.isCollected(j.spec.id) && !j.collected)
+        await Promise.all(toCollect.map(async j => { await this.collect(j) }))
+        await this.collectLogs()
+      }
+    } finally {
+      await this.shutdown()
+    }
+    const counts = this.core.counts()
+    const ok = !this.cancelled && counts.done === this.core.jobs.size
+    const report = this.report(true)
+    await writeFile(path.join(this.outDir, 'run.json'), JSON.stringify(report, null, 2))
+    await this.writeStatus(true).catch(() => {})
+    this.meta.state = this.cancelled ? 'cancelled' : ok ? 'finished' : 'failed'
+    this.meta.finishedAt = Date.now()
+    await this.journal.setMeta(this.meta)
+    await this.journal.close()
+    await this.storeDb.close()
+    const summary: RunSummary = {
+      runId: this.runId, outDir: this.outDir, ok, counts, makespanMs: Date.now() - this.startedAt,
+      workers: this.core.workers.size, bytesFetched: this.core.stats.bytesFetched, cacheHits: this.core.stats.cacheHits,
+      inputWaitMs: this.core.stats.inputWaitMs, inputBytesStaged: this.inputBytesStaged
+    }
+    this.emit({ event: 'finished', ...summary })
+    return summary
+  }
+
+  private async waitForWorkers (): Promise<void> {
+    const deadline = Date.now() + this.opts.waitSec * 1000
+    while (this.claimed.size < this.dag.workers.min) {
+      if (this.cancelled) return
+      if (Date.now() >= deadline) {
+        const sel = selectWorkers((this.browser?.list() ?? []).filter(n => !this.claimed.has(n.ad.peer)), this.dag.requirements, this.dag.rank, { self: this.node.peerId.toString() })
+        const why = summariseRejections(sel.rejected)
+        const seen = this.browser?.list().length ?? 0
+        throw new BgridError('NO_WORKERS', `only ${this.claimed.size} of ${this.dag.workers.min} worker(s) claimed after ${this.opts.waitSec}s; ${seen} node(s) seen${why.length > 0 ? ':\n  ' + why.join('\n  ') : seen === 0 ? ' (is a daemon running on this network? see `bgrid peers`)' : ''}`)
+      }
+      await this.sleep(Math.min(500, deadline - Date.now()))
+    }
+  }
+
+  /** Refuse early, before any transfer, if a worker cannot hold the inputs planned for it. */
+  private async checkDisk (): Promise<void> {
+    this.core.replan()
+    for (const w of this.claimed.values()) {
+      const need = this.core.stagingBytes(w.id)
+      const freeMiB = w.offer.disk
+      if (need / 1048576 > freeMiB) {
+        throw new BgridError('DISK_FULL', `worker ${w.candidate.name} has ${freeMiB} MiB free but the inputs planned for it need ${Math.ceil(need / 1048576)} MiB: nothing was transferred`)
+      }
+      this.inputBytesStaged += need
+    }
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const t = setTimeout(() => { this.wakeMain = () => {}; resolve() }, Math.max(0, ms))
+      this.wakeMain = () => { clearTimeout(t); this.wakeMain = () => {}; resolve() }
+    })
+  }
+
+  private async mainLoop (): Promise<void> {
+    let lastStatus = 0
+    while (!this.core.finished() && !this.cancelled) {
+      this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
+      if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.writeStatus().catch(() => {}) }
+      if (this.core.aliveWorkers().length === 0 && this.claimed.size === 0) {
+        // every worker was lost: wait for new ones, as at the start
+        await this.waitForWorkers()
+      }
+      await this.sleep(1000)
+    }
+    this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
+    this.progress.stop()
+  }
+
+  cancel (why: string): void {
+    if (this.cancelled) return
+    this.cancelled = true
+    this.core?.cancelAll(why)
+    this.emit({ event: 'cancelled', reason: why }, `cancelling: ${why}`)
+    this.wakeMain()
+  }
+
+  private async shutdown (): Promise<void> {
+    this.closing = true
+    this.progress.stop()
+    clearInterval(this.recruitTimer)
+    this.adapter?.notify()
+    await this.browser?.stop()
+    // give pulling workers a moment to hear `done`, then release every claim
+    const releases = [...this.claimed.values()].map(async w => {
+      clearInterval(w.renewTimer)
+      await this.releaseOne(w.id)
+      this.emit({ event: 'worker', worker: w.id, name: w.candidate.name, state: 'released' })
+    })
+    await Promise.all(releases)
+    this.claimed.clear()
+    await this.adapter?.stop()
+    await this.control?.stop()
+    this.localDaemon?.end()
+    await this.node?.stop()
+  }
+}

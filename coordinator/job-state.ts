@@ -1,0 +1,23 @@
+// The job state table (as in Dask's scheduler): one place says which changes are legal.
+export type JobState = 'pending' | 'ready' | 'running' | 'done' | 'failed' | 'skipped' | 'cancelled'
+
+export const JOB_TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
+  // waiting for parents (or for a parent's lost outputs to be made again)
+  pending: ['ready', 'skipped', 'cancelled'],
+  // pending: a parent's outputs were lost before this job started; done: a late result
+  // of an attempt thought lost; skipped: an ancestor failed for good
+  ready: ['running', 'pending', 'failed', 'cancelled', 'skipped', 'done'],
+  // ready: retry, lost worker, preempted; pending: inputs lost while starting
+  running: ['done', 'ready', 'pending', 'failed', 'cancelled'],
+  // ready/pending: its outputs were lost with their only holder and a consumer still needs them
+  done: ['ready', 'pending'],
+  failed: [],
+  skipped: [],
+  cancelled: []
+}
+
+export const TERMINAL: ReadonlySet<JobState> = new Set(['done', 'failed', 'skipped', 'cancelled'])
+
+export function canJobTransition (from: JobState, to: JobState): boolean {
+  return JOB_TRANSITIONS[from].includes(to)
+}

@@ -1,0 +1,109 @@
+// Planning, pure: job priorities (HEFT upward rank) and a job -> worker placement made
+// by list scheduling with file sizes and expected runtimes. The plan drives
+// prefetching (inputs move to a job's planned worker before it runs); the run loop
+// may still move a job elsewhere when its planned worker is saturated.
+import type { Dag } from './dag.ts'
+
+export interface PlanWorker { id: string, slots: number, speed: number }
+export interface Plan {
+  worker: Map<string, string>
+  /** expected start time (s) of each job in the plan: the order in which a worker will run them */
+  start: Map<string, number>
+  makespan: number
+}
+
+export const DEFAULT_BANDWIDTH = 100e6 // bytes/s, Dask's default estimate
+
+/** Sizes (bytes) of what each job reads from each parent. */
+export function edgeBytes (dag: Dag, outSize: (job: string, file: string) => number): Map<string, number> {
+  const m = new Map<string, number>()
+  for (const j of dag.jobs) {
+    for (const i of j.inputs) {
+      if (i.source.kind !== 'job') continue
+      const k = `${i.source.job}>${j.id}`
+      m.set(k, (m.get(k) ?? 0) + outSize(i.source.job, i.source.file))
+    }
+  }
+  return m
+}
+
+/** HEFT upward rank: runtime plus the longest (transfer + rank) path to an exit job. */
+export function upwardRank (dag: Dag, edges: Map<string, number>, bandwidth = DEFAULT_BANDWIDTH): Map<string, number> {
+  const rank = new Map<string, number>()
+  for (let i = dag.order.length - 1; i >= 0; i--) {
+    const id = dag.order[i]
+    const job = dag.byId.get(id)
+    if (job === undefined) continue
+    let best = 0
+    for (const c of dag.children.get(id) ?? []) {
+      const v = (edges.get(`${id}>${c}`) ?? 0) / bandwidth + (rank.get(c) ?? 0)
+      if (v > best) best = v
+    }
+    // a tiny term by topological depth keeps parents ahead of children when runtimes are 0
+    rank.set(id, job.runtime + best + 1e-9 * (dag.order.length - i))
+  }
+  return rank
+}
+
+/**
+ * List scheduling (HEFT): jobs by decreasing upward rank, each on the worker slot where it
+ * finishes earliest, counting the time to move inputs from parents placed elsewhere and
+ * staged inputs (`inputBytes`) that the worker does not hold yet.
+ */
+export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<string, number>, rank: Map<string, number>,
+  opts: { bandwidth?: number, inputBytes?: (job: string, worker: string) => number, feasible?: (job: string, worker: string) => boolean } = {}): Plan {
+  const bw = opts.bandwidth ?? DEFAULT_BANDWIDTH
+  const worker = new Map<string, string>()
+  const start = new Map<string, number>()
+  const finish = new Map<string, number>()
+  if (workers.length === 0) return { worker, start, makespan: 0 }
+  const slots = workers.map(w => Array.from({ length: Math.max(1, w.slots) }, () => 0))
+  const ids = [...dag.order].sort((a, b) => (rank.get(b) ?? 0) - (rank.get(a) ?? 0))
+  let makespan = 0
+  for (const id of ids) {
+    const job = dag.byId.get(id)
+    if (job === undefined) continue
+    let best = { w: -1, s: 0, slot: 0, f: Infinity }
+    for (let wi = 0; wi < workers.length; wi++) {
+      const w = workers[wi]
+      if (opts.feasible !== undefined && !opts.feasible(id, w.id)) continue
+      let ready = 0
+      for (const p of job.after) {
+        const pf = finish.get(p) ?? 0
+        const move = worker.get(p) === w.id ? 0 : (edges.get(`${p}>${id}`) ?? 0) / bw
+        if (pf + move > ready) ready = pf + move
+      }
+      const staged = (opts.inputBytes?.(id, w.id) ?? 0) / bw
+      let slot = 0
+      for (let k = 1; k < slots[wi].length; k++) if (slots[wi][k] < slots[wi][slot]) slot = k
+      const s = Math.max(ready, slots[wi][slot]) + staged
+      const f = s + job.runtime / Math.max(0.01, w.speed)
+      if (f < best.f) best = { w: wi, s, slot, f }
+    }
+    if (best.w < 0) continue // no feasible worker: the run loop reports it
+    slots[best.w][best.slot] = best.f
+    worker.set(id, workers[best.w].id)
+    start.set(id, best.s)
+    finish.set(id, best.f)
+    if (best.f > makespan) makespan = best.f
+  }
+  return { worker, start, makespan }
+}
+
+/** The lower bound on makespan: max(critical path, total work / total cores). */
+export function makespanLowerBound (dag: Dag, totalCores: number): number {
+  const longest = new Map<string, number>()
+  let cp = 0
+  let work = 0
+  for (const id of dag.order) {
+    const j = dag.byId.get(id)
+    if (j === undefined) continue
+    let s = 0
+    for (const p of j.after) s = Math.max(s, longest.get(p) ?? 0)
+    const f = s + j.runtime
+    longest.set(id, f)
+    cp = Math.max(cp, f)
+    work += j.runtime * j.cores
+  }
+  return Math.max(cp, work / Math.max(1, totalCores))
+}

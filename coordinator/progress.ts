@@ -1,0 +1,75 @@
+// What people (and scripts) see while a run goes: a live bar on a TTY (cli-progress),
+// plain lines otherwise, NDJSON events with --json.
+import cliProgress from 'cli-progress'
+import type { JobState } from './job-state.ts'
+
+export interface ProgressSnapshot {
+  counts: Record<JobState, number>
+  total: number
+  workers: number
+  startedAt: number
+}
+
+export type Mode = 'tty' | 'lines' | 'json' | 'quiet'
+
+export class Progress {
+  private readonly mode: Mode
+  private bar?: cliProgress.SingleBar
+  private lastLine = 0
+  private readonly out: NodeJS.WriteStream
+
+  constructor (mode: Mode, out: NodeJS.WriteStream = process.stderr) {
+    this.mode = mode
+    this.out = out
+  }
+
+  static pick (opts: { json?: boolean, quiet?: boolean }): Mode {
+    if (opts.json === true) return 'json'
+    if (opts.quiet === true) return 'quiet'
+    return process.stderr.isTTY ? 'tty' : 'lines'
+  }
+
+  /** An event: NDJSON on stdout in json mode; a line for people otherwise (if it matters to them). */
+  event (ev: Record<string, unknown>, human?: string): void {
+    if (this.mode === 'json') { process.stdout.write(JSON.stringify({ time: Date.now(), ...ev }) + '\n'); return }
+    if (human === undefined || this.mode === 'quiet') return
+    if (this.bar !== undefined) this.bar.stop()
+    this.out.write(human + '\n')
+    if (this.bar !== undefined) this.bar.start(this.bar.getTotal(), this.bar.getProgress() * this.bar.getTotal())
+  }
+
+  static rate (s: ProgressSnapshot): { rate: number, eta: string } {
+    const finished = s.counts.done + s.counts.failed + s.counts.skipped
+    const elapsed = (Date.now() - s.startedAt) / 1000
+    const rate = elapsed > 0 ? s.counts.done / elapsed : 0
+    const left = s.total - finished - s.counts.cancelled
+    const eta = rate > 0 ? `${Math.ceil(left / rate)}s` : '?'
+    return { rate, eta }
+  }
+
+  update (s: ProgressSnapshot): void {
+    const { rate, eta } = Progress.rate(s)
+    const c = s.counts
+    const payload = { running: c.running, failed: c.failed, waiting: c.pending + c.ready, workers: s.workers, rate: rate.toFixed(1), etaText: eta }
+    if (this.mode === 'tty') {
+      if (this.bar === undefined) {
+        this.bar = new cliProgress.SingleBar({
+          format: ' {bar} {value}/{total} done | {running} running | {waiting} waiting | {failed} failed | {workers} workers | {rate} jobs/s | ETA {etaText}',
+          hideCursor: true,
+          stream: this.out,
+          fps: 5
+        }, cliProgress.Presets.shades_classic)
+        this.bar.start(s.total, c.done, payload)
+      }
+      this.bar.update(c.done, payload)
+    } else if (this.mode === 'lines' && Date.now() - this.lastLine >= 5000) {
+      this.lastLine = Date.now()
+      this.out.write(`progress: ${c.done}/${s.total} done, ${c.running} running, ${c.pending + c.ready} waiting, ${c.failed} failed, ${c.skipped} skipped; ${s.workers} workers; ${rate.toFixed(1)} jobs/s; ETA ${eta}\n`)
+    }
+  }
+
+  stop (): void {
+    this.bar?.stop()
+    this.bar = undefined
+  }
+}

@@ -1,0 +1,561 @@
+// The state of one run, with no I/O: jobs and their state machine, attempts, blobs
+// and their holders, workers and their slots. The native adapter and the submit
+// shell drive it; the journal and the progress display listen to its events.
+import type { Dag, JobSpec } from './dag.ts'
+import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
+import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
+import { evalBool, type Attrs } from './expr.ts'
+import type { Assignment, AttemptResult, BlobRef, InputRef, PeerInfo, LogResult } from '../protocol/jobs.ts'
+
+export const MAX_LOST_ATTEMPTS = 5
+
+export interface WorkerInfo { id: string, slots: number, attrs: Attrs, addrs: string[] }
+
+export interface WorkerRec extends WorkerInfo {
+  alive: boolean
+  speed: number
+  running: Map<string, string> // attempt -> job
+  usedCores: number
+  hinted: Set<string>
+  assignedAt: Map<string, number>
+  done: number
+}
+
+export interface AttemptRec {
+  id: string
+  job: string
+  worker: string
+  assignedAt: number
+  startedAt?: number
+  endedAt?: number
+  status?: AttemptResult['status']
+  exitCode?: number | null
+  signal?: string | null
+  error?: string
+  stdout?: LogResult
+  stderr?: LogResult
+  inputWaitMs?: number
+  bytesFetched?: number
+  cacheHits?: number
+}
+
+export interface OutputRec { hash: string, size: number }
+
+export interface JobRec {
+  spec: JobSpec
+  state: JobState
+  attempts: AttemptRec[]
+  failures: number
+  lost: number
+  outputs: Map<string, OutputRec> | null
+  avoid: Set<string>
+  reason?: string
+  collected: boolean
+}
+
+export interface BlobRec { size: number, holders: Set<string> }
+
+export interface CoreHooks {
+  onTransition?: (job: JobRec, from: JobState, to: JobState, reason: string) => void
+  onAttempt?: (job: JobRec, attempt: AttemptRec) => void
+  onIllegal?: (job: string, from: JobState, to: JobState, reason: string) => void
+}
+
+export interface CoreOptions {
+  coordinatorId: string
+  prefetch: boolean
+  /** unique per coordinator session: attempt ids never repeat across a resume */
+  nonce: string
+  hooks?: CoreHooks
+}
+
+export class RunCore {
+  readonly dag: Dag
+  readonly jobs = new Map<string, JobRec>()
+  readonly blobs = new Map<string, BlobRec>()
+  readonly workers = new Map<string, WorkerRec>()
+  readonly attempts = new Map<string, AttemptRec>()
+  /** file inputs: absolute path -> content address */
+  readonly inputs = new Map<string, OutputRec>()
+  readonly ready = new Set<string>()
+  priority = new Map<string, number>()
+  plan: Plan | undefined
+  readonly opts: CoreOptions
+  private seq = 0
+  /** blob hash -> jobs producing it (to re-run them if it is lost) */
+  private readonly producers = new Map<string, Set<string>>()
+  stats = { bytesFetched: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0 }
+
+  constructor (dag: Dag, opts: CoreOptions) {
+    this.dag = dag
+    this.opts = opts
+    for (const spec of dag.jobs) {
+      this.jobs.set(spec.id, { spec, state: 'pending', attempts: [], failures: 0, lost: 0, outputs: null, avoid: new Set(), collected: false })
+    }
+    this.priority = upwardRank(dag, new Map())
+  }
+
+  // ---- transitions --------------------------------------------------------------
+
+  private move (job: JobRec, to: JobState, reason: string): boolean {
+    const from = job.state
+    if (from === to) return true
+    if (!canJobTransition(from, to)) {
+      this.opts.hooks?.onIllegal?.(job.spec.id, from, to, reason)
+      return false
+    }
+    job.state = to
+    if (to === 'ready') this.ready.add(job.spec.id); else this.ready.delete(job.spec.id)
+    if (to === 'failed' || to === 'skipped' || to === 'cancelled') job.reason = reason
+    this.opts.hooks?.onTransition?.(job, from, to, reason)
+    return true
+  }
+
+  // ---- blobs --------------------------------------------------------------------
+
+  addHolder (hash: string, size: number, holder: string): void {
+    let b = this.blobs.get(hash)
+    if (b === undefined) { b = { size, holders: new Set() }; this.blobs.set(hash, b) }
+    b.holders.add(holder)
+  }
+
+  liveHolders (hash: string): string[] {
+    const b = this.blobs.get(hash)
+    if (b === undefined) return []
+    const out: string[] = []
+    for (const h of b.holders) if (h === this.opts.coordinatorId || this.workers.get(h)?.alive === true) out.push(h)
+    return out
+  }
+
+  /** The content address of one input of a job, if known yet. */
+  inputBlob (spec: JobSpec, i: JobSpec['inputs'][number]): OutputRec | undefined {
+    if (i.source.kind === 'file') return this.inputs.get(i.source.path)
+    return this.jobs.get(i.source.job)?.outputs?.get(i.source.file)
+  }
+
+  inputsAvailable (job: JobRec): boolean {
+    for (const i of job.spec.inputs) {
+      const b = this.inputBlob(job.spec, i)
+      if (b === undefined || this.liveHolders(b.hash).length === 0) return false
+    }
+    return true
+  }
+
+  setFileInput (absPath: string, hash: string, size: number): void {
+    this.inputs.set(absPath, { hash, size })
+    this.addHolder(hash, size, this.opts.coordinatorId)
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------
+
+  /** Restore a job's journaled outcome (resume). */
+  restoreDone (id: string, outputs: Array<{ name: string, hash: string, size: number, holders: string[] }>, attempts: AttemptRec[], collected: boolean): void {
+    const job = this.jobs.get(id)
+    if (job === undefined) return
+    job.outputs = new Map(outputs.map(o => [o.name, { hash: o.hash, size: o.size }]))
+    for (const o of outputs) {
+      for (const h of o.holders) this.addHolder(o.hash, o.size, h)
+      this.producers.set(o.hash, new Set([...(this.producers.get(o.hash) ?? []), id]))
+    }
+    job.attempts = attempts
+    job.collected = collected
+    job.state = 'done'
+  }
+
+  restoreFinal (id: string, state: 'failed' | 'skipped', reason: string, attempts: AttemptRec[]): void {
+    const job = this.jobs.get(id)
+    if (job === undefined) return
+    job.state = state
+    job.reason = reason
+    job.attempts = attempts
+  }
+
+  /** Promote every pending job whose parents are done and inputs reachable. */
+  promote (): void {
+    for (const id of this.dag.order) {
+      const job = this.jobs.get(id)
+      if (job?.state !== 'pending') continue
+      if (job.spec.after.every(p => this.jobs.get(p)?.state === 'done') && this.inputsAvailable(job)) this.move(job, 'ready', 'inputs available')
+    }
+  }
+
+  private promoteChildren (id: string): void {
+    for (const c of this.dag.children.get(id) ?? []) {
+      const job = this.jobs.get(c)
+      if (job?.state !== 'pending') continue
+      if (job.spec.after.every(p => this.jobs.get(p)?.state === 'done') && this.inputsAvailable(job)) this.move(job, 'ready', `parent ${id} done`)
+    }
+  }
+
+  private needed (job: JobRec): boolean {
+    for (const c of this.dag.children.get(job.spec.id) ?? []) {
+      const s = this.jobs.get(c)?.state
+      if (s === 'pending' || s === 'ready' || s === 'running') return true
+    }
+    return this.isCollected(job.spec.id) && !job.collected
+  }
+
+  isCollected (id: string): boolean {
+    return this.dag.collect === 'all' || (this.dag.children.get(id)?.length ?? 0) === 0
+  }
+
+  /**
+   * After holders vanished: re-run finished jobs whose needed outputs no live holder has,
+   * and put back to pending the jobs that can no longer get their inputs.
+   */
+  reconcile (reason: string): void {
+    for (const id of this.dag.order) {
+      const job = this.jobs.get(id)
+      if (job === undefined) continue
+      if (job.state === 'done' && job.outputs !== null && this.needed(job)) {
+        const lost = [...job.outputs.values()].some(o => this.liveHolders(o.hash).length === 0)
+        if (lost) {
+          job.outputs = null
+          this.move(job, 'pending', `outputs lost: ${reason}`)
+        }
+      }
+      if (job.state === 'ready' && !this.inputsAvailable(job)) this.move(job, 'pending', `inputs lost: ${reason}`)
+    }
+    // parents that must run again are pending with done parents: promote them
+    this.promote()
+  }
+
+  // ---- workers ------------------------------------------------------------------
+
+  addWorker (info: WorkerInfo): void {
+    const old = this.workers.get(info.id)
+    const maxMhz = Math.max(1, Number(info.attrs.mhz), ...[...this.workers.values()].map(w => Number(w.attrs.mhz)))
+    this.workers.set(info.id, {
+      ...info,
+      alive: true,
+      speed: Math.max(0.1, Number(info.attrs.mhz) / maxMhz),
+      running: old?.running ?? new Map(),
+      usedCores: old?.usedCores ?? 0,
+      hinted: new Set(),
+      assignedAt: old?.assignedAt ?? new Map(),
+      done: old?.done ?? 0
+    })
+  }
+
+  aliveWorkers (): WorkerRec[] { return [...this.workers.values()].filter(w => w.alive) }
+
+  /** A worker died, left or lost its lease: its attempts are lost, its blobs unreachable. */
+  removeWorker (id: string, why: string): string[] {
+    const w = this.workers.get(id)
+    if (w === undefined || !w.alive) return []
+    w.alive = false
+    const lostJobs: string[] = []
+    for (const [attempt, jobId] of [...w.running]) {
+      this.finishAttempt(w, attempt)
+      const job = this.jobs.get(jobId)
+      const rec = this.attempts.get(attempt)
+      if (rec !== undefined && rec.status === undefined) { rec.status = 'lost'; rec.error = why; rec.endedAt = Date.now() }
+      if (job?.state === 'running' && job.attempts.at(-1)?.id === attempt) {
+        lostJobs.push(jobId)
+        this.retryLost(job, `worker lost: ${why}`)
+      }
+    }
+    this.reconcile(`worker ${id.slice(-8)} lost`)
+    return lostJobs
+  }
+
+  private retryLost (job: JobRec, why: string): void {
+    job.lost++
+    if (job.lost > MAX_LOST_ATTEMPTS) { this.fail(job, `${why} (${job.lost} attempts lost)`); return }
+    this.move(job, this.inputsAvailable(job) ? 'ready' : 'pending', why)
+  }
+
+  private fail (job: JobRec, why: string): void {
+    this.move(job, 'failed', why)
+    // descendants cannot run; the rest of the DAG goes on
+    const stack = [...(this.dag.children.get(job.spec.id) ?? [])]
+    while (stack.length > 0) {
+      const c = this.jobs.get(stack.pop() as string)
+      if (c === undefined || (c.state !== 'pending' && c.state !== 'ready')) continue
+      this.move(c, 'skipped', `ancestor ${job.spec.id} failed`)
+      stack.push(...(this.dag.children.get(c.spec.id) ?? []))
+    }
+  }
+
+  private finishAttempt (w: WorkerRec, attempt: string): void {
+    const jobId = w.running.get(attempt)
+    if (jobId === undefined) return
+    w.running.delete(attempt)
+    w.assignedAt.delete(attempt)
+    w.usedCores -= Math.max(1, this.jobs.get(jobId)?.spec.cores ?? 1)
+  }
+
+  // ---- planning -----------------------------------------------------------------
+
+  outputSize (job: string, file: string): number {
+    return this.jobs.get(job)?.outputs?.get(file)?.size ?? 0
+  }
+
+  feasible (spec: JobSpec, w: WorkerInfo): boolean {
+    if (spec.cores > w.slots) return false
+    if (spec.ram > Number(w.attrs.ram)) return false
+    return spec.requirements === null || evalBool(spec.requirements, w.attrs)
+  }
+
+  replan (sizeHint?: (job: string, file: string) => number): void {
+    const workers = this.aliveWorkers()
+    const edges = edgeBytes(this.dag, sizeHint ?? ((j, f) => this.outputSize(j, f)))
+    this.priority = upwardRank(this.dag, edges)
+    const stagedOn = (job: string, worker: string): number => {
+      let bytes = 0
+      for (const i of this.jobs.get(job)?.spec.inputs ?? []) {
+        if (i.source.kind !== 'file') continue
+        const b = this.inputs.get(i.source.path)
+        if (b !== undefined && !this.blobs.get(b.hash)?.holders.has(worker)) bytes += b.size
+      }
+      return bytes
+    }
+    this.plan = planPlacement(this.dag, workers.map(w => ({ id: w.id, slots: w.slots, speed: w.speed })), edges, this.priority, {
+      inputBytes: stagedOn,
+      feasible: (job, worker) => {
+        const spec = this.jobs.get(job)?.spec
+        const w = this.workers.get(worker)
+        return spec !== undefined && w !== undefined && this.feasible(spec, w)
+      }
+    })
+  }
+
+  /** Jobs that no live worker could ever run, with why. */
+  unplaceable (): Array<{ job: string, why: string }> {
+    const workers = this.aliveWorkers()
+    const out: Array<{ job: string, why: string }> = []
+    if (workers.length === 0) return out
+    for (const job of this.jobs.values()) {
+      if (TERMINAL.has(job.state) || job.state === 'running') continue
+      if (!workers.some(w => this.feasible(job.spec, w))) {
+        const s = job.spec
+        out.push({ job: s.id, why: `no claimed worker has ${s.cores} free core(s), ${s.ram} MiB${s.requirements !== null ? ` and meets \`${s.requirements.source}\`` : ''}` })
+      }
+    }
+    return out
+  }
+
+  failUnplaceable (): void {
+    for (const { job, why } of this.unplaceable()) {
+      const rec = this.jobs.get(job)
+      if (rec !== undefined && (rec.state === 'ready' || rec.state === 'pending')) this.fail(rec, why)
+    }
+  }
+
+  // ---- dispatch -----------------------------------------------------------------
+
+  private inputRefs (job: JobRec): InputRef[] | null {
+    const refs: InputRef[] = []
+    for (const i of job.spec.inputs) {
+      const b = this.inputBlob(job.spec, i)
+      if (b === undefined) return null
+      const holders = this.liveHolders(b.hash)
+      if (holders.length === 0) return null
+      refs.push({ name: i.name, hash: b.hash, size: b.size, holders: holders.slice(0, 16) })
+    }
+    return refs
+  }
+
+  /** Choose up to `want` ready jobs for a pulling worker: its planned jobs first, then steal. */
+  assign (workerId: string, want: number, now: number): Assignment[] {
+    const w = this.workers.get(workerId)
+    if (w === undefined || !w.alive || want <= 0) return []
+    const free = w.slots - w.usedCores
+    if (free <= 0) return []
+    const others = this.aliveWorkers().filter(x => x.id !== workerId)
+    const mine: string[] = []
+    const steal: string[] = []
+    let scanned = 0
+    for (const id of this.ready) {
+      if (++scanned > 4096 && mine.length + steal.length >= want) break
+      const job = this.jobs.get(id) as JobRec
+      if (!this.feasible(job.spec, w)) continue
+      if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.feasible(job.spec, o))) continue
+      const planned = this.plan?.worker.get(id)
+      if (planned === undefined || planned === workerId || !this.opts.prefetch) { mine.push(id); continue }
+      const pw = this.workers.get(planned)
+      // leave a job to its planned worker (its inputs are moving there) unless that worker is saturated or gone
+      if (pw === undefined || !pw.alive || pw.usedCores >= pw.slots) steal.push(id)
+    }
+    const byPriority = (a: string, b: string): number => (this.priority.get(b) ?? 0) - (this.priority.get(a) ?? 0)
+    mine.sort(byPriority)
+    // when stealing, prefer jobs whose inputs this worker already holds
+    const localBytes = (id: string): number => {
+      let n = 0
+      const job = this.jobs.get(id) as JobRec
+      for (const i of job.spec.inputs) {
+        const b = this.inputBlob(job.spec, i)
+        if (b !== undefined && this.blobs.get(b.hash)?.holders.has(workerId) === true) n += b.size
+      }
+      return n
+    }
+    steal.sort((a, b) => localBytes(b) - localBytes(a) || byPriority(a, b))
+    const out: Assignment[] = []
+    let cores = free
+    for (const id of [...mine, ...steal]) {
+      if (out.length >= want) break
+      const job = this.jobs.get(id) as JobRec
+      const need = Math.max(1, job.spec.cores)
+      if (need > cores) continue
+      const inputs = this.inputRefs(job)
+      if (inputs === null) { this.move(job, 'pending', 'inputs unavailable'); continue }
+      const attempt = `a${this.opts.nonce}-${++this.seq}`
+      const rec: AttemptRec = { id: attempt, job: id, worker: workerId, assignedAt: now }
+      job.attempts.push(rec)
+      this.attempts.set(attempt, rec)
+      w.running.set(attempt, id)
+      w.assignedAt.set(attempt, now)
+      w.usedCores += need
+      cores -= need
+      this.move(job, 'running', `attempt ${attempt} on ${workerId.slice(-8)}`)
+      this.opts.hooks?.onAttempt?.(job, rec)
+      out.push({
+        attempt, job: id, cmd: job.spec.cmd, env: job.spec.env, timeoutMs: job.spec.timeoutMs,
+        cores: job.spec.cores, inputs, outputs: job.spec.outputs
+      })
+    }
+    return out
+  }
+
+  /** Apply a result reported by a worker. Duplicates and unknown attempts are ignored. */
+  complete (workerId: string, r: AttemptResult): 'ignored' | JobState {
+    const rec = this.attempts.get(r.attempt)
+    if (rec === undefined || rec.worker !== workerId) return 'ignored'
+    const w = this.workers.get(workerId)
+    if (w !== undefined) this.finishAttempt(w, r.attempt)
+    if (rec.status !== undefined && rec.status !== 'lost') return 'ignored'
+    const job = this.jobs.get(rec.job) as JobRec
+    Object.assign(rec, {
+      status: r.status, exitCode: r.exitCode, signal: r.signal, startedAt: r.startedAt, endedAt: r.endedAt,
+      inputWaitMs: r.inputWaitMs, bytesFetched: r.bytesFetched, cacheHits: r.cacheHits
+    })
+    if (r.error !== undefined) rec.error = r.error
+    if (r.stdout !== undefined) { rec.stdout = r.stdout; this.addHolder(r.stdout.hash, r.stdout.size, workerId) }
+    if (r.stderr !== undefined) { rec.stderr = r.stderr; this.addHolder(r.stderr.hash, r.stderr.size, workerId) }
+    this.stats.bytesFetched += r.bytesFetched
+    this.stats.cacheHits += r.cacheHits
+    this.stats.inputWaitMs += r.inputWaitMs
+    this.opts.hooks?.onAttempt?.(job, rec)
+    const current = job.state === 'running' && job.attempts.at(-1)?.id === r.attempt
+    const acceptLate = job.state === 'ready' || job.state === 'running'
+    if (r.status === 'ok') {
+      for (const o of r.outputs) this.addHolder(o.hash, o.size, workerId)
+      if (job.state === 'done') return 'ignored' // another attempt won; its holder set grew
+      if (!current && !acceptLate) return 'ignored'
+      const declared = new Set(job.spec.outputs)
+      if (r.outputs.length !== declared.size || r.outputs.some(o => !declared.has(o.name))) {
+        rec.status = 'failed'
+        rec.error = 'worker reported outputs other than those declared'
+      } else {
+        job.outputs = new Map(r.outputs.map(o => [o.name, { hash: o.hash, size: o.size }]))
+        for (const o of r.outputs) this.producers.set(o.hash, new Set([...(this.producers.get(o.hash) ?? []), job.spec.id]))
+        if (w !== undefined) w.done++
+        this.move(job, 'done', `attempt ${r.attempt} ok`)
+        this.promoteChildren(job.spec.id)
+        return 'done'
+      }
+    }
+    if (!current) return 'ignored'
+    const status = rec.status as AttemptResult['status']
+    if (status === 'lost' || status === 'preempted') {
+      this.retryLost(job, rec.error ?? status)
+      return job.state
+    }
+    job.failures++
+    job.avoid.add(workerId)
+    const why = rec.error ?? (r.signal !== null ? `killed by ${r.signal}` : `exit code ${String(r.exitCode)}`)
+    if (job.failures > job.spec.retries) this.fail(job, `${why} (after ${job.failures} attempt(s))`)
+    else this.move(job, this.inputsAvailable(job) ? 'ready' : 'pending', `retry ${job.failures}/${job.spec.retries}: ${why}`)
+    return job.state
+  }
+
+  /** Attempts the coordinator thinks run on a worker that the worker does not know: lost. */
+  reconcileRunning (workerId: string, running: string[], reported: Set<string>, now: number, graceMs = 5000): void {
+    const w = this.workers.get(workerId)
+    if (w === undefined) return
+    const listed = new Set(running)
+    for (const [attempt] of [...w.running]) {
+      if (listed.has(attempt) || reported.has(attempt)) continue
+      if (now - (w.assignedAt.get(attempt) ?? now) < graceMs) continue
+      this.complete(workerId, {
+        attempt, status: 'lost', exitCode: null, signal: null, error: 'the worker no longer runs this attempt',
+        outputs: [], startedAt: now, endedAt: now, inputWaitMs: 0, bytesFetched: 0, cacheHits: 0
+      })
+    }
+  }
+
+  /** Blobs a worker should fetch now: staged inputs of all jobs planned for it, and the next jobs' parent outputs. */
+  hintsFor (workerId: string): BlobRef[] {
+    if (!this.opts.prefetch || this.plan === undefined) return []
+    const w = this.workers.get(workerId)
+    if (w === undefined || !w.alive) return []
+    const planned: string[] = []
+    for (const [job, worker] of this.plan.worker) {
+      if (worker !== workerId) continue
+      const s = this.jobs.get(job)?.state
+      if (s === 'pending' || s === 'ready') planned.push(job)
+    }
+    planned.sort((a, b) => (this.plan?.start.get(a) ?? 0) - (this.plan?.start.get(b) ?? 0))
+    const lookahead = 2 * w.slots + 2
+    const out: BlobRef[] = []
+    planned.forEach((id, k) => {
+      const job = this.jobs.get(id) as JobRec
+      for (const i of job.spec.inputs) {
+        if (i.source.kind === 'job' && k >= lookahead) continue
+        const b = this.inputBlob(job.spec, i)
+        if (b === undefined || w.hinted.has(b.hash) || this.blobs.get(b.hash)?.holders.has(workerId) === true) continue
+        const holders = this.liveHolders(b.hash)
+        if (holders.length === 0) continue
+        w.hinted.add(b.hash)
+        out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16) })
+      }
+    })
+    this.stats.prefetchHints += out.length
+    return out
+  }
+
+  /** Bytes of staged inputs planned for a worker that it does not hold (disk check before staging). */
+  stagingBytes (workerId: string): number {
+    const seen = new Set<string>()
+    let bytes = 0
+    for (const [job, worker] of this.plan?.worker ?? []) {
+      if (worker !== workerId) continue
+      for (const i of this.jobs.get(job)?.spec.inputs ?? []) {
+        if (i.source.kind !== 'file') continue
+        const b = this.inputs.get(i.source.path)
+        if (b === undefined || seen.has(b.hash)) continue
+        seen.add(b.hash)
+        bytes += b.size
+      }
+    }
+    return bytes
+  }
+
+  peers (): PeerInfo[] {
+    return this.aliveWorkers().map(w => ({ id: w.id, addrs: w.addrs.slice(0, 16) }))
+  }
+
+  counts (): Record<JobState, number> {
+    const c: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
+    for (const j of this.jobs.values()) c[j.state]++
+    return c
+  }
+
+  finished (): boolean {
+    for (const j of this.jobs.values()) if (!TERMINAL.has(j.state)) return false
+    return true
+  }
+
+  cancelAll (why: string): void {
+    for (const j of this.jobs.values()) if (!TERMINAL.has(j.state)) this.move(j, 'cancelled', why)
+  }
+
+  /** Why jobs wait, grouped (the answer to "why didn't my job run?"). */
+  waitingReasons (): string[] {
+    const out: string[] = []
+    const ready = [...this.ready]
+    if (ready.length > 0 && this.aliveWorkers().every(w => w.usedCores >= w.slots)) out.push(`${ready.length} ready job(s) wait for a free slot`)
+    for (const u of this.unplaceable().slice(0, 5)) out.push(`job ${u.job}: ${u.why}`)
+    return out
+  }
+}

@@ -1,0 +1,72 @@
+// The native adapter, XtremWeb-style: workers pull work ("work request"), report
+// results and prove they are alive in the same message ("work alive"). Pulling
+// lets workers sit behind NAT: only the worker opens streams.
+import { serve } from '../protocol/rpc.ts'
+import { jobsSpec, PULL_WAIT_MS, type PullReply } from '../protocol/jobs.ts'
+import { BgridError } from '../protocol/errors.ts'
+import type { AdapterContext, MiddlewareAdapter } from './adapter.ts'
+
+export class NativeAdapter implements MiddlewareAdapter {
+  readonly name = 'native'
+  private ctx?: AdapterContext
+  private waiters = new Set<() => void>()
+  /** the peer list a worker last received, by version: send it again only when it changed */
+  private readonly peersSent = new Map<string, number>()
+  peersVersion = 0
+
+  async start (ctx: AdapterContext): Promise<void> {
+    this.ctx = ctx
+    await ctx.node.unhandle(jobsSpec.id).catch(() => {})
+    await serve(ctx.node, jobsSpec, ctx.log.child('jobs'), async (req, hc) => {
+      if (req.run !== ctx.runId) throw new BgridError('NOT_FOUND', `this coordinator runs ${ctx.runId}, not ${req.run}`)
+      if (!ctx.isWorker(hc.peer)) throw new BgridError('UNAUTHORISED', 'not a claimed worker of this run')
+      const { core } = ctx
+      const now = Date.now()
+      const reported = new Set<string>()
+      for (const r of req.results) {
+        reported.add(r.attempt)
+        const outcome = core.complete(hc.peer, r)
+        ctx.onResult(hc.peer, r, outcome)
+      }
+      for (const h of req.have ?? []) {
+        const b = core.blobs.get(h)
+        if (b !== undefined) b.holders.add(hc.peer)
+      }
+      core.reconcileRunning(hc.peer, req.running, reported, now)
+      if (req.results.length > 0) this.notify()
+      let jobs = core.assign(hc.peer, req.want, now)
+      let prefetch = core.hintsFor(hc.peer)
+      // long poll: hold an empty answer until work appears, or PULL_WAIT_MS
+      const deadline = now + PULL_WAIT_MS
+      while (jobs.length === 0 && prefetch.length === 0 && req.want > 0 && req.results.length === 0 &&
+        !ctx.isClosing() && !core.finished() && Date.now() < deadline && !hc.signal.aborted) {
+        await this.waitForChange(deadline - Date.now(), hc.signal)
+        if (!ctx.isWorker(hc.peer)) throw new BgridError('NOT_CLAIMED', 'worker was dropped from the run')
+        jobs = core.assign(hc.peer, req.want, Date.now())
+        prefetch = core.hintsFor(hc.peer)
+      }
+      const sentVersion = this.peersSent.get(hc.peer)
+      const peers = sentVersion === this.peersVersion ? [] : core.peers()
+      this.peersSent.set(hc.peer, this.peersVersion)
+      return { jobs, prefetch, peers, done: ctx.isClosing() || core.finished() } satisfies Omit<PullReply, 'ok'>
+    })
+  }
+
+  private async waitForChange (ms: number, signal: AbortSignal): Promise<void> {
+    await new Promise<void>(resolve => {
+      const done = (): void => { clearTimeout(t); this.waiters.delete(done); signal.removeEventListener('abort', done); resolve() }
+      const t = setTimeout(done, Math.max(0, ms))
+      this.waiters.add(done)
+      signal.addEventListener('abort', done)
+    })
+  }
+
+  notify (): void {
+    for (const w of [...this.waiters]) w()
+  }
+
+  async stop (): Promise<void> {
+    this.notify()
+    await this.ctx?.node.unhandle(jobsSpec.id).catch(() => {})
+  }
+}

@@ -424,6 +424,7 @@ export class Coordinator {
       node: this.node, core: this.core, runId: this.runId, log: this.log,
       isWorker: (peer) => this.claimed.has(peer),
       isClosing: () => this.closing,
+      persist: async () => { await this.journal.flush() },
       onResult: () => { this.wakeMain() }
     })
     this.node.addEventListener('peer:disconnect', (ev) => {
@@ -534,7 +535,9 @@ export class Coordinator {
         // every worker was lost: wait for new ones, as at the start
         await this.waitForWorkers()
       }
-      await this.sleep(1000)
+      // jobs left to a planned worker become stealable after a while: let waiting workers look again
+      if (this.core.ready.size > 0) this.adapter.notify()
+      await this.sleep(500)
     }
     this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
     this.progress.stop()

@@ -78,6 +78,9 @@ export class RunCore {
   /** file inputs: absolute path -> content address */
   readonly inputs = new Map<string, OutputRec>()
   readonly ready = new Set<string>()
+  private readonly readyAt = new Map<string, number>()
+  /** a job left this long to its planned worker may be taken by any worker */
+  stealAfterMs = 2000
   priority = new Map<string, number>()
   plan: Plan | undefined
   readonly opts: CoreOptions
@@ -105,7 +108,7 @@ export class RunCore {
       return false
     }
     job.state = to
-    if (to === 'ready') this.ready.add(job.spec.id); else this.ready.delete(job.spec.id)
+    if (to === 'ready') { this.ready.add(job.spec.id); this.readyAt.set(job.spec.id, Date.now()) } else { this.ready.delete(job.spec.id); this.readyAt.delete(job.spec.id) }
     if (to === 'failed' || to === 'skipped' || to === 'cancelled') job.reason = reason
     this.opts.hooks?.onTransition?.(job, from, to, reason)
     return true
@@ -374,8 +377,10 @@ export class RunCore {
       const planned = this.plan?.worker.get(id)
       if (planned === undefined || planned === workerId || !this.opts.prefetch) { mine.push(id); continue }
       const pw = this.workers.get(planned)
-      // leave a job to its planned worker (its inputs are moving there) unless that worker is saturated or gone
-      if (pw === undefined || !pw.alive || pw.usedCores >= pw.slots) steal.push(id)
+      // leave a job to its planned worker (its inputs are moving there) unless that worker is
+      // saturated, gone, avoided by the job, or has not taken it for a while
+      if (pw === undefined || !pw.alive || pw.usedCores >= pw.slots || job.avoid.has(planned) ||
+        now - (this.readyAt.get(id) ?? now) >= this.stealAfterMs) steal.push(id)
     }
     const byPriority = (a: string, b: string): number => (this.priority.get(b) ?? 0) - (this.priority.get(a) ?? 0)
     mine.sort(byPriority)

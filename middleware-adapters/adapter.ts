@@ -15,6 +15,8 @@ export interface AdapterContext {
   isWorker: (peer: string) => boolean
   /** a result was applied (for the journal, progress and output streaming) */
   onResult: (peer: string, result: AttemptResult, outcome: string) => void
+  /** make every state change so far durable (write-ahead: before any new assignment) */
+  persist: () => Promise<void>
   /** the run was cancelled or is over: workers should stop pulling */
   isClosing: () => boolean
 }

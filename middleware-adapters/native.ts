@@ -33,6 +33,8 @@ export class NativeAdapter implements MiddlewareAdapter {
         if (b !== undefined) b.holders.add(hc.peer)
       }
       core.reconcileRunning(hc.peer, req.running, reported, now)
+      // write-ahead: results are durable before they are acknowledged or unlock children
+      await ctx.persist()
       if (req.results.length > 0) this.notify()
       let jobs = core.assign(hc.peer, req.want, now)
       let prefetch = core.hintsFor(hc.peer)
@@ -42,6 +44,7 @@ export class NativeAdapter implements MiddlewareAdapter {
         !ctx.isClosing() && !core.finished() && Date.now() < deadline && !hc.signal.aborted) {
         await this.waitForChange(deadline - Date.now(), hc.signal)
         if (!ctx.isWorker(hc.peer)) throw new BgridError('NOT_CLAIMED', 'worker was dropped from the run')
+        await ctx.persist()
         jobs = core.assign(hc.peer, req.want, Date.now())
         prefetch = core.hintsFor(hc.peer)
       }

@@ -1,0 +1,71 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import os from 'node:os'
+import path from 'node:path'
+import { parseDag } from '../coordinator/dag.ts'
+import { BgridError } from '../protocol/errors.ts'
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'bgrid-dag-'))
+mkdirSync(path.join(dir, 'data'))
+writeFileSync(path.join(dir, 'data', 'in.txt'), 'hello\n')
+const file = path.join(dir, 'dag.json')
+
+const bad = (raw: unknown): string => {
+  try { parseDag(raw, file); return 'accepted' } catch (err) {
+    if (!(err instanceof BgridError) || err.code !== 'INVALID_DAG') throw err
+    return err.message
+  }
+}
+const job = (o: Record<string, unknown>) => ({ id: 'a', cmd: ['true'], ...o })
+
+t.test('a valid DAG is normalised', async t => {
+  const d = parseDag({
+    name: 'x',
+    jobs: [
+      job({ id: 'a', inputs: ['data/in.txt'], outputs: ['o.txt'] }),
+      job({ id: 'b', cmd: 'echo hi > x', inputs: ['job:a/o.txt'] })
+    ]
+  }, file)
+  t.same(d.byId.get('b')?.cmd, ['/bin/sh', '-c', 'echo hi > x'], 'a string cmd is an explicit sh -c')
+  t.same(d.byId.get('b')?.after, ['a'], 'job: inputs imply the dependency')
+  t.same(d.order, ['a', 'b'])
+  t.equal(d.byId.get('a')?.inputs[0].source.kind, 'file')
+  t.equal(d.workers.min, 1)
+  t.equal(d.rank.source, 'cores * mhz / (1 + cost)')
+})
+
+t.test('each invalid case names the job and field', async t => {
+  t.match(bad({ jobs: [job({ after: ['nope'] })] }), /job "a" field after: unknown job "nope"/)
+  t.match(bad({ jobs: [job({ id: 'a', after: ['b'] }), job({ id: 'b', after: ['c'] }), job({ id: 'c', after: ['a'] })] }), /cycle: (a -> c -> b -> a|a -> b -> c -> a|b -> a -> c -> b|c -> b -> a -> c)/)
+  t.match(bad({ jobs: [job({}), job({})] }), /job "a": duplicate id/)
+  t.match(bad({ jobs: [job({ inputs: ['data/missing.txt'] })] }), /job "a" field inputs: "data\/missing.txt": no such file/)
+  t.match(bad({ jobs: [job({ inputs: ['/etc/passwd'] })] }), /absolute path/)
+  t.match(bad({ jobs: [job({ inputs: ['../x'] })] }), /"\.\." in path/)
+  t.match(bad({ jobs: [job({ outputs: ['o', 'o'] })] }), /field outputs: "o" declared twice/)
+  t.match(bad({ jobs: [job({ outputs: ['../../o'] })] }), /field outputs: .*"\.\." in path/)
+  t.match(bad({ requirements: 'ram >= 2048 &&& cores', jobs: [job({})] }), /dag field requirements: .* at column \d+/)
+  t.match(bad({ requirements: 'ram >= 2048 && gpus > 1', jobs: [job({})] }), /unknown attribute "gpus" .* at column 16/)
+  t.match(bad({ jobs: [job({ requirements: 'process.exit(1)' })] }), /job "a" field requirements/)
+  t.match(bad({ jobs: [job({ cmd: [] })] }), /job "a" \(jobs\[0\]\) field cmd/)
+  t.match(bad({ jobs: [job({ retries: -1 })] }), /field retries: must be >= 0/)
+  t.match(bad({ jobs: [job({ colour: 'red' })] }), /must NOT have additional properties "colour"/)
+  t.match(bad({ jobs: [] }), /jobs: must NOT have fewer than 1 items/)
+  t.match(bad({ jobs: [job({ inputs: ['job:zz/o.txt'] })] }), /unknown job "zz"/)
+  t.match(bad({ jobs: [job({ id: 'p', outputs: ['x'] }), job({ inputs: ['job:p/y'] })] }), /job "p" declares no output "y"/)
+  t.match(bad({ workers: { min: 4, max: 2 }, jobs: [job({})] }), /min 4 > max 2/)
+})
+
+t.test('`bgrid submit` exits 2 with the message for an invalid DAG', async t => {
+  writeFileSync(file, JSON.stringify({ jobs: [job({ after: ['ghost'] })] }))
+  const r = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'bgrid.ts'), 'submit', file, '--data-dir', path.join(dir, 'home')], { encoding: 'utf8' })
+  t.equal(r.status, 2)
+  t.match(r.stderr, /unknown job "ghost"/)
+  writeFileSync(file, '{ "jobs": [ ')
+  const r2 = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'bgrid.ts'), 'submit', file, '--data-dir', path.join(dir, 'home')], { encoding: 'utf8' })
+  t.equal(r2.status, 2)
+  t.match(r2.stderr, /not valid JSON/)
+  const r3 = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'bgrid.ts'), 'daemon', '--port', 'abc'], { encoding: 'utf8' })
+  t.equal(r3.status, 2, 'bad option: exit 2')
+  t.match(r3.stderr, /--port must be a number/)
+})

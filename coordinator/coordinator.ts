@@ -55,6 +55,7 @@ export interface RunSummary {
   makespanMs: number
   workers: number
   bytesFetched: number
+  prefetchedBytes: number
   cacheHits: number
   inputWaitMs: number
   inputBytesStaged: number
@@ -374,7 +375,7 @@ export class Coordinator {
       updatedAt: Date.now(),
       counts: this.core.counts(),
       workers: [...this.core.workers.values()].map(w => ({ peer: w.id, alive: w.alive, slots: w.slots, jobsDone: w.done, name: this.claimed.get(w.id)?.candidate.name })),
-      data: { bytesFetched: s.bytesFetched, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, prefetch: this.opts.prefetch },
+      data: { bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, prefetch: this.opts.prefetch },
       lowerBoundSec: makespanLowerBound(this.dag, [...this.core.workers.values()].reduce((a, w) => a + w.slots, 0)),
       waiting: this.core.waitingReasons(),
       jobs
@@ -455,6 +456,7 @@ export class Coordinator {
     this.browser.start()
     this.recruitTimer = setInterval(() => { this.recruit() }, 1000)
     this.startedAt = Date.now()
+    this.lastWaitNote = Date.now() // say we wait only once discovery has had a moment
     this.emit({ event: 'started', jobs: this.dag.jobs.length, outDir: this.outDir, coordinator: this.node.peerId.toString() },
       o.progress === 'quiet' ? undefined : `run ${this.runId}: ${this.dag.jobs.length} job(s), outputs in ${this.outDir}`)
 
@@ -485,7 +487,7 @@ export class Coordinator {
     await this.storeDb.close()
     const summary: RunSummary = {
       runId: this.runId, outDir: this.outDir, ok, counts, makespanMs: Date.now() - this.startedAt,
-      workers: this.core.workers.size, bytesFetched: this.core.stats.bytesFetched, cacheHits: this.core.stats.cacheHits,
+      workers: this.core.workers.size, bytesFetched: this.core.stats.bytesFetched, prefetchedBytes: this.core.stats.prefetchedBytes, cacheHits: this.core.stats.cacheHits,
       inputWaitMs: this.core.stats.inputWaitMs, inputBytesStaged: this.inputBytesStaged
     }
     this.emit({ event: 'finished', ...summary })

@@ -87,7 +87,7 @@ export class RunCore {
   private seq = 0
   /** blob hash -> jobs producing it (to re-run them if it is lost) */
   private readonly producers = new Map<string, Set<string>>()
-  stats = { bytesFetched: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0 }
+  stats = { bytesFetched: 0, prefetchedBytes: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0 }
 
   constructor (dag: Dag, opts: CoreOptions) {
     this.dag = dag

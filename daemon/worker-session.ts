@@ -36,6 +36,8 @@ export class WorkerSession {
   readonly runPeers = new Set<string>()
   private readonly opts: WorkerSessionOptions
   private readonly results: AttemptResult[] = []
+  /** blobs fetched ahead of time, not yet announced to the coordinator */
+  private have: string[] = []
   private readonly fetching = new Map<string, Promise<number>>()
   private readonly abort = new AbortController()
   private wake: () => void = () => {}
@@ -102,14 +104,16 @@ export class WorkerSession {
 
   private async exchange (want: number, longPoll: boolean): Promise<void> {
     const results = this.results.splice(0, 512)
+    const have = this.have.splice(0, 4096)
     let reply
     try {
       reply = await call(this.opts.node, peerIdFromString(this.claim.coordinator), jobsSpec, {
-        op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results
+        op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results, have
       }, { signal: this.abort.signal, timeoutMs: longPoll ? jobsSpec.timeoutMs : 10_000 })
     } catch (err) {
       // not delivered: keep them for the next exchange (the coordinator de-duplicates by attempt id)
       this.results.unshift(...results)
+      this.have.unshift(...have)
       if (err instanceof BgridError && (err.code === 'NOT_CLAIMED' || err.code === 'UNAUTHORISED')) {
         this.opts.log.warn('coordinator no longer knows this worker', { code: err.code })
       }
@@ -154,7 +158,7 @@ export class WorkerSession {
   }
 
   private prefetch (ref: BlobRef): void {
-    this.fetch(ref).catch(err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
+    this.fetch(ref).then(() => { this.have.push(ref.hash) }, err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
   }
 
   private launch (a: Assignment): void {

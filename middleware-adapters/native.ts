@@ -30,7 +30,7 @@ export class NativeAdapter implements MiddlewareAdapter {
       }
       for (const h of req.have ?? []) {
         const b = core.blobs.get(h)
-        if (b !== undefined) b.holders.add(hc.peer)
+        if (b !== undefined && !b.holders.has(hc.peer)) { b.holders.add(hc.peer); core.stats.prefetchedBytes += b.size }
       }
       core.reconcileRunning(hc.peer, req.running, reported, now)
       // write-ahead: results are durable before they are acknowledged or unlock children

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Lab, type LabHost, type LabOptions } from './netns.ts'
+import { Lab, HostLab, type LabHost, type LabOptions } from './netns.ts'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const BGRID = path.join(ROOT, 'bin', 'bgrid.ts')
@@ -77,14 +77,14 @@ export class Proc {
 export interface DaemonProc extends Proc { host: LabHost, peer: string, port: number, dataDir: string }
 
 export class Cluster {
-  readonly lab: Lab
+  readonly lab: Lab | HostLab
   readonly tmp: string
   readonly daemons: DaemonProc[] = []
   readonly procs: Proc[] = []
   private counter = 0
 
-  constructor (opts: LabOptions = {}) {
-    this.lab = new Lab(opts)
+  constructor (opts: LabOptions & { hostMode?: boolean } = {}) {
+    this.lab = opts.hostMode === true ? new HostLab() : new Lab(opts)
     this.tmp = mkdtempSync(path.join(os.tmpdir(), 'bgrid-lab-'))
   }
 
@@ -110,7 +110,8 @@ export class Cluster {
   async startDaemon (args: string[] = ['--always-available'], host?: LabHost, name?: string): Promise<DaemonProc> {
     const h = host ?? this.lab.addHost()
     const dataDir = path.join(this.tmp, name ?? `d${++this.counter}`)
-    const p = this.cli(h, ['daemon', '--data-dir', dataDir, '--json-logs', '--port', '4001', '--sample', '500', ...args], { BGRID_LOG_LEVEL: 'debug' }) as DaemonProc
+    const port = this.lab.hostMode ? '0' : '4001'
+    const p = this.cli(h, ['daemon', '--data-dir', dataDir, '--json-logs', '--port', port, '--sample', '500', ...args], { BGRID_LOG_LEVEL: 'debug' }) as DaemonProc
     const started = await p.waitLog(e => e.msg === 'daemon started', 20_000, `daemon in ${h.ns} to start`)
     p.host = h
     p.peer = String(started.peer)

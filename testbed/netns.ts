@@ -24,7 +24,20 @@ export interface LabOptions {
   rate?: string
 }
 
+/**
+ * Without root there are no namespaces: `HostLab` runs everything on this machine,
+ * where announcing _bgrid._tcp on the LAN is what a real daemon does anyway.
+ */
+export class HostLab {
+  readonly hosts: LabHost[] = []
+  readonly hostMode = true
+  addHost (): LabHost { const h = { ns: '', ip: '127.0.0.1', ifname: 'lo' }; this.hosts.push(h); return h }
+  exec (_host: LabHost, argv: string[]): string[] { return argv }
+  destroySync (): void {}
+}
+
 export class Lab {
+  readonly hostMode = false
   readonly id: string
   readonly hub: string
   readonly hosts: LabHost[] = []

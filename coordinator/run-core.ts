@@ -87,6 +87,8 @@ export class RunCore {
   private seq = 0
   /** blob hash -> jobs producing it (to re-run them if it is lost) */
   private readonly producers = new Map<string, Set<string>>()
+  /** blobs to tell each worker to fetch, in the order the plan needs them */
+  private readonly pendingHints = new Map<string, Set<string>>()
   stats = { bytesFetched: 0, prefetchedBytes: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0 }
 
   constructor (dag: Dag, opts: CoreOptions) {
@@ -321,6 +323,7 @@ export class RunCore {
         return spec !== undefined && w !== undefined && this.feasible(spec, w)
       }
     })
+    this.rehintAll()
   }
 
   /** Jobs that no live worker could ever run, with why. */
@@ -363,14 +366,16 @@ export class RunCore {
   assign (workerId: string, want: number, now: number): Assignment[] {
     const w = this.workers.get(workerId)
     if (w === undefined || !w.alive || want <= 0) return []
-    const free = w.slots - w.usedCores
+    // a worker may hold up to twice its slots (a short queue it asked for: `want` bounds it)
+    const free = 2 * w.slots - w.usedCores
     if (free <= 0) return []
     const others = this.aliveWorkers().filter(x => x.id !== workerId)
     const mine: string[] = []
     const steal: string[] = []
     let scanned = 0
     for (const id of this.ready) {
-      if (++scanned > 4096 && mine.length + steal.length >= want) break
+      // the ready set is in topological order, close to priority order: a window of it is enough
+      if (scanned++ >= 64 && (mine.length >= want || scanned > 4096)) break
       const job = this.jobs.get(id) as JobRec
       if (!this.feasible(job.spec, w)) continue
       if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.feasible(job.spec, o))) continue
@@ -456,6 +461,7 @@ export class RunCore {
         for (const o of r.outputs) this.producers.set(o.hash, new Set([...(this.producers.get(o.hash) ?? []), job.spec.id]))
         if (w !== undefined) w.done++
         this.move(job, 'done', `attempt ${r.attempt} ok`)
+        for (const c of this.dag.children.get(job.spec.id) ?? []) this.hintJob(c)
         this.promoteChildren(job.spec.id)
         return 'done'
       }
@@ -489,34 +495,53 @@ export class RunCore {
     }
   }
 
-  /** Blobs a worker should fetch now: staged inputs of all jobs planned for it, and the next jobs' parent outputs. */
+  /**
+   * Blobs a worker should fetch now. After each (re)plan: the staged inputs of every job
+   * planned for it and the parent outputs that already exist; then, as parents finish,
+   * their outputs are pushed to the planned workers of their children.
+   */
   hintsFor (workerId: string): BlobRef[] {
     if (!this.opts.prefetch || this.plan === undefined) return []
     const w = this.workers.get(workerId)
-    if (w === undefined || !w.alive) return []
-    const planned: string[] = []
-    for (const [job, worker] of this.plan.worker) {
-      if (worker !== workerId) continue
-      const s = this.jobs.get(job)?.state
-      if (s === 'pending' || s === 'ready') planned.push(job)
-    }
-    planned.sort((a, b) => (this.plan?.start.get(a) ?? 0) - (this.plan?.start.get(b) ?? 0))
-    const lookahead = 2 * w.slots + 2
+    const pending = this.pendingHints.get(workerId)
+    if (w === undefined || !w.alive || pending === undefined || pending.size === 0) return []
     const out: BlobRef[] = []
-    planned.forEach((id, k) => {
-      const job = this.jobs.get(id) as JobRec
-      for (const i of job.spec.inputs) {
-        if (i.source.kind === 'job' && k >= lookahead) continue
-        const b = this.inputBlob(job.spec, i)
-        if (b === undefined || w.hinted.has(b.hash) || this.blobs.get(b.hash)?.holders.has(workerId) === true) continue
-        const holders = this.liveHolders(b.hash)
-        if (holders.length === 0) continue
-        w.hinted.add(b.hash)
-        out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16) })
-      }
-    })
+    for (const hash of pending) {
+      pending.delete(hash)
+      if (w.hinted.has(hash) || this.blobs.get(hash)?.holders.has(workerId) === true) continue
+      const holders = this.liveHolders(hash)
+      if (holders.length === 0) continue
+      w.hinted.add(hash)
+      out.push({ hash, size: this.blobs.get(hash)?.size ?? 0, holders: holders.slice(0, 16) })
+      if (out.length >= 1024) break
+    }
     this.stats.prefetchHints += out.length
     return out
+  }
+
+  private hint (workerId: string, hash: string): void {
+    let set = this.pendingHints.get(workerId)
+    if (set === undefined) { set = new Set(); this.pendingHints.set(workerId, set) }
+    set.add(hash)
+  }
+
+  /** Queue hints for a job's known inputs towards its planned worker. */
+  private hintJob (jobId: string): void {
+    const worker = this.plan?.worker.get(jobId)
+    const job = this.jobs.get(jobId)
+    if (worker === undefined || job === undefined) return
+    for (const i of job.spec.inputs) {
+      const b = this.inputBlob(job.spec, i)
+      if (b !== undefined) this.hint(worker, b.hash)
+    }
+  }
+
+  private rehintAll (): void {
+    this.pendingHints.clear()
+    if (!this.opts.prefetch || this.plan === undefined) return
+    const byStart = [...this.plan.worker.keys()].filter(id => { const s = this.jobs.get(id)?.state; return s === 'pending' || s === 'ready' })
+    byStart.sort((a, b) => (this.plan?.start.get(a) ?? 0) - (this.plan?.start.get(b) ?? 0))
+    for (const id of byStart) this.hintJob(id)
   }
 
   /** Bytes of staged inputs planned for a worker that it does not hold (disk check before staging). */

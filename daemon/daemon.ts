@@ -22,6 +22,7 @@ import { lookupUser, type RunAs } from './executor.ts'
 import { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'
 import { ControlServer } from './control.ts'
+import { Launcher } from './launcher-client.ts'
 import type { Logger } from './log.ts'
 
 export interface DaemonConfig {
@@ -76,6 +77,7 @@ export class Daemon {
   private runAs?: RunAs
   private control?: ControlServer
   private lastAdKey = ''
+  private readonly launcher = new Launcher()
   private stopping = false
 
   constructor (cfg: DaemonConfig) {
@@ -101,7 +103,7 @@ export class Daemon {
     const privateKey = await loadOrCreateIdentity(cfg.dataDir)
     const gridKey = cfg.gridKeyFile !== undefined ? readGridKey(cfg.gridKeyFile) : undefined
     this.statics = await measureStatic()
-    this.dynamic = await measureDynamic(cfg.dataDir)
+    this.dynamic = await measureDynamic(cfg.dataDir, { quick: true })
     await this.recoverAfterRestart()
 
     this.node = await createBgridNode({ privateKey, port: cfg.port, host: cfg.host, gridKey })
@@ -227,6 +229,7 @@ export class Daemon {
       dataDir: this.cfg.dataDir,
       slots: this.cfg.slots ?? this.statics.cores,
       runAs: this.runAs,
+      launcher: this.launcher,
       log: this.log.child('worker'),
       onDone: () => { this.log.info('coordinator reports the run is over', { run: claim.run }) },
       onPids: (pids) => {
@@ -281,8 +284,13 @@ export class Daemon {
     }
   }
 
+  private lastMeasure = 0
+
+  /** Idle policy every sample; resources (systeminformation, costlier) at most every 5 s. */
   private async refresh (): Promise<void> {
     if (!this.cfg.alwaysAvailable) this.sampleOwner()
+    if (Date.now() - this.lastMeasure < Math.max(5000, this.cfg.sampleMs)) return
+    this.lastMeasure = Date.now()
     this.dynamic = await measureDynamic(this.cfg.dataDir)
     this.readvertise(false)
   }
@@ -314,6 +322,7 @@ export class Daemon {
     await this.advertiser?.stop() // goodbye first: browsers drop us at once
     if (this.session !== undefined) await this.endSession('daemon stopping')
     await this.control?.stop()
+    this.launcher.stop()
     await this.node?.stop()
     await this.db?.close()
     this.log.info('daemon stopped')

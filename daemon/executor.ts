@@ -1,8 +1,8 @@
 // Runs one job attempt on a worker: a fresh sandbox directory, argv exec (no shell),
 // a scrubbed environment, its own process group (timeout kills the whole group),
 // an unprivileged user when the daemon is root, outputs hashed into the blob store.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, chown, stat, writeFile, readdir } from 'node:fs/promises'
+import { mkdir, chown, stat, readdir, open, unlink } from 'node:fs/promises'
+import type { Launcher } from './launcher-client.ts'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import type { Assignment, AttemptResult, FileResult, LogResult } from '../protocol/jobs.ts'
@@ -16,25 +16,29 @@ export interface ExecutorOptions {
   /** where this run's attempt directories go */
   runDir: string
   runAs?: RunAs
+  launcher: Launcher
+  /** the process runs (its pid is known) */
+  onStart?: (r: RunningAttempt) => void
   /** fetch missing input blobs; returns bytes fetched over the network */
   ensureInputs: (a: Assignment) => Promise<{ bytesFetched: number, cacheHits: number }>
 }
 
-const LOG_IN_MEMORY = 1 << 20
 const TAIL = 4096
 const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 export class RunningAttempt {
-  child?: ChildProcess
+  pid?: number
+  /** taken from the worker's queue into a slot */
+  started = false
+  exited = false
   suspended = false
   killedFor?: string
   readonly assignment: Assignment
   constructor (a: Assignment) { this.assignment = a }
 
   signalGroup (sig: NodeJS.Signals): void {
-    const pid = this.child?.pid
-    if (pid === undefined || this.child?.exitCode !== null) return
-    try { process.kill(-pid, sig) } catch {}
+    if (this.pid === undefined || this.pid <= 0 || this.exited) return
+    try { process.kill(-this.pid, sig) } catch {}
   }
 
   suspend (): void { this.signalGroup('SIGSTOP'); this.suspended = true }
@@ -43,45 +47,16 @@ export class RunningAttempt {
   kill (why: string): void { this.killedFor ??= why; this.signalGroup('SIGCONT'); this.signalGroup('SIGKILL') }
 }
 
-class LogSink {
-  private chunks: Buffer[] = []
-  private size = 0
-  private spilled = false
-  private readonly file: string
-  private pending: Promise<void> = Promise.resolve()
-  constructor (file: string) { this.file = file }
-
-  push (b: Buffer): void {
-    this.size += b.length
-    this.chunks.push(b)
-    if (this.size > LOG_IN_MEMORY) this.spill()
-  }
-
-  /** big logs go to disk as they come: nothing is lost, memory stays bounded */
-  private spill (): void {
-    const data = Buffer.concat(this.chunks)
-    this.chunks = []
-    const flag = this.spilled ? 'a' : 'w'
-    this.spilled = true
-    this.pending = this.pending.then(async () => { await writeFile(this.file, data, { flag }) })
-  }
-
-  async finish (store: BlobStore): Promise<LogResult | undefined> {
-    if (this.size === 0) return undefined
-    if (this.spilled) {
-      this.spill()
-      await this.pending
-      const tailBuf = Buffer.alloc(Math.min(TAIL, this.size))
-      const { open } = await import('node:fs/promises')
-      const fh = await open(this.file, 'r')
-      try { await fh.read(tailBuf, 0, tailBuf.length, this.size - tailBuf.length) } finally { await fh.close() }
-      const { hash } = await store.putFile(this.file, { move: true })
-      return { hash, size: this.size, tail: tailBuf.toString('utf8') }
-    }
-    const all = Buffer.concat(this.chunks)
-    const { hash } = await store.putBuffer(all)
-    return { hash, size: this.size, tail: all.subarray(Math.max(0, all.length - TAIL)).toString('utf8') }
-  }
+/** A job's stdout or stderr file: kept whole in the blob store, its tail sent back. */
+async function keepLog (file: string, store: BlobStore): Promise<LogResult | undefined> {
+  let size: number
+  try { size = (await stat(file)).size } catch { return undefined }
+  if (size === 0) { await unlink(file).catch(() => {}); return undefined }
+  const fh = await open(file, 'r')
+  const tailBuf = Buffer.alloc(Math.min(TAIL, size))
+  try { await fh.read(tailBuf, 0, tailBuf.length, size - tailBuf.length) } finally { await fh.close() }
+  const { hash } = await store.putFile(file, { move: true })
+  return { hash, size, tail: tailBuf.toString('utf8') }
 }
 
 async function chownTree (dir: string, uid: number, gid: number): Promise<void> {
@@ -129,35 +104,28 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   }
   if (r.killedFor !== undefined) return { ...base, status: 'lost', error: r.killedFor, endedAt: Date.now(), inputWaitMs }
 
-  const stdout = new LogSink(path.join(attemptDir, 'stdout'))
-  const stderr = new LogSink(path.join(attemptDir, 'stderr'))
+  const stdoutFile = path.join(attemptDir, 'stdout')
+  const stderrFile = path.join(attemptDir, 'stderr')
   const startedAt = Date.now()
-  const outcome = await new Promise<{ code: number | null, signal: string | null, error?: string }>(resolve => {
-    let child: ChildProcess
-    try {
-      child = spawn(a.cmd[0], a.cmd.slice(1), {
-        cwd: work,
-        env: jobEnv(a, work),
-        detached: true, // own process group: a timeout or kill reaches every descendant
-        stdio: ['ignore', 'pipe', 'pipe'],
-        ...(opts.runAs !== undefined ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {})
-      })
-    } catch (err: any) {
-      resolve({ code: null, signal: null, error: `cannot start ${a.cmd[0]}: ${err.message}` }); return
-    }
-    r.child = child
+  let outcome: { code: number | null, signal: string | null, error?: string }
+  try {
+    const launched = await opts.launcher.launch({
+      file: a.cmd[0], args: a.cmd.slice(1), cwd: work, env: jobEnv(a, work),
+      ...(opts.runAs !== undefined ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
+      stdout: stdoutFile, stderr: stderrFile
+    })
+    r.pid = launched.pid
+    opts.onStart?.(r)
     if (r.killedFor !== undefined) r.kill(r.killedFor)
-    child.stdout?.on('data', (b: Buffer) => { stdout.push(b) })
-    child.stderr?.on('data', (b: Buffer) => { stderr.push(b) })
     let timer: NodeJS.Timeout | undefined
     if (a.timeoutMs > 0) timer = setTimeout(() => { r.kill(`timed out after ${a.timeoutMs} ms`) }, a.timeoutMs)
-    let spawnError: string | undefined
-    child.on('error', (err) => { spawnError = `cannot start ${a.cmd[0]}: ${err.message}` })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, error: spawnError ?? r.killedFor })
-    })
-  })
+    const end = await launched.exited
+    clearTimeout(timer)
+    r.exited = true
+    outcome = { ...end, ...(end.signal === 'LOST' ? { error: 'job launcher exited' } : {}), ...(r.killedFor !== undefined ? { error: r.killedFor } : {}) }
+  } catch (err: any) {
+    outcome = { code: null, signal: null, error: `cannot start ${a.cmd[0]}: ${err.message}` }
+  }
   const result: AttemptResult = {
     ...base,
     status: 'failed',
@@ -169,7 +137,7 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
     ...(outcome.error !== undefined ? { error: outcome.error } : {})
   }
   try {
-    const [so, se] = await Promise.all([stdout.finish(opts.store), stderr.finish(opts.store)])
+    const [so, se] = await Promise.all([keepLog(stdoutFile, opts.store), keepLog(stderrFile, opts.store)])
     if (so !== undefined) result.stdout = so
     if (se !== undefined) result.stderr = se
   } catch (err: any) {

@@ -44,11 +44,18 @@ export async function measureStatic (): Promise<Pick<Resources, 'cores' | 'mhz' 
   }
 }
 
-export async function measureDynamic (dataDir: string): Promise<Pick<Resources, 'ram' | 'disk' | 'load'>> {
-  const [mem, load] = await Promise.all([si.mem(), si.currentLoad()])
+/**
+ * quick: use the 1-minute load average instead of systeminformation's currentLoad,
+ * whose first call takes ~0.5 s (it samples): the daemon advertises itself sooner.
+ */
+export async function measureDynamic (dataDir: string, opts: { quick?: boolean } = {}): Promise<Pick<Resources, 'ram' | 'disk' | 'load'>> {
+  const mem = await si.mem()
+  const load = opts.quick === true
+    ? os.loadavg()[0] / Math.max(1, os.availableParallelism())
+    : ((await si.currentLoad()).currentLoad ?? 0) / 100
   return {
     ram: Math.floor(mem.available / 1048576),
     disk: freeDiskMiB(dataDir),
-    load: Math.min(1, Math.max(0, (load.currentLoad ?? 0) / 100))
+    load: Math.min(1, Math.max(0, load))
   }
 }

@@ -13,6 +13,7 @@ import type { BlobStore } from '../cache/store.ts'
 import { fetchBlob } from '../cache/blob-protocol.ts'
 import { RunningAttempt, runAttempt, type RunAs } from './executor.ts'
 import type { Claim } from './claim-book.ts'
+import type { Launcher } from './launcher-client.ts'
 
 export interface WorkerSessionOptions {
   node: BgridNode
@@ -21,6 +22,7 @@ export interface WorkerSessionOptions {
   dataDir: string
   slots: number
   runAs?: RunAs
+  launcher: Launcher
   log: Logger
   /** the coordinator said the run is over */
   onDone: () => void
@@ -45,6 +47,9 @@ export class WorkerSession {
   private suspended = false
   private stopped = false
   private loopDone?: Promise<void>
+  private pidTimer?: NodeJS.Timeout
+  private avgRuntimeMs = 0
+  private samples = 0
 
   constructor (opts: WorkerSessionOptions) {
     this.opts = opts
@@ -62,8 +67,24 @@ export class WorkerSession {
 
   private usedCores (): number {
     let n = 0
-    for (const r of this.running.values()) n += Math.max(1, r.assignment.cores)
+    for (const r of this.running.values()) if (r.started) n += Math.max(1, r.assignment.cores)
     return n
+  }
+
+  private queuedCores (): number {
+    let n = 0
+    for (const r of this.running.values()) if (!r.started) n += Math.max(1, r.assignment.cores)
+    return n
+  }
+
+  /**
+   * How many cores' worth of jobs to hold: the slots, plus as many queued when jobs are
+   * short (under a second on average), so a finished job is replaced without a round trip.
+   */
+  private capacity (): number {
+    if (this.suspended) return 0
+    const fast = this.samples >= 3 && this.avgRuntimeMs < 1000
+    return this.opts.slots * (fast ? 2 : 1)
   }
 
   private async sleepUntilWoken (ms: number): Promise<void> {
@@ -76,7 +97,8 @@ export class WorkerSession {
   private async loop (): Promise<void> {
     let backoff = 100
     while (!this.stopped) {
-      const free = this.suspended ? 0 : Math.max(0, this.opts.slots - this.usedCores())
+      this.fillSlots()
+      const free = Math.max(0, this.capacity() - this.usedCores() - this.queuedCores())
       const wantLongPoll = free > 0 && this.results.length === 0 && !this.longPoll
       if (wantLongPoll) {
         this.longPoll = true
@@ -86,6 +108,8 @@ export class WorkerSession {
           backoff = Math.min(2000, backoff * 2)
         }).finally(() => { this.longPoll = false; this.wake() })
       } else if (this.results.length > 0) {
+        // while queued work keeps the slots busy, let a few more results join this report
+        if (this.queuedCores() > 0 && this.results.length < this.opts.slots) await new Promise(resolve => setTimeout(resolve, 3))
         try {
           await this.exchange(this.longPoll ? 0 : free, false)
           backoff = 100
@@ -163,13 +187,32 @@ export class WorkerSession {
 
   private launch (a: Assignment): void {
     if (this.running.has(a.attempt)) return
-    const r = new RunningAttempt(a)
-    this.running.set(a.attempt, r)
-    if (this.suspended) r.suspend()
+    this.running.set(a.attempt, new RunningAttempt(a))
+    this.fillSlots()
+    // inputs of queued jobs can move while the slots are busy
+    for (const i of a.inputs) if (!this.opts.store.has(i.hash)) this.prefetch(i)
+  }
+
+  /** Start queued attempts while cores are free (in the order they were assigned). */
+  private fillSlots (): void {
+    if (this.suspended || this.stopped) return
+    for (const r of this.running.values()) {
+      if (r.started) continue
+      const need = Math.max(1, r.assignment.cores)
+      if (this.usedCores() + need > this.opts.slots && this.usedCores() > 0) break
+      r.started = true
+      this.begin(r)
+    }
+  }
+
+  private begin (r: RunningAttempt): void {
+    const a = r.assignment
     runAttempt(r, {
       store: this.opts.store,
       runDir: this.runDir,
       runAs: this.opts.runAs,
+      launcher: this.opts.launcher,
+      onStart: () => { this.pidsChanged() },
       ensureInputs: async (asg) => {
         let bytesFetched = 0
         let cacheHits = 0
@@ -181,7 +224,11 @@ export class WorkerSession {
       }
     }).then(res => {
       this.running.delete(a.attempt)
-      this.opts.onPids?.(this.pids())
+      this.pidsChanged()
+      const ms = res.endedAt - res.startedAt
+      this.avgRuntimeMs = this.samples === 0 ? ms : 0.8 * this.avgRuntimeMs + 0.2 * ms
+      this.samples++
+      this.fillSlots()
       if (res.status !== 'ok') this.opts.log.info('attempt ended', { job: a.job, attempt: a.attempt, status: res.status, exit: res.exitCode, error: res.error })
       this.results.push(res)
       this.wake()
@@ -190,11 +237,16 @@ export class WorkerSession {
       this.results.push({ attempt: a.attempt, status: 'lost', exitCode: null, signal: null, error: String(err), outputs: [], startedAt: Date.now(), endedAt: Date.now(), inputWaitMs: 0, bytesFetched: 0, cacheHits: 0 })
       this.wake()
     })
-    setImmediate(() => { this.opts.onPids?.(this.pids()) })
   }
 
   pids (): number[] {
-    return [...this.running.values()].flatMap(r => r.child?.pid !== undefined ? [r.child.pid] : [])
+    return [...this.running.values()].flatMap(r => r.pid !== undefined && r.pid > 0 && !r.exited ? [r.pid] : [])
+  }
+
+  /** Tell the daemon which task processes run, at most every 100 ms (it persists them for crash clean-up). */
+  private pidsChanged (): void {
+    if (this.pidTimer !== undefined) return
+    this.pidTimer = setTimeout(() => { this.pidTimer = undefined; this.opts.onPids?.(this.pids()) }, 100)
   }
 
   /** The owner is back: freeze our tasks (SIGSTOP) and take no new ones. */
@@ -206,17 +258,26 @@ export class WorkerSession {
   resume (): void {
     this.suspended = false
     for (const r of this.running.values()) r.resume()
+    this.fillSlots()
     this.wake()
   }
 
   /** Suspended too long: give the tasks back to the coordinator. */
   vacate (): void {
-    for (const r of this.running.values()) r.kill('preempted: the owner is using this machine')
+    for (const r of [...this.running.values()]) {
+      if (r.started) { r.kill('preempted: the owner is using this machine'); continue }
+      // never started: hand it straight back
+      this.running.delete(r.assignment.attempt)
+      const now = Date.now()
+      this.results.push({ attempt: r.assignment.attempt, status: 'preempted', exitCode: null, signal: null, error: 'preempted before it started: the owner is using this machine', outputs: [], startedAt: now, endedAt: now, inputWaitMs: 0, bytesFetched: 0, cacheHits: 0 })
+    }
+    this.wake()
   }
 
   /** End the session: kill what runs for this coordinator and clean its sandboxes. */
   async stop (why: string): Promise<void> {
     this.stopped = true
+    clearTimeout(this.pidTimer)
     for (const r of this.running.values()) r.kill(why)
     this.abort.abort(new BgridError('NOT_CLAIMED', why))
     this.wake()

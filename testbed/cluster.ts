@@ -82,6 +82,8 @@ export class Cluster {
   readonly daemons: DaemonProc[] = []
   readonly procs: Proc[] = []
   private counter = 0
+  /** daemons' log level: debug for tests (logs explain failures), info for benchmarks */
+  logLevel = 'debug'
 
   constructor (opts: LabOptions & { hostMode?: boolean } = {}) {
     this.lab = opts.hostMode === true ? new HostLab() : new Lab(opts)
@@ -111,7 +113,7 @@ export class Cluster {
     const h = host ?? this.lab.addHost()
     const dataDir = path.join(this.tmp, name ?? `d${++this.counter}`)
     const port = this.lab.hostMode ? '0' : '4001'
-    const p = this.cli(h, ['daemon', '--data-dir', dataDir, '--json-logs', '--port', port, '--sample', '500', ...args], { BGRID_LOG_LEVEL: 'debug' }) as DaemonProc
+    const p = this.cli(h, ['daemon', '--data-dir', dataDir, '--json-logs', '--port', port, '--sample', '500', ...args], { BGRID_LOG_LEVEL: this.logLevel }) as DaemonProc
     const started = await p.waitLog(e => e.msg === 'daemon started', 20_000, `daemon in ${h.ns} to start`)
     p.host = h
     p.peer = String(started.peer)

@@ -29,7 +29,7 @@ export async function peersCommand (o: any): Promise<number> {
   browser.start()
   if (o.watch === true) {
     const say = (ev: string) => (n: DiscoveredNode): void => {
-      if (o.json === true) process.stdout.write(JSON.stringify({ event: ev, ...nodeJson(n) }) + '\n')
+      if (o.json === true) process.stdout.write(JSON.stringify({ event: ev, time: Date.now(), ...nodeJson(n) }) + '\n')
       else process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${ev.padEnd(6)} ${n.name} ${n.ad.state} cores=${n.ad.cores} ram=${n.ad.ram} load=${n.ad.load.toFixed(2)}\n`)
     }
     browser.on('up', say('up'))

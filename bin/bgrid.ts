@@ -5,6 +5,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { BgridError, errorMessage, exitCodeFor } from '../protocol/errors.ts'
 
+// A daemon idles for days on someone's PC: a small young generation keeps it under
+// 100 MB. The flag must be set before the heap exists, so re-exec (same PID) with it.
+const SMALL_HEAP = '--max-semi-space-size=1'
+if (process.argv[2] === 'daemon' && !process.execArgv.includes(SMALL_HEAP) && typeof (process as any).execve === 'function') {
+  (process as any).execve(process.execPath, [process.execPath, SMALL_HEAP, ...process.execArgv, ...process.argv.slice(1)], process.env)
+}
+
 const program = new Command()
 
 export function defaultDataDir (): string {

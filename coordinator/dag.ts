@@ -1,13 +1,20 @@
 // dag.json: load, validate (JSON Schema with ajv, then the graph), normalise.
 // Every error names the job and the field; all errors are reported at once.
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, statSync, existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { Ajv } from 'ajv'
 import { BgridError } from '../protocol/errors.ts'
 import { unsafeRelPath } from '../protocol/paths.ts'
 import { parseExpr, DEFAULT_RANK, type Expr } from './expr.ts'
 
-const schema = JSON.parse(readFileSync(new URL('../schema/dag.schema.json', import.meta.url), 'utf8'))
+// schema/ sits at the package root, whether this runs from source or from dist/
+function schemaFile (): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(path.join(dir, 'schema', 'dag.schema.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+  return path.join(dir, 'schema', 'dag.schema.json')
+}
+const schema = JSON.parse(readFileSync(schemaFile(), 'utf8'))
 const validateSchema = new Ajv({ allErrors: true, strict: false }).compile(schema)
 
 export type InputSource = { kind: 'file', path: string, rel: string } | { kind: 'job', job: string, file: string }

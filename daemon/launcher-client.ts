@@ -4,7 +4,9 @@ import { createInterface } from 'node:readline'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const LAUNCHER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'launcher.ts')
+const self = fileURLToPath(import.meta.url)
+// launcher.ts from source, launcher.js once built
+const LAUNCHER = path.join(path.dirname(self), `launcher${path.extname(self)}`)
 
 export interface LaunchSpec {
   file: string, args: string[], cwd: string, env: Record<string, string>

@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseDag } from '../coordinator/dag.ts'
 import { BgridError } from '../protocol/errors.ts'
+import { BGRID } from '../testbed/cluster.ts'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bgrid-dag-'))
 mkdirSync(path.join(dir, 'data'))
@@ -58,14 +59,14 @@ t.test('each invalid case names the job and field', async t => {
 
 t.test('`bgrid submit` exits 2 with the message for an invalid DAG', async t => {
   writeFileSync(file, JSON.stringify({ jobs: [job({ after: ['ghost'] })] }))
-  const r = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'bgrid.ts'), 'submit', file, '--data-dir', path.join(dir, 'home')], { encoding: 'utf8' })
+  const r = spawnSync(process.execPath, [BGRID, 'submit', file, '--data-dir', path.join(dir, 'home')], { encoding: 'utf8' })
   t.equal(r.status, 2)
   t.match(r.stderr, /unknown job "ghost"/)
   writeFileSync(file, '{ "jobs": [ ')
-  const r2 = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'bgrid.ts'), 'submit', file, '--data-dir', path.join(dir, 'home')], { encoding: 'utf8' })
+  const r2 = spawnSync(process.execPath, [BGRID, 'submit', file, '--data-dir', path.join(dir, 'home')], { encoding: 'utf8' })
   t.equal(r2.status, 2)
   t.match(r2.stderr, /not valid JSON/)
-  const r3 = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'bin', 'bgrid.ts'), 'daemon', '--port', 'abc'], { encoding: 'utf8' })
+  const r3 = spawnSync(process.execPath, [BGRID, 'daemon', '--port', 'abc'], { encoding: 'utf8' })
   t.equal(r3.status, 2, 'bad option: exit 2')
   t.match(r3.stderr, /--port must be a number/)
 })

@@ -1,14 +1,19 @@
 // Daemons as real child processes, each in its own namespace of a Lab; helpers to
 // run the CLI beside them and to wait for log events (never for a fixed sleep).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Lab, HostLab, type LabHost, type LabOptions } from './netns.ts'
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-export const BGRID = path.join(ROOT, 'bin', 'bgrid.ts')
+export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)))
+
+function findRoot (dir: string): string {
+  return existsSync(path.join(dir, 'package.json')) ? dir : findRoot(path.dirname(dir))
+}
+/** the built CLI (`npm run build`): what users run */
+export const BGRID = path.join(ROOT, 'dist', 'bin', 'bgrid.js')
 
 export interface LogEvent { msg: string, [k: string]: unknown }
 

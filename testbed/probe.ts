@@ -41,7 +41,7 @@ try {
     try {
       if (o.op === 'claim' || o.op === 'hold') {
         const res = await call(node, target, claimSpec, { op: 'claim', v: o.v !== undefined ? Number(o.v) : PROTOCOL_VERSION, run, leaseMs: Number(o.lease) })
-        out({ op: 'claim', run, ok: true, ...res })
+        out({ op: 'claim', run, ...res })
         if (o.op === 'hold') {
           const until = Date.now() + Number(o.hold)
           while (Date.now() < until) {
@@ -52,7 +52,7 @@ try {
         }
       } else if (o.op === 'renew' || o.op === 'release') {
         const res = await call(node, target, claimSpec, { op: o.op, run })
-        out({ op: o.op, run, ok: true, ...res })
+        out({ op: o.op, run, ...res })
       } else if (o.op === 'raw') {
         // bytes of our choosing, length-prefixed, then read whatever comes back
         const signal = AbortSignal.timeout(timeoutMs)

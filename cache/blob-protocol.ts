@@ -43,6 +43,8 @@ const checkHeader = ajv.compile<BlobHeader>({
 export interface BlobServerOptions {
   /** May this peer read our blobs? (same run, or anyone when a grid key protects the grid) */
   canRead: (peer: string) => boolean
+  /** a transfer finished (for accounting) */
+  onServed?: (peer: string, hash: string, bytes: number) => void
   /** Streams served at once, all peers together. */
   maxConcurrent?: number
   log: Logger
@@ -81,6 +83,7 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
           pos += bytesRead
         }
         store.touch?.(req.hash)
+        opts.onServed?.(peer, req.hash, length)
       } finally { active-- }
       await stream.close()
     } catch (err: any) {
@@ -183,4 +186,17 @@ export async function fetchBlob (node: BgridNode, store: BlobStore, hash: string
   }
   await store.commitPart(hash, size)
   return stats
+}
+
+/** fetchBlob, and once more with the holders in another order if the bytes arrived corrupt. */
+export async function fetchBlobVerified (node: BgridNode, store: BlobStore, hash: string, size: number,
+  holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number } = {}): Promise<FetchStats> {
+  try {
+    return await fetchBlob(node, store, hash, size, holders, opts)
+  } catch (err) {
+    if (!(err instanceof BgridError && err.code === 'HASH_MISMATCH')) throw err
+    const again = await fetchBlob(node, store, hash, size, [...holders.slice(1), holders[0]], opts)
+    again.failures.unshift(err.message)
+    return again
+  }
 }

@@ -17,7 +17,7 @@ import { readGridKey } from '../daemon/grid-key.ts'
 import { controlRequest } from '../daemon/control.ts'
 import type { Logger } from '../daemon/log.ts'
 import { BlobStore } from '../cache/store.ts'
-import { fetchBlob, serveBlobs } from '../cache/blob-protocol.ts'
+import { fetchBlobVerified, serveBlobs } from '../cache/blob-protocol.ts'
 import { StagedFiles, StatCache, combineSources } from '../cache/staged-files.ts'
 import { openDb } from '../daemon/store.ts'
 import { parseDag, type Dag } from './dag.ts'
@@ -59,6 +59,7 @@ export interface RunSummary {
   cacheHits: number
   inputWaitMs: number
   inputBytesStaged: number
+  servedBytes: number
 }
 
 function slug (s: string): string {
@@ -113,6 +114,8 @@ export class Coordinator {
   private readonly collecting = new Map<string, Promise<void>>()
   private startedAt = Date.now()
   private inputBytesStaged = 0
+  /** bytes the submitter's node sent (staged inputs; job outputs never pass through it) */
+  private servedBytes = 0
   private recruitTimer?: NodeJS.Timeout
   private lastWaitNote = 0
 
@@ -295,7 +298,7 @@ export class Coordinator {
   private async fetchToStore (hash: string, size: number): Promise<void> {
     if (this.store.has(hash)) return
     const holders = this.core.liveHolders(hash).filter(h => h !== this.node.peerId.toString())
-    await fetchBlob(this.node, this.store, hash, size, holders)
+    await fetchBlobVerified(this.node, this.store, hash, size, holders)
   }
 
   private async placeFile (hash: string, dest: string): Promise<void> {
@@ -375,7 +378,7 @@ export class Coordinator {
       updatedAt: Date.now(),
       counts: this.core.counts(),
       workers: [...this.core.workers.values()].map(w => ({ peer: w.id, alive: w.alive, slots: w.slots, jobsDone: w.done, name: this.claimed.get(w.id)?.candidate.name })),
-      data: { bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, prefetch: this.opts.prefetch },
+      data: { bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes, prefetch: this.opts.prefetch },
       lowerBoundSec: makespanLowerBound(this.dag, [...this.core.workers.values()].reduce((a, w) => a + w.slots, 0)),
       waiting: this.core.waitingReasons(),
       jobs
@@ -418,7 +421,8 @@ export class Coordinator {
 
     await serveBlobs(this.node, combineSources(this.store, this.staged), {
       log: this.log.child('blob'),
-      canRead: (peer) => gridKey !== undefined || this.claimed.has(peer)
+      canRead: (peer) => gridKey !== undefined || this.claimed.has(peer),
+      onServed: (_peer, _hash, bytes) => { this.servedBytes += bytes }
     })
     this.adapter = new NativeAdapter()
     await this.adapter.start({
@@ -488,7 +492,7 @@ export class Coordinator {
     const summary: RunSummary = {
       runId: this.runId, outDir: this.outDir, ok, counts, makespanMs: Date.now() - this.startedAt,
       workers: this.core.workers.size, bytesFetched: this.core.stats.bytesFetched, prefetchedBytes: this.core.stats.prefetchedBytes, cacheHits: this.core.stats.cacheHits,
-      inputWaitMs: this.core.stats.inputWaitMs, inputBytesStaged: this.inputBytesStaged
+      inputWaitMs: this.core.stats.inputWaitMs, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes
     }
     this.emit({ event: 'finished', ...summary })
     return summary

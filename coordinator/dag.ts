@@ -33,6 +33,8 @@ export interface JobSpec {
   cores: number
   ram: number
   runtime: number
+  /** expected output sizes (bytes) declared in dag.json, for planning */
+  sizeHints: Record<string, number>
 }
 
 export interface Dag {
@@ -105,7 +107,9 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
     const label = `job ${JSON.stringify(j.id)}`
     if (byId.has(j.id)) { problems.add(`${label}: duplicate id`); continue }
     const cmd: string[] = typeof j.cmd === 'string' ? ['/bin/sh', '-c', j.cmd] : j.cmd
-    const outputs: string[] = j.outputs ?? []
+    const outputs: string[] = (j.outputs ?? []).map((o: string | { name: string }) => typeof o === 'string' ? o : o.name)
+    const sizeHints: Record<string, number> = {}
+    for (const o of (j.outputs ?? []) as Array<string | { name: string, size?: number }>) if (typeof o !== 'string' && o.size !== undefined) sizeHints[o.name] = o.size
     const seenOut = new Set<string>()
     for (const o of outputs) {
       const why = unsafeRelPath(o)
@@ -151,7 +155,8 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
       requirements: exprOf(j.requirements, `${label} field requirements`),
       cores: j.cores ?? defaults.cores ?? 1,
       ram: j.ram ?? defaults.ram ?? 0,
-      runtime: j.runtime ?? 1
+      runtime: j.runtime ?? 1,
+      sizeHints
     }
     byId.set(job.id, job)
   }

@@ -89,6 +89,9 @@ export class RunCore {
   private readonly producers = new Map<string, Set<string>>()
   /** blobs to tell each worker to fetch, in the order the plan needs them */
   private readonly pendingHints = new Map<string, Set<string>>()
+  /** staged inputs on their way to their first worker: the others wait and fetch from it */
+  private readonly staging = new Map<string, string>()
+  private rotation = 0
   stats = { bytesFetched: 0, prefetchedBytes: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0 }
 
   constructor (dag: Dag, opts: CoreOptions) {
@@ -124,12 +127,22 @@ export class RunCore {
     b.holders.add(holder)
   }
 
+  /** Holders that can serve a blob now: workers first (in a rotating order, to spread load), the submitter last. */
   liveHolders (hash: string): string[] {
     const b = this.blobs.get(hash)
     if (b === undefined) return []
-    const out: string[] = []
-    for (const h of b.holders) if (h === this.opts.coordinatorId || this.workers.get(h)?.alive === true) out.push(h)
-    return out
+    const workers: string[] = []
+    let coordinator = false
+    for (const h of b.holders) {
+      if (h === this.opts.coordinatorId) coordinator = true
+      else if (this.workers.get(h)?.alive === true) workers.push(h)
+    }
+    if (workers.length > 1) {
+      const k = this.rotation++ % workers.length
+      workers.push(...workers.splice(0, k))
+    }
+    if (coordinator) workers.push(this.opts.coordinatorId)
+    return workers
   }
 
   /** The content address of one input of a job, if known yet. */
@@ -292,8 +305,10 @@ export class RunCore {
 
   // ---- planning -----------------------------------------------------------------
 
+  /** an output's size: known once produced, else as declared in dag.json, else 0 */
   outputSize (job: string, file: string): number {
-    return this.jobs.get(job)?.outputs?.get(file)?.size ?? 0
+    const j = this.jobs.get(job)
+    return j?.outputs?.get(file)?.size ?? j?.spec.sizeHints[file] ?? 0
   }
 
   feasible (spec: JobSpec, w: WorkerInfo): boolean {
@@ -507,10 +522,17 @@ export class RunCore {
     if (w === undefined || !w.alive || pending === undefined || pending.size === 0) return []
     const out: BlobRef[] = []
     for (const hash of pending) {
-      pending.delete(hash)
-      if (w.hinted.has(hash) || this.blobs.get(hash)?.holders.has(workerId) === true) continue
+      if (w.hinted.has(hash) || this.blobs.get(hash)?.holders.has(workerId) === true) { pending.delete(hash); continue }
       const holders = this.liveHolders(hash)
-      if (holders.length === 0) continue
+      if (holders.length === 0) { pending.delete(hash); continue }
+      if (holders.length === 1 && holders[0] === this.opts.coordinatorId) {
+        // the remote cache sends each input into the grid once: one worker takes it from the
+        // submitter, the others from that worker once it has it
+        const first = this.staging.get(hash)
+        if (first !== undefined && first !== workerId && this.workers.get(first)?.alive === true) continue
+        this.staging.set(hash, workerId)
+      }
+      pending.delete(hash)
       w.hinted.add(hash)
       out.push({ hash, size: this.blobs.get(hash)?.size ?? 0, holders: holders.slice(0, 16) })
       if (out.length >= 1024) break

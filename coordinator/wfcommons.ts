@@ -79,7 +79,7 @@ export function importWfCommons (trace: unknown, o: ImportOptions): Imported {
       cmd: `${read}${work}${write}`.replace(/;\s*$/, '') || 'true',
       after: [...new Set(after)],
       inputs,
-      outputs: [...new Set(t.outputs.map(f => f.name))],
+      outputs: [...new Map(t.outputs.map(f => [f.name, { name: f.name, size: Math.round(f.size * o.sizeScale) }])).values()],
       runtime: seconds,
       cores: t.cores
     }

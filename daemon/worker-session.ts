@@ -10,7 +10,7 @@ import { BgridError } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { Logger } from './log.ts'
 import type { BlobStore } from '../cache/store.ts'
-import { fetchBlob } from '../cache/blob-protocol.ts'
+import { fetchBlobVerified } from '../cache/blob-protocol.ts'
 import { RunningAttempt, runAttempt, type RunAs } from './executor.ts'
 import type { Claim } from './claim-book.ts'
 import type { Launcher } from './launcher-client.ts'
@@ -40,6 +40,7 @@ export class WorkerSession {
   private readonly results: AttemptResult[] = []
   /** blobs fetched ahead of time, not yet announced to the coordinator */
   private have: string[] = []
+  private prefetchedBytes = 0
   private readonly fetching = new Map<string, Promise<number>>()
   private readonly abort = new AbortController()
   private wake: () => void = () => {}
@@ -129,15 +130,18 @@ export class WorkerSession {
   private async exchange (want: number, longPoll: boolean): Promise<void> {
     const results = this.results.splice(0, 512)
     const have = this.have.splice(0, 4096)
+    const prefetchedBytes = this.prefetchedBytes
+    this.prefetchedBytes = 0
     let reply
     try {
       reply = await call(this.opts.node, peerIdFromString(this.claim.coordinator), jobsSpec, {
-        op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results, have
+        op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results, have, prefetchedBytes
       }, { signal: this.abort.signal, timeoutMs: longPoll ? jobsSpec.timeoutMs : 10_000 })
     } catch (err) {
       // not delivered: keep them for the next exchange (the coordinator de-duplicates by attempt id)
       this.results.unshift(...results)
       this.have.unshift(...have)
+      this.prefetchedBytes += prefetchedBytes
       if (err instanceof BgridError && (err.code === 'NOT_CLAIMED' || err.code === 'UNAUTHORISED')) {
         this.opts.log.warn('coordinator no longer knows this worker', { code: err.code })
       }
@@ -167,22 +171,14 @@ export class WorkerSession {
     if (store.has(ref.hash)) return Promise.resolve(0)
     let p = this.fetching.get(ref.hash)
     if (p === undefined) {
-      p = (async () => {
-        try {
-          return (await fetchBlob(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal })).bytes
-        } catch (err) {
-          if (!(err instanceof BgridError && err.code === 'HASH_MISMATCH')) throw err
-          // a corrupt transfer was thrown away: once more, holders in another order
-          return (await fetchBlob(node, store, ref.hash, ref.size, [...ref.holders].reverse(), { signal: this.abort.signal })).bytes
-        }
-      })().finally(() => { this.fetching.delete(ref.hash) })
+      p = (async () => (await fetchBlobVerified(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal })).bytes)().finally(() => { this.fetching.delete(ref.hash) })
       this.fetching.set(ref.hash, p)
     }
     return p
   }
 
   private prefetch (ref: BlobRef): void {
-    this.fetch(ref).then(() => { this.have.push(ref.hash) }, err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
+    this.fetch(ref).then((bytes) => { this.have.push(ref.hash); this.prefetchedBytes += bytes }, err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
   }
 
   private launch (a: Assignment): void {

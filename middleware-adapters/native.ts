@@ -30,12 +30,14 @@ export class NativeAdapter implements MiddlewareAdapter {
       }
       for (const h of req.have ?? []) {
         const b = core.blobs.get(h)
-        if (b !== undefined && !b.holders.has(hc.peer)) { b.holders.add(hc.peer); core.stats.prefetchedBytes += b.size }
+        if (b !== undefined) b.holders.add(hc.peer)
       }
+      core.stats.prefetchedBytes += req.prefetchedBytes ?? 0
       core.reconcileRunning(hc.peer, req.running, reported, now)
       // write-ahead: results are durable before they are acknowledged or unlock children
       await ctx.persist()
-      if (req.results.length > 0) this.notify()
+      // results unlock children; announced blobs unlock deferred prefetch hints
+      if (req.results.length > 0 || (req.have?.length ?? 0) > 0) this.notify()
       let jobs = core.assign(hc.peer, req.want, now)
       let prefetch = core.hintsFor(hc.peer)
       // long poll: hold an empty answer until work appears, or PULL_WAIT_MS

@@ -41,7 +41,7 @@ export interface AttemptResult {
   cacheHits: number
 }
 
-export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[], have?: string[] }
+export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[], have?: string[], prefetchedBytes?: number }
 export interface PeerInfo { id: string, addrs: string[] }
 export interface PullReply { ok: true, jobs: Assignment[], prefetch: BlobRef[], peers: PeerInfo[], done: boolean }
 
@@ -94,7 +94,8 @@ const request = ajv.compile<PullRequest>({
     want: { type: 'integer', minimum: 0, maximum: 1024 },
     running: { type: 'array', maxItems: 1024, items: ATTEMPT_ID },
     results: { type: 'array', maxItems: 1024, items: result },
-    have: { type: 'array', maxItems: 4096, items: HASH }
+    have: { type: 'array', maxItems: 4096, items: HASH },
+    prefetchedBytes: SIZE
   }
 })
 

@@ -1,0 +1,125 @@
+// The blob protocol between real libp2p nodes on loopback, with real stores on disk.
+import t from 'tap'
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs'
+import { randomBytes, createHash } from 'node:crypto'
+import os from 'node:os'
+import path from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createBgridNode, type BgridNode } from '../protocol/node.ts'
+import { openDb, type Db } from '../daemon/store.ts'
+import { BlobStore } from '../cache/store.ts'
+import { serveBlobs, fetchBlob, fetchBlobVerified } from '../cache/blob-protocol.ts'
+import { silentLogger } from '../daemon/log.ts'
+import { BgridError } from '../protocol/errors.ts'
+
+interface Peer { node: BgridNode, store: BlobStore, db: Db, dir: string }
+const root = mkdtempSync(path.join(os.tmpdir(), 'bgrid-blob-'))
+const peers: Peer[] = []
+let allow = true
+
+async function peer (quotaBytes?: number): Promise<Peer> {
+  const dir = path.join(root, `p${peers.length}`)
+  const db = await openDb(dir)
+  const store = new BlobStore(dir, db, { quotaBytes })
+  await store.load()
+  const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1' })
+  await serveBlobs(node, store, { canRead: () => allow, log: silentLogger })
+  const p = { node, store, db, dir }
+  peers.push(p)
+  return p
+}
+
+async function connect (a: Peer, b: Peer): Promise<void> {
+  await a.node.peerStore.merge(b.node.peerId, { multiaddrs: b.node.getMultiaddrs() })
+}
+
+t.teardown(async () => { for (const p of peers) { try { await p.node.stop() } catch {} try { await p.db.close() } catch {} } })
+
+const data = randomBytes(48 * 1024 * 1024 + 12345)
+const hash = createHash('sha256').update(data).digest('hex')
+
+t.test('fetch a blob from two holders in ranges; verified, stored atomically', async t => {
+  const [a, b, c] = [await peer(), await peer(), await peer()]
+  await a.store.putBuffer(data)
+  await b.store.putBuffer(data)
+  await connect(c, a); await connect(c, b)
+  const stats = await fetchBlob(c.node, c.store, hash, data.length, [a.node.peerId.toString(), b.node.peerId.toString()], { rangeBytes: 8 * 1024 * 1024 })
+  t.equal(stats.bytes, data.length)
+  t.equal(stats.holdersUsed, 2, 'both holders served ranges')
+  t.ok(c.store.has(hash))
+  t.ok(readFileSync(c.store.blobPath(hash)).equals(data), 'bytes identical')
+  t.same(readdirSync(path.join(c.dir, 'cas', 'tmp')), [], 'no partial file left')
+  const again = await fetchBlob(c.node, c.store, hash, data.length, [a.node.peerId.toString()])
+  t.equal(again.bytes, 0, 'already held: nothing moves')
+})
+
+t.test('a holder that dies mid-transfer: the fetch finishes from another holder', async t => {
+  const [a, b, c] = [await peer(), await peer(), await peer()]
+  await a.store.putBuffer(data)
+  await b.store.putBuffer(data)
+  await connect(c, a); await connect(c, b)
+  const fetching = fetchBlob(c.node, c.store, hash, data.length, [a.node.peerId.toString(), b.node.peerId.toString()], { rangeBytes: 4 * 1024 * 1024 })
+  // stop holder a as soon as it has started sending
+  await new Promise<void>(resolve => {
+    const check = setInterval(() => {
+      const part = path.join(c.dir, 'cas', 'tmp', `${hash}.part`)
+      if (existsSync(part)) { clearInterval(check); resolve() }
+    }, 1)
+  })
+  await a.node.stop()
+  const stats = await fetching
+  t.ok(stats.failures.length >= 1, `holder a failed: ${stats.failures[0]}`)
+  t.ok(readFileSync(c.store.blobPath(hash)).equals(data), 'complete and correct')
+})
+
+t.test('corrupt bytes from a holder are rejected and fetched again from another', async t => {
+  const small = randomBytes(300_000)
+  const h = createHash('sha256').update(small).digest('hex')
+  const [a, b, c] = [await peer(), await peer(), await peer()]
+  await a.store.putBuffer(small)
+  await b.store.putBuffer(small)
+  const bad = Buffer.from(small); bad[1000] ^= 0xff
+  writeFileSync(a.store.blobPath(h), bad) // a's disk went bad
+  await connect(c, a); await connect(c, b)
+  await t.rejects(fetchBlob(c.node, c.store, h, small.length, [a.node.peerId.toString()]), { code: 'HASH_MISMATCH' }, 'corrupt transfer refused')
+  t.notOk(c.store.has(h), 'nothing stored from it')
+  t.notOk(existsSync(c.store.partPath(h)), 'partial download discarded')
+  const stats = await fetchBlobVerified(c.node, c.store, h, small.length, [a.node.peerId.toString(), b.node.peerId.toString()])
+  t.match(stats.failures[0], /corrupt/)
+  t.ok(readFileSync(c.store.blobPath(h)).equals(small), 'good copy from b')
+})
+
+t.test('a full store refuses with DISK_FULL before transferring and leaves no partial blob', async t => {
+  const [a, c] = [await peer(), await peer(1024 * 1024)]
+  await a.store.putBuffer(data)
+  await connect(c, a)
+  const err = await fetchBlob(c.node, c.store, hash, data.length, [a.node.peerId.toString()]).catch(e => e)
+  t.ok(err instanceof BgridError && err.code === 'DISK_FULL', String(err))
+  t.match(err.message, /quota/)
+  t.notOk(c.store.has(hash))
+  t.notOk(existsSync(c.store.partPath(hash)))
+})
+
+t.test('LRU eviction keeps the quota; pinned blobs stay', async t => {
+  const p = await peer(3 * 1024 * 1024)
+  const blobs = [randomBytes(1024 * 1024), randomBytes(1024 * 1024), randomBytes(1024 * 1024)]
+  const ids = []
+  for (const b of blobs) { ids.push((await p.store.putBuffer(b)).hash); await new Promise(resolve => setTimeout(resolve, 5)) }
+  await p.store.pin(ids[0])
+  p.store.touch(ids[2])
+  await p.store.putBuffer(randomBytes(1024 * 1024))
+  t.ok(p.store.has(ids[0]), 'pinned blob kept')
+  t.notOk(p.store.has(ids[1]), 'least recently used unpinned blob evicted')
+  t.ok(p.store.has(ids[2]))
+  t.ok(p.store.used <= 3 * 1024 * 1024)
+})
+
+t.test('an unauthorised reader is refused', async t => {
+  const [a, c] = [await peer(), await peer()]
+  const { hash: h, size } = await a.store.putBuffer(randomBytes(1000))
+  await connect(c, a)
+  allow = false
+  await t.rejects(fetchBlob(c.node, c.store, h, size, [a.node.peerId.toString()]), /UNAUTHORISED|every holder failed/)
+  allow = true
+  t.notOk(c.store.has(h))
+})

@@ -134,6 +134,20 @@ export interface FetchStats { bytes: number, holdersUsed: number, failures: stri
  */
 export async function fetchBlob (node: BgridNode, store: BlobStore, hash: string, size: number,
   holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number } = {}): Promise<FetchStats> {
+  // one download per blob and store, however many callers want it at once
+  let inflight = downloads.get(store)
+  if (inflight === undefined) { inflight = new Map(); downloads.set(store, inflight) }
+  const running = inflight.get(hash)
+  if (running !== undefined) { await running; return { bytes: 0, holdersUsed: 0, failures: [] } }
+  const p = fetchOnce(node, store, hash, size, holders, opts)
+  inflight.set(hash, p)
+  try { return await p } finally { inflight.delete(hash) }
+}
+
+const downloads = new WeakMap<BlobStore, Map<string, Promise<FetchStats>>>()
+
+async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size: number,
+  holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number }): Promise<FetchStats> {
   const stats: FetchStats = { bytes: 0, holdersUsed: 0, failures: [] }
   if (store.has(hash)) return stats
   const candidates = holders.filter(h => h !== node.peerId.toString())

@@ -5,6 +5,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { open, stat, type FileHandle } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
 import { ajv, readJson, writeJson, validate, openStream } from '../protocol/rpc.ts'
 import { HASH, SIZE } from '../protocol/schemas.ts'
 import { BgridError, type ErrorCode } from '../protocol/errors.ts'
@@ -21,7 +22,10 @@ export interface BlobSource {
 }
 
 export const BLOB_PROTOCOL = '/bgrid/blob/1.0.0'
-const CHUNK = 256 * 1024
+const CHUNK = 1024 * 1024
+/** receiver back-pressure: pause the stream above HIGH bytes not yet on disk, resume below LOW */
+const HIGH = 16 * 1024 * 1024
+const LOW = 4 * 1024 * 1024
 const MAX_HEADER = 4096
 
 export interface BlobRequest { op: 'get', hash: string, offset: number, length?: number }
@@ -78,8 +82,8 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
           const n = Math.min(CHUNK, end - pos)
           const { bytesRead } = await fh.read(buf, 0, n, pos)
           if (bytesRead === 0) throw new BgridError('INTERNAL', 'blob shorter than its index says')
-          // copy: the frame may sit in a send queue while we reuse `buf`
-          await lp.write(Buffer.from(buf.subarray(0, bytesRead)), { signal: AbortSignal.timeout(30_000) })
+          // raw bytes after the header; a copy, since the send queue may hold it while `buf` is reused
+          if (!stream.send(Buffer.from(buf.subarray(0, bytesRead)))) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
           pos += bytesRead
         }
         store.touch?.(req.hash)
@@ -99,24 +103,67 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
 
 /** Fetch bytes [start, end) of a blob from one holder into `fh` at the same offsets. Returns bytes written. */
 async function fetchRange (node: BgridNode, holder: string, hash: string, start: number, end: number,
-  fh: FileHandle, progress: (n: number) => void, signal: AbortSignal): Promise<void> {
+  fh: FileHandle, progress: (n: number, bytes: Uint8Array) => void, signal: AbortSignal): Promise<void> {
   const stream = await openStream(node, peerIdFromString(holder), BLOB_PROTOCOL, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
   try {
-    const lp = lpStream(stream, { maxDataLength: Math.max(CHUNK, MAX_HEADER) })
+    const lp = lpStream(stream, { maxDataLength: MAX_HEADER, maxBufferSize: HIGH + CHUNK })
     await writeJson(lp, { op: 'get', hash, offset: start, length: end - start } satisfies BlobRequest, signal)
     const head = await readJson(lp, AbortSignal.any([signal, AbortSignal.timeout(10_000)])) as any
     if (head?.ok === false) throw new BgridError(head.error?.code ?? 'INTERNAL', `holder ${holder.slice(-8)}: ${head.error?.message}`)
     validate(checkHeader, head)
     if (head.offset !== start || head.length !== end - start) throw new BgridError('BAD_REQUEST', 'holder answered another range')
-    let pos = start
-    while (pos < end) {
-      const frame = await lp.read({ signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) })
-      const bytes = frame.subarray()
-      if (pos + bytes.length > end) throw new BgridError('BAD_REQUEST', 'holder sent too many bytes')
-      await fh.write(bytes, 0, bytes.length, pos)
-      pos += bytes.length
-      progress(bytes.length)
-    }
+    // the bytes follow the header raw; take the stream back (with anything already buffered)
+    const raw = lp.unwrap()
+    await new Promise<void>((resolve, reject) => {
+      let written = start
+      let queued = start
+      let paused = false
+      let writing: Promise<void> = Promise.resolve()
+      let idle: NodeJS.Timeout | undefined
+      const cleanup = (): void => {
+        clearTimeout(idle)
+        raw.removeEventListener('message', onMessage)
+        raw.removeEventListener('close', onClose)
+        raw.removeEventListener('remoteCloseWrite', onClose)
+        signal.removeEventListener('abort', onAbort)
+      }
+      const fail = (err: Error): void => { cleanup(); reject(err) }
+      const armIdle = (): void => {
+        clearTimeout(idle)
+        idle = setTimeout(() => { fail(new BgridError('TIMEOUT', `holder ${holder.slice(-8)} sent nothing for 30 s`)) }, 30_000)
+      }
+      const onMessage = (evt: any): void => {
+        armIdle()
+        const bytes: Uint8Array = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+        if (queued + bytes.length > end) { fail(new BgridError('BAD_REQUEST', 'holder sent too many bytes')); return }
+        const at = queued
+        queued += bytes.length
+        if (!paused && queued - written > HIGH) { paused = true; raw.pause() }
+        writing = writing.then(async () => {
+          await fh.write(bytes, 0, bytes.length, at)
+          written += bytes.length
+          progress(bytes.length, bytes)
+          if (paused && queued - written < LOW) { paused = false; raw.resume() }
+          if (written === end) { cleanup(); resolve() }
+        }).catch(err => { fail(err instanceof Error ? err : new Error(String(err))) })
+      }
+      const onClose = (): void => {
+        // the holder is done sending: deliver what we held back while paused
+        if (paused) { paused = false; try { raw.resume() } catch {} }
+        // let queued writes land, then check we got everything
+        writing.then(() => { if (written < end) fail(new BgridError('UNREACHABLE', `holder ${holder.slice(-8)} closed after ${written - start} of ${end - start} bytes`)) }, () => {})
+      }
+      const onAbort = (): void => { fail(new BgridError('TIMEOUT', 'fetch aborted')) }
+      if (start === end) { resolve(); return }
+      raw.addEventListener('message', onMessage)
+      raw.addEventListener('close', onClose)
+      raw.addEventListener('remoteCloseWrite', onClose)
+      signal.addEventListener('abort', onAbort)
+      armIdle()
+      // deliver bytes that arrived with the header
+      raw.pause()
+      raw.resume()
+    })
     await stream.close().catch(() => {})
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
@@ -158,6 +205,9 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
   try { have = Math.min((await stat(part)).size, size) } catch {}
   const signal = opts.signal ?? new AbortController().signal
   const fh = await open(part, have > 0 ? 'r+' : 'w', 0o600)
+  // a whole blob that arrives in order from offset 0 is hashed as it comes
+  let inOrder = have === 0 ? createHash('sha256') : undefined
+  let nextOffset = 0
   try {
     const rangeBytes = opts.rangeBytes ?? 16 * 1024 * 1024
     const queue: Array<[number, number]> = []
@@ -174,7 +224,11 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
         let done = 0
         try {
           used.add(holder)
-          await fetchRange(node, holder, hash, s, e, fh, n => { done += n; stats.bytes += n }, signal)
+          await fetchRange(node, holder, hash, s, e, fh, (n, bytes) => {
+            done += n
+            stats.bytes += n
+            if (inOrder !== undefined && s + done - n === nextOffset) { inOrder.update(bytes); nextOffset += n } else inOrder = undefined
+          }, signal)
         } catch (err: any) {
           bad.add(holder)
           stats.failures.push(`${holder.slice(-8)}: ${err?.message ?? err}`)
@@ -198,7 +252,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
   } finally {
     await fh.close()
   }
-  await store.commitPart(hash, size)
+  await store.commitPart(hash, size, inOrder !== undefined && nextOffset === size ? inOrder.digest('hex') : undefined)
   return stats
 }
 

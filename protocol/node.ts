@@ -33,7 +33,7 @@ export async function createBgridNode (opts: NodeOptions): Promise<BgridNode> {
     // Bigger frames and windows: blobs stream at several hundred MB/s instead of ~100.
     streamMuxers: [yamux({
       maxMessageSize: 256 * 1024,
-      streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 }
+      streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024, maxReadBufferLength: 32 * 1024 * 1024 }
     } as any)],
     ...(opts.gridKey !== undefined ? { connectionProtector: preSharedKey({ psk: opts.gridKey, timeout: 2000 }) } : {}),
     connectionManager: { maxConnections: 1000 },

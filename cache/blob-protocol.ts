@@ -217,6 +217,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
       queue.push([have, size])
     }
     const bad = new Set<string>()
+    const strikes = new Map<string, number>()
     const used = new Set<string>()
     const lane = async (holder: string): Promise<void> => {
       while (queue.length > 0 && !bad.has(holder)) {
@@ -230,10 +231,14 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
             if (inOrder !== undefined && s + done - n === nextOffset) { inOrder.update(bytes); nextOffset += n } else inOrder = undefined
           }, signal)
         } catch (err: any) {
-          bad.add(holder)
           stats.failures.push(`${holder.slice(-8)}: ${err?.message ?? err}`)
           queue.unshift([s + done, e])
           if (signal.aborted) throw err
+          // a busy or briefly unreachable holder gets three chances, with back-off; then it is bad
+          const n = (strikes.get(holder) ?? 0) + 1
+          strikes.set(holder, n)
+          if (n >= 3 || (err instanceof BgridError && (err.code === 'NOT_FOUND' || err.code === 'UNAUTHORISED'))) bad.add(holder)
+          else await new Promise(resolve => setTimeout(resolve, 100 * 4 ** (n - 1)))
         }
       }
     }

@@ -112,6 +112,8 @@ export class Coordinator {
   private localDaemon?: { end: () => void }
   private control?: ControlServer
   private readonly collecting = new Map<string, Promise<void>>()
+  private collectActive = 0
+  private readonly collectWaiters: Array<() => void> = []
   private startedAt = Date.now()
   private inputBytesStaged = 0
   /** bytes the submitter's node sent (staged inputs; job outputs never pass through it) */
@@ -312,6 +314,23 @@ export class Coordinator {
     let p = this.collecting.get(id)
     if (p !== undefined) return p
     p = (async () => {
+      // at most 4 collections at once (a holder serves a bounded number of streams)
+      while (this.collectActive >= 4) await new Promise<void>(resolve => { this.collectWaiters.push(resolve) })
+      this.collectActive++
+      try {
+        await this.collectNow(job)
+      } finally {
+        this.collectActive--
+        this.collectWaiters.shift()?.()
+      }
+    })().finally(() => { this.collecting.delete(id) })
+    this.collecting.set(id, p)
+    return p
+  }
+
+  private async collectNow (job: JobRec): Promise<void> {
+    const id = job.spec.id
+    {
       for (const [name, o] of job.outputs ?? []) {
         await this.fetchToStore(o.hash, o.size)
         this.core.addHolder(o.hash, o.size, this.node.peerId.toString())
@@ -319,9 +338,7 @@ export class Coordinator {
       }
       job.collected = true
       this.journal.record(job, this.core)
-    })().finally(() => { this.collecting.delete(id) })
-    this.collecting.set(id, p)
-    return p
+    }
   }
 
   private async collectLogs (): Promise<void> {

@@ -12,7 +12,9 @@ export interface Plan {
   makespan: number
 }
 
-export const DEFAULT_BANDWIDTH = 100e6 // bytes/s, Dask's default estimate
+/** bytes/s between nodes for planning: a 100 Mbit/s campus link, where desktop grids live
+ * (Dask assumes 100 MB/s inside a cluster; that would make moving data look free here) */
+export const DEFAULT_BANDWIDTH = 12.5e6
 
 /** Sizes (bytes) of what each job reads from each parent. */
 export function edgeBytes (dag: Dag, outSize: (job: string, file: string) => number): Map<string, number> {

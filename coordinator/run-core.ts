@@ -381,43 +381,47 @@ export class RunCore {
   assign (workerId: string, want: number, now: number): Assignment[] {
     const w = this.workers.get(workerId)
     if (w === undefined || !w.alive || want <= 0) return []
-    // a worker may hold up to twice its slots (a short queue it asked for: `want` bounds it)
-    const free = 2 * w.slots - w.usedCores
+    // with prefetching a worker may hold up to twice its slots (a short queue it asked for,
+    // whose inputs move while the slots are busy; `want` bounds it); without, only its slots
+    const free = (this.opts.prefetch ? 2 : 1) * w.slots - w.usedCores
     if (free <= 0) return []
     const others = this.aliveWorkers().filter(x => x.id !== workerId)
-    const mine: string[] = []
-    const steal: string[] = []
-    let scanned = 0
-    for (const id of this.ready) {
-      // the ready set is in topological order, close to priority order: a window of it is enough
-      if (scanned++ >= 64 && (mine.length >= want || scanned > 4096)) break
-      const job = this.jobs.get(id) as JobRec
-      if (!this.feasible(job.spec, w)) continue
-      if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.feasible(job.spec, o))) continue
-      const planned = this.plan?.worker.get(id)
-      if (planned === undefined || planned === workerId || !this.opts.prefetch) { mine.push(id); continue }
-      const pw = this.workers.get(planned)
-      // leave a job to its planned worker (its inputs are moving there) unless that worker is
-      // saturated, gone, avoided by the job, or has not taken it for a while
-      if (pw === undefined || !pw.alive || pw.usedCores >= pw.slots || job.avoid.has(planned) ||
-        now - (this.readyAt.get(id) ?? now) >= this.stealAfterMs) steal.push(id)
-    }
-    const byPriority = (a: string, b: string): number => (this.priority.get(b) ?? 0) - (this.priority.get(a) ?? 0)
-    mine.sort(byPriority)
-    // when stealing, prefer jobs whose inputs this worker already holds
-    const localBytes = (id: string): number => {
+    // bytes of a job's inputs that this worker does not hold yet (Dask: start where the data is)
+    const missingBytes = (job: JobRec): number => {
       let n = 0
-      const job = this.jobs.get(id) as JobRec
       for (const i of job.spec.inputs) {
         const b = this.inputBlob(job.spec, i)
-        if (b !== undefined && this.blobs.get(b.hash)?.holders.has(workerId) === true) n += b.size
+        if (b !== undefined && this.blobs.get(b.hash)?.holders.has(workerId) !== true) n += b.size
       }
       return n
     }
-    steal.sort((a, b) => localBytes(b) - localBytes(a) || byPriority(a, b))
+    const candidates: Array<{ id: string, missing: number, mine: boolean, prio: number }> = []
+    let scanned = 0
+    for (const id of this.ready) {
+      // the ready set is in topological order, close to priority order: a window of it is enough
+      if (scanned++ >= 64 && (candidates.length >= want || scanned > 4096)) break
+      const job = this.jobs.get(id) as JobRec
+      if (!this.feasible(job.spec, w)) continue
+      if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.feasible(job.spec, o))) continue
+      const missing = missingBytes(job)
+      const planned = this.plan?.worker.get(id)
+      const mine = planned === undefined || planned === workerId || !this.opts.prefetch
+      if (!mine && missing > 0) {
+        const pw = this.workers.get(planned)
+        // leave a job to its planned worker (its inputs are moving there) unless that worker is
+        // saturated, gone, avoided by the job, or has not taken it for a while; a job whose
+        // inputs are all here already may go anywhere
+        const capacity = (this.opts.prefetch ? 2 : 1) * (pw?.slots ?? 0)
+        if (!(pw === undefined || !pw.alive || pw.usedCores >= capacity || job.avoid.has(planned) ||
+          now - (this.readyAt.get(id) ?? now) >= this.stealAfterMs)) continue
+      }
+      candidates.push({ id, missing, mine, prio: this.priority.get(id) ?? 0 })
+    }
+    // data already here first, then the worker's own planned jobs, then priority
+    candidates.sort((a, b) => a.missing - b.missing || Number(b.mine) - Number(a.mine) || b.prio - a.prio)
     const out: Assignment[] = []
     let cores = free
-    for (const id of [...mine, ...steal]) {
+    for (const { id } of candidates) {
       if (out.length >= want) break
       const job = this.jobs.get(id) as JobRec
       const need = Math.max(1, job.spec.cores)

@@ -49,6 +49,8 @@ export class WorkerSession {
   private stopped = false
   private loopDone?: Promise<void>
   private pidTimer?: NodeJS.Timeout
+  private readonly prefetchQueue: BlobRef[] = []
+  private prefetchActive = 0
   private avgRuntimeMs = 0
   private samples = 0
 
@@ -177,8 +179,27 @@ export class WorkerSession {
     return p
   }
 
+  /**
+   * Prefetches run two at a time, in the order the coordinator's plan needs them: all at
+   * once would split the link between the next job's input and inputs needed much later.
+   * A job that needs a queued blob fetches it at once (fetch() is shared).
+   */
   private prefetch (ref: BlobRef): void {
-    this.fetch(ref).then((bytes) => { this.have.push(ref.hash); this.prefetchedBytes += bytes }, err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
+    if (this.opts.store.has(ref.hash) || this.fetching.has(ref.hash)) { if (this.opts.store.has(ref.hash)) this.have.push(ref.hash); return }
+    this.prefetchQueue.push(ref)
+    this.pumpPrefetch()
+  }
+
+  private pumpPrefetch (): void {
+    while (this.prefetchActive < 2 && this.prefetchQueue.length > 0 && !this.stopped) {
+      const ref = this.prefetchQueue.shift() as BlobRef
+      this.prefetchActive++
+      this.prefetchOne(ref).finally(() => { this.prefetchActive--; this.pumpPrefetch() })
+    }
+  }
+
+  private async prefetchOne (ref: BlobRef): Promise<void> {
+    await this.fetch(ref).then((bytes) => { this.have.push(ref.hash); this.prefetchedBytes += bytes }, err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
   }
 
   private launch (a: Assignment): void {

@@ -1,0 +1,19 @@
+// `npm run bench`: every benchmark in turn (about 15 minutes; root needed for the namespace ones).
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+
+const here = import.meta.dirname
+const runs: string[][] = [
+  ['scale.ts'],
+  ['daemon.ts'],
+  ['dispatch.ts'],
+  ['transfer.ts'],
+  ['data.ts']
+]
+let failed = 0
+for (const [script, ...args] of runs) {
+  process.stdout.write(`\n== bench/${script}\n`)
+  const r = spawnSync(process.execPath, [path.join(here, script), ...args], { stdio: 'inherit' })
+  if (r.status !== 0) failed++
+}
+process.exit(failed === 0 ? 0 : 1)

@@ -1,0 +1,169 @@
+// The run core and the planner, pure: no network, no processes.
+import t from 'tap'
+import { parseDag } from '../coordinator/dag.ts'
+import { RunCore } from '../coordinator/run-core.ts'
+import { planPlacement, upwardRank, edgeBytes, makespanLowerBound } from '../coordinator/plan.ts'
+import { selectWorkers, summariseRejections } from '../coordinator/select.ts'
+import { parseExpr, evalBool, evalNumber, explainFailure } from '../coordinator/expr.ts'
+import type { AttemptResult } from '../protocol/jobs.ts'
+import type { NodeAd } from '../protocol/txt.ts'
+
+const attrs = { ram: 8000, cores: 2, mhz: 2500, disk: 50000, load: 0, cost: 0, os: 'linux', arch: 'x64' }
+const H = (c: string): string => c.repeat(64)
+const ok = (attempt: string, outputs: Array<{ name: string, hash: string, size: number }> = []): AttemptResult => ({
+  attempt, status: 'ok', exitCode: 0, signal: null, outputs, startedAt: 1, endedAt: 2, inputWaitMs: 0, bytesFetched: 0, cacheHits: 0
+})
+const failed = (attempt: string, code = 1): AttemptResult => ({ ...ok(attempt), status: 'failed', exitCode: code })
+
+function diamond (): RunCore {
+  const dag = parseDag({
+    jobs: [
+      { id: 'a', cmd: ['x'], outputs: ['o'] },
+      { id: 'b', cmd: ['x'], inputs: ['job:a/o'], outputs: ['o'] },
+      { id: 'c', cmd: ['x'], inputs: ['job:a/o'], outputs: ['o'], retries: 1 },
+      { id: 'd', cmd: ['x'], inputs: [{ src: 'job:b/o', as: 'b' }, { src: 'job:c/o', as: 'c' }], outputs: ['o'] }
+    ]
+  }, '/tmp/x.json', { checkFiles: false })
+  const core = new RunCore(dag, { coordinatorId: 'C', prefetch: true, nonce: 'n' })
+  core.addWorker({ id: 'W1', slots: 2, attrs, addrs: [] })
+  core.addWorker({ id: 'W2', slots: 2, attrs, addrs: [] })
+  core.replan()
+  core.promote()
+  return core
+}
+
+t.test('a diamond runs in order; children get their parents\' outputs with holders', async t => {
+  const core = diamond()
+  t.same([...core.ready], ['a'])
+  const [a] = core.assign('W1', 4, 0)
+  t.equal(a.job, 'a')
+  t.equal(core.assign('W2', 4, 0).length, 0, 'nothing else is ready')
+  t.equal(core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 10 }])), 'done')
+  t.same([...core.ready].sort(), ['b', 'c'])
+  t.same(core.assign('W2', 4, 0), [], 'their input is on W1, which has free slots: they stay with their data')
+  const got = core.assign('W1', 4, 0)
+  t.same(got.map(x => x.job).sort(), ['b', 'c'])
+  t.same(got[0].inputs[0], { name: 'o', hash: H('a'), size: 10, holders: ['W1'] })
+  t.equal(core.complete('W1', ok(got[0].attempt, [{ name: 'o', hash: H('b'), size: 1 }])), 'done')
+  t.equal(core.complete('W1', ok(got[0].attempt, [{ name: 'o', hash: H('b'), size: 1 }])), 'ignored', 'a duplicate report changes nothing')
+  t.equal(core.complete('W2', ok(got[1].attempt)), 'ignored', 'a report from a worker that did not run it is ignored')
+  core.complete('W1', ok(got[1].attempt, [{ name: 'o', hash: H('c'), size: 1 }]))
+  const [d] = core.assign('W1', 1, 0)
+  t.equal(d.job, 'd')
+  t.same(d.inputs.map(i => i.name), ['b', 'c'])
+  core.complete('W1', ok(d.attempt, [{ name: 'o', hash: H('d'), size: 1 }]))
+  t.ok(core.finished())
+  t.equal(core.counts().done, 4)
+})
+
+t.test('retries go to another worker; exhausted retries fail the descendants only', async t => {
+  const core = diamond()
+  const [a] = core.assign('W1', 1, 0)
+  core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 10 }]))
+  const jobs = core.assign('W1', 2, 0)
+  const c = jobs.find(j => j.job === 'c')!
+  const b = jobs.find(j => j.job === 'b')!
+  t.equal(core.complete('W1', failed(c.attempt)), 'ready', 'first failure: retry')
+  t.equal(core.assign('W1', 2, 0).length, 0, 'the failed worker is avoided while another can run it')
+  const [c2] = core.assign('W2', 2, 0)
+  t.equal(c2.job, 'c')
+  t.equal(core.complete('W2', failed(c2.attempt, 9)), 'failed', 'retries: 1 means two attempts')
+  t.equal(core.jobs.get('d')!.state, 'skipped', 'descendant skipped')
+  core.complete('W1', ok(b.attempt, [{ name: 'o', hash: H('b'), size: 1 }]))
+  t.ok(core.finished())
+  t.match(core.jobs.get('c')!.reason!, /exit code 9/)
+})
+
+t.test('a lost worker: its running jobs rerun, and finished jobs whose only copy it held rerun too', async t => {
+  const core = diamond()
+  const [a] = core.assign('W1', 1, 0)
+  core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 10 }]))
+  // b waited past the steal delay on W1: W2 may take it (and fetch a's output from W1)
+  const [b] = core.assign('W2', 1, Date.now() + core.stealAfterMs)
+  t.equal(b.job, 'b')
+  const lost = core.removeWorker('W1', 'kill -9')
+  t.same(lost, [], 'W1 ran nothing at that moment')
+  t.equal(core.jobs.get('a')!.state, 'ready', 'a\'s output existed only on W1 and c still needs it: a runs again')
+  t.equal(core.jobs.get('c')!.state, 'pending', 'c waits for a again')
+  t.equal(core.jobs.get('b')!.state, 'running', 'b fetched its input already and keeps running')
+  const lost2 = core.removeWorker('W2', 'gone')
+  t.same(lost2, ['b'])
+  core.addWorker({ id: 'W3', slots: 2, attrs, addrs: [] })
+  core.replan()
+  const again = core.assign('W3', 2, 0)
+  t.same(again.map(x => x.job), ['a'])
+  t.equal(core.jobs.get('b')!.lost, 1)
+})
+
+t.test('a late result of an attempt thought lost is accepted', async t => {
+  const core = diamond()
+  const [a] = core.assign('W1', 1, 0)
+  core.reconcileRunning('W1', [], new Set(), 10_000)
+  t.equal(core.jobs.get('a')!.state, 'ready', 'the worker no longer listed it: lost')
+  t.equal(core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 1 }])), 'done', 'but its result still counts')
+})
+
+t.test('prefetch hints: staged inputs to planned workers once; other workers wait for the first copy', async t => {
+  const dag = parseDag({ workers: { min: 2, max: 2 }, jobs: [0, 1, 2, 3].map(i => ({ id: `j${i}`, cmd: ['x'], inputs: ['in.dat'] })) }, '/tmp/x.json', { checkFiles: false })
+  const core = new RunCore(dag, { coordinatorId: 'C', prefetch: true, nonce: 'n' })
+  core.setFileInput('/tmp/in.dat', H('f'), 5_000_000)
+  core.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
+  core.addWorker({ id: 'W2', slots: 1, attrs, addrs: [] })
+  core.replan()
+  const h1 = core.hintsFor('W1')
+  const h2 = core.hintsFor('W2')
+  t.equal(h1.length + h2.length, 1, 'only one worker takes it from the submitter')
+  const first = h1.length === 1 ? 'W1' : 'W2'
+  const second = first === 'W1' ? 'W2' : 'W1'
+  t.same((h1[0] ?? h2[0]).holders, ['C'])
+  core.blobs.get(H('f'))!.holders.add(first) // the first worker announced it
+  const later = core.hintsFor(second)
+  t.equal(later.length, 1)
+  t.same(later[0].holders, [first, 'C'], 'the second fetches from the first worker, the submitter last')
+  const noPrefetch = new RunCore(dag, { coordinatorId: 'C', prefetch: false, nonce: 'n' })
+  noPrefetch.setFileInput('/tmp/in.dat', H('f'), 5)
+  noPrefetch.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
+  noPrefetch.replan()
+  t.same(noPrefetch.hintsFor('W1'), [], '--no-prefetch sends no hints')
+})
+
+t.test('HEFT keeps a chain with heavy edges on one worker and spreads independent jobs', async t => {
+  const chain = parseDag({ jobs: [
+    { id: 'a', cmd: ['x'], outputs: [{ name: 'o', size: 500_000_000 }], runtime: 1 },
+    { id: 'b', cmd: ['x'], inputs: ['job:a/o'], outputs: [{ name: 'o', size: 500_000_000 }], runtime: 1 },
+    { id: 'c', cmd: ['x'], inputs: ['job:b/o'], runtime: 1 }
+  ] }, '/tmp/x.json', { checkFiles: false })
+  const workers = [{ id: 'W1', slots: 1, speed: 1 }, { id: 'W2', slots: 1, speed: 1 }]
+  const edges = edgeBytes(chain, (j, f) => chain.byId.get(j)!.sizeHints[f] ?? 0)
+  const plan = planPlacement(chain, workers, edges, upwardRank(chain, edges))
+  t.equal(new Set(plan.worker.values()).size, 1, 'one worker: moving 500 MB costs more than waiting')
+  t.equal(plan.makespan, 3)
+  const bag = parseDag({ jobs: [0, 1, 2, 3].map(i => ({ id: `j${i}`, cmd: ['x'], runtime: 2 })) }, '/tmp/x.json', { checkFiles: false })
+  const p2 = planPlacement(bag, workers, new Map(), upwardRank(bag, new Map()))
+  t.equal(p2.makespan, 4, 'four 2 s jobs on two workers: 4 s')
+  t.equal(makespanLowerBound(bag, 2), 4)
+})
+
+t.test('selection: feasible then ranked, with reasons for every rejection', async t => {
+  const ad = (name: string, o: Partial<NodeAd>): { name: string, ad: NodeAd, addresses: string[] } => ({
+    name, addresses: ['10.0.0.1'],
+    ad: { v: 1, state: 'idle', peer: '12D3KooWP9mSr9pKDnrgzrDbkurTw2VZVaUULsmXfs99pqJc3nk' + name, port: 1, cores: 2, mhz: 2000, ram: 4000, disk: 1000, load: 0, cost: 0, arch: 'x64', os: 'linux', ...o }
+  })
+  const nodes = [ad('A', { cores: 8 }), ad('B', { ram: 1000 }), ad('C', { cores: 16, cost: 10 }), ad('D', { state: 'worker', coord: '12D3KooWP9mSr9pKDnrgzrDbkurTw2VZVaUULsmXfs99pqJc3nkR' }), ad('E', {})]
+  const sel = selectWorkers(nodes, parseExpr('ram >= 2048 && cores >= 2'), parseExpr('cores * mhz / (1 + cost)'))
+  t.same(sel.ranked.map(c => c.name), ['A', 'E', 'C'], 'by cores x MHz per cost: A (8 cores) > E (2 cores, free) > C (16 cores at cost 10)')
+  t.same(sel.rejected.map(r => r.name).sort(), ['B', 'D'])
+  t.match(sel.rejected.find(r => r.name === 'B')!.reasons[0], /ram >= 2048 \(ram=1000\)/)
+  t.match(summariseRejections(sel.rejected).join('\n'), /1 node\(s\) fail `ram >= 2048`: B\(ram=1000\)/)
+})
+
+t.test('expressions: evaluated without eval, errors point at the column', async t => {
+  t.ok(evalBool(parseExpr('os == "linux" && (ram > 100 || cores >= 64)'), attrs))
+  t.equal(evalNumber(parseExpr('max(cores, 4) * 2'), attrs), 8)
+  t.equal(evalNumber(parseExpr('ram / 0'), attrs), Number.MAX_VALUE, 'division by zero ranks high, not NaN')
+  t.same(explainFailure(parseExpr('ram >= 100 && cores >= 4 && disk > 1'), attrs), ['cores >= 4 (cores=2)'])
+  t.throws(() => parseExpr('ram >= '), /column 8/)
+  t.throws(() => parseExpr('constructor.constructor("x")()'), /not allowed|unknown/)
+  t.throws(() => parseExpr('this.x'), /not allowed/)
+  t.throws(() => parseExpr('ram = 5'), /./)
+})

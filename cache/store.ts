@@ -3,7 +3,7 @@
 // never leaves a visible partial blob; partial downloads live apart and can resume.
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, mkdirSync } from 'node:fs'
-import { open, rename, stat, unlink, readdir, copyFile, constants as fsConst, link } from 'node:fs/promises'
+import { open, rename, stat, unlink, readdir, copyFile, constants as fsConst, link, chmod } from 'node:fs/promises'
 import path from 'node:path'
 import { pipe } from 'it-pipe'
 import type { Db } from '../daemon/store.ts'
@@ -115,6 +115,8 @@ export class BlobStore {
   private async commit (hash: string, size: number, tmp: string): Promise<void> {
     const dest = this.blobPath(hash)
     mkdirSync(path.dirname(dest), { recursive: true })
+    // blobs are immutable: read-only, so a hard link handed to an unprivileged job cannot change them
+    await chmod(tmp, 0o444)
     await rename(tmp, dest)
     if (!this.known.has(hash)) this.usedBytes += size
     const meta: BlobMeta = { size, lastUse: Date.now(), pins: this.known.get(hash)?.pins ?? 0 }
@@ -193,10 +195,15 @@ export class BlobStore {
     this.touch(hash)
   }
 
-  /** Hard-link a blob into place when the reader promises not to write it (read-only uses). */
+  /**
+   * Hard-link a blob into place: no copy. Only for readers that cannot write it (a job
+   * running as another user: the blob is root-owned and 0444), since the inode is shared.
+   */
   async linkTo (hash: string, dest: string): Promise<void> {
+    if (!this.has(hash)) throw new BgridError('NOT_FOUND', `blob ${hash.slice(0, 12)} is not in this store`)
     mkdirSync(path.dirname(dest), { recursive: true })
     await link(this.blobPath(hash), dest)
+    this.touch(hash)
   }
 
   async remove (hash: string): Promise<void> {

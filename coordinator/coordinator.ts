@@ -201,6 +201,11 @@ export class Coordinator {
     return (this.browser?.list() ?? []).filter(n => !this.claimed.has(n.ad.peer) && !this.claiming.has(n.ad.peer) && (this.refusedUntil.get(n.ad.peer) ?? 0) < now)
   }
 
+  private holdsOurBlobs (peer: string): boolean {
+    for (const b of this.core.blobs.values()) if (b.holders.has(peer)) return true
+    return false
+  }
+
   /** Holders of this run's blobs (after a resume) come first: their caches hold our outputs. */
   private preferHolders (ranked: Candidate[]): Candidate[] {
     const holders = new Set<string>()
@@ -213,7 +218,11 @@ export class Coordinator {
     const want = this.dag.workers.max - this.claimed.size - this.claiming.size
     if (want <= 0) return
     const sel = selectWorkers(this.candidates(), this.dag.requirements, this.dag.rank, { self: this.node.peerId.toString() })
-    for (const c of this.preferHolders(sel.ranked).slice(0, want)) this.claim(c).catch(() => {})
+    let chosen = this.preferHolders(sel.ranked)
+    // resuming: for a moment, claim only nodes holding this run's outputs (their caches
+    // spare re-running finished jobs), so that others seen first do not take their places
+    if (this.opts.resume !== undefined && Date.now() - this.startedAt < 3000) chosen = chosen.filter(c => this.holdsOurBlobs(c.ad.peer))
+    for (const c of chosen.slice(0, want)) this.claim(c).catch(() => {})
     if (this.claimed.size < this.dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
       this.lastWaitNote = Date.now()
       const why = summariseRejections(sel.rejected)
@@ -560,6 +569,13 @@ export class Coordinator {
       }
       // jobs left to a planned worker become stealable after a while: let waiting workers look again
       if (this.core.ready.size > 0) this.adapter.notify()
+      // nothing runs and nothing can start: outputs some job needs are gone (their holders were
+      // not claimed again after a resume, or left): make them again
+      const k = this.core.counts()
+      if (k.running === 0 && k.ready === 0 && k.pending > 0 && this.core.aliveWorkers().length > 0) {
+        this.core.reconcile('needed outputs unreachable')
+        this.adapter.notify()
+      }
       await this.sleep(500)
     }
     this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })

@@ -59,12 +59,11 @@ async function keepLog (file: string, store: BlobStore): Promise<LogResult | und
   return { hash, size, tail: tailBuf.toString('utf8') }
 }
 
-async function chownTree (dir: string, uid: number, gid: number): Promise<void> {
+/** Give the job user its directories (not the inputs: those may be hard links to blobs). */
+async function chownDirs (dir: string, uid: number, gid: number): Promise<void> {
   await chown(dir, uid, gid)
   for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name)
-    if (e.isDirectory()) await chownTree(p, uid, gid)
-    else await chown(p, uid, gid)
+    if (e.isDirectory()) await chownDirs(path.join(dir, e.name), uid, gid)
   }
 }
 
@@ -95,9 +94,15 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
     const got = await opts.ensureInputs(a)
     base.bytesFetched = got.bytesFetched
     base.cacheHits = got.cacheHits
-    for (const input of a.inputs) await opts.store.materialize(input.hash, safeJoin(work, input.name))
+    for (const input of a.inputs) {
+      const dest = safeJoin(work, input.name)
+      // a job running as another user gets read-only hard links (no copy); as the daemon's
+      // own user it could write them, so it gets a hash-checked copy
+      if (opts.runAs !== undefined) await opts.store.linkTo(input.hash, dest)
+      else await opts.store.materialize(input.hash, dest)
+    }
     for (const out of a.outputs) await mkdir(path.dirname(safeJoin(work, out)), { recursive: true })
-    if (opts.runAs !== undefined) await chownTree(work, opts.runAs.uid, opts.runAs.gid)
+    if (opts.runAs !== undefined) await chownDirs(work, opts.runAs.uid, opts.runAs.gid)
     inputWaitMs = Date.now() - t0
   } catch (err: any) {
     return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs }

@@ -53,37 +53,52 @@ export function upwardRank (dag: Dag, edges: Map<string, number>, bandwidth = DE
  * staged inputs (`inputBytes`) that the worker does not hold yet.
  */
 export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<string, number>, rank: Map<string, number>,
-  opts: { bandwidth?: number, inputBytes?: (job: string, worker: string) => number, feasible?: (job: string, worker: string) => boolean } = {}): Plan {
+  opts: { bandwidth?: number, inputBytes?: (job: string, worker: string) => number, feasible?: (job: string) => ((workerIndex: number) => boolean) | undefined } = {}): Plan {
   const bw = opts.bandwidth ?? DEFAULT_BANDWIDTH
   const worker = new Map<string, string>()
   const start = new Map<string, number>()
   const finish = new Map<string, number>()
   if (workers.length === 0) return { worker, start, makespan: 0 }
   const slots = workers.map(w => Array.from({ length: Math.max(1, w.slots) }, () => 0))
+  // each worker's earliest-free slot, kept up to date as jobs are placed
+  const earliest = workers.map(() => 0)
   const ids = [...dag.order].sort((a, b) => (rank.get(b) ?? 0) - (rank.get(a) ?? 0))
   let makespan = 0
   for (const id of ids) {
     const job = dag.byId.get(id)
     if (job === undefined) continue
     let best = { w: -1, s: 0, slot: 0, f: Infinity }
+    // parents once per job, not once per worker
+    const pFinish: number[] = []
+    const pWorker: Array<string | undefined> = []
+    const pMove: number[] = []
+    for (const p of job.after) {
+      pFinish.push(finish.get(p) ?? 0)
+      pWorker.push(worker.get(p))
+      pMove.push((edges.get(`${p}>${id}`) ?? 0) / bw)
+    }
+    // undefined: every worker can run this job (the common case, checked once per job)
+    const canRun = opts.feasible?.(id)
     for (let wi = 0; wi < workers.length; wi++) {
       const w = workers[wi]
-      if (opts.feasible !== undefined && !opts.feasible(id, w.id)) continue
+      if (canRun !== undefined && !canRun(wi)) continue
       let ready = 0
-      for (const p of job.after) {
-        const pf = finish.get(p) ?? 0
-        const move = worker.get(p) === w.id ? 0 : (edges.get(`${p}>${id}`) ?? 0) / bw
-        if (pf + move > ready) ready = pf + move
+      for (let k = 0; k < pFinish.length; k++) {
+        const t = pFinish[k] + (pWorker[k] === w.id ? 0 : pMove[k])
+        if (t > ready) ready = t
       }
-      const staged = (opts.inputBytes?.(id, w.id) ?? 0) / bw
-      let slot = 0
-      for (let k = 1; k < slots[wi].length; k++) if (slots[wi][k] < slots[wi][slot]) slot = k
+      const staged = opts.inputBytes !== undefined && job.inputs.length > 0 ? opts.inputBytes(id, w.id) / bw : 0
+      const slot = earliest[wi]
       const s = Math.max(ready, slots[wi][slot]) + staged
       const f = s + job.runtime / Math.max(0.01, w.speed)
       if (f < best.f) best = { w: wi, s, slot, f }
     }
     if (best.w < 0) continue // no feasible worker: the run loop reports it
     slots[best.w][best.slot] = best.f
+    const ws = slots[best.w]
+    let e = 0
+    for (let k = 1; k < ws.length; k++) if (ws[k] < ws[e]) e = k
+    earliest[best.w] = e
     worker.set(id, workers[best.w].id)
     start.set(id, best.s)
     finish.set(id, best.f)

@@ -330,12 +330,15 @@ export class RunCore {
       }
       return bytes
     }
+    const minSlots = Math.min(...workers.map(w => w.slots))
+    const minRam = Math.min(...workers.map(w => Number(w.attrs.ram)))
     this.plan = planPlacement(this.dag, workers.map(w => ({ id: w.id, slots: w.slots, speed: w.speed })), edges, this.priority, {
       inputBytes: stagedOn,
-      feasible: (job, worker) => {
+      feasible: (job) => {
         const spec = this.jobs.get(job)?.spec
-        const w = this.workers.get(worker)
-        return spec !== undefined && w !== undefined && this.feasible(spec, w)
+        if (spec === undefined) return () => false
+        if (spec.requirements === null && spec.cores <= minSlots && spec.ram <= minRam) return undefined
+        return (wi) => this.feasible(spec, workers[wi])
       }
     })
     this.rehintAll()

@@ -2,21 +2,15 @@
 import t from 'tap'
 import path from 'node:path'
 import { writeFileSync } from 'node:fs'
-import { Cluster, type Proc } from '../testbed/cluster.ts'
-import { canMakeNamespaces } from '../testbed/netns.ts'
+import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
 import { newGridKey } from '../daemon/grid-key.ts'
 
 const PROBE = path.join(import.meta.dirname, '..', 'testbed', 'probe.ts')
 
-function lines (p: Proc): any[] {
-  return p.stdout.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l))
-}
+const lines = stdoutJson
 
-if (!canMakeNamespaces()) {
-  t.plan(0, 'needs root and ip netns: daemons run in their own network namespaces')
-} else {
-  const cluster = new Cluster()
-  t.teardown(async () => { await cluster.stop() })
+const cluster = clusterOrSkip(t)
+if (cluster !== undefined) {
   const viewer = cluster.lab.addHost()
   const probeHost = cluster.lab.addHost()
   const probe = (args: string[]): Proc => cluster.spawn(probeHost, [process.execPath, PROBE, ...args])

@@ -3,18 +3,12 @@
 import t from 'tap'
 import path from 'node:path'
 import { readFileSync, writeFileSync, mkdirSync, existsSync, chmodSync } from 'node:fs'
-import { Cluster, ROOT, type Proc } from '../testbed/cluster.ts'
-import { canMakeNamespaces } from '../testbed/netns.ts'
+import { stdoutJson, clusterOrSkip, ROOT, type Proc } from '../testbed/cluster.ts'
 
-function events (p: Proc): any[] {
-  return p.stdout.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l))
-}
+const events = stdoutJson
 
-if (!canMakeNamespaces()) {
-  t.plan(0, 'needs root and ip netns: daemons run in their own network namespaces')
-} else {
-  const cluster = new Cluster()
-  t.teardown(async () => { await cluster.stop() })
+const cluster = clusterOrSkip(t)
+if (cluster !== undefined) {
   const daemons = await cluster.startDaemons(3)
   const submitHost = cluster.lab.addHost()
   let n = 0

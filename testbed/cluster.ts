@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Lab, HostLab, type LabHost, type LabOptions } from './netns.ts'
+import { Lab, HostLab, canMakeNamespaces, type LabHost, type LabOptions } from './netns.ts'
 
 export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)))
 
@@ -142,4 +142,23 @@ export class Cluster {
     this.lab.destroySync()
     rmSync(this.tmp, { recursive: true, force: true })
   }
+}
+
+/** The JSON lines a process printed on stdout (NDJSON events, probe results). */
+export function stdoutJson (p: Proc): any[] {
+  return p.stdout.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l))
+}
+
+/**
+ * A cluster for one test file, torn down with it; or, where network namespaces cannot
+ * be made (not root), a skip-all plan and undefined.
+ */
+export function clusterOrSkip (t: { plan: (n: number, why: string) => void, teardown: (fn: () => Promise<void>) => void }): Cluster | undefined {
+  if (!canMakeNamespaces()) {
+    t.plan(0, 'needs root and ip netns: daemons run in their own network namespaces')
+    return undefined
+  }
+  const cluster = new Cluster()
+  t.teardown(async () => { await cluster.stop() })
+  return cluster
 }

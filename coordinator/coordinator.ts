@@ -23,6 +23,7 @@ import { openDb } from '../daemon/store.ts'
 import { parseDag, type Dag } from './dag.ts'
 import { selectWorkers, summariseRejections, attrsOf, type Candidate } from './select.ts'
 import { RunCore, type JobRec } from './run-core.ts'
+import { TERMINAL } from './job-state.ts'
 import { Journal, type RunMeta } from './journal.ts'
 import { Progress, type Mode } from './progress.ts'
 import { evalBool } from './expr.ts'
@@ -421,7 +422,9 @@ export class Coordinator {
       coordinatorId: '', prefetch: o.prefetch, nonce,
       hooks: {
         onTransition: (job, from, to, reason) => {
-          this.journal.record(job, this.core)
+          // the journal keeps what a resume needs: outcomes (a job that was only ready or
+          // running starts again anyway), and a done job that must be made again
+          if (TERMINAL.has(to) || from === 'done') this.journal.record(job, this.core)
           if (to === 'failed' || (to === 'ready' && from === 'running')) {
             const tail = job.attempts.at(-1)?.stderr?.tail?.trim().split('\n').slice(-3).join('\n    ')
             this.emit({ event: 'job', job: job.spec.id, from, to, reason }, `job ${job.spec.id}: ${to === 'failed' ? 'FAILED' : 'retrying'}: ${reason}${tail !== undefined && tail !== '' ? `\n    ${tail}` : ''}`)

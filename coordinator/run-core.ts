@@ -8,6 +8,8 @@ import { evalBool, type Attrs } from './expr.ts'
 import type { Assignment, AttemptResult, BlobRef, InputRef, PeerInfo, LogResult } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
+/** how many times its slots a worker may hold (running + queued) when it asks: see WorkerSession.capacity */
+export const QUEUE_FACTOR = 4
 
 export interface WorkerInfo { id: string, slots: number, attrs: Attrs, addrs: string[] }
 
@@ -92,6 +94,8 @@ export class RunCore {
   /** staged inputs on their way to their first worker: the others wait and fetch from it */
   private readonly staging = new Map<string, string>()
   private rotation = 0
+  /** jobs per state, kept as they move (progress and `finished` are asked for on every pull) */
+  private readonly tally: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
   stats = { bytesFetched: 0, prefetchedBytes: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0 }
 
   constructor (dag: Dag, opts: CoreOptions) {
@@ -100,6 +104,7 @@ export class RunCore {
     for (const spec of dag.jobs) {
       this.jobs.set(spec.id, { spec, state: 'pending', attempts: [], failures: 0, lost: 0, outputs: null, avoid: new Set(), collected: false })
     }
+    this.tally.pending = this.jobs.size
     this.priority = upwardRank(dag, new Map())
   }
 
@@ -112,6 +117,8 @@ export class RunCore {
       this.opts.hooks?.onIllegal?.(job.spec.id, from, to, reason)
       return false
     }
+    this.tally[from]--
+    this.tally[to]++
     job.state = to
     if (to === 'ready') { this.ready.add(job.spec.id); this.readyAt.set(job.spec.id, Date.now()) } else { this.ready.delete(job.spec.id); this.readyAt.delete(job.spec.id) }
     if (to === 'failed' || to === 'skipped' || to === 'cancelled') job.reason = reason
@@ -177,12 +184,16 @@ export class RunCore {
     }
     job.attempts = attempts
     job.collected = collected
+    this.tally[job.state]--
+    this.tally.done++
     job.state = 'done'
   }
 
   restoreFinal (id: string, state: 'failed' | 'skipped', reason: string, attempts: AttemptRec[]): void {
     const job = this.jobs.get(id)
     if (job === undefined) return
+    this.tally[job.state]--
+    this.tally[state]++
     job.state = state
     job.reason = reason
     job.attempts = attempts
@@ -386,7 +397,7 @@ export class RunCore {
     if (w === undefined || !w.alive || want <= 0) return []
     // with prefetching a worker may hold up to twice its slots (a short queue it asked for,
     // whose inputs move while the slots are busy; `want` bounds it); without, only its slots
-    const free = (this.opts.prefetch ? 2 : 1) * w.slots - w.usedCores
+    const free = (this.opts.prefetch ? QUEUE_FACTOR : 1) * w.slots - w.usedCores
     if (free <= 0) return []
     const others = this.aliveWorkers().filter(x => x.id !== workerId)
     // bytes of a job's inputs that this worker does not hold yet (Dask: start where the data is)
@@ -594,15 +605,10 @@ export class RunCore {
     return this.aliveWorkers().map(w => ({ id: w.id, addrs: w.addrs.slice(0, 16) }))
   }
 
-  counts (): Record<JobState, number> {
-    const c: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
-    for (const j of this.jobs.values()) c[j.state]++
-    return c
-  }
+  counts (): Record<JobState, number> { return { ...this.tally } }
 
   finished (): boolean {
-    for (const j of this.jobs.values()) if (!TERMINAL.has(j.state)) return false
-    return true
+    return this.tally.done + this.tally.failed + this.tally.skipped + this.tally.cancelled === this.jobs.size
   }
 
   cancelAll (why: string): void {

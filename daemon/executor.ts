@@ -113,6 +113,7 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   const stderrFile = path.join(attemptDir, 'stderr')
   const startedAt = Date.now()
   let outcome: { code: number | null, signal: string | null, error?: string }
+  let wrote = { out: 1, err: 1 }
   try {
     const launched = await opts.launcher.launch({
       file: a.cmd[0], args: a.cmd.slice(1), cwd: work, env: jobEnv(a, work),
@@ -127,7 +128,8 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
     const end = await launched.exited
     clearTimeout(timer)
     r.exited = true
-    outcome = { ...end, ...(end.signal === 'LOST' ? { error: 'job launcher exited' } : {}), ...(r.killedFor !== undefined ? { error: r.killedFor } : {}) }
+    wrote = { out: end.out, err: end.err }
+    outcome = { code: end.code, signal: end.signal, ...(end.signal === 'LOST' ? { error: 'job launcher exited' } : {}), ...(r.killedFor !== undefined ? { error: r.killedFor } : {}) }
   } catch (err: any) {
     outcome = { code: null, signal: null, error: `cannot start ${a.cmd[0]}: ${err.message}` }
   }
@@ -142,7 +144,10 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
     ...(outcome.error !== undefined ? { error: outcome.error } : {})
   }
   try {
-    const [so, se] = await Promise.all([keepLog(stdoutFile, opts.store), keepLog(stderrFile, opts.store)])
+    const [so, se] = await Promise.all([
+      wrote.out > 0 ? keepLog(stdoutFile, opts.store) : undefined,
+      wrote.err > 0 ? keepLog(stderrFile, opts.store) : undefined
+    ])
     if (so !== undefined) result.stdout = so
     if (se !== undefined) result.stderr = se
   } catch (err: any) {

@@ -15,13 +15,14 @@ export interface LaunchSpec {
 
 export interface Launched {
   pid: number
-  exited: Promise<{ code: number | null, signal: string | null }>
+  /** out/err: bytes the job wrote to stdout/stderr (0: no file was made) */
+  exited: Promise<{ code: number | null, signal: string | null, out: number, err: number }>
 }
 
 interface Pending {
   onSpawn: (pid: number) => void
   onError: (message: string) => void
-  onExit: (code: number | null, signal: string | null) => void
+  onExit: (code: number | null, signal: string | null, out: number, err: number) => void
 }
 
 export class Launcher {
@@ -40,7 +41,7 @@ export class Launcher {
       if (p === undefined) return
       if (m.event === 'spawned') p.onSpawn(m.pid)
       else if (m.event === 'error') { this.pending.delete(m.id); p.onError(m.message) }
-      else if (m.event === 'exit') { this.pending.delete(m.id); p.onExit(m.code, m.signal) }
+      else if (m.event === 'exit') { this.pending.delete(m.id); p.onExit(m.code, m.signal, Number(m.out ?? 1), Number(m.err ?? 1)) }
     })
     child.on('exit', () => {
       // the launcher died: its children's exits will never be reported
@@ -54,18 +55,19 @@ export class Launcher {
   async launch (spec: LaunchSpec): Promise<Launched> {
     const id = String(++this.seq)
     return await new Promise<Launched>((resolve, reject) => {
-      let resolveExit!: (v: { code: number | null, signal: string | null }) => void
-      const exited = new Promise<{ code: number | null, signal: string | null }>(r => { resolveExit = r })
+      type Exit = { code: number | null, signal: string | null, out: number, err: number }
+      let resolveExit!: (v: Exit) => void
+      const exited = new Promise<Exit>(r => { resolveExit = r })
       let started = false
       this.pending.set(id, {
         onSpawn: (pid) => { started = true; resolve({ pid, exited }) },
         onError: (message) => {
           if (!started) reject(new Error(message))
-          else resolveExit({ code: null, signal: 'LOST' })
+          else resolveExit({ code: null, signal: 'LOST', out: 1, err: 1 })
         },
-        onExit: (code, signal) => {
+        onExit: (code, signal, out, err) => {
           if (!started) { started = true; resolve({ pid: -1, exited }) }
-          resolveExit({ code, signal })
+          resolveExit({ code, signal, out, err })
         }
       })
       this.ensure().stdin?.write(JSON.stringify({ id, ...spec }) + '\n')

@@ -3,7 +3,7 @@
 // page tables); from this small process, ~2 ms. Line-delimited JSON on stdin/stdout.
 // It imports nothing heavy on purpose.
 import { spawn } from 'node:child_process'
-import { openSync, closeSync } from 'node:fs'
+import { openSync, closeSync, statSync, unlinkSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 
 interface SpawnRequest {
@@ -20,6 +20,8 @@ rl.on('line', (line) => {
   let out: number | undefined
   let err: number | undefined
   try {
+    // files, not pipes: a pipe costs more per job than an open(), and a background
+    // descendant holding a pipe would hold the job
     out = openSync(req.stdout, 'w', 0o600)
     err = openSync(req.stderr, 'w', 0o600)
     const child = spawn(req.file, req.args, {
@@ -31,7 +33,14 @@ rl.on('line', (line) => {
     })
     child.on('error', (e) => { send({ id: req.id, event: 'error', message: e.message }) })
     child.on('spawn', () => { send({ id: req.id, event: 'spawned', pid: child.pid }) })
-    child.on('exit', (code, signal) => { send({ id: req.id, event: 'exit', code, signal }) })
+    child.on('exit', (code, signal) => {
+      // sizes of what it wrote; empty files are removed here, so the daemon need not look
+      const size = (file: string): number => { const n = statSync(file).size; if (n === 0) unlinkSync(file); return n }
+      let o = 1
+      let e = 1
+      try { o = size(req.stdout); e = size(req.stderr) } catch {}
+      send({ id: req.id, event: 'exit', code, signal, out: o, err: e })
+    })
   } catch (e: any) {
     send({ id: req.id, event: 'error', message: e.message })
   } finally {

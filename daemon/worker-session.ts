@@ -30,6 +30,9 @@ export interface WorkerSessionOptions {
   onPids?: (pids: number[]) => void
 }
 
+/** a worker holds at most this many times its slots (running + queued); the coordinator allows as much */
+export const MAX_QUEUE_FACTOR = 4
+
 export class WorkerSession {
   readonly claim: Claim
   readonly runDir: string
@@ -86,8 +89,9 @@ export class WorkerSession {
    */
   private capacity (): number {
     if (this.suspended) return 0
-    const fast = this.samples >= 3 && this.avgRuntimeMs < 1000
-    return this.opts.slots * (fast ? 2 : 1)
+    if (this.samples < 3 || this.avgRuntimeMs >= 1000) return this.opts.slots
+    // very short jobs: a deeper queue, so one round trip brings several
+    return this.opts.slots * (this.avgRuntimeMs < 100 ? MAX_QUEUE_FACTOR : 2)
   }
 
   private async sleepUntilWoken (ms: number): Promise<void> {
@@ -112,7 +116,7 @@ export class WorkerSession {
         }).finally(() => { this.longPoll = false; this.wake() })
       } else if (this.results.length > 0) {
         // while queued work keeps the slots busy, let a few more results join this report
-        if (this.queuedCores() > 0 && this.results.length < this.opts.slots) await new Promise(resolve => setTimeout(resolve, 3))
+        if (this.queuedCores() > 0 && this.results.length < this.opts.slots * 2) await new Promise(resolve => setTimeout(resolve, 5))
         try {
           await this.exchange(this.longPoll ? 0 : free, false)
           backoff = 100

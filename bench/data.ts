@@ -50,7 +50,40 @@ function condorShape (dir: string, n = 100, mb = 1, computeSec = 0.1): string {
   return file
 }
 
+/**
+ * The seed's DAG case: three stages of 100 jobs; each job of stages 2 and 3 reads the
+ * outputs of two neighbours of the stage before, so data must cross between workers;
+ * staged inputs are few and shared (the submitter's link is not the bottleneck).
+ */
+function neighbourShape (dir: string, n = 100, mb = 1, computeSec = 0.15): string {
+  mkdirSync(path.join(dir, 'inputs'), { recursive: true })
+  for (let k = 0; k < 4; k++) writeFileSync(path.join(dir, 'inputs', `shared${k}.dat`), randomBytes(mb * 1048576))
+  const out = { name: 'out.dat', size: mb * 1048576 }
+  const work = `cat a.dat b.dat > /dev/null; sleep ${computeSec}; head -c ${mb * 1048576} /dev/urandom > out.dat`
+  const jobs: unknown[] = []
+  for (let i = 0; i < n; i++) jobs.push({ id: `s1-${i}`, cmd: work.replace('b.dat', 'a.dat'), inputs: [{ src: `inputs/shared${i % 4}.dat`, as: 'a.dat' }], outputs: [out], runtime: computeSec })
+  for (const stage of [2, 3]) {
+    for (let i = 0; i < n; i++) {
+      jobs.push({ id: `s${stage}-${i}`, cmd: work, inputs: [{ src: `job:s${stage - 1}-${i}/out.dat`, as: 'a.dat' }, { src: `job:s${stage - 1}-${(i + 1) % n}/out.dat`, as: 'b.dat' }], outputs: [out], runtime: computeSec })
+    }
+  }
+  const file = path.join(dir, 'dag.json')
+  writeFileSync(file, JSON.stringify({ name: 'neighbours', workers: { min: 4, max: 4 }, jobs }))
+  return file
+}
+
 if (want('prefetch')) {
+  for (const rate of ['100mbit', undefined]) {
+    await withCluster(rate, 4, async (c, submit) => {
+      const without = await submit(neighbourShape(path.join(c.tmp, 'nb-a')), ['--no-prefetch'])
+      const withP = await submit(neighbourShape(path.join(c.tmp, 'nb-b')), [])
+      const d = withP.run.data
+      say(`prefetch, ${rate ?? 'unshaped'} links, 300 jobs in 3 stages, each reading 2 x 1 MiB outputs of neighbours from the stage before (0.15 s compute), 4 workers x 2 slots: ` +
+        `makespan ${(without.makespanMs / 1000).toFixed(1)} s without prefetching, ${(withP.makespanMs / 1000).toFixed(1)} s with; ratio ${(withP.makespanMs / without.makespanMs).toFixed(2)} (cut ${((1 - withP.makespanMs / without.makespanMs) * 100).toFixed(0)}%, target >= 30%); ` +
+        `jobs waited ${(d.inputWaitMs / 1000).toFixed(1)} s in total for data (without: ${(without.run.data.inputWaitMs / 1000).toFixed(1)} s); ${(d.prefetchedBytes / 1048576).toFixed(0)} MiB moved ahead, ${(d.bytesFetched / 1048576).toFixed(0)} MiB at job start`)
+    })
+  }
+
   for (const rate of ['100mbit', undefined]) {
     await withCluster(rate, 4, async (c, submit) => {
       // fresh input bytes for each run: a second run would otherwise find them cached on the workers

@@ -89,8 +89,9 @@ export class RunCore {
   private seq = 0
   /** blob hash -> jobs producing it (to re-run them if it is lost) */
   private readonly producers = new Map<string, Set<string>>()
-  /** blobs to tell each worker to fetch, in the order the plan needs them */
-  private readonly pendingHints = new Map<string, Set<string>>()
+  /** each worker's planned jobs in plan order, and how far it has got through them */
+  private readonly plannedOrder = new Map<string, string[]>()
+  private readonly cursor = new Map<string, number>()
   /** staged inputs on their way to their first worker: the others wait and fetch from it */
   private readonly staging = new Map<string, string>()
   private rotation = 0
@@ -494,7 +495,6 @@ export class RunCore {
         for (const o of r.outputs) this.producers.set(o.hash, new Set([...(this.producers.get(o.hash) ?? []), job.spec.id]))
         if (w !== undefined) w.done++
         this.move(job, 'done', `attempt ${r.attempt} ok`)
-        for (const c of this.dag.children.get(job.spec.id) ?? []) this.hintJob(c)
         this.promoteChildren(job.spec.id)
         return 'done'
       }
@@ -529,59 +529,58 @@ export class RunCore {
   }
 
   /**
-   * Blobs a worker should fetch now. After each (re)plan: the staged inputs of every job
-   * planned for it and the parent outputs that already exist; then, as parents finish,
-   * their outputs are pushed to the planned workers of their children.
+   * Blobs a worker should fetch now: the inputs of the next few jobs the plan gives it
+   * (a window of 2 x slots + 2 jobs not started yet), as soon as they exist somewhere.
+   * A window, not every planned job: fetching far ahead spends the links on data for
+   * jobs that may end up elsewhere, and delays the data needed next.
    */
   hintsFor (workerId: string): BlobRef[] {
     if (!this.opts.prefetch || this.plan === undefined) return []
     const w = this.workers.get(workerId)
-    const pending = this.pendingHints.get(workerId)
-    if (w === undefined || !w.alive || pending === undefined || pending.size === 0) return []
+    const list = this.plannedOrder.get(workerId)
+    if (w === undefined || !w.alive || list === undefined) return []
+    const waiting = (id: string): boolean => { const st = this.jobs.get(id)?.state; return st === 'pending' || st === 'ready' }
+    let cursor = this.cursor.get(workerId) ?? 0
+    while (cursor < list.length && !waiting(list[cursor])) cursor++
+    this.cursor.set(workerId, cursor)
+    const window = 2 * w.slots + 2
     const out: BlobRef[] = []
-    for (const hash of pending) {
-      if (w.hinted.has(hash) || this.blobs.get(hash)?.holders.has(workerId) === true) { pending.delete(hash); continue }
-      const holders = this.liveHolders(hash)
-      if (holders.length === 0) { pending.delete(hash); continue }
-      if (holders.length === 1 && holders[0] === this.opts.coordinatorId) {
-        // the remote cache sends each input into the grid once: one worker takes it from the
-        // submitter, the others from that worker once it has it
-        const first = this.staging.get(hash)
-        if (first !== undefined && first !== workerId && this.workers.get(first)?.alive === true) continue
-        this.staging.set(hash, workerId)
+    let seen = 0
+    for (let i = cursor; i < list.length && seen < window; i++) {
+      const id = list[i]
+      if (!waiting(id)) continue
+      seen++
+      const job = this.jobs.get(id) as JobRec
+      for (const inp of job.spec.inputs) {
+        const b = this.inputBlob(job.spec, inp)
+        if (b === undefined || w.hinted.has(b.hash) || this.blobs.get(b.hash)?.holders.has(workerId) === true) continue
+        const holders = this.liveHolders(b.hash)
+        if (holders.length === 0) continue
+        if (holders.length === 1 && holders[0] === this.opts.coordinatorId) {
+          // the remote cache sends each input into the grid once: one worker takes it from the
+          // submitter, the others from that worker once it has it
+          const first = this.staging.get(b.hash)
+          if (first !== undefined && first !== workerId && this.workers.get(first)?.alive === true) continue
+          this.staging.set(b.hash, workerId)
+        }
+        w.hinted.add(b.hash)
+        out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16) })
       }
-      pending.delete(hash)
-      w.hinted.add(hash)
-      out.push({ hash, size: this.blobs.get(hash)?.size ?? 0, holders: holders.slice(0, 16) })
-      if (out.length >= 1024) break
     }
     this.stats.prefetchHints += out.length
     return out
   }
 
-  private hint (workerId: string, hash: string): void {
-    let set = this.pendingHints.get(workerId)
-    if (set === undefined) { set = new Set(); this.pendingHints.set(workerId, set) }
-    set.add(hash)
-  }
-
-  /** Queue hints for a job's known inputs towards its planned worker. */
-  private hintJob (jobId: string): void {
-    const worker = this.plan?.worker.get(jobId)
-    const job = this.jobs.get(jobId)
-    if (worker === undefined || job === undefined) return
-    for (const i of job.spec.inputs) {
-      const b = this.inputBlob(job.spec, i)
-      if (b !== undefined) this.hint(worker, b.hash)
-    }
-  }
-
   private rehintAll (): void {
-    this.pendingHints.clear()
-    if (!this.opts.prefetch || this.plan === undefined) return
-    const byStart = [...this.plan.worker.keys()].filter(id => { const s = this.jobs.get(id)?.state; return s === 'pending' || s === 'ready' })
-    byStart.sort((a, b) => (this.plan?.start.get(a) ?? 0) - (this.plan?.start.get(b) ?? 0))
-    for (const id of byStart) this.hintJob(id)
+    this.plannedOrder.clear()
+    this.cursor.clear()
+    if (this.plan === undefined) return
+    for (const [job, worker] of this.plan.worker) {
+      let l = this.plannedOrder.get(worker)
+      if (l === undefined) { l = []; this.plannedOrder.set(worker, l) }
+      l.push(job)
+    }
+    for (const l of this.plannedOrder.values()) l.sort((a, b) => (this.plan?.start.get(a) ?? 0) - (this.plan?.start.get(b) ?? 0))
   }
 
   /** Bytes of staged inputs planned for a worker that it does not hold (disk check before staging). */

@@ -2,8 +2,13 @@
 import t from 'tap'
 import path from 'node:path'
 import { writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
 import { newGridKey } from '../daemon/grid-key.ts'
+
+function hasZeroconf (): boolean {
+  return spawnSync('/usr/bin/python3', ['-c', 'import zeroconf'], { stdio: 'ignore' }).status === 0
+}
 
 const PROBE = path.join(import.meta.dirname, '..', 'testbed', 'probe.ts')
 
@@ -32,6 +37,22 @@ if (cluster !== undefined) {
     const table = await cluster.runCli(viewer, ['peers', '--timeout', '1.5'])
     t.match(table.stdout, /NAME\s+STATE\s+CORES/, 'condor_status-like table')
     t.match(table.stdout, /3 node\(s\): 3 idle/)
+  })
+
+  t.test('a standard DNS-SD browser (python3-zeroconf) reads the advertisement', { skip: !hasZeroconf() && 'python3-zeroconf is not installed (apt-get install python3-zeroconf)' }, async t => {
+    const p = cluster.spawn(viewer, ['/usr/bin/python3', path.join(import.meta.dirname, 'helpers', 'zeroconf-browse.py'), '3'])
+    const { code } = await p.done(30_000)
+    t.equal(code, 0, p.stderr)
+    const found = lines(p).filter(e => daemons.some(d => d.peer === e.txt?.peer))
+    t.equal(found.length, 3, 'all three daemons resolved by zeroconf')
+    for (const f of found) {
+      t.equal(f.port, 4001)
+      t.match(f.name, /\._bgrid\._tcp\.local\.$/)
+      t.equal(f.txt.v, '1')
+      t.equal(f.txt.p2p, '4001')
+      t.match(f.txt.cores, /^\d+$/)
+      t.match(f.addresses[0], /^10\./)
+    }
   })
 
   t.test('a claim is seen by a browser as a state change; release makes the node idle again', async t => {

@@ -43,8 +43,7 @@ export interface Dag {
   workers: { min: number, max: number }
   requirements: Expr | null
   rank: Expr
-  middleware: 'native' | 'boinc'
-  quorum: number
+  middleware: 'native'
   collect: 'sinks' | 'all'
   jobs: JobSpec[]
   byId: Map<string, JobSpec>
@@ -196,7 +195,6 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
     requirements,
     rank,
     middleware: d.middleware ?? 'native',
-    quorum: d.quorum ?? 2,
     collect: d.collect ?? 'sinks',
     jobs: [...byId.values()],
     byId,

@@ -1,0 +1,104 @@
+// Operations people rely on: the owner's idle policy, job timeouts, status and cancel,
+// a local daemon turning coordinator, streamed outputs, the cache commands.
+import t from 'tap'
+import path from 'node:path'
+import { writeFileSync, mkdirSync, readFileSync, existsSync, utimesSync } from 'node:fs'
+import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
+
+const events = stdoutJson
+const PROBE = path.join(import.meta.dirname, '..', 'testbed', 'probe.ts')
+
+const cluster = clusterOrSkip(t)
+if (cluster !== undefined) {
+  const daemons = await cluster.startDaemons(2)
+  const user = cluster.lab.addHost()
+  const home = path.join(cluster.tmp, 'home')
+  let k = 0
+  const dagFile = (dag: unknown): string => {
+    const dir = path.join(cluster.tmp, `dag${++k}`)
+    mkdirSync(dir)
+    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(dag))
+    return path.join(dir, 'dag.json')
+  }
+  const lastState = (d: Proc): string | undefined => d.events.filter(e => e.msg === 'state').at(-1)?.to as string | undefined
+
+  t.test('the owner\'s idle policy: offered after the owner left, withdrawn when they are back, claims refused meanwhile', async t => {
+    const activity = path.join(cluster.tmp, 'activity')
+    writeFileSync(activity, '')
+    const d = await cluster.startDaemon(['--activity-file', activity, '--idle-start', '1', '--suspend-active', '1', '--idle-load', '1', '--suspend-load', '1'])
+    t.equal(d.events.find(e => e.msg === 'daemon started')?.state, 'owner', 'not offered at start')
+    await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'offered once the owner is away')
+    utimesSync(activity, new Date(), new Date()) // the owner touches the keyboard
+    const back = await d.waitLog(e => e.msg === 'state' && e.to === 'owner', 10_000, 'owner state')
+    t.match(String(back.reason), /owner active/)
+    const p = cluster.spawn(user, [process.execPath, PROBE, '--addr', `/ip4/${d.host.ip}/tcp/${d.port}/p2p/${d.peer}`, '--op', 'claim'])
+    await p.done(20_000)
+    t.equal(events(p).find(e => e.op === 'claim')?.code, 'OWNER', 'claim refused: the owner uses the machine')
+    d.kill('SIGTERM')
+    await d.done(15_000)
+  })
+
+  t.test('a job timeout kills its whole process group; the job fails with the reason', async t => {
+    const out = path.join(cluster.tmp, 'out-timeout')
+    const dag = dagFile({ name: 'timeout', jobs: [{ id: 'slow', cmd: 'sleep 60 & sleep 60; wait', timeout: 1, retries: 0 }] })
+    const t0 = Date.now()
+    const r = await cluster.runCli(user, ['submit', dag, '--data-dir', home, '--quiet', '--out', out], 60_000)
+    t.equal(r.code, 1)
+    t.ok(Date.now() - t0 < 20_000, 'did not wait for the sleeps')
+    const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+    t.equal(run.jobs.slow.state, 'failed')
+    t.match(run.jobs.slow.reason, /timed out after 1000 ms/)
+    t.equal(run.jobs.slow.attempts[0].signal, 'SIGKILL')
+  })
+
+  t.test('bgrid status shows a running run; bgrid cancel stops it and releases its workers', async t => {
+    const out = path.join(cluster.tmp, 'out-cancel')
+    const dag = dagFile({ name: 'cancel', workers: { min: 2, max: 2 }, jobs: Array.from({ length: 4 }, (_, i) => ({ id: `long${i}`, cmd: ['sleep', '60'] })) })
+    const p = cluster.cli(user, ['submit', dag, '--data-dir', home, '--json', '--out', out, '--run-id', 'cancel-me'])
+    await p.until(() => events(p).filter(e => e.event === 'job' && e.to === 'running').length >= 2 ? true : undefined, 30_000, 'jobs running')
+    const st = await cluster.runCli(user, ['status', 'cancel-me', '--data-dir', home, '--json'])
+    t.equal(st.code, 0, st.stderr)
+    const s = JSON.parse(st.stdout)
+    t.equal(s.state, 'running')
+    t.ok(s.counts.running >= 2)
+    const human = await cluster.runCli(user, ['status', 'cancel-me', '--data-dir', home])
+    t.match(human.stdout, /run cancel-me \(cancel\): running/)
+    const c = await cluster.runCli(user, ['cancel', 'cancel-me', '--data-dir', home])
+    t.equal(c.code, 0, c.stderr)
+    const { code } = await p.done(30_000)
+    t.equal(code, 1, 'a cancelled run does not succeed')
+    const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+    t.equal(run.state, 'cancelled')
+    t.equal(events(p).filter(e => e.event === 'worker' && e.state === 'released').length, 2)
+    for (const d of daemons) await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'idle after cancel')
+    const gone = await cluster.runCli(user, ['cancel', 'cancel-me', '--data-dir', home])
+    t.equal(gone.code, 1)
+    t.match(gone.stderr, /not running/)
+  })
+
+  t.test('a submit next to a local daemon puts it in state coordinator, then idle again; outputs stream back', async t => {
+    const local = daemons[0]
+    const out = path.join(cluster.tmp, 'out-local')
+    const dag = dagFile({ name: 'local', workers: { min: 1, max: 2 }, jobs: [{ id: 'a', cmd: 'sleep 0.5; echo A > a.txt', outputs: ['a.txt'] }, { id: 'b', cmd: 'sleep 0.5; echo B > b.txt', outputs: ['b.txt'] }] })
+    const from = local.events.length
+    const r = await cluster.runCli(local.host, ['submit', dag, '--data-dir', local.dataDir, '--json', '--stream-outputs', '--out', out], 60_000)
+    t.equal(r.code, 0, r.stderr)
+    const trans = local.events.slice(from).filter(e => e.msg === 'state')
+    t.ok(trans.some(e => e.to === 'coordinator'), 'the local daemon became coordinator')
+    t.equal(trans.at(-1)?.to, 'idle', 'and idle again')
+    t.notOk(stdoutJson({ stdout: r.stdout } as Proc).some(e => e.event === 'worker' && e.worker === local.peer), 'it did not claim itself')
+    t.equal(readFileSync(path.join(out, 'a', 'a.txt'), 'utf8'), 'A\n')
+    t.equal(readFileSync(path.join(out, 'b', 'b.txt'), 'utf8'), 'B\n')
+  })
+
+  t.test('bgrid cache du/ls on a worker\'s store', async t => {
+    const d = daemons[1]
+    const du = await cluster.runCli(d.host, ['cache', 'du', '--data-dir', d.dataDir])
+    t.equal(du.code, 0, du.stderr)
+    t.match(du.stdout, /\d+ blob\(s\), [\d.]+ MiB/)
+    const gc = await cluster.runCli(d.host, ['cache', 'gc', '--data-dir', d.dataDir])
+    t.equal(gc.code, 2, 'gc refuses while the daemon runs')
+    t.match(gc.stderr, /stop it first/)
+    t.ok(existsSync(path.join(d.dataDir, 'cas')))
+  })
+}

@@ -28,12 +28,19 @@ if (cluster !== undefined) {
     const d = await cluster.startDaemon(['--activity-file', activity, '--idle-start', '1', '--suspend-active', '1', '--idle-load', '1', '--suspend-load', '1'])
     t.equal(d.events.find(e => e.msg === 'daemon started')?.state, 'owner', 'not offered at start')
     await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'offered once the owner is away')
-    utimesSync(activity, new Date(), new Date()) // the owner touches the keyboard
-    const back = await d.waitLog(e => e.msg === 'state' && e.to === 'owner', 10_000, 'owner state')
-    t.match(String(back.reason), /owner active/)
-    const p = cluster.spawn(user, [process.execPath, PROBE, '--addr', `/ip4/${d.host.ip}/tcp/${d.port}/p2p/${d.peer}`, '--op', 'claim'])
-    await p.done(20_000)
-    t.equal(events(p).find(e => e.op === 'claim')?.code, 'OWNER', 'claim refused: the owner uses the machine')
+    // the owner keeps using the keyboard while a coordinator tries to claim the machine
+    const typing = setInterval(() => { utimesSync(activity, new Date(), new Date()) }, 100)
+    try {
+      const back = await d.waitLog(e => e.msg === 'state' && e.to === 'owner', 10_000, 'owner state')
+      t.match(String(back.reason), /owner active/)
+      const p = cluster.spawn(user, [process.execPath, PROBE, '--addr', `/ip4/${d.host.ip}/tcp/${d.port}/p2p/${d.peer}`, '--op', 'claim'])
+      await p.done(20_000)
+      t.equal(events(p).find(e => e.op === 'claim')?.code, 'OWNER', 'claim refused: the owner uses the machine')
+    } finally {
+      clearInterval(typing)
+    }
+    // and once they leave, it is offered again
+    await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'offered again')
     d.kill('SIGTERM')
     await d.done(15_000)
   })

@@ -55,7 +55,7 @@ function condorShape (dir: string, n = 100, mb = 1, computeSec = 0.1): string {
  * outputs of two neighbours of the stage before, so data must cross between workers;
  * staged inputs are few and shared (the submitter's link is not the bottleneck).
  */
-function neighbourShape (dir: string, n = 100, mb = 1, computeSec = 0.15): string {
+function neighbourShape (dir: string, n = 100, mb = Number(process.env.BGRID_BENCH_MB ?? 1), computeSec = Number(process.env.BGRID_BENCH_COMPUTE ?? 0.15)): string {
   mkdirSync(path.join(dir, 'inputs'), { recursive: true })
   for (let k = 0; k < 4; k++) writeFileSync(path.join(dir, 'inputs', `shared${k}.dat`), randomBytes(mb * 1048576))
   const out = { name: 'out.dat', size: mb * 1048576 }
@@ -73,12 +73,12 @@ function neighbourShape (dir: string, n = 100, mb = 1, computeSec = 0.15): strin
 }
 
 if (want('prefetch')) {
-  for (const rate of ['100mbit', undefined]) {
+  for (const rate of (process.env.BGRID_BENCH_RATES ?? '100mbit,none').split(',').map(r => r === 'none' ? undefined : r)) {
     await withCluster(rate, 4, async (c, submit) => {
       const without = await submit(neighbourShape(path.join(c.tmp, 'nb-a')), ['--no-prefetch'])
       const withP = await submit(neighbourShape(path.join(c.tmp, 'nb-b')), [])
       const d = withP.run.data
-      say(`prefetch, ${rate ?? 'unshaped'} links, 300 jobs in 3 stages, each reading 2 x 1 MiB outputs of neighbours from the stage before (0.15 s compute), 4 workers x 2 slots: ` +
+      say(`prefetch, ${rate ?? 'unshaped'} links, 300 jobs in 3 stages, each reading 2 x ${process.env.BGRID_BENCH_MB ?? 1} MiB outputs of neighbours from the stage before (${process.env.BGRID_BENCH_COMPUTE ?? 0.15} s compute), 4 workers x 2 slots: ` +
         `makespan ${(without.makespanMs / 1000).toFixed(1)} s without prefetching, ${(withP.makespanMs / 1000).toFixed(1)} s with; ratio ${(withP.makespanMs / without.makespanMs).toFixed(2)} (cut ${((1 - withP.makespanMs / without.makespanMs) * 100).toFixed(0)}%, target >= 30%); ` +
         `jobs waited ${(d.inputWaitMs / 1000).toFixed(1)} s in total for data (without: ${(without.run.data.inputWaitMs / 1000).toFixed(1)} s); ${(d.prefetchedBytes / 1048576).toFixed(0)} MiB moved ahead, ${(d.bytesFetched / 1048576).toFixed(0)} MiB at job start`)
     })

@@ -45,6 +45,36 @@ if (cluster !== undefined) {
     await d.done(15_000)
   })
 
+  t.test('the owner comes back mid-job: the job is suspended, then given back and run again once the machine is idle', async t => {
+    const activity = path.join(cluster.tmp, 'activity2')
+    writeFileSync(activity, '')
+    utimesSync(activity, new Date(0), new Date(0))
+    // a distinctive cost lets the DAG's requirements pick this very machine
+    const d = await cluster.startDaemon(['--cost', '7', '--activity-file', activity, '--idle-start', '1', '--suspend-active', '1', '--idle-load', '1', '--suspend-load', '1', '--max-suspend', '2'])
+    await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'offered')
+    const out = path.join(cluster.tmp, 'out-owner')
+    const dag = dagFile({ name: 'owner', requirements: 'cost == 7', workers: { min: 1, max: 1 }, jobs: [{ id: 'work', cmd: 'sleep 2; echo done > r.txt', outputs: ['r.txt'] }] })
+    const p = cluster.cli(user, ['submit', dag, '--data-dir', path.join(cluster.tmp, 'home-owner'), '--json', '--out', out, '--lease', '3'])
+    const running = await p.until(() => events(p).find(e => e.event === 'job' && e.to === 'running'), 30_000, 'the job to start')
+    t.ok(String(running.reason).endsWith(d.peer.slice(-8)), 'it runs on the owner\'s machine')
+    const typing = setInterval(() => { utimesSync(activity, new Date(), new Date()) }, 100)
+    try {
+      await d.waitLog(e => e.msg === 'state' && e.from === 'worker' && e.to === 'owner', 10_000, 'owner back: tasks suspended')
+      await d.waitLog(e => e.msg === 'suspended too long: giving tasks back to the coordinator', 15_000, 'vacate')
+      await p.until(() => events(p).find(e => e.event === 'job' && e.from === 'running' && e.to === 'ready'), 15_000, 'the job back in the queue')
+    } finally {
+      clearInterval(typing)
+    }
+    const { code } = await p.done(60_000)
+    t.equal(code, 0, p.stderr)
+    const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+    t.equal(run.jobs.work.attempts[0].status, 'preempted', 'first attempt given back')
+    t.equal(run.jobs.work.attempts.at(-1).status, 'ok', 'run again to the end')
+    t.equal(readFileSync(path.join(out, 'work', 'r.txt'), 'utf8'), 'done\n')
+    d.kill('SIGTERM')
+    await d.done(15_000)
+  })
+
   t.test('a job timeout kills its whole process group; the job fails with the reason', async t => {
     const out = path.join(cluster.tmp, 'out-timeout')
     const dag = dagFile({ name: 'timeout', jobs: [{ id: 'slow', cmd: 'sleep 60 & sleep 60; wait', timeout: 1, retries: 0 }] })

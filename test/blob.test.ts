@@ -1,6 +1,6 @@
 // The blob protocol between real libp2p nodes on loopback, with real stores on disk.
 import t from 'tap'
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, rmSync } from 'node:fs'
 import { randomBytes, createHash } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
@@ -33,7 +33,10 @@ async function connect (a: Peer, b: Peer): Promise<void> {
   await a.node.peerStore.merge(b.node.peerId, { multiaddrs: b.node.getMultiaddrs() })
 }
 
-t.teardown(async () => { for (const p of peers) { try { await p.node.stop() } catch {} try { await p.db.close() } catch {} } })
+t.teardown(async () => {
+  for (const p of peers) { try { await p.node.stop() } catch {} try { await p.db.close() } catch {} }
+  rmSync(root, { recursive: true, force: true })
+})
 
 const data = randomBytes(48 * 1024 * 1024 + 12345)
 const hash = createHash('sha256').update(data).digest('hex')

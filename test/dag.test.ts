@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
@@ -11,6 +11,7 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'bgrid-dag-'))
 mkdirSync(path.join(dir, 'data'))
 writeFileSync(path.join(dir, 'data', 'in.txt'), 'hello\n')
 const file = path.join(dir, 'dag.json')
+t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 
 const bad = (raw: unknown): string => {
   try { parseDag(raw, file); return 'accepted' } catch (err) {

@@ -76,15 +76,16 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
       try {
         fh = await open(await store.openPath(req.hash), 'r')
         await writeJson(lp, { ok: true, size, offset: req.offset, length } satisfies BlobHeader, signal)
-        const buf = Buffer.allocUnsafe(CHUNK)
         let pos = req.offset
         const end = req.offset + length
         while (pos < end) {
           const n = Math.min(CHUNK, end - pos)
+          // a fresh buffer each time: the send queue may still hold the previous one
+          const buf = Buffer.allocUnsafe(n)
           const { bytesRead } = await fh.read(buf, 0, n, pos)
           if (bytesRead === 0) throw new BgridError('INTERNAL', 'blob shorter than its index says')
-          // raw bytes after the header; a copy, since the send queue may hold it while `buf` is reused
-          if (!stream.send(Buffer.from(buf.subarray(0, bytesRead)))) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
+          // raw bytes after the header
+          if (!stream.send(buf.subarray(0, bytesRead))) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
           pos += bytesRead
         }
         store.touch?.(req.hash)
@@ -154,10 +155,9 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
         batch = []
         batchBytes = 0
         writing = writing.then(async () => {
-          const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, n)
-          await fh.write(buf, 0, n, at)
+          await fh.writev(parts, at)
           written += n
-          progress(n, buf)
+          for (const part of parts) progress(part.length, part)
           if (paused && queued - written < LOW) { paused = false; raw.resume() }
           if (written === end) { cleanup(); resolve() }
         }).catch(err => { fail(err instanceof Error ? err : new Error(String(err))) })

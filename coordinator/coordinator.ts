@@ -252,11 +252,10 @@ export class Coordinator {
       const w: ClaimedWorker = { id: peer, candidate: c, offer }
       this.claimed.set(peer, w)
       this.core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String) })
-      ;(this.adapter as NativeAdapter).peersVersion++
       w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(300, this.opts.leaseSec * 1000 / 3))
       this.emit({ event: 'worker', worker: peer, name: c.name, state: 'claimed', cores: offer.cores, ram: offer.ram, mhz: offer.mhz },
         this.opts.progress === 'lines' ? `claimed ${c.name} (${offer.cores} cores, ${offer.ram} MiB)` : undefined)
-      this.onWorkersChanged()
+      this.onWorkersChanged(true)
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
       this.refusedUntil.set(peer, Date.now() + (code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000))
@@ -286,16 +285,20 @@ export class Coordinator {
     this.claimed.delete(id)
     this.refusedUntil.set(id, Date.now() + 5000)
     const lost = this.core.removeWorker(id, why)
-    ;(this.adapter as NativeAdapter).peersVersion++
     this.emit({ event: 'worker', worker: id, name: w.candidate.name, state: 'lost', reason: why, jobsRescheduled: lost },
       `worker ${w.candidate.name} lost (${why}); ${lost.length} job(s) rescheduled`)
-    this.onWorkersChanged()
+    this.onWorkersChanged(false)
   }
 
-  private onWorkersChanged (): void {
+  /**
+   * Re-plan for the new set of workers. A worker that left was reconciled by the core
+   * already; one that joined may hold outputs a resumed run needs, so reconcile then:
+   * done jobs whose needed outputs no live node holds are made again.
+   */
+  private onWorkersChanged (joined: boolean): void {
     if (this.core.aliveWorkers().length > 0) {
       this.core.replan()
-      this.core.promote()
+      if (joined) this.core.reconcile('workers changed')
     }
     this.adapter.notify()
     this.wakeMain()
@@ -497,7 +500,8 @@ export class Coordinator {
       await this.waitForWorkers()
       await this.checkDisk()
       this.core.failUnplaceable()
-      this.core.promote()
+      // after a resume: outputs whose holders were not claimed again are made again
+      this.core.reconcile('run starts')
       this.adapter.notify()
       await this.mainLoop()
       if (!this.cancelled) {
@@ -572,13 +576,6 @@ export class Coordinator {
       }
       // jobs left to a planned worker become stealable after a while: let waiting workers look again
       if (this.core.ready.size > 0) this.adapter.notify()
-      // nothing runs and nothing can start: outputs some job needs are gone (their holders were
-      // not claimed again after a resume, or left): make them again
-      const k = this.core.counts()
-      if (k.running === 0 && k.ready === 0 && k.pending > 0 && this.core.aliveWorkers().length > 0) {
-        this.core.reconcile('needed outputs unreachable')
-        this.adapter.notify()
-      }
       await this.sleep(500)
     }
     this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })

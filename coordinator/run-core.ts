@@ -87,8 +87,6 @@ export class RunCore {
   plan: Plan | undefined
   readonly opts: CoreOptions
   private seq = 0
-  /** blob hash -> jobs producing it (to re-run them if it is lost) */
-  private readonly producers = new Map<string, Set<string>>()
   /** each worker's planned jobs in plan order, and how far it has got through them */
   private readonly plannedOrder = new Map<string, string[]>()
   private readonly cursor = new Map<string, number>()
@@ -153,6 +151,14 @@ export class RunCore {
     return workers
   }
 
+  /** Can some live node serve this blob? (a check: no rotation, no array) */
+  hasLiveHolder (hash: string): boolean {
+    for (const h of this.blobs.get(hash)?.holders ?? []) {
+      if (h === this.opts.coordinatorId || this.workers.get(h)?.alive === true) return true
+    }
+    return false
+  }
+
   /** The content address of one input of a job, if known yet. */
   inputBlob (spec: JobSpec, i: JobSpec['inputs'][number]): OutputRec | undefined {
     if (i.source.kind === 'file') return this.inputs.get(i.source.path)
@@ -162,7 +168,7 @@ export class RunCore {
   inputsAvailable (job: JobRec): boolean {
     for (const i of job.spec.inputs) {
       const b = this.inputBlob(job.spec, i)
-      if (b === undefined || this.liveHolders(b.hash).length === 0) return false
+      if (b === undefined || !this.hasLiveHolder(b.hash)) return false
     }
     return true
   }
@@ -179,10 +185,7 @@ export class RunCore {
     const job = this.jobs.get(id)
     if (job === undefined) return
     job.outputs = new Map(outputs.map(o => [o.name, { hash: o.hash, size: o.size }]))
-    for (const o of outputs) {
-      for (const h of o.holders) this.addHolder(o.hash, o.size, h)
-      this.producers.set(o.hash, new Set([...(this.producers.get(o.hash) ?? []), id]))
-    }
+    for (const o of outputs) for (const h of o.holders) this.addHolder(o.hash, o.size, h)
     job.attempts = attempts
     job.collected = collected
     this.tally[job.state]--
@@ -200,21 +203,16 @@ export class RunCore {
     job.attempts = attempts
   }
 
-  /** Promote every pending job whose parents are done and inputs reachable. */
-  promote (): void {
-    for (const id of this.dag.order) {
-      const job = this.jobs.get(id)
-      if (job?.state !== 'pending') continue
-      if (job.spec.after.every(p => this.jobs.get(p)?.state === 'done') && this.inputsAvailable(job)) this.move(job, 'ready', 'inputs available')
-    }
+  /** A pending job becomes ready once its parents are done and its inputs reachable. */
+  private tryPromote (id: string, reason: string): void {
+    const job = this.jobs.get(id)
+    if (job?.state !== 'pending') return
+    if (job.spec.after.every(p => this.jobs.get(p)?.state === 'done') && this.inputsAvailable(job)) this.move(job, 'ready', reason)
   }
 
-  private promoteChildren (id: string): void {
-    for (const c of this.dag.children.get(id) ?? []) {
-      const job = this.jobs.get(c)
-      if (job?.state !== 'pending') continue
-      if (job.spec.after.every(p => this.jobs.get(p)?.state === 'done') && this.inputsAvailable(job)) this.move(job, 'ready', `parent ${id} done`)
-    }
+  /** Promote every pending job that can start. */
+  promote (): void {
+    for (const id of this.dag.order) this.tryPromote(id, 'inputs available')
   }
 
   private needed (job: JobRec): boolean {
@@ -238,7 +236,7 @@ export class RunCore {
       const job = this.jobs.get(id)
       if (job === undefined) continue
       if (job.state === 'done' && job.outputs !== null && this.needed(job)) {
-        const lost = [...job.outputs.values()].some(o => this.liveHolders(o.hash).length === 0)
+        const lost = [...job.outputs.values()].some(o => !this.hasLiveHolder(o.hash))
         if (lost) {
           job.outputs = null
           this.move(job, 'pending', `outputs lost: ${reason}`)
@@ -265,7 +263,11 @@ export class RunCore {
       assignedAt: old?.assignedAt ?? new Map(),
       done: old?.done ?? 0
     })
+    this.workersVersion++
   }
+
+  /** bumped whenever the set of live workers changes (workers are sent the peer list again) */
+  workersVersion = 0
 
   aliveWorkers (): WorkerRec[] { return [...this.workers.values()].filter(w => w.alive) }
 
@@ -274,6 +276,7 @@ export class RunCore {
     const w = this.workers.get(id)
     if (w === undefined || !w.alive) return []
     w.alive = false
+    this.workersVersion++
     const lostJobs: string[] = []
     for (const [attempt, jobId] of [...w.running]) {
       this.finishAttempt(w, attempt)
@@ -335,11 +338,7 @@ export class RunCore {
     this.priority = upwardRank(this.dag, edges)
     const stagedOn = (job: string, worker: string): number => {
       let bytes = 0
-      for (const i of this.jobs.get(job)?.spec.inputs ?? []) {
-        if (i.source.kind !== 'file') continue
-        const b = this.inputs.get(i.source.path)
-        if (b !== undefined && !this.blobs.get(b.hash)?.holders.has(worker)) bytes += b.size
-      }
+      for (const size of this.missingStaged([job], worker).values()) bytes += size
       return bytes
     }
     const minSlots = Math.min(...workers.map(w => w.slots))
@@ -392,13 +391,20 @@ export class RunCore {
     return refs
   }
 
+  /**
+   * Cores' worth of jobs a worker may hold (running + queued). With prefetching, a short
+   * queue it asked for (its `want` bounds it), whose inputs move while the slots are busy;
+   * without, only its slots.
+   */
+  private holdLimit (w: WorkerRec): number {
+    return (this.opts.prefetch ? QUEUE_FACTOR : 1) * w.slots
+  }
+
   /** Choose up to `want` ready jobs for a pulling worker: its planned jobs first, then steal. */
   assign (workerId: string, want: number, now: number): Assignment[] {
     const w = this.workers.get(workerId)
     if (w === undefined || !w.alive || want <= 0) return []
-    // with prefetching a worker may hold up to twice its slots (a short queue it asked for,
-    // whose inputs move while the slots are busy; `want` bounds it); without, only its slots
-    const free = (this.opts.prefetch ? QUEUE_FACTOR : 1) * w.slots - w.usedCores
+    const free = this.holdLimit(w) - w.usedCores
     if (free <= 0) return []
     const others = this.aliveWorkers().filter(x => x.id !== workerId)
     // bytes of a job's inputs that this worker does not hold yet (Dask: start where the data is)
@@ -426,8 +432,7 @@ export class RunCore {
         // leave a job to its planned worker (its inputs are moving there) unless that worker is
         // saturated, gone, avoided by the job, or has not taken it for a while; a job whose
         // inputs are all here already may go anywhere
-        const capacity = (this.opts.prefetch ? 2 : 1) * (pw?.slots ?? 0)
-        if (!(pw === undefined || !pw.alive || pw.usedCores >= capacity || job.avoid.has(planned) ||
+        if (!(pw === undefined || !pw.alive || pw.usedCores >= this.holdLimit(pw) || job.avoid.has(planned) ||
           now - (this.readyAt.get(id) ?? now) >= this.stealAfterMs)) continue
       }
       candidates.push({ id, missing, mine, prio: this.priority.get(id) ?? 0 })
@@ -492,10 +497,9 @@ export class RunCore {
         rec.error = 'worker reported outputs other than those declared'
       } else {
         job.outputs = new Map(r.outputs.map(o => [o.name, { hash: o.hash, size: o.size }]))
-        for (const o of r.outputs) this.producers.set(o.hash, new Set([...(this.producers.get(o.hash) ?? []), job.spec.id]))
         if (w !== undefined) w.done++
         this.move(job, 'done', `attempt ${r.attempt} ok`)
-        this.promoteChildren(job.spec.id)
+        for (const c of this.dag.children.get(job.spec.id) ?? []) this.tryPromote(c, `parent ${job.spec.id} done`)
         return 'done'
       }
     }
@@ -583,20 +587,23 @@ export class RunCore {
     for (const l of this.plannedOrder.values()) l.sort((a, b) => (this.plan?.start.get(a) ?? 0) - (this.plan?.start.get(b) ?? 0))
   }
 
-  /** Bytes of staged inputs planned for a worker that it does not hold (disk check before staging). */
-  stagingBytes (workerId: string): number {
-    const seen = new Set<string>()
-    let bytes = 0
-    for (const [job, worker] of this.plan?.worker ?? []) {
-      if (worker !== workerId) continue
+  /** Staged inputs of some jobs that a worker does not hold yet, each blob once. */
+  private missingStaged (jobs: Iterable<string>, workerId: string): Map<string, number> {
+    const out = new Map<string, number>()
+    for (const job of jobs) {
       for (const i of this.jobs.get(job)?.spec.inputs ?? []) {
         if (i.source.kind !== 'file') continue
         const b = this.inputs.get(i.source.path)
-        if (b === undefined || seen.has(b.hash)) continue
-        seen.add(b.hash)
-        bytes += b.size
+        if (b !== undefined && this.blobs.get(b.hash)?.holders.has(workerId) !== true) out.set(b.hash, b.size)
       }
     }
+    return out
+  }
+
+  /** Bytes of staged inputs planned for a worker that it does not hold (disk check before staging). */
+  stagingBytes (workerId: string): number {
+    let bytes = 0
+    for (const size of this.missingStaged(this.plannedOrder.get(workerId) ?? [], workerId).values()) bytes += size
     return bytes
   }
 
@@ -617,8 +624,7 @@ export class RunCore {
   /** Why jobs wait, grouped (the answer to "why didn't my job run?"). */
   waitingReasons (): string[] {
     const out: string[] = []
-    const ready = [...this.ready]
-    if (ready.length > 0 && this.aliveWorkers().every(w => w.usedCores >= w.slots)) out.push(`${ready.length} ready job(s) wait for a free slot`)
+    if (this.ready.size > 0 && this.aliveWorkers().every(w => w.usedCores >= w.slots)) out.push(`${this.ready.size} ready job(s) wait for a free slot`)
     for (const u of this.unplaceable().slice(0, 5)) out.push(`job ${u.job}: ${u.why}`)
     return out
   }

@@ -10,9 +10,8 @@ export class NativeAdapter implements MiddlewareAdapter {
   readonly name = 'native'
   private ctx?: AdapterContext
   private waiters = new Set<() => void>()
-  /** the peer list a worker last received, by version: send it again only when it changed */
+  /** the worker-set version each worker last received the peer list at: resend only on change */
   private readonly peersSent = new Map<string, number>()
-  peersVersion = 0
 
   async start (ctx: AdapterContext): Promise<void> {
     this.ctx = ctx
@@ -50,9 +49,8 @@ export class NativeAdapter implements MiddlewareAdapter {
         jobs = core.assign(hc.peer, req.want, Date.now())
         prefetch = core.hintsFor(hc.peer)
       }
-      const sentVersion = this.peersSent.get(hc.peer)
-      const peers = sentVersion === this.peersVersion ? [] : core.peers()
-      this.peersSent.set(hc.peer, this.peersVersion)
+      const peers = this.peersSent.get(hc.peer) === core.workersVersion ? [] : core.peers()
+      this.peersSent.set(hc.peer, core.workersVersion)
       return { jobs, prefetch, peers, done: ctx.isClosing() || core.finished() } satisfies Omit<PullReply, 'ok'>
     })
   }

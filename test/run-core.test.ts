@@ -120,6 +120,8 @@ t.test('prefetch hints: staged inputs to planned workers once; other workers wai
   const later = core.hintsFor(second)
   t.equal(later.length, 1)
   t.same(later[0].holders, [first, 'C'], 'the second fetches from the first worker, the submitter last')
+  t.equal(core.stagingBytes(first), 0, 'a worker that holds the input needs no room for it')
+  t.equal(core.stagingBytes(second), 5_000_000, 'the other one does, once however many jobs read it')
   const noPrefetch = new RunCore(dag, { coordinatorId: 'C', prefetch: false, nonce: 'n' })
   noPrefetch.setFileInput('/tmp/in.dat', H('f'), 5)
   noPrefetch.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })

@@ -30,7 +30,7 @@ if (process.argv[2] === '--serve-blob') {
   const buf = Buffer.alloc(1 << 24)
   for (let done = 0; done < SIZE; done += buf.length) { randomFillSync(buf); writeSync(fd, buf, 0, Math.min(buf.length, SIZE - done)) }
   closeSync(fd)
-  const { hash } = await store.putFile(file, { move: true })
+  const { hash } = await store.moveIn(file)
   const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1' })
   await serveBlobs(node, store, { canRead: () => true, log: silentLogger })
   process.stdout.write(JSON.stringify({ addr: node.getMultiaddrs()[0].toString(), hash }) + '\n')

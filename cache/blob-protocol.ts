@@ -209,6 +209,11 @@ export async function fetchBlob (node: BgridNode, store: BlobStore, hash: string
 
 const downloads = new WeakMap<BlobStore, Map<string, Promise<FetchStats>>>()
 
+/** Is this blob on its way into this store right now? */
+export function isDownloading (store: BlobStore, hash: string): boolean {
+  return downloads.get(store)?.has(hash) === true
+}
+
 async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size: number,
   holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number }): Promise<FetchStats> {
   const stats: FetchStats = { bytes: 0, holdersUsed: 0, failures: [] }

@@ -137,26 +137,26 @@ export class BlobStore {
   }
 
   /**
-   * Store a file. With move, the file is renamed into the store (same file system,
-   * no copy): used for job outputs. Otherwise it is copied (reflink where possible).
+   * Take a file into the store (job outputs and logs): renamed in when it is on the same
+   * file system (no copy), copied otherwise; the original is gone afterwards. The private
+   * copy is hashed once: what is hashed is what is stored.
    */
-  async putFile (file: string, opts: { move?: boolean, known?: { hash: string, size: number } } = {}): Promise<{ hash: string, size: number }> {
-    const { hash, size } = opts.known ?? await hashFile(file)
+  async moveIn (file: string): Promise<{ hash: string, size: number }> {
+    const tmp = path.join(this.tmpDir, `in.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
+    try {
+      await rename(file, tmp)
+    } catch {
+      await this.ensureRoom((await stat(file)).size)
+      await copyFile(file, tmp, fsConst.COPYFILE_FICLONE)
+      await unlink(file).catch(() => {})
+    }
+    const { hash, size } = await hashFile(tmp)
     if (this.has(hash)) {
       this.touch(hash)
-      if (opts.move === true) await unlink(file).catch(() => {})
+      await unlink(tmp).catch(() => {})
       return { hash, size }
     }
-    await this.ensureRoom(size)
-    const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
-    if (opts.move === true) {
-      try { await rename(file, tmp) } catch { await copyFile(file, tmp, fsConst.COPYFILE_FICLONE) }
-    } else {
-      await copyFile(file, tmp, fsConst.COPYFILE_FICLONE)
-    }
-    // a file that changed while we hashed it must not enter the store under the old name
-    const check = await hashFile(tmp)
-    if (check.hash !== hash) { await unlink(tmp); throw new BgridError('HASH_MISMATCH', `${file} changed while it was stored`) }
+    try { await this.ensureRoom(size) } catch (err) { await unlink(tmp).catch(() => {}); throw err }
     await this.commit(hash, size, tmp)
     return { hash, size }
   }

@@ -20,7 +20,7 @@ import { BlobStore } from '../cache/store.ts'
 import { fetchBlobVerified, serveBlobs } from '../cache/blob-protocol.ts'
 import { StagedFiles, StatCache, combineSources } from '../cache/staged-files.ts'
 import { openDb } from '../daemon/store.ts'
-import { parseDag, type Dag } from './dag.ts'
+import { parseDag, readDagJson, type Dag } from './dag.ts'
 import { selectWorkers, summariseRejections, attrsOf, type Candidate } from './select.ts'
 import { RunCore, type JobRec } from './run-core.ts'
 import { TERMINAL } from './job-state.ts'
@@ -133,8 +133,6 @@ export class Coordinator {
 
   private async prepare (): Promise<void> {
     const o = this.opts
-    let raw: unknown
-    let dagFile: string
     if (o.resume !== undefined) {
       this.runId = o.resume
       this.runDir = runDirOf(o.dataDir, this.runId)
@@ -145,16 +143,15 @@ export class Coordinator {
       if (meta === undefined) throw new BgridError('NOT_FOUND', `run ${this.runId} has no metadata`)
       if (meta.state === 'finished') throw new BgridError('INVALID_CONFIG', `run ${this.runId} already finished`)
       this.meta = { ...meta, state: 'running', pid: process.pid }
-      raw = meta.dag
-      dagFile = meta.dagFile
+      this.dag = parseDag(meta.dag, meta.dagFile)
       this.outDir = meta.outDir
     } else {
       if (o.dagFile === undefined) throw new BgridError('INVALID_CONFIG', 'submit needs a DAG file (or --resume RUN_ID)')
-      dagFile = path.resolve(o.dagFile)
-      const { loadDag } = await import('./dag.ts')
-      const dag = loadDag(dagFile)
-      raw = JSON.parse(await readFile(dagFile, 'utf8'))
-      this.runId = o.runId ?? newRunId(dag.name)
+      // read and validate once; the journal keeps the JSON as submitted
+      const dagFile = path.resolve(o.dagFile)
+      const raw = readDagJson(dagFile)
+      this.dag = parseDag(raw, dagFile)
+      this.runId = o.runId ?? newRunId(this.dag.name)
       this.runDir = runDirOf(o.dataDir, this.runId)
       await mkdir(this.runDir, { recursive: true, mode: 0o700 })
       this.outDir = path.resolve(o.outDir ?? path.join('bgrid-runs', this.runId))
@@ -166,7 +163,6 @@ export class Coordinator {
       }
     }
     await this.journal.setMeta(this.meta)
-    this.dag = parseDag(raw, dagFile)
     await mkdir(this.outDir, { recursive: true })
     this.progress = new Progress(o.progress)
   }
@@ -202,16 +198,11 @@ export class Coordinator {
     return (this.browser?.list() ?? []).filter(n => !this.claimed.has(n.ad.peer) && !this.claiming.has(n.ad.peer) && (this.refusedUntil.get(n.ad.peer) ?? 0) < now)
   }
 
-  private holdsOurBlobs (peer: string): boolean {
-    for (const b of this.core.blobs.values()) if (b.holders.has(peer)) return true
-    return false
-  }
-
-  /** Holders of this run's blobs (after a resume) come first: their caches hold our outputs. */
-  private preferHolders (ranked: Candidate[]): Candidate[] {
+  /** Nodes holding some of this run's blobs (after a resume: caches with our outputs). */
+  private blobHolders (): Set<string> {
     const holders = new Set<string>()
     for (const b of this.core.blobs.values()) for (const h of b.holders) holders.add(h)
-    return [...ranked.filter(c => holders.has(c.ad.peer)), ...ranked.filter(c => !holders.has(c.ad.peer))]
+    return holders
   }
 
   private recruit (): void {
@@ -219,10 +210,12 @@ export class Coordinator {
     const want = this.dag.workers.max - this.claimed.size - this.claiming.size
     if (want <= 0) return
     const sel = selectWorkers(this.candidates(), this.dag.requirements, this.dag.rank, { self: this.node.peerId.toString() })
-    let chosen = this.preferHolders(sel.ranked)
-    // resuming: for a moment, claim only nodes holding this run's outputs (their caches
+    // holders of this run's blobs first; resuming, for a moment, only them (their caches
     // spare re-running finished jobs), so that others seen first do not take their places
-    if (this.opts.resume !== undefined && Date.now() - this.startedAt < 3000) chosen = chosen.filter(c => this.holdsOurBlobs(c.ad.peer))
+    const holders = this.blobHolders()
+    const holding = sel.ranked.filter(c => holders.has(c.ad.peer))
+    const onlyHolders = this.opts.resume !== undefined && Date.now() - this.startedAt < 3000
+    const chosen = onlyHolders ? holding : [...holding, ...sel.ranked.filter(c => !holders.has(c.ad.peer))]
     for (const c of chosen.slice(0, want)) this.claim(c).catch(() => {})
     if (this.claimed.size < this.dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
       this.lastWaitNote = Date.now()
@@ -342,16 +335,13 @@ export class Coordinator {
   }
 
   private async collectNow (job: JobRec): Promise<void> {
-    const id = job.spec.id
-    {
-      for (const [name, o] of job.outputs ?? []) {
-        await this.fetchToStore(o.hash, o.size)
-        this.core.addHolder(o.hash, o.size, this.node.peerId.toString())
-        await this.placeFile(o.hash, path.join(this.outDir, id, name))
-      }
-      job.collected = true
-      this.journal.record(job, this.core)
+    for (const [name, o] of job.outputs ?? []) {
+      await this.fetchToStore(o.hash, o.size)
+      this.core.addHolder(o.hash, o.size, this.node.peerId.toString())
+      await this.placeFile(o.hash, path.join(this.outDir, job.spec.id, name))
     }
+    job.collected = true
+    this.journal.record(job, this.core)
   }
 
   private async collectLogs (): Promise<void> {
@@ -420,9 +410,16 @@ export class Coordinator {
   async run (): Promise<RunSummary> {
     await this.prepare()
     const o = this.opts
-    const nonce = randomBytes(3).toString('hex')
+    const runDir = this.runDir
+    await mkdir(path.join(runDir, 'cas'), { recursive: true })
+    this.storeDb = await openDb(path.join(runDir, 'store'))
+    this.store = new BlobStore(runDir, this.storeDb)
+    await this.store.load()
+    const gridKey = o.gridKeyFile !== undefined ? readGridKey(o.gridKeyFile) : undefined
+    this.node = await createBgridNode({ privateKey: await loadRunIdentity(runDir), gridKey })
+
     this.core = new RunCore(this.dag, {
-      coordinatorId: '', prefetch: o.prefetch, nonce,
+      coordinatorId: this.node.peerId.toString(), prefetch: o.prefetch, nonce: randomBytes(3).toString('hex'),
       hooks: {
         onTransition: (job, from, to, reason) => {
           // the journal keeps what a resume needs: outcomes (a job that was only ready or
@@ -438,15 +435,6 @@ export class Coordinator {
         onIllegal: (job, from, to, reason) => { this.log.error('illegal job transition refused', { job, from, to, reason }) }
       }
     })
-    const runDir = this.runDir
-    await mkdir(path.join(runDir, 'cas'), { recursive: true })
-    this.storeDb = await openDb(path.join(runDir, 'store'))
-    this.store = new BlobStore(runDir, this.storeDb)
-    await this.store.load()
-
-    const gridKey = o.gridKeyFile !== undefined ? readGridKey(o.gridKeyFile) : undefined
-    this.node = await createBgridNode({ privateKey: await loadRunIdentity(runDir), gridKey })
-    ;(this.core.opts as { coordinatorId: string }).coordinatorId = this.node.peerId.toString()
     await this.hashInputs()
     const restored = o.resume !== undefined ? await this.restoreJournal() : 0
     if (o.resume !== undefined) this.emit({ event: 'resumed', restoredJobs: restored }, `resuming run ${this.runId}: ${restored} job(s) already done`)

@@ -243,7 +243,8 @@ function findCycle (byId: Map<string, JobSpec>, placed: Set<string>): string[] {
   return left.slice(0, 5)
 }
 
-export function loadDag (file: string): Dag {
+/** The DAG file's JSON, unvalidated (the journal keeps it as submitted). */
+export function readDagJson (file: string): unknown {
   let text: string
   try { text = readFileSync(file, 'utf8') } catch (err: any) {
     throw new BgridError('INVALID_DAG', `cannot read ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`)
@@ -252,5 +253,9 @@ export function loadDag (file: string): Dag {
   try { raw = JSON.parse(text) } catch (err: any) {
     throw new BgridError('INVALID_DAG', `${file}: not valid JSON: ${err.message}`)
   }
-  return parseDag(raw, file)
+  return raw
+}
+
+export function loadDag (file: string): Dag {
+  return parseDag(readDagJson(file), file)
 }

@@ -5,7 +5,7 @@ import type { Dag, JobSpec } from './dag.ts'
 import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
 import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
 import { evalBool, type Attrs } from './expr.ts'
-import type { Assignment, AttemptResult, BlobRef, InputRef, PeerInfo, LogResult } from '../protocol/jobs.ts'
+import { unranResult, type Assignment, type AttemptResult, type BlobRef, type InputRef, type PeerInfo, type LogResult } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
 /** how many times its slots a worker may hold (running + queued) when it asks: see WorkerSession.capacity */
@@ -525,10 +525,7 @@ export class RunCore {
     for (const [attempt] of [...w.running]) {
       if (listed.has(attempt) || reported.has(attempt)) continue
       if (now - (w.assignedAt.get(attempt) ?? now) < graceMs) continue
-      this.complete(workerId, {
-        attempt, status: 'lost', exitCode: null, signal: null, error: 'the worker no longer runs this attempt',
-        outputs: [], startedAt: now, endedAt: now, inputWaitMs: 0, bytesFetched: 0, cacheHits: 0
-      })
+      this.complete(workerId, unranResult(attempt, 'lost', 'the worker no longer runs this attempt', now))
     }
   }
 

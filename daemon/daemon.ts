@@ -5,7 +5,7 @@ import { rm, mkdir, chmod } from 'node:fs/promises'
 import type { PeerId } from '@libp2p/interface'
 import { createBgridNode, tcpPort, listenAddrs, type BgridNode } from '../protocol/node.ts'
 import { serve } from '../protocol/rpc.ts'
-import { claimSpec, PROTOCOL_VERSION, type ClaimReply } from '../protocol/claim.ts'
+import { claimSpec, PROTOCOL_VERSION, type ClaimReply, type ClaimRequest } from '../protocol/claim.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } from '../protocol/dnssd.ts'
 import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
@@ -138,10 +138,10 @@ export class Daemon {
     const oldState: NodeState | undefined = await this.meta.get('state')
     if (old !== undefined) {
       for (const pid of old.pids ?? []) { try { process.kill(-pid, 'SIGKILL') } catch {} }
-      await rm(path.join(this.cfg.dataDir, 'runs'), { recursive: true, force: true })
       await this.meta.del('claim')
       this.log.warn('was claimed before restart: killed its tasks and cleaned up', { coordinator: old.coordinator, run: old.run })
     }
+    // sandboxes of a previous life are garbage, claimed or not
     await rm(path.join(this.cfg.dataDir, 'runs'), { recursive: true, force: true })
     if (oldState !== undefined && oldState !== 'idle') this.log.info('previous state', { state: oldState })
     this.state = this.cfg.alwaysAvailable ? 'idle' : 'owner'
@@ -197,7 +197,7 @@ export class Daemon {
     try { this.advertiser.update(ad) } catch (err) { this.log.warn('advertise failed', { err: String(err) }) }
   }
 
-  private async onClaim (req: typeof claimSpec extends { request: { (x: any): x is infer R } } ? R : never, peer: string): Promise<Omit<ClaimReply, 'ok'>> {
+  private async onClaim (req: ClaimRequest, peer: string): Promise<Omit<ClaimReply, 'ok'>> {
     const now = Date.now()
     if (req.op === 'claim') {
       const d = this.book.claim(peer, req.run, req.leaseMs, req.addrs ?? [], {

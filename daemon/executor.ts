@@ -3,7 +3,6 @@
 // an unprivileged user when the daemon is root, outputs hashed into the blob store.
 import { mkdir, chown, stat, readdir, open, unlink } from 'node:fs/promises'
 import type { Launcher } from './launcher-client.ts'
-import { createHash } from 'node:crypto'
 import path from 'node:path'
 import type { Assignment, AttemptResult, FileResult, LogResult } from '../protocol/jobs.ts'
 import { safeJoin } from '../protocol/paths.ts'
@@ -55,7 +54,7 @@ async function keepLog (file: string, store: BlobStore): Promise<LogResult | und
   const fh = await open(file, 'r')
   const tailBuf = Buffer.alloc(Math.min(TAIL, size))
   try { await fh.read(tailBuf, 0, tailBuf.length, size - tailBuf.length) } finally { await fh.close() }
-  const { hash } = await store.putFile(file, { move: true })
+  const { hash } = await store.moveIn(file)
   return { hash, size, tail: tailBuf.toString('utf8') }
 }
 
@@ -161,7 +160,7 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
     try {
       const s = await stat(file)
       if (!s.isFile()) { missing.push(`${name} (not a regular file)`); continue }
-      const stored = await opts.store.putFile(file, { move: true })
+      const stored = await opts.store.moveIn(file)
       result.outputs.push({ name, ...stored })
     } catch (err: any) {
       missing.push(err?.code === 'ENOENT' ? name : `${name} (${err.message})`)
@@ -175,7 +174,6 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   return result
 }
 
-export function sha256 (b: Uint8Array): string { return createHash('sha256').update(b).digest('hex') }
 
 /** uid/gid of a user from /etc/passwd (no native lookup in Node). */
 export async function lookupUser (name: string): Promise<RunAs | undefined> {

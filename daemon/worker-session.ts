@@ -5,12 +5,12 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { call } from '../protocol/rpc.ts'
-import { jobsSpec, type Assignment, type AttemptResult, type BlobRef, type PeerInfo } from '../protocol/jobs.ts'
+import { jobsSpec, unranResult, type Assignment, type AttemptResult, type BlobRef, type PeerInfo } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { Logger } from './log.ts'
 import type { BlobStore } from '../cache/store.ts'
-import { fetchBlobVerified } from '../cache/blob-protocol.ts'
+import { fetchBlobVerified, isDownloading } from '../cache/blob-protocol.ts'
 import { RunningAttempt, runAttempt, type RunAs } from './executor.ts'
 import type { Claim } from './claim-book.ts'
 import type { Launcher } from './launcher-client.ts'
@@ -44,7 +44,6 @@ export class WorkerSession {
   /** blobs fetched ahead of time, not yet announced to the coordinator */
   private have: string[] = []
   private prefetchedBytes = 0
-  private readonly fetching = new Map<string, Promise<number>>()
   private readonly abort = new AbortController()
   private wake: () => void = () => {}
   private longPoll = false
@@ -65,9 +64,7 @@ export class WorkerSession {
   }
 
   start (): void {
-    const { node, claim } = this.opts
-    const addrs = claim.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
-    if (addrs.length > 0) node.peerStore.merge(peerIdFromString(claim.coordinator), { multiaddrs: addrs }).catch(() => {})
+    this.rememberPeer(this.claim.coordinator, this.claim.addrs)
     this.loopDone = this.loop().catch(err => { this.opts.log.error('worker loop failed', { err: String(err) }) })
   }
 
@@ -165,22 +162,21 @@ export class WorkerSession {
   private learnPeers (peers: PeerInfo[]): void {
     for (const p of peers) {
       this.runPeers.add(p.id)
-      if (p.id === this.opts.node.peerId.toString()) continue
-      const addrs = p.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
-      if (addrs.length > 0) this.opts.node.peerStore.merge(peerIdFromString(p.id), { multiaddrs: addrs }).catch(() => {})
+      if (p.id !== this.opts.node.peerId.toString()) this.rememberPeer(p.id, p.addrs)
     }
   }
 
-  /** Fetch a blob once, however many jobs or prefetch hints ask for it. */
-  fetch (ref: BlobRef): Promise<number> {
+  /** Tell libp2p where a peer of this run listens (a worker has never dialled the others). */
+  private rememberPeer (id: string, addrs: string[]): void {
+    const parsed = addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+    if (parsed.length > 0) this.opts.node.peerStore.merge(peerIdFromString(id), { multiaddrs: parsed }).catch(() => {})
+  }
+
+  /** Fetch a blob (fetchBlob downloads it once, however many jobs or hints ask); bytes moved. */
+  async fetch (ref: BlobRef): Promise<number> {
     const { store, node } = this.opts
-    if (store.has(ref.hash)) return Promise.resolve(0)
-    let p = this.fetching.get(ref.hash)
-    if (p === undefined) {
-      p = (async () => (await fetchBlobVerified(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal })).bytes)().finally(() => { this.fetching.delete(ref.hash) })
-      this.fetching.set(ref.hash, p)
-    }
-    return p
+    if (store.has(ref.hash)) return 0
+    return (await fetchBlobVerified(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal })).bytes
   }
 
   /**
@@ -189,7 +185,8 @@ export class WorkerSession {
    * A job that needs a queued blob fetches it at once (fetch() is shared).
    */
   private prefetch (ref: BlobRef): void {
-    if (this.opts.store.has(ref.hash) || this.fetching.has(ref.hash)) { if (this.opts.store.has(ref.hash)) this.have.push(ref.hash); return }
+    if (this.opts.store.has(ref.hash)) { this.have.push(ref.hash); return }
+    if (isDownloading(this.opts.store, ref.hash)) return
     this.prefetchQueue.push(ref)
     this.pumpPrefetch()
   }
@@ -238,7 +235,7 @@ export class WorkerSession {
         let bytesFetched = 0
         let cacheHits = 0
         await Promise.all(asg.inputs.map(async i => {
-          if (this.opts.store.has(i.hash) && !this.fetching.has(i.hash)) { cacheHits++; return }
+          if (this.opts.store.has(i.hash)) { cacheHits++; return }
           bytesFetched += await this.fetch(i)
         }))
         return { bytesFetched, cacheHits }
@@ -255,7 +252,7 @@ export class WorkerSession {
       this.wake()
     }, err => {
       this.running.delete(a.attempt)
-      this.results.push({ attempt: a.attempt, status: 'lost', exitCode: null, signal: null, error: String(err), outputs: [], startedAt: Date.now(), endedAt: Date.now(), inputWaitMs: 0, bytesFetched: 0, cacheHits: 0 })
+      this.results.push(unranResult(a.attempt, 'lost', String(err)))
       this.wake()
     })
   }
@@ -289,8 +286,7 @@ export class WorkerSession {
       if (r.started) { r.kill('preempted: the owner is using this machine'); continue }
       // never started: hand it straight back
       this.running.delete(r.assignment.attempt)
-      const now = Date.now()
-      this.results.push({ attempt: r.assignment.attempt, status: 'preempted', exitCode: null, signal: null, error: 'preempted before it started: the owner is using this machine', outputs: [], startedAt: now, endedAt: now, inputWaitMs: 0, bytesFetched: 0, cacheHits: 0 })
+      this.results.push(unranResult(r.assignment.attempt, 'preempted', 'preempted before it started: the owner is using this machine'))
     }
     this.wake()
   }

@@ -41,6 +41,11 @@ export interface AttemptResult {
   cacheHits: number
 }
 
+/** The result of an attempt whose process never ran to an end of its own. */
+export function unranResult (attempt: string, status: 'lost' | 'preempted', error: string, now = Date.now()): AttemptResult {
+  return { attempt, status, exitCode: null, signal: null, error, outputs: [], startedAt: now, endedAt: now, inputWaitMs: 0, bytesFetched: 0, cacheHits: 0 }
+}
+
 export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[], have?: string[], prefetchedBytes?: number }
 export interface PeerInfo { id: string, addrs: string[] }
 export interface PullReply { ok: true, jobs: Assignment[], prefetch: BlobRef[], peers: PeerInfo[], done: boolean }

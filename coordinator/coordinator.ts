@@ -119,6 +119,7 @@ export class Coordinator {
   private inputBytesStaged = 0
   /** bytes the submitter's node sent (staged inputs; job outputs never pass through it) */
   private servedBytes = 0
+  private readonly servedByBlob = new Map<string, number>()
   private recruitTimer?: NodeJS.Timeout
   private lastWaitNote = 0
 
@@ -398,7 +399,7 @@ export class Coordinator {
       updatedAt: Date.now(),
       counts: this.core.counts(),
       workers: [...this.core.workers.values()].map(w => ({ peer: w.id, alive: w.alive, slots: w.slots, jobsDone: w.done, name: this.claimed.get(w.id)?.candidate.name })),
-      data: { bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes, prefetch: this.opts.prefetch },
+      data: { bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes, servedByBlob: Object.fromEntries(this.servedByBlob), prefetch: this.opts.prefetch },
       lowerBoundSec: makespanLowerBound(this.dag, [...this.core.workers.values()].reduce((a, w) => a + w.slots, 0)),
       waiting: this.core.waitingReasons(),
       jobs
@@ -442,7 +443,10 @@ export class Coordinator {
     await serveBlobs(this.node, combineSources(this.store, this.staged), {
       log: this.log.child('blob'),
       canRead: (peer) => gridKey !== undefined || this.claimed.has(peer),
-      onServed: (_peer, _hash, bytes) => { this.servedBytes += bytes }
+      onServed: (_peer, hash, bytes) => {
+        this.servedBytes += bytes
+        this.servedByBlob.set(hash, (this.servedByBlob.get(hash) ?? 0) + bytes)
+      }
     })
     this.adapter = new NativeAdapter()
     await this.adapter.start({

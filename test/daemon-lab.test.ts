@@ -55,7 +55,7 @@ if (cluster !== undefined) {
     }
   })
 
-  t.test('a claim is seen by a browser as a state change; release makes the node idle again', async t => {
+  t.test('a claim is seen by a browser as a state change; only the holder may release; a lapsed lease makes the node idle again', async t => {
     const d = daemons[0]
     const watch = cluster.cli(viewer, ['peers', '--watch', '--json', '--timeout', '30'])
     const seen = (state: string) => () => lines(watch).find(e => e.peer === d.peer && e.state === state && e.event !== 'down')

@@ -247,8 +247,13 @@ export class Daemon {
     this.taskPids = []
     await this.meta.del('claim').catch(() => {})
     if (s !== undefined) await s.stop(why)
-    if (this.state === 'worker') this.setState(this.policy.available || this.cfg.alwaysAvailable ? 'idle' : 'owner', why)
+    if (this.state === 'worker') this.setState(this.restingState(), why)
     else this.readvertise(true)
+  }
+
+  /** Where a node goes when it stops working or coordinating: offered, or its owner's. */
+  private restingState (): NodeState {
+    return this.policy.available || this.cfg.alwaysAvailable ? 'idle' : 'owner'
   }
 
   private checkLease (): void {
@@ -280,7 +285,8 @@ export class Daemon {
         this.session.vacate()
       }
     } else if (this.state === 'owner') {
-      if (this.session !== undefined) { this.setState('worker', reason); this.session.resume() } else this.setState('idle', reason)
+      // the owner left: resume, and a later return of the owner may vacate again
+      if (this.session !== undefined) { this.setState('worker', reason); this.vacated = false; this.session.resume() } else this.setState('idle', reason)
     }
   }
 
@@ -304,7 +310,7 @@ export class Daemon {
 
   leaveCoordinator (): void {
     if (this.state !== 'coordinator') return
-    this.setState(this.policy.available || this.cfg.alwaysAvailable ? 'idle' : 'owner', 'local run finished')
+    this.setState(this.restingState(), 'local run finished')
   }
 
   status (): Record<string, unknown> {

@@ -4,7 +4,7 @@
 // makespan lower bound. Jobs sleep for their compute time: the daemons share this
 // machine's 2 cores, and sleeping models each volunteer PC having its own CPU.
 import path from 'node:path'
-import { writeFileSync, mkdirSync, readFileSync } from 'node:fs'
+import { writeFileSync, mkdirSync, readFileSync, copyFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { Cluster, ROOT } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
@@ -27,6 +27,8 @@ async function withCluster<T> (rate: string | undefined, workers: number, fn: (c
       const r = await c.runCli(user, ['submit', dag, '--data-dir', path.join(c.tmp, `home${k}`), '--quiet', '--wait', '30', '--out', out, ...extra], 900_000)
       if (r.code !== 0) throw new Error(`submit failed: ${r.stderr.slice(-2000)}`)
       const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+      // keep run.json files for a closer look at timelines
+      if (process.env.BGRID_BENCH_KEEP !== undefined) copyFileSync(path.join(out, 'run.json'), path.join(process.env.BGRID_BENCH_KEEP, `${run.name as string}-${k}.json`))
       const starts = Object.values(run.jobs).map((j: any) => j.attempts[0]?.startedAt ?? Infinity)
       const ends = Object.values(run.jobs).map((j: any) => j.endedAt ?? 0)
       return { wallMs: Date.now() - t0, makespanMs: Math.max(...ends) - Math.min(...starts), run }
@@ -72,7 +74,7 @@ function neighbourShape (dir: string, n = 100, mb = Number(process.env.BGRID_BEN
   return file
 }
 
-if (want('prefetch')) {
+if (want('prefetch') || want('neighbours')) {
   for (const rate of (process.env.BGRID_BENCH_RATES ?? '100mbit,none').split(',').map(r => r === 'none' ? undefined : r)) {
     await withCluster(rate, 4, async (c, submit) => {
       const without = await submit(neighbourShape(path.join(c.tmp, 'nb-a')), ['--no-prefetch'])
@@ -83,7 +85,9 @@ if (want('prefetch')) {
         `jobs waited ${(d.inputWaitMs / 1000).toFixed(1)} s in total for data (without: ${(without.run.data.inputWaitMs / 1000).toFixed(1)} s); ${(d.prefetchedBytes / 1048576).toFixed(0)} MiB moved ahead, ${(d.bytesFetched / 1048576).toFixed(0)} MiB at job start`)
     })
   }
+}
 
+if (want('prefetch') || want('condor')) {
   for (const rate of ['100mbit', undefined]) {
     await withCluster(rate, 4, async (c, submit) => {
       // fresh input bytes for each run: a second run would otherwise find them cached on the workers

@@ -51,6 +51,16 @@ export function upwardRank (dag: Dag, edges: Map<string, number>, bandwidth = DE
  * List scheduling (HEFT): jobs by decreasing upward rank, each on the worker slot where it
  * finishes earliest, counting the time to move inputs from parents placed elsewhere and
  * staged inputs (`inputBytes`) that the worker does not hold yet.
+ *
+ * Two terms favour keeping data where it is, because on 100 Mbit/s links that desktop
+ * grids live on, bytes moved delay other jobs' data even when a transfer itself could
+ * overlap computation (HEFT assumes contention-free links):
+ * - each worker is charged the time to move the inputs it lacks, on top of its finish
+ *   time, so a slot freeing slightly earlier elsewhere does not pull a job from its data;
+ * - a job whose child also reads from a sibling already placed on a worker is credited,
+ *   on that worker, with the transfer the child will not need (the smaller of the two
+ *   edges). Plain HEFT deals such siblings round-robin, so every child of a fan-in must
+ *   fetch from another worker (the idea of data-aware clustering in Pegasus).
  */
 export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<string, number>, rank: Map<string, number>,
   opts: { bandwidth?: number, inputBytes?: (job: string, worker: string) => number, feasible?: (job: string) => ((workerIndex: number) => boolean) | undefined } = {}): Plan {
@@ -63,11 +73,14 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
   // each worker's earliest-free slot, kept up to date as jobs are placed
   const earliest = workers.map(() => 0)
   const ids = [...dag.order].sort((a, b) => (rank.get(b) ?? 0) - (rank.get(a) ?? 0))
+  // for each job with several parents: worker index -> bytes its placed parents give it
+  const fanIn = new Map<string, Map<number, number>>()
+  const credit = new Float64Array(workers.length)
   let makespan = 0
   for (const id of ids) {
     const job = dag.byId.get(id)
     if (job === undefined) continue
-    let best = { w: -1, s: 0, slot: 0, f: Infinity }
+    let best = { w: -1, s: 0, slot: 0, f: Infinity, cost: Infinity }
     // parents once per job, not once per worker
     const pFinish: number[] = []
     const pWorker: Array<string | undefined> = []
@@ -77,21 +90,32 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
       pWorker.push(worker.get(p))
       pMove.push((edges.get(`${p}>${id}`) ?? 0) / bw)
     }
+    // transfer time each worker saves for this job's children (see the look-ahead above)
+    credit.fill(0)
+    for (const c of dag.children.get(id) ?? []) {
+      const placed = fanIn.get(c)
+      if (placed === undefined) continue
+      const mine = edges.get(`${id}>${c}`) ?? 0
+      for (const [wi, bytes] of placed) credit[wi] += Math.min(mine, bytes) / bw
+    }
     // undefined: every worker can run this job (the common case, checked once per job)
     const canRun = opts.feasible?.(id)
     for (let wi = 0; wi < workers.length; wi++) {
       const w = workers[wi]
       if (canRun !== undefined && !canRun(wi)) continue
       let ready = 0
+      let moved = 0
       for (let k = 0; k < pFinish.length; k++) {
-        const t = pFinish[k] + (pWorker[k] === w.id ? 0 : pMove[k])
-        if (t > ready) ready = t
+        const move = pWorker[k] === w.id ? 0 : pMove[k]
+        moved += move
+        if (pFinish[k] + move > ready) ready = pFinish[k] + move
       }
       const staged = opts.inputBytes !== undefined && job.inputs.length > 0 ? opts.inputBytes(id, w.id) / bw : 0
       const slot = earliest[wi]
       const s = Math.max(ready, slots[wi][slot]) + staged
       const f = s + job.runtime / Math.max(0.01, w.speed)
-      if (f < best.f) best = { w: wi, s, slot, f }
+      const cost = f + moved - credit[wi]
+      if (cost < best.cost) best = { w: wi, s, slot, f, cost }
     }
     if (best.w < 0) continue // no feasible worker: the run loop reports it
     slots[best.w][best.slot] = best.f
@@ -100,6 +124,12 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
     for (let k = 1; k < ws.length; k++) if (ws[k] < ws[e]) e = k
     earliest[best.w] = e
     worker.set(id, workers[best.w].id)
+    for (const c of dag.children.get(id) ?? []) {
+      if ((dag.byId.get(c)?.after.length ?? 0) < 2) continue
+      let placed = fanIn.get(c)
+      if (placed === undefined) { placed = new Map(); fanIn.set(c, placed) }
+      placed.set(best.w, Math.max(placed.get(best.w) ?? 0, edges.get(`${id}>${c}`) ?? 0))
+    }
     start.set(id, best.s)
     finish.set(id, best.f)
     if (best.f > makespan) makespan = best.f

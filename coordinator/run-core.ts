@@ -5,11 +5,13 @@ import type { Dag, JobSpec } from './dag.ts'
 import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
 import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
 import { evalBool, type Attrs } from './expr.ts'
-import { unranResult, type Assignment, type AttemptResult, type BlobRef, type InputRef, type PeerInfo, type LogResult } from '../protocol/jobs.ts'
+import { unranResult, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type InputRef, type PeerInfo, type LogResult } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
 /** how many times its slots a worker may hold (running + queued) when it asks: see WorkerSession.capacity */
 export const QUEUE_FACTOR = 4
+/** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
+export const HINT_WINDOW = 8
 
 export interface WorkerInfo { id: string, slots: number, attrs: Attrs, addrs: string[] }
 
@@ -530,12 +532,15 @@ export class RunCore {
   }
 
   /**
-   * Blobs a worker should fetch now: the inputs of the next few jobs the plan gives it
-   * (a window of 2 x slots + 2 jobs not started yet), as soon as they exist somewhere.
+   * Blobs a worker should fetch now: the inputs of the next jobs the plan gives it
+   * (a window of HINT_WINDOW x slots + 2 jobs not started yet), as soon as they exist
+   * somewhere, each with its job's place in the plan so the worker fetches in that order.
    * A window, not every planned job: fetching far ahead spends the links on data for
-   * jobs that may end up elsewhere, and delays the data needed next.
+   * jobs that may end up elsewhere. It must still reach past the jobs whose inputs are
+   * already in place: when links are the bottleneck, data for a later stage has to
+   * start moving while the current stage still runs.
    */
-  hintsFor (workerId: string): BlobRef[] {
+  hintsFor (workerId: string): PrefetchHint[] {
     if (!this.opts.prefetch || this.plan === undefined) return []
     const w = this.workers.get(workerId)
     const list = this.plannedOrder.get(workerId)
@@ -544,8 +549,8 @@ export class RunCore {
     let cursor = this.cursor.get(workerId) ?? 0
     while (cursor < list.length && !waiting(list[cursor])) cursor++
     this.cursor.set(workerId, cursor)
-    const window = 2 * w.slots + 2
-    const out: BlobRef[] = []
+    const window = HINT_WINDOW * w.slots + 2
+    const out: PrefetchHint[] = []
     let seen = 0
     for (let i = cursor; i < list.length && seen < window; i++) {
       const id = list[i]
@@ -565,7 +570,7 @@ export class RunCore {
           this.staging.set(b.hash, workerId)
         }
         w.hinted.add(b.hash)
-        out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16) })
+        out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16), order: i })
       }
     }
     this.stats.prefetchHints += out.length

@@ -5,7 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { call } from '../protocol/rpc.ts'
-import { jobsSpec, unranResult, type Assignment, type AttemptResult, type BlobRef, type PeerInfo } from '../protocol/jobs.ts'
+import { jobsSpec, unranResult, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { Logger } from './log.ts'
@@ -51,7 +51,8 @@ export class WorkerSession {
   private stopped = false
   private loopDone?: Promise<void>
   private pidTimer?: NodeJS.Timeout
-  private readonly prefetchQueue: BlobRef[] = []
+  /** hinted blobs not fetched yet, sooner-needed first */
+  private readonly prefetchQueue: PrefetchHint[] = []
   private prefetchActive = 0
   private avgRuntimeMs = 0
   private samples = 0
@@ -184,16 +185,20 @@ export class WorkerSession {
    * once would split the link between the next job's input and inputs needed much later.
    * A job that needs a queued blob fetches it at once (fetch() is shared).
    */
-  private prefetch (ref: BlobRef): void {
+  private prefetch (ref: PrefetchHint): void {
     if (this.opts.store.has(ref.hash)) { this.have.push(ref.hash); return }
     if (isDownloading(this.opts.store, ref.hash)) return
-    this.prefetchQueue.push(ref)
+    // a hint without an order (an input of a job already queued here) is needed soonest
+    const order = ref.order ?? -1
+    let at = this.prefetchQueue.length
+    while (at > 0 && (this.prefetchQueue[at - 1].order ?? -1) > order) at--
+    this.prefetchQueue.splice(at, 0, ref)
     this.pumpPrefetch()
   }
 
   private pumpPrefetch (): void {
     while (this.prefetchActive < 2 && this.prefetchQueue.length > 0 && !this.stopped) {
-      const ref = this.prefetchQueue.shift() as BlobRef
+      const ref = this.prefetchQueue.shift() as PrefetchHint
       this.prefetchActive++
       this.prefetchOne(ref).finally(() => { this.prefetchActive--; this.pumpPrefetch() })
     }

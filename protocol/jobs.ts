@@ -6,6 +6,8 @@ import { RUN_ID, HASH, ATTEMPT_ID, JOB_ID, REL_PATH, SIZE, PEER_ID, MULTIADDR } 
 export const JOBS_PROTOCOL = '/bgrid/jobs/1.0.0'
 
 export interface BlobRef { hash: string, size: number, holders: string[] }
+/** a prefetch hint: `order` is the job's place in the worker's plan (lower is needed sooner) */
+export interface PrefetchHint extends BlobRef { order?: number }
 export interface InputRef extends BlobRef { name: string }
 
 export interface Assignment {
@@ -48,7 +50,7 @@ export function unranResult (attempt: string, status: 'lost' | 'preempted', erro
 
 export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[], have?: string[], prefetchedBytes?: number }
 export interface PeerInfo { id: string, addrs: string[] }
-export interface PullReply { ok: true, jobs: Assignment[], prefetch: BlobRef[], peers: PeerInfo[], done: boolean }
+export interface PullReply { ok: true, jobs: Assignment[], prefetch: PrefetchHint[], peers: PeerInfo[], done: boolean }
 
 const blobRef = {
   type: 'object',
@@ -131,7 +133,7 @@ const reply = ajv.compile<PullReply>({
   properties: {
     ok: { const: true },
     jobs: { type: 'array', maxItems: 1024, items: assignment },
-    prefetch: { type: 'array', maxItems: 4096, items: blobRef },
+    prefetch: { type: 'array', maxItems: 4096, items: { ...blobRef, properties: { ...blobRef.properties, order: SIZE } } },
     peers: {
       type: 'array',
       maxItems: 4096,

@@ -146,6 +146,38 @@ t.test('HEFT keeps a chain with heavy edges on one worker and spreads independen
   t.equal(makespanLowerBound(bag, 2), 4)
 })
 
+t.test('HEFT keeps data in place: siblings feeding one child share a worker; a child runs where its inputs are', async t => {
+  // four producers, two fan-in children: {p0,p1} -> c0, {p2,p3} -> c1, one slot per worker
+  const mb = 12_500_000 // 1 s at the planning bandwidth
+  const dag = parseDag({ jobs: [
+    ...[0, 1, 2, 3].map(i => ({ id: `p${i}`, cmd: ['x'], outputs: [{ name: 'o', size: mb }], runtime: 1 })),
+    { id: 'c0', cmd: ['x'], inputs: [{ src: 'job:p0/o', as: 'a' }, { src: 'job:p1/o', as: 'b' }], runtime: 1 },
+    { id: 'c1', cmd: ['x'], inputs: [{ src: 'job:p2/o', as: 'a' }, { src: 'job:p3/o', as: 'b' }], runtime: 1 }
+  ] }, '/tmp/x.json', { checkFiles: false })
+  const workers = [{ id: 'W1', slots: 1, speed: 1 }, { id: 'W2', slots: 1, speed: 1 }]
+  const edges = edgeBytes(dag, (j, f) => dag.byId.get(j)!.sizeHints[f] ?? 0)
+  const plan = planPlacement(dag, workers, edges, upwardRank(dag, edges))
+  const w = (id: string): string | undefined => plan.worker.get(id)
+  t.equal(w('p0'), w('p1'), 'p0 and p1 on one worker (plain HEFT splits them)')
+  t.equal(w('p2'), w('p3'), 'p2 and p3 on one worker')
+  t.not(w('p0'), w('p2'), 'the pairs on different workers')
+  t.equal(w('c0'), w('p0'), 'c0 runs where both its inputs are')
+  t.equal(w('c1'), w('p2'), 'c1 too')
+  t.equal(plan.makespan, 3, 'no transfer in the plan: 3 s (plain HEFT: 4 s)')
+
+  // a child whose parent's worker frees its slot 0.1 s later than the other worker still
+  // runs there: its input could move early, but 1 s of link time costs more than it saves
+  const fan = parseDag({ jobs: [
+    { id: 'a', cmd: ['x'], outputs: [{ name: 'o', size: mb }], runtime: 1 },
+    { id: 'x', cmd: ['x'], runtime: 2.9 },
+    { id: 'y', cmd: ['x'], runtime: 2 },
+    { id: 'c', cmd: ['x'], inputs: ['job:a/o'], runtime: 1 }
+  ] }, '/tmp/x.json', { checkFiles: false })
+  const fe = edgeBytes(fan, (j, f) => fan.byId.get(j)!.sizeHints[f] ?? 0)
+  const fp = planPlacement(fan, workers, fe, upwardRank(fan, fe))
+  t.equal(fp.worker.get('c'), fp.worker.get('a'), 'c stays with a\'s output')
+})
+
 t.test('selection: feasible then ranked, with reasons for every rejection', async t => {
   const ad = (name: string, o: Partial<NodeAd>): { name: string, ad: NodeAd, addresses: string[] } => ({
     name, addresses: ['10.0.0.1'],

@@ -1,9 +1,9 @@
-// /bgrid/jobs/1.0.0, served by a coordinator: its workers pull jobs (XtremWeb's
+// /bgrid/jobs/1.1.0, served by a coordinator: its workers pull jobs (XtremWeb's
 // "work request"), report results and say they are alive ("work alive") in one message.
 import { ajv, type ProtocolSpec } from './rpc.ts'
 import { RUN_ID, HASH, ATTEMPT_ID, JOB_ID, REL_PATH, SIZE, PEER_ID, MULTIADDR } from './schemas.ts'
 
-export const JOBS_PROTOCOL = '/bgrid/jobs/1.0.0'
+export const JOBS_PROTOCOL = '/bgrid/jobs/1.1.0'
 
 export interface BlobRef { hash: string, size: number, holders: string[] }
 /** a prefetch hint: `order` is the job's place in the worker's plan (lower is needed sooner) */

@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
-import { call } from '../protocol/rpc.ts'
+import { call, dropIdleStreams } from '../protocol/rpc.ts'
 import { jobsSpec, unranResult, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
@@ -12,6 +12,7 @@ import type { Logger } from './log.ts'
 import type { BlobStore } from '../cache/store.ts'
 import { fetchBlobVerified, isDownloading } from '../cache/blob-protocol.ts'
 import { RunningAttempt, runAttempt, type RunAs } from './executor.ts'
+import { SandboxPool } from './sandbox.ts'
 import type { Claim } from './claim-book.ts'
 import type { Launcher } from './launcher-client.ts'
 
@@ -32,10 +33,15 @@ export interface WorkerSessionOptions {
 
 /** a worker holds at most this many times its slots (running + queued); the coordinator allows as much */
 export const MAX_QUEUE_FACTOR = 4
+/** results wait at most this long for others to share their report, and only while queued work remains */
+const REPORT_DELAY_MS = 20
+/** ... and at most this many times the slots share one report */
+const REPORT_BATCH = 4
 
 export class WorkerSession {
   readonly claim: Claim
   readonly runDir: string
+  private readonly sandboxes: SandboxPool
   readonly running = new Map<string, RunningAttempt>()
   /** peers of this run, allowed to read our blobs */
   readonly runPeers = new Set<string>()
@@ -54,6 +60,8 @@ export class WorkerSession {
   /** hinted blobs not fetched yet, sooner-needed first */
   private readonly prefetchQueue: PrefetchHint[] = []
   private prefetchActive = 0
+  /** when the oldest unreported result arrived */
+  private firstResultAt = 0
   private avgRuntimeMs = 0
   private samples = 0
 
@@ -61,6 +69,8 @@ export class WorkerSession {
     this.opts = opts
     this.claim = opts.claim
     this.runDir = path.join(opts.dataDir, 'runs', opts.claim.run)
+    // spare directories for as many attempts as may be queued here at once
+    this.sandboxes = new SandboxPool(this.runDir, opts.runAs, MAX_QUEUE_FACTOR * opts.slots)
     this.runPeers.add(opts.claim.coordinator)
   }
 
@@ -113,8 +123,13 @@ export class WorkerSession {
           backoff = Math.min(2000, backoff * 2)
         }).finally(() => { this.longPoll = false; this.wake() })
       } else if (this.results.length > 0) {
-        // while queued work keeps the slots busy, let a few more results join this report
-        if (this.queuedCores() > 0 && this.results.length < this.opts.slots * 2) await new Promise(resolve => setTimeout(resolve, 5))
+        // while queued work keeps the slots busy for a while, let more results join this
+        // report (Nagle-like): each exchange costs both sides more CPU than a short job
+        const wait = this.firstResultAt + REPORT_DELAY_MS - Date.now()
+        if (this.queuedCores() > this.opts.slots && this.results.length < REPORT_BATCH * this.opts.slots && wait > 0) {
+          await this.sleepUntilWoken(wait)
+          continue
+        }
         try {
           await this.exchange(this.longPoll ? 0 : free, false)
           backoff = 100
@@ -140,7 +155,7 @@ export class WorkerSession {
     try {
       reply = await call(this.opts.node, peerIdFromString(this.claim.coordinator), jobsSpec, {
         op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results, have, prefetchedBytes
-      }, { signal: this.abort.signal, timeoutMs: longPoll ? jobsSpec.timeoutMs : 10_000 })
+      }, { signal: this.abort.signal, timeoutMs: longPoll ? jobsSpec.timeoutMs : 10_000, reuse: true })
     } catch (err) {
       // not delivered: keep them for the next exchange (the coordinator de-duplicates by attempt id)
       this.results.unshift(...results)
@@ -232,7 +247,7 @@ export class WorkerSession {
     const a = r.assignment
     runAttempt(r, {
       store: this.opts.store,
-      runDir: this.runDir,
+      sandboxes: this.sandboxes,
       runAs: this.opts.runAs,
       launcher: this.opts.launcher,
       onStart: () => { this.pidsChanged() },
@@ -253,13 +268,18 @@ export class WorkerSession {
       this.samples++
       this.fillSlots()
       if (res.status !== 'ok') this.opts.log.info('attempt ended', { job: a.job, attempt: a.attempt, status: res.status, exit: res.exitCode, error: res.error })
-      this.results.push(res)
+      this.pushResult(res)
       this.wake()
     }, err => {
       this.running.delete(a.attempt)
-      this.results.push(unranResult(a.attempt, 'lost', String(err)))
+      this.pushResult(unranResult(a.attempt, 'lost', String(err)))
       this.wake()
     })
+  }
+
+  private pushResult (r: AttemptResult): void {
+    if (this.results.length === 0) this.firstResultAt = Date.now()
+    this.results.push(r)
   }
 
   pids (): number[] {
@@ -291,7 +311,7 @@ export class WorkerSession {
       if (r.started) { r.kill('preempted: the owner is using this machine'); continue }
       // never started: hand it straight back
       this.running.delete(r.assignment.attempt)
-      this.results.push(unranResult(r.assignment.attempt, 'preempted', 'preempted before it started: the owner is using this machine'))
+      this.pushResult(unranResult(r.assignment.attempt, 'preempted', 'preempted before it started: the owner is using this machine'))
     }
     this.wake()
   }
@@ -304,6 +324,7 @@ export class WorkerSession {
     this.abort.abort(new BgridError('NOT_CLAIMED', why))
     this.wake()
     await this.loopDone
+    dropIdleStreams(this.opts.node, this.claim.coordinator)
     // let the killed processes be reaped before deleting their directories
     const deadline = Date.now() + 3000
     while (this.running.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))

@@ -1,7 +1,8 @@
 // Runs one job attempt on a worker: a fresh sandbox directory, argv exec (no shell),
 // a scrubbed environment, its own process group (timeout kills the whole group),
 // an unprivileged user when the daemon is root, outputs hashed into the blob store.
-import { mkdir, chown, stat, readdir, open, unlink } from 'node:fs/promises'
+import { stat, open } from 'node:fs/promises'
+import type { SandboxPool, Sandbox } from './sandbox.ts'
 import type { Launcher } from './launcher-client.ts'
 import path from 'node:path'
 import type { Assignment, AttemptResult, FileResult, LogResult } from '../protocol/jobs.ts'
@@ -12,8 +13,8 @@ export interface RunAs { uid: number, gid: number, name: string }
 
 export interface ExecutorOptions {
   store: BlobStore
-  /** where this run's attempt directories go */
-  runDir: string
+  /** this run's attempt directories */
+  sandboxes: SandboxPool
   runAs?: RunAs
   launcher: Launcher
   /** the process runs (its pid is known) */
@@ -50,20 +51,13 @@ export class RunningAttempt {
 async function keepLog (file: string, store: BlobStore): Promise<LogResult | undefined> {
   let size: number
   try { size = (await stat(file)).size } catch { return undefined }
-  if (size === 0) { await unlink(file).catch(() => {}); return undefined }
+  // an empty file stays: the sandbox's next attempt truncates it rather than creating one
+  if (size === 0) return undefined
   const fh = await open(file, 'r')
   const tailBuf = Buffer.alloc(Math.min(TAIL, size))
   try { await fh.read(tailBuf, 0, tailBuf.length, size - tailBuf.length) } finally { await fh.close() }
   const { hash } = await store.moveIn(file)
   return { hash, size, tail: tailBuf.toString('utf8') }
-}
-
-/** Give the job user its directories (not the inputs: those may be hard links to blobs). */
-async function chownDirs (dir: string, uid: number, gid: number): Promise<void> {
-  await chown(dir, uid, gid)
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (e.isDirectory()) await chownDirs(path.join(dir, e.name), uid, gid)
-  }
 }
 
 export function jobEnv (a: Assignment, home: string): Record<string, string> {
@@ -84,11 +78,26 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   const a = r.assignment
   const started = Date.now()
   const base = { attempt: a.attempt, outputs: [] as FileResult[], exitCode: null, signal: null, startedAt: started, bytesFetched: 0, cacheHits: 0 }
-  const attemptDir = safeJoin(opts.runDir, a.attempt)
-  const work = path.join(attemptDir, 'work')
+  const inputNames = a.inputs.map(i => i.name)
+  let box: Sandbox
+  try {
+    box = opts.sandboxes.take(a.attempt, [...inputNames, ...a.outputs])
+  } catch (err: any) {
+    return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs: 0 }
+  }
+  try {
+    return await runInSandbox(r, opts, box, base)
+  } finally {
+    // a job's processes may outlive a kill for a moment: only a finished one gives its directory back
+    if (r.pid === undefined || r.exited) opts.sandboxes.give(box, inputNames)
+  }
+}
+
+async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sandbox, base: Omit<AttemptResult, 'status' | 'endedAt' | 'inputWaitMs'>): Promise<AttemptResult> {
+  const a = r.assignment
+  const { dir: attemptDir, work } = box
   let inputWaitMs = 0
   try {
-    await mkdir(work, { recursive: true })
     const t0 = Date.now()
     const got = await opts.ensureInputs(a)
     base.bytesFetched = got.bytesFetched
@@ -100,8 +109,6 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
       if (opts.runAs !== undefined) await opts.store.linkTo(input.hash, dest)
       else await opts.store.materialize(input.hash, dest)
     }
-    for (const out of a.outputs) await mkdir(path.dirname(safeJoin(work, out)), { recursive: true })
-    if (opts.runAs !== undefined) await chownDirs(work, opts.runAs.uid, opts.runAs.gid)
     inputWaitMs = Date.now() - t0
   } catch (err: any) {
     return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs }

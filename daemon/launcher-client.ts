@@ -15,7 +15,7 @@ export interface LaunchSpec {
 
 export interface Launched {
   pid: number
-  /** out/err: bytes the job wrote to stdout/stderr (0: no file was made) */
+  /** out/err: bytes the job wrote to stdout/stderr (0: nothing to keep) */
   exited: Promise<{ code: number | null, signal: string | null, out: number, err: number }>
 }
 
@@ -32,7 +32,8 @@ export class Launcher {
 
   private ensure (): ChildProcess {
     if (this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null) return this.child
-    const child = spawn(process.execPath, [LAUNCHER], { stdio: ['pipe', 'pipe', 'inherit'] })
+    // a small heap and no helper threads: fork() copies less, and every job is a fork
+    const child = spawn(process.execPath, ['--single-threaded', '--max-semi-space-size=1', '--max-old-space-size=64', LAUNCHER], { stdio: ['pipe', 'pipe', 'inherit'] })
     child.stdout?.setEncoding('utf8')
     createInterface({ input: child.stdout! }).on('line', (line) => {
       let m: any

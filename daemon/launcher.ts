@@ -3,7 +3,7 @@
 // page tables); from this small process, ~2 ms. Line-delimited JSON on stdin/stdout.
 // It imports nothing heavy on purpose.
 import { spawn } from 'node:child_process'
-import { openSync, closeSync, statSync, unlinkSync } from 'node:fs'
+import { openSync, closeSync, statSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 
 interface SpawnRequest {
@@ -34,8 +34,8 @@ rl.on('line', (line) => {
     child.on('error', (e) => { send({ id: req.id, event: 'error', message: e.message }) })
     child.on('spawn', () => { send({ id: req.id, event: 'spawned', pid: child.pid }) })
     child.on('exit', (code, signal) => {
-      // sizes of what it wrote; empty files are removed here, so the daemon need not look
-      const size = (file: string): number => { const n = statSync(file).size; if (n === 0) unlinkSync(file); return n }
+      // sizes of what it wrote, so the daemon need not look at empty files
+      const size = (file: string): number => statSync(file).size
       let o = 1
       let e = 1
       try { o = size(req.stdout); e = size(req.stderr) } catch {}

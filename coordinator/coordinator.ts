@@ -591,8 +591,11 @@ export class Coordinator {
     // give pulling workers a moment to hear `done`, then release every claim
     const releases = [...this.claimed.values()].map(async w => {
       clearInterval(w.renewTimer)
+      // the daemon frees the node before it answers, and may grant it to another coordinator
+      // before that answer arrives here: the hold ends when the release was sent
+      const requestedAt = Date.now()
       await this.releaseOne(w.id)
-      this.emit({ event: 'worker', worker: w.id, name: w.candidate.name, state: 'released' })
+      this.emit({ event: 'worker', worker: w.id, name: w.candidate.name, state: 'released', requestedAt })
     })
     await Promise.all(releases)
     this.claimed.clear()

@@ -161,11 +161,11 @@ if (cluster !== undefined) {
         run: k,
         worker: c.worker as string,
         from: c.time as number,
-        to: (evs.find(e => e.worker === c.worker && e.time >= c.time && (e.state === 'released' || e.state === 'lost'))?.time ?? Infinity) as number
+        to: ((end => end?.requestedAt ?? end?.time)(evs.find(e => e.worker === c.worker && e.time >= c.time && (e.state === 'released' || e.state === 'lost'))) ?? Infinity) as number
       }))
     })
     t.ok(held.length >= 3, `${held.length} claims made`)
-    const overlaps = held.flatMap(a => held.filter(b => b.run > a.run && b.worker === a.worker && b.from < a.to && a.from < b.to).map(b => `${a.worker.slice(-8)}: runs ${a.run} and ${b.run}`))
+    const overlaps = held.flatMap(a => held.filter(b => b.run > a.run && b.worker === a.worker && b.from < a.to && a.from < b.to).map(b => `${a.worker.slice(-8)}: run ${a.run} ${a.from}..${a.to}, run ${b.run} ${b.from}..${b.to}`))
     t.same(overlaps, [], 'no worker held by two coordinators at the same time')
     const workersPerRun = runs.map(r => new Set(events(r).filter(e => e.event === 'worker' && e.state === 'claimed').map(e => e.worker)))
     for (let a = 0; a < 3; a++) t.ok(workersPerRun[a].size >= 1, `run ${a} had workers (${workersPerRun[a].size})`)

@@ -6,6 +6,18 @@ import { execFileSync } from 'node:child_process'
 import { Cluster } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
 
+const TICK_MS = 10 // USER_HZ is 100 on Linux
+/** CPU ms a process used, [own, reaped children] (utime + stime, cutime + cstime) */
+function cpuMs (pid: number | 'self'): [number, number] {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return [(Number(f[11]) + Number(f[12])) * TICK_MS, (Number(f[13]) + Number(f[14])) * TICK_MS]
+  } catch { return [0, 0] }
+}
+function childrenOf (pid: number): number[] {
+  try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) } catch { return [] }
+}
+
 if (!canMakeNamespaces()) { process.stderr.write('bench/dispatch.ts needs root (network namespaces)\n'); process.exit(1) }
 const say = (s: string): void => { process.stdout.write(s + '\n') }
 const N = Number(process.argv[2] ?? 2000)
@@ -37,17 +49,28 @@ try {
   firsts.sort((a, b) => a - b)
   say(`first result: submit of a one-job DAG to exit: median ${firsts[2]} ms, best ${firsts[0]} ms over 5 runs (target < 1500 ms)`)
 
+  // where the CPU goes: daemons, their job launchers (and the jobs they reaped), the coordinator
+  const launchers = ds.map(d => childrenOf(d.pid))
+  const before = { daemons: ds.map(d => cpuMs(d.pid)[0]), launchers: launchers.map(l => l.map(p => cpuMs(p))), self: cpuMs('self')[1] }
   const t0 = Date.now()
   const out = path.join(c.tmp, 'bag-out')
   const r = await c.runCli(h, ['submit', bag, '--data-dir', path.join(c.tmp, 'home'), '--quiet', '--out', out], 600_000)
   if (r.code !== 0) throw new Error(r.stderr.slice(-2000))
   const total = Date.now() - t0
+  const perJob = (ms: number): string => (ms / N).toFixed(2)
+  const daemonMs = ds.reduce((n, d, i) => n + cpuMs(d.pid)[0] - before.daemons[i], 0)
+  let launcherMs = 0
+  let jobsMs = 0
+  launchers.forEach((l, i) => l.forEach((p, k) => { const [own, reaped] = cpuMs(p); launcherMs += own - before.launchers[i][k][0]; jobsMs += reaped - before.launchers[i][k][1] }))
+  const coordinatorMs = cpuMs('self')[1] - before.self
   const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+  if (process.env.BGRID_BENCH_KEEP !== undefined) writeFileSync(path.join(process.env.BGRID_BENCH_KEEP, 'dispatch-run.json'), JSON.stringify(run))
   const starts = Object.values(run.jobs).map((j: any) => j.attempts[0].startedAt as number)
   const ends = Object.values(run.jobs).map((j: any) => j.endedAt as number)
   const span = (Math.max(...ends) - Math.min(...starts)) / 1000
   const rate = N / span
   say(`dispatch: ${N} x /bin/true on 2 daemons (2 cores each, one 2-core machine): ${rate.toFixed(0)} jobs/s from first start to last end (${(N / (total / 1000)).toFixed(0)} jobs/s counting submit start-up); xargs -P2: ${xargsRate.toFixed(0)} jobs/s; ratio xargs/bgrid ${(xargsRate / rate).toFixed(2)}x (targets >= 800 jobs/s, within 2.5x)`)
+  say(`dispatch CPU per job (ms, 2 cores shared by all): daemons ${perJob(daemonMs)}, job launchers ${perJob(launcherMs)}, the jobs themselves ${perJob(jobsMs)}, coordinator (bgrid submit) ${perJob(coordinatorMs)}`)
 } finally {
   await c.stop()
 }

@@ -1,6 +1,6 @@
 // Issue 4 transfer benchmark: one 1 GiB blob between two processes over the blob
 // protocol (libp2p: TCP + Noise + yamux) on loopback, against raw TCP on loopback in
-// the same run. Prints MB/s and the ratio (target >= 0.4x).
+// the same run, in alternating rounds. Prints MB/s and the median ratio (target >= 0.4x).
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { createWriteStream, mkdtempSync, rmSync, openSync, writeSync, closeSync } from 'node:fs'
@@ -17,6 +17,7 @@ import { serveBlobs, fetchBlob } from '../cache/blob-protocol.ts'
 import { silentLogger } from '../daemon/log.ts'
 
 const SIZE = Number(process.env.BGRID_BENCH_BYTES ?? 1024 * 1024 * 1024)
+const ROUNDS = Number(process.env.BGRID_BENCH_ROUNDS ?? 5)
 const self = fileURLToPath(import.meta.url)
 
 if (process.argv[2] === '--serve-blob') {
@@ -63,37 +64,56 @@ if (process.argv[2] === '--serve-blob') {
   try {
     // raw TCP, into a file (the blob protocol writes a file too)
     const tcp = await start(['--serve-tcp'])
-    const t0 = performance.now()
-    await new Promise<void>((resolve, reject) => {
-      const out = createWriteStream(path.join(tmp, 'tcp.bin'))
-      const sock = net.connect(tcp.info.port, '127.0.0.1')
-      sock.pipe(out)
-      out.on('finish', resolve)
-      sock.on('error', reject)
-    })
-    const tcpSec = (performance.now() - t0) / 1000
-    tcp.kill()
-    const hashStart = performance.now()
-    await hashFile(path.join(tmp, 'tcp.bin'))
-    const hashSec = (performance.now() - hashStart) / 1000
-    rmSync(path.join(tmp, 'tcp.bin'))
-
+    const rawTcp = async (round: number): Promise<number> => {
+      const file = path.join(tmp, `tcp${round}.bin`)
+      const t0 = performance.now()
+      await new Promise<void>((resolve, reject) => {
+        const out = createWriteStream(file)
+        const sock = net.connect(tcp.info.port, '127.0.0.1')
+        sock.pipe(out)
+        out.on('finish', resolve)
+        sock.on('error', reject)
+      })
+      const sec = (performance.now() - t0) / 1000
+      rmSync(file)
+      return sec
+    }
     const holder = await start(['--serve-blob', path.join(tmp, 'holder')])
-    const db = await openDb(path.join(tmp, 'fetcher'))
-    const store = new BlobStore(path.join(tmp, 'fetcher'), db)
-    await store.load()
-    const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), noListen: true })
     const target = multiaddr(holder.info.addr)
-    await node.dial(target)
     const peer = target.getComponents().find(c => c.name === 'p2p')?.value as string
-    const t1 = performance.now()
-    await fetchBlob(node, store, holder.info.hash, SIZE, [peer])
-    const blobSec = (performance.now() - t1) / 1000
-    await node.stop()
-    await db.close()
+    const blob = async (round: number): Promise<number> => {
+      // a new fetcher each round: an empty store, a new connection
+      const dir = path.join(tmp, `fetcher${round}`)
+      const db = await openDb(dir)
+      const store = new BlobStore(dir, db)
+      await store.load()
+      const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), noListen: true })
+      await node.dial(target)
+      const t1 = performance.now()
+      await fetchBlob(node, store, holder.info.hash, SIZE, [peer])
+      const sec = (performance.now() - t1) / 1000
+      await node.stop()
+      await db.close()
+      rmSync(dir, { recursive: true, force: true })
+      return sec
+    }
+    // rounds alternate the two, so that a slow spell of this shared VM hits both alike
+    const rounds: Array<{ tcp: number, blob: number }> = []
+    for (let r = 0; r < ROUNDS; r++) rounds.push({ tcp: await rawTcp(r), blob: await blob(r) })
+    tcp.kill()
     holder.kill()
+    const hashFileAt = path.join(tmp, 'hash.bin')
+    const fd = openSync(hashFileAt, 'w')
+    const buf = Buffer.alloc(1 << 24)
+    for (let done = 0; done < SIZE; done += buf.length) writeSync(fd, buf, 0, Math.min(buf.length, SIZE - done))
+    closeSync(fd)
+    const hashStart = performance.now()
+    await hashFile(hashFileAt)
+    const hashSec = (performance.now() - hashStart) / 1000
     const mb = SIZE / 1e6
-    process.stdout.write(`transfer: ${(SIZE / 1073741824).toFixed(2)} GiB on loopback, separate processes: raw TCP into a file ${(mb / tcpSec).toFixed(0)} MB/s; blob protocol (libp2p noise+yamux, written, SHA-256 verified) ${(mb / blobSec).toFixed(0)} MB/s; ratio ${(tcpSec / blobSec).toFixed(2)}x (target >= 0.4x). For scale: hashing the file alone runs at ${(mb / hashSec).toFixed(0)} MB/s.\n`)
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+    const ratios = rounds.map(r => r.tcp / r.blob)
+    process.stdout.write(`transfer: ${(SIZE / 1073741824).toFixed(2)} GiB on loopback, separate processes, ${ROUNDS} alternating rounds: raw TCP into a file ${rounds.map(r => (mb / r.tcp).toFixed(0)).join('/')} MB/s; blob protocol (libp2p noise+yamux, written, SHA-256 verified) ${rounds.map(r => (mb / r.blob).toFixed(0)).join('/')} MB/s; ratio per round ${ratios.map(x => x.toFixed(2)).join('/')}, median ${median(ratios).toFixed(2)}x (target >= 0.4x). For scale: hashing a file alone runs at ${(mb / hashSec).toFixed(0)} MB/s.\n`)
   } finally {
     rmSync(tmp, { recursive: true, force: true })
   }

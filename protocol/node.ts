@@ -1,7 +1,7 @@
 // libp2p node factory: TCP + noise + yamux + identify, optional private-network key.
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
+import { bulkNoise } from './noise.ts'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { preSharedKey } from '@libp2p/pnet'
@@ -29,7 +29,7 @@ export async function createBgridNode (opts: NodeOptions): Promise<BgridNode> {
     privateKey: opts.privateKey,
     addresses: { listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [bulkNoise()],
     // Bigger frames and windows: blobs stream at several hundred MB/s instead of ~100.
     streamMuxers: [yamux({
       maxMessageSize: 256 * 1024,

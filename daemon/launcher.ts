@@ -34,6 +34,9 @@ rl.on('line', (line) => {
     child.on('error', (e) => { send({ id: req.id, event: 'error', message: e.message }) })
     child.on('spawn', () => { send({ id: req.id, event: 'spawned', pid: child.pid }) })
     child.on('exit', (code, signal) => {
+      // the job is over: what it left running in its process group goes too (as HTCondor
+      // does), so nothing writes into a sandbox that a later attempt may reuse
+      if (child.pid !== undefined) { try { process.kill(-child.pid, 'SIGKILL') } catch {} }
       // sizes of what it wrote, so the daemon need not look at empty files
       const size = (file: string): number => statSync(file).size
       let o = 1

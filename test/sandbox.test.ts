@@ -73,3 +73,15 @@ t.test('a job that fails to start still returns its sandbox', async t => {
   t.equal(after.status, 'ok')
   t.equal(stdoutOf(after), '', 'the next job still starts in an empty directory')
 })
+
+t.test('what a job leaves running in the background is killed when it exits', async t => {
+  const r = await run('sleep 30 & echo $!')
+  t.equal(r.status, 'ok')
+  const pid = Number(stdoutOf(r).trim())
+  t.ok(pid > 0, `background pid ${pid}`)
+  // gone, or a zombie waiting for init to reap it; bounded wait for the kill to land
+  const alive = (): boolean => { try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) } catch { return false } }
+  const deadline = Date.now() + 3000
+  while (alive() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  t.notOk(alive(), 'the background sleep is no longer running')
+})

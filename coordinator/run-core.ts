@@ -12,6 +12,9 @@ export const MAX_LOST_ATTEMPTS = 5
 export const QUEUE_FACTOR = 4
 /** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
 export const HINT_WINDOW = 8
+/** ... but inputs only the submitter holds, those of the next STAGING_WINDOW x slots (+2):
+ * its uplink is shared by every worker, and what it sends far ahead delays what is needed now */
+export const STAGING_WINDOW = 2
 
 export interface WorkerInfo { id: string, slots: number, attrs: Attrs, addrs: string[] }
 
@@ -538,7 +541,8 @@ export class RunCore {
    * A window, not every planned job: fetching far ahead spends the links on data for
    * jobs that may end up elsewhere. It must still reach past the jobs whose inputs are
    * already in place: when links are the bottleneck, data for a later stage has to
-   * start moving while the current stage still runs.
+   * start moving while the current stage still runs. Inputs still only on the submitter
+   * get a narrower window (STAGING_WINDOW).
    */
   hintsFor (workerId: string): PrefetchHint[] {
     if (!this.opts.prefetch || this.plan === undefined) return []
@@ -563,6 +567,7 @@ export class RunCore {
         const holders = this.liveHolders(b.hash)
         if (holders.length === 0) continue
         if (holders.length === 1 && holders[0] === this.opts.coordinatorId) {
+          if (seen > STAGING_WINDOW * w.slots + 2) continue
           // the remote cache sends each input into the grid once: one worker takes it from the
           // submitter, the others from that worker once it has it
           const first = this.staging.get(b.hash)

@@ -129,6 +129,24 @@ t.test('prefetch hints: staged inputs to planned workers once; other workers wai
   t.same(noPrefetch.hintsFor('W1'), [], '--no-prefetch sends no hints')
 })
 
+t.test('prefetch hints reach further for data on workers than for data only the submitter holds', async t => {
+  // 30 independent jobs, each with its own staged input and a 1-slot worker: all planned there
+  const dag = parseDag({ workers: { min: 1, max: 1 }, jobs: Array.from({ length: 30 }, (_, i) => ({ id: `j${i}`, cmd: ['x'], inputs: [`in${i}.dat`], runtime: 1 })) }, '/tmp/x.json', { checkFiles: false })
+  const core = new RunCore(dag, { coordinatorId: 'C', prefetch: true, nonce: 'n' })
+  for (let i = 0; i < 30; i++) core.setFileInput(`/tmp/in${i}.dat`, H((i % 16).toString(16)).slice(0, 62) + String(i).padStart(2, '0'), 1_000_000)
+  core.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
+  core.replan()
+  const staged = core.hintsFor('W1')
+  t.equal(staged.length, 2 * 1 + 2, 'inputs only the submitter holds: those of the next 2 x slots + 2 jobs')
+  t.same(staged.map(h => h.order), [...staged.map(h => h.order)].sort((a, b) => (a ?? 0) - (b ?? 0)), 'in plan order')
+  // once those inputs are on another worker of the run, the wide window applies
+  core.addWorker({ id: 'W2', slots: 1, attrs, addrs: [] })
+  for (const b of core.blobs.values()) b.holders.add('W2')
+  core.replan()
+  const spread = core.hintsFor('W1').length + core.hintsFor('W2').length
+  t.ok(spread > staged.length, `data held by workers is hinted further ahead (${spread} hints)`)
+})
+
 t.test('HEFT keeps a chain with heavy edges on one worker and spreads independent jobs', async t => {
   const chain = parseDag({ jobs: [
     { id: 'a', cmd: ['x'], outputs: [{ name: 'o', size: 500_000_000 }], runtime: 1 },

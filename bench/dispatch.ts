@@ -32,11 +32,6 @@ try {
   const one = path.join(c.tmp, 'bag', 'one.json')
   writeFileSync(one, JSON.stringify({ name: 'one', jobs: [{ id: 'only', cmd: ['/bin/echo', 'hello'] }] }))
 
-  // baseline: xargs -P2 spawning the same processes
-  const x0 = performance.now()
-  execFileSync('/bin/sh', ['-c', `seq ${N} | xargs -P2 -n1 /bin/true`])
-  const xargsRate = N / ((performance.now() - x0) / 1000)
-
   // first result: a one-job DAG, daemons idle and already known on the LAN
   const firsts: number[] = []
   for (let k = 0; k < 5; k++) {
@@ -49,27 +44,44 @@ try {
   firsts.sort((a, b) => a - b)
   say(`first result: submit of a one-job DAG to exit: median ${firsts[2]} ms, best ${firsts[0]} ms over 5 runs (target < 1500 ms)`)
 
+  // rounds alternate the baseline and the bag, so a slow spell of this shared VM hits both
+  const ROUNDS = Number(process.env.BGRID_BENCH_ROUNDS ?? 3)
+  const idle = async (): Promise<void> => { await Promise.all(ds.map(async d => await d.until(() => d.events.filter(e => e.msg === 'state').at(-1)?.to === 'idle' ? true : undefined, 10_000, 'idle'))) }
   // where the CPU goes: daemons, their job launchers (and the jobs they reaped), the coordinator
   const launchers = ds.map(d => childrenOf(d.pid))
-  const before = { daemons: ds.map(d => cpuMs(d.pid)[0]), launchers: launchers.map(l => l.map(p => cpuMs(p))), self: cpuMs('self')[1] }
-  const t0 = Date.now()
-  const out = path.join(c.tmp, 'bag-out')
-  const r = await c.runCli(h, ['submit', bag, '--data-dir', path.join(c.tmp, 'home'), '--quiet', '--out', out], 600_000)
-  if (r.code !== 0) throw new Error(r.stderr.slice(-2000))
-  const total = Date.now() - t0
-  const perJob = (ms: number): string => (ms / N).toFixed(2)
+  const before = { daemons: ds.map(d => cpuMs(d.pid)[0]), launchers: launchers.map(l => l.map(p => cpuMs(p))) }
+  let coordinatorMs = 0
+  const rounds: Array<{ xargs: number, bgrid: number, withStartup: number }> = []
+  for (let k = 0; k < ROUNDS; k++) {
+    // baseline: xargs -P2 spawning the same processes
+    const x0 = performance.now()
+    execFileSync('/bin/sh', ['-c', `seq ${N} | xargs -P2 -n1 /bin/true`])
+    const xargs = N / ((performance.now() - x0) / 1000)
+    const t0 = Date.now()
+    const reaped0 = cpuMs('self')[1]
+    const out = path.join(c.tmp, `bag-out${k}`)
+    const r = await c.runCli(h, ['submit', bag, '--data-dir', path.join(c.tmp, 'home'), '--quiet', '--out', out], 600_000)
+    if (r.code !== 0) throw new Error(r.stderr.slice(-2000))
+    const total = Date.now() - t0
+    // the submit process, reaped by this one (the xargs baseline is outside this window)
+    coordinatorMs += cpuMs('self')[1] - reaped0
+    const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+    if (process.env.BGRID_BENCH_KEEP !== undefined) writeFileSync(path.join(process.env.BGRID_BENCH_KEEP, `dispatch-run${k}.json`), JSON.stringify(run))
+    const starts = Object.values(run.jobs).map((j: any) => j.attempts[0].startedAt as number)
+    const ends = Object.values(run.jobs).map((j: any) => j.endedAt as number)
+    rounds.push({ xargs, bgrid: N / ((Math.max(...ends) - Math.min(...starts)) / 1000), withStartup: N / (total / 1000) })
+    await idle()
+  }
+  const jobs = N * ROUNDS
+  const perJob = (ms: number): string => (ms / jobs).toFixed(2)
   const daemonMs = ds.reduce((n, d, i) => n + cpuMs(d.pid)[0] - before.daemons[i], 0)
   let launcherMs = 0
   let jobsMs = 0
   launchers.forEach((l, i) => l.forEach((p, k) => { const [own, reaped] = cpuMs(p); launcherMs += own - before.launchers[i][k][0]; jobsMs += reaped - before.launchers[i][k][1] }))
-  const coordinatorMs = cpuMs('self')[1] - before.self
-  const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
-  if (process.env.BGRID_BENCH_KEEP !== undefined) writeFileSync(path.join(process.env.BGRID_BENCH_KEEP, 'dispatch-run.json'), JSON.stringify(run))
-  const starts = Object.values(run.jobs).map((j: any) => j.attempts[0].startedAt as number)
-  const ends = Object.values(run.jobs).map((j: any) => j.endedAt as number)
-  const span = (Math.max(...ends) - Math.min(...starts)) / 1000
-  const rate = N / span
-  say(`dispatch: ${N} x /bin/true on 2 daemons (2 cores each, one 2-core machine): ${rate.toFixed(0)} jobs/s from first start to last end (${(N / (total / 1000)).toFixed(0)} jobs/s counting submit start-up); xargs -P2: ${xargsRate.toFixed(0)} jobs/s; ratio xargs/bgrid ${(xargsRate / rate).toFixed(2)}x (targets >= 800 jobs/s, within 2.5x)`)
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const ratios = rounds.map(r => r.xargs / r.bgrid)
+  const fmt = (xs: number[]): string => xs.map(x => x.toFixed(0)).join('/')
+  say(`dispatch: ${N} x /bin/true on 2 daemons (2 cores each, one 2-core machine), ${ROUNDS} rounds: ${fmt(rounds.map(r => r.bgrid))} jobs/s from first start to last end (median ${median(rounds.map(r => r.bgrid)).toFixed(0)}; ${fmt(rounds.map(r => r.withStartup))} counting submit start-up); xargs -P2: ${fmt(rounds.map(r => r.xargs))} jobs/s; ratio xargs/bgrid per round ${ratios.map(x => x.toFixed(2)).join('/')}, median ${median(ratios).toFixed(2)}x (targets >= 800 jobs/s, within 2.5x)`)
   say(`dispatch CPU per job (ms, 2 cores shared by all): daemons ${perJob(daemonMs)}, job launchers ${perJob(launcherMs)}, the jobs themselves ${perJob(jobsMs)}, coordinator (bgrid submit) ${perJob(coordinatorMs)}`)
 } finally {
   await c.stop()

@@ -96,9 +96,10 @@ export async function serve<Req, Res extends object> (
         let raw: unknown
         if (first) raw = await readJson(lp, AbortSignal.timeout(spec.timeoutMs))
         else {
-          // between exchanges: the client closing its end (or going quiet) ends the stream
+          // between exchanges: the client closing its end (or going quiet) ends the stream;
+          // a malformed or oversize message still gets its error reply
           try { raw = await readJson(lp, AbortSignal.timeout(STREAM_IDLE_MS)) } catch (err) {
-            if (err instanceof BgridError && err.code === 'TOO_LARGE') throw err
+            if (err instanceof BgridError && err.code !== 'TIMEOUT') throw err
             return
           }
         }

@@ -3,6 +3,7 @@
 // closed is replaced; a bad request on a kept stream is refused and the server goes on.
 import t from 'tap'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { lpStream } from '@libp2p/utils'
 import { createBgridNode, type BgridNode } from '../protocol/node.ts'
 import { ajv, call, serve, dropIdleStreams, type ProtocolSpec } from '../protocol/rpc.ts'
 import { BgridError } from '../protocol/errors.ts'
@@ -61,4 +62,29 @@ t.test('a bad request on a kept stream is refused; the next call works on a new 
   t.equal(after.twice, 8, 'the server still serves')
   t.not(after.stream, ok.stream, 'the refused stream was closed, not reused')
   dropIdleStreams(client, target.toString())
+})
+
+t.test('on a kept stream, garbage and oversize messages still get their error reply', async t => {
+  const stream = await client.dialProtocol(target, spec.id)
+  const lp = lpStream(stream, { maxDataLength: 1 << 20 })
+  const ask = async (bytes: Uint8Array): Promise<any> => {
+    await lp.write(bytes, { signal: AbortSignal.timeout(5000) })
+    return JSON.parse(new TextDecoder().decode((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray()))
+  }
+  const first = await ask(new TextEncoder().encode(JSON.stringify({ n: 5 })))
+  t.equal(first.twice, 10, 'a first exchange on the stream')
+  const garbage = await ask(new TextEncoder().encode('{not json'))
+  t.same([garbage.ok, garbage.error?.code], [false, 'BAD_REQUEST'], 'the second, malformed, is refused with a reason')
+  await stream.close().catch(() => {})
+
+  const again = await client.dialProtocol(target, spec.id)
+  const lp2 = lpStream(again, { maxDataLength: 1 << 20 })
+  await lp2.write(new TextEncoder().encode(JSON.stringify({ n: 1 })), { signal: AbortSignal.timeout(5000) })
+  await lp2.read({ signal: AbortSignal.timeout(5000) })
+  await lp2.write(new Uint8Array(4096).fill(32), { signal: AbortSignal.timeout(5000) })
+  const big = JSON.parse(new TextDecoder().decode((await lp2.read({ signal: AbortSignal.timeout(5000) })).subarray()))
+  t.same([big.ok, big.error?.code], [false, 'TOO_LARGE'], 'over the 1 KiB limit: refused')
+  await again.close().catch(() => {})
+  const after = await call(client, target, spec, { n: 21 })
+  t.equal(after.twice, 42, 'the server still serves')
 })

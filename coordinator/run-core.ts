@@ -9,7 +9,7 @@ import { unranResult, type Assignment, type AttemptResult, type BlobRef, type Pr
 
 export const MAX_LOST_ATTEMPTS = 5
 /** how many times its slots a worker may hold (running + queued) when it asks: see WorkerSession.capacity */
-export const QUEUE_FACTOR = 4
+export const QUEUE_FACTOR = 8
 /** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
 export const HINT_WINDOW = 8
 /** ... but inputs only the submitter holds, those of the next STAGING_WINDOW x slots (+2):

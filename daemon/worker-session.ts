@@ -32,11 +32,11 @@ export interface WorkerSessionOptions {
 }
 
 /** a worker holds at most this many times its slots (running + queued); the coordinator allows as much */
-export const MAX_QUEUE_FACTOR = 4
+export const MAX_QUEUE_FACTOR = 8
 /** results wait at most this long for others to share their report, and only while queued work remains */
 const REPORT_DELAY_MS = 20
 /** ... and at most this many times the slots share one report */
-const REPORT_BATCH = 4
+const REPORT_BATCH = 8
 
 export class WorkerSession {
   readonly claim: Claim

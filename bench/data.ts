@@ -28,7 +28,7 @@ async function withCluster<T> (rate: string | undefined, workers: number, fn: (c
       if (r.code !== 0) throw new Error(`submit failed: ${r.stderr.slice(-2000)}`)
       const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
       // keep run.json files for a closer look at timelines
-      if (process.env.BGRID_BENCH_KEEP !== undefined) copyFileSync(path.join(out, 'run.json'), path.join(process.env.BGRID_BENCH_KEEP, `${run.name as string}-${k}.json`))
+      if (process.env.BGRID_BENCH_KEEP !== undefined) copyFileSync(path.join(out, 'run.json'), path.join(process.env.BGRID_BENCH_KEEP, `${path.basename(path.dirname(dag))}-${k}.json`))
       const starts = Object.values(run.jobs).map((j: any) => j.attempts[0]?.startedAt ?? Infinity)
       const ends = Object.values(run.jobs).map((j: any) => j.endedAt ?? 0)
       return { wallMs: Date.now() - t0, makespanMs: Math.max(...ends) - Math.min(...starts), run }

@@ -122,11 +122,13 @@ export class WorkerSession {
           await new Promise(resolve => setTimeout(resolve, backoff))
           backoff = Math.min(2000, backoff * 2)
         }).finally(() => { this.longPoll = false; this.wake() })
-      } else if (this.results.length > 0) {
+      } else if (this.results.length > 0 || this.have.length > 0) {
+        // blobs fetched ahead are announced at once, even while a long poll is pending:
+        // the coordinator waits for that news to send other workers to this copy
         // while queued work keeps the slots busy for a while, let more results join this
         // report (Nagle-like): each exchange costs both sides more CPU than a short job
         const wait = this.firstResultAt + REPORT_DELAY_MS - Date.now()
-        if (this.queuedCores() > this.opts.slots && this.results.length < REPORT_BATCH * this.opts.slots && wait > 0) {
+        if (this.have.length === 0 && this.queuedCores() > this.opts.slots && this.results.length < REPORT_BATCH * this.opts.slots && wait > 0) {
           await this.sleepUntilWoken(wait)
           continue
         }
@@ -201,7 +203,7 @@ export class WorkerSession {
    * A job that needs a queued blob fetches it at once (fetch() is shared).
    */
   private prefetch (ref: PrefetchHint): void {
-    if (this.opts.store.has(ref.hash)) { this.have.push(ref.hash); return }
+    if (this.opts.store.has(ref.hash)) { this.have.push(ref.hash); this.wake(); return }
     if (isDownloading(this.opts.store, ref.hash)) return
     // a hint without an order (an input of a job already queued here) is needed soonest
     const order = ref.order ?? -1
@@ -220,7 +222,7 @@ export class WorkerSession {
   }
 
   private async prefetchOne (ref: BlobRef): Promise<void> {
-    await this.fetch(ref).then((bytes) => { this.have.push(ref.hash); this.prefetchedBytes += bytes }, err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
+    await this.fetch(ref).then((bytes) => { this.have.push(ref.hash); this.prefetchedBytes += bytes; this.wake() }, err => { this.opts.log.debug('prefetch failed', { hash: ref.hash.slice(0, 12), err: String(err) }) })
   }
 
   private launch (a: Assignment): void {

@@ -15,6 +15,8 @@ export const HINT_WINDOW = 8
 /** ... but inputs only the submitter holds, those of the next STAGING_WINDOW x slots (+2):
  * its uplink is shared by every worker, and what it sends far ahead delays what is needed now */
 export const STAGING_WINDOW = 2
+/** how long other workers wait for a staged input's first copy before taking it from the submitter */
+export const STAGING_WAIT_MS = 3000
 
 export interface WorkerInfo { id: string, slots: number, attrs: Attrs, addrs: string[] }
 
@@ -97,6 +99,8 @@ export class RunCore {
   private readonly cursor = new Map<string, number>()
   /** staged inputs on their way to their first worker: the others wait and fetch from it */
   private readonly staging = new Map<string, string>()
+  /** when each staged input was hinted to its first worker */
+  private readonly stagingAt = new Map<string, number>()
   private rotation = 0
   /** jobs per state, kept as they move (progress and `finished` are asked for on every pull) */
   private readonly tally: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
@@ -405,6 +409,17 @@ export class RunCore {
     return (this.opts.prefetch ? QUEUE_FACTOR : 1) * w.slots
   }
 
+  /**
+   * A staged input on its way from the submitter to another live worker, hinted less than
+   * STAGING_WAIT_MS ago: this worker should take it from that copy, not from the submitter.
+   */
+  private stagedElsewhere (hash: string, workerId: string, now: number): boolean {
+    const first = this.staging.get(hash)
+    if (first === undefined || first === workerId || this.workers.get(first)?.alive !== true) return false
+    if (this.blobs.get(hash)?.holders.has(first) === true) return false
+    return now - (this.stagingAt.get(hash) ?? 0) < STAGING_WAIT_MS
+  }
+
   /** Choose up to `want` ready jobs for a pulling worker: its planned jobs first, then steal. */
   assign (workerId: string, want: number, now: number): Assignment[] {
     const w = this.workers.get(workerId)
@@ -429,6 +444,9 @@ export class RunCore {
       const job = this.jobs.get(id) as JobRec
       if (!this.feasible(job.spec, w)) continue
       if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.feasible(job.spec, o))) continue
+      // the remote cache sends each input into the grid once: a job that needs an input now
+      // travelling to another worker waits for that copy (a few seconds at most)
+      if (this.opts.prefetch && job.spec.inputs.some(i => { const b = this.inputBlob(job.spec, i); return b !== undefined && this.stagedElsewhere(b.hash, workerId, now) })) continue
       const missing = missingBytes(job)
       const planned = this.plan?.worker.get(id)
       const mine = planned === undefined || planned === workerId || !this.opts.prefetch
@@ -570,9 +588,9 @@ export class RunCore {
           if (seen > STAGING_WINDOW * w.slots + 2) continue
           // the remote cache sends each input into the grid once: one worker takes it from the
           // submitter, the others from that worker once it has it
-          const first = this.staging.get(b.hash)
-          if (first !== undefined && first !== workerId && this.workers.get(first)?.alive === true) continue
+          if (this.stagedElsewhere(b.hash, workerId, Date.now())) continue
           this.staging.set(b.hash, workerId)
+          this.stagingAt.set(b.hash, Date.now())
         }
         w.hinted.add(b.hash)
         out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16), order: i })

@@ -129,6 +129,31 @@ t.test('prefetch hints: staged inputs to planned workers once; other workers wai
   t.same(noPrefetch.hintsFor('W1'), [], '--no-prefetch sends no hints')
 })
 
+t.test('a staged input travelling to one worker: the others wait for that copy, a few seconds at most', async t => {
+  const make = (): { core: RunCore, first: string, second: string } => {
+    const dag = parseDag({ workers: { min: 2, max: 2 }, jobs: [0, 1, 2, 3].map(i => ({ id: `j${i}`, cmd: ['x'], inputs: ['in.dat'] })) }, '/tmp/x.json', { checkFiles: false })
+    const core = new RunCore(dag, { coordinatorId: 'C', prefetch: true, nonce: 'n' })
+    core.setFileInput('/tmp/in.dat', H('f'), 5_000_000)
+    core.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
+    core.addWorker({ id: 'W2', slots: 1, attrs, addrs: [] })
+    core.replan()
+    core.promote()
+    const first = core.hintsFor('W1').length === 1 ? 'W1' : (core.hintsFor('W2').length === 1 ? 'W2' : '')
+    return { core, first, second: first === 'W1' ? 'W2' : 'W1' }
+  }
+  const a = make()
+  t.not(a.first, '', 'one worker was sent to the submitter for it')
+  const now = Date.now()
+  t.same(a.core.assign(a.second, 1, now), [], 'the other gets no job that reads it while the copy travels')
+  t.equal(a.core.assign(a.first, 1, now).length, 1, 'the first worker does')
+  a.core.blobs.get(H('f'))!.holders.add(a.first) // it announced its copy
+  const got = a.core.assign(a.second, 1, now)
+  t.equal(got.length, 1, 'once the copy is there, the other runs it too')
+  t.same(got[0].inputs[0].holders, [a.first, 'C'], 'reading it from the first worker')
+  const b = make()
+  t.equal(b.core.assign(b.second, 1, Date.now() + 3_001).length, 1, 'a copy that never arrives holds nobody back past 3 s')
+})
+
 t.test('prefetch hints reach further for data on workers than for data only the submitter holds', async t => {
   // 30 independent jobs, each with its own staged input and a 1-slot worker: all planned there
   const dag = parseDag({ workers: { min: 1, max: 1 }, jobs: Array.from({ length: 30 }, (_, i) => ({ id: `j${i}`, cmd: ['x'], inputs: [`in${i}.dat`], runtime: 1 })) }, '/tmp/x.json', { checkFiles: false })

@@ -103,13 +103,19 @@ t.test('a late result of an attempt thought lost is accepted', async t => {
   t.equal(core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 1 }])), 'done', 'but its result still counts')
 })
 
-t.test('prefetch hints: staged inputs to planned workers once; other workers wait for the first copy', async t => {
+/** four jobs reading one 5 MB staged input, two 1-slot workers, planned */
+function sharedInput (): { core: RunCore, dag: ReturnType<typeof parseDag> } {
   const dag = parseDag({ workers: { min: 2, max: 2 }, jobs: [0, 1, 2, 3].map(i => ({ id: `j${i}`, cmd: ['x'], inputs: ['in.dat'] })) }, '/tmp/x.json', { checkFiles: false })
   const core = new RunCore(dag, { coordinatorId: 'C', prefetch: true, nonce: 'n' })
   core.setFileInput('/tmp/in.dat', H('f'), 5_000_000)
   core.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
   core.addWorker({ id: 'W2', slots: 1, attrs, addrs: [] })
   core.replan()
+  return { core, dag }
+}
+
+t.test('prefetch hints: staged inputs to planned workers once; other workers wait for the first copy', async t => {
+  const { core, dag } = sharedInput()
   const h1 = core.hintsFor('W1')
   const h2 = core.hintsFor('W2')
   t.equal(h1.length + h2.length, 1, 'only one worker takes it from the submitter')
@@ -131,12 +137,7 @@ t.test('prefetch hints: staged inputs to planned workers once; other workers wai
 
 t.test('a staged input travelling to one worker: the others wait for that copy, a few seconds at most', async t => {
   const make = (): { core: RunCore, first: string, second: string } => {
-    const dag = parseDag({ workers: { min: 2, max: 2 }, jobs: [0, 1, 2, 3].map(i => ({ id: `j${i}`, cmd: ['x'], inputs: ['in.dat'] })) }, '/tmp/x.json', { checkFiles: false })
-    const core = new RunCore(dag, { coordinatorId: 'C', prefetch: true, nonce: 'n' })
-    core.setFileInput('/tmp/in.dat', H('f'), 5_000_000)
-    core.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
-    core.addWorker({ id: 'W2', slots: 1, attrs, addrs: [] })
-    core.replan()
+    const { core } = sharedInput()
     core.promote()
     const first = core.hintsFor('W1').length === 1 ? 'W1' : (core.hintsFor('W2').length === 1 ? 'W2' : '')
     return { core, first, second: first === 'W1' ? 'W2' : 'W1' }

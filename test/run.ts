@@ -13,11 +13,13 @@ const child = spawn(tap, ['--reporter=tap', ...process.argv.slice(2)], {
 let tail = ''
 child.stdout.on('data', (b: Buffer) => { process.stdout.write(b); tail = (tail + b.toString()).slice(-4000) })
 child.on('close', (code) => {
-  const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?/.exec(tail)
-  const total = Number(m?.[1] ?? 0)
-  const passed = Number(m?.[2] ?? 0)
-  const failed = m === null ? 1 : Number(m[3] ?? Math.max(0, total - passed - 0))
-  const skipped = /skip: (\d+)/.exec(tail)?.[1]
-  process.stdout.write(`\n${passed} passed, ${failed} failed${skipped !== undefined ? `, ${skipped} skipped` : ''}\n`)
+  // tap's summary line, e.g. "# { total: 408, pass: 407, skip: 1 }" (absent keys are 0)
+  const summary = /# \{ (total: \d+[^}]*)\}/.exec(tail)?.[1]
+  const count = (key: string): number => Number(new RegExp(`\\b${key}: (\\d+)`).exec(summary ?? '')?.[1] ?? 0)
+  const passed = count('pass')
+  // no summary at all means tap itself failed
+  const failed = summary === undefined ? 1 : count('fail')
+  const skipped = count('skip')
+  process.stdout.write(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`)
   process.exit(code ?? 1)
 })

@@ -6,6 +6,9 @@ import { jobsSpec, PULL_WAIT_MS, type PullReply } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { AdapterContext, MiddlewareAdapter } from './adapter.ts'
 
+/** a held pull looks for work again at least this often */
+const RECHECK_MS = 1000
+
 export class NativeAdapter implements MiddlewareAdapter {
   readonly name = 'native'
   private ctx?: AdapterContext
@@ -43,7 +46,9 @@ export class NativeAdapter implements MiddlewareAdapter {
       const deadline = now + PULL_WAIT_MS
       while (jobs.length === 0 && prefetch.length === 0 && req.want > 0 && req.results.length === 0 &&
         !ctx.isClosing() && !core.finished() && Date.now() < deadline && !hc.signal.aborted) {
-        await this.waitForChange(deadline - Date.now(), hc.signal)
+        // look again at least every second: time alone can make a job assignable (a staged
+        // input's first copy that did not arrive in time, a job left to a slow planned worker)
+        await this.waitForChange(Math.min(RECHECK_MS, deadline - Date.now()), hc.signal)
         if (!ctx.isWorker(hc.peer)) throw new BgridError('NOT_CLAIMED', 'worker was dropped from the run')
         await ctx.persist()
         jobs = core.assign(hc.peer, req.want, Date.now())

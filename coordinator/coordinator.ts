@@ -18,6 +18,7 @@ import { controlRequest } from '../daemon/control.ts'
 import type { Logger } from '../daemon/log.ts'
 import { BlobStore } from '../cache/store.ts'
 import { fetchBlobVerified, serveBlobs } from '../cache/blob-protocol.ts'
+import { Queue } from '@libp2p/utils'
 import { StagedFiles, StatCache, combineSources } from '../cache/staged-files.ts'
 import { openDb } from '../daemon/store.ts'
 import { parseDag, readDagJson, type Dag } from './dag.ts'
@@ -113,8 +114,8 @@ export class Coordinator {
   private localDaemon?: { end: () => void }
   private control?: ControlServer
   private readonly collecting = new Map<string, Promise<void>>()
-  private collectActive = 0
-  private readonly collectWaiters: Array<() => void> = []
+  /** at most 4 output collections at once (a holder serves a bounded number of streams) */
+  private readonly collectQueue = new Queue<void>({ concurrency: 4 })
   private startedAt = Date.now()
   private inputBytesStaged = 0
   /** bytes the submitter's node sent (staged inputs; job outputs never pass through it) */
@@ -320,17 +321,7 @@ export class Coordinator {
     const id = job.spec.id
     let p = this.collecting.get(id)
     if (p !== undefined) return p
-    p = (async () => {
-      // at most 4 collections at once (a holder serves a bounded number of streams)
-      while (this.collectActive >= 4) await new Promise<void>(resolve => { this.collectWaiters.push(resolve) })
-      this.collectActive++
-      try {
-        await this.collectNow(job)
-      } finally {
-        this.collectActive--
-        this.collectWaiters.shift()?.()
-      }
-    })().finally(() => { this.collecting.delete(id) })
+    p = this.collectQueue.add(async () => { await this.collectNow(job) }).finally(() => { this.collecting.delete(id) })
     this.collecting.set(id, p)
     return p
   }

@@ -5,11 +5,9 @@ import type { Dag, JobSpec } from './dag.ts'
 import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
 import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
 import { evalBool, type Attrs } from './expr.ts'
-import { unranResult, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type InputRef, type PeerInfo, type LogResult } from '../protocol/jobs.ts'
+import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type InputRef, type PeerInfo, type LogResult } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
-/** how many times its slots a worker may hold (running + queued) when it asks: see WorkerSession.capacity */
-export const QUEUE_FACTOR = 8
 /** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
 export const HINT_WINDOW = 8
 /** ... but inputs only the submitter holds, those of the next STAGING_WINDOW x slots (+2):
@@ -97,10 +95,8 @@ export class RunCore {
   /** each worker's planned jobs in plan order, and how far it has got through them */
   private readonly plannedOrder = new Map<string, string[]>()
   private readonly cursor = new Map<string, number>()
-  /** staged inputs on their way to their first worker: the others wait and fetch from it */
-  private readonly staging = new Map<string, string>()
-  /** when each staged input was hinted to its first worker */
-  private readonly stagingAt = new Map<string, number>()
+  /** staged inputs on their way to their first worker (and since when): the others wait and fetch from it */
+  private readonly staging = new Map<string, { worker: string, at: number }>()
   private rotation = 0
   /** jobs per state, kept as they move (progress and `finished` are asked for on every pull) */
   private readonly tally: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
@@ -406,7 +402,7 @@ export class RunCore {
    * without, only its slots.
    */
   private holdLimit (w: WorkerRec): number {
-    return (this.opts.prefetch ? QUEUE_FACTOR : 1) * w.slots
+    return (this.opts.prefetch ? MAX_QUEUE_FACTOR : 1) * w.slots
   }
 
   /**
@@ -415,9 +411,9 @@ export class RunCore {
    */
   private stagedElsewhere (hash: string, workerId: string, now: number): boolean {
     const first = this.staging.get(hash)
-    if (first === undefined || first === workerId || this.workers.get(first)?.alive !== true) return false
-    if (this.blobs.get(hash)?.holders.has(first) === true) return false
-    return now - (this.stagingAt.get(hash) ?? 0) < STAGING_WAIT_MS
+    if (first === undefined || first.worker === workerId || this.workers.get(first.worker)?.alive !== true) return false
+    if (this.blobs.get(hash)?.holders.has(first.worker) === true) return false
+    return now - first.at < STAGING_WAIT_MS
   }
 
   /** Choose up to `want` ready jobs for a pulling worker: its planned jobs first, then steal. */
@@ -427,12 +423,17 @@ export class RunCore {
     const free = this.holdLimit(w) - w.usedCores
     if (free <= 0) return []
     const others = this.aliveWorkers().filter(x => x.id !== workerId)
-    // bytes of a job's inputs that this worker does not hold yet (Dask: start where the data is)
-    const missingBytes = (job: JobRec): number => {
+    // bytes of a job's inputs that this worker does not hold yet (Dask: start where the
+    // data is), or null when one of them is a staged input now travelling to another
+    // worker: the remote cache sends each input into the grid once, so the job waits for
+    // that copy (a few seconds at most)
+    const missingBytes = (job: JobRec): number | null => {
       let n = 0
       for (const i of job.spec.inputs) {
         const b = this.inputBlob(job.spec, i)
-        if (b !== undefined && this.blobs.get(b.hash)?.holders.has(workerId) !== true) n += b.size
+        if (b === undefined || this.blobs.get(b.hash)?.holders.has(workerId) === true) continue
+        if (this.opts.prefetch && this.stagedElsewhere(b.hash, workerId, now)) return null
+        n += b.size
       }
       return n
     }
@@ -444,10 +445,8 @@ export class RunCore {
       const job = this.jobs.get(id) as JobRec
       if (!this.feasible(job.spec, w)) continue
       if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.feasible(job.spec, o))) continue
-      // the remote cache sends each input into the grid once: a job that needs an input now
-      // travelling to another worker waits for that copy (a few seconds at most)
-      if (this.opts.prefetch && job.spec.inputs.some(i => { const b = this.inputBlob(job.spec, i); return b !== undefined && this.stagedElsewhere(b.hash, workerId, now) })) continue
       const missing = missingBytes(job)
+      if (missing === null) continue
       const planned = this.plan?.worker.get(id)
       const mine = planned === undefined || planned === workerId || !this.opts.prefetch
       if (!mine && missing > 0) {
@@ -589,8 +588,7 @@ export class RunCore {
           // the remote cache sends each input into the grid once: one worker takes it from the
           // submitter, the others from that worker once it has it
           if (this.stagedElsewhere(b.hash, workerId, Date.now())) continue
-          this.staging.set(b.hash, workerId)
-          this.stagingAt.set(b.hash, Date.now())
+          this.staging.set(b.hash, { worker: workerId, at: Date.now() })
         }
         w.hinted.add(b.hash)
         out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16), order: i })
@@ -639,7 +637,9 @@ export class RunCore {
   counts (): Record<JobState, number> { return { ...this.tally } }
 
   finished (): boolean {
-    return this.tally.done + this.tally.failed + this.tally.skipped + this.tally.cancelled === this.jobs.size
+    let n = 0
+    for (const st of TERMINAL) n += this.tally[st]
+    return n === this.jobs.size
   }
 
   cancelAll (why: string): void {

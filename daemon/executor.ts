@@ -15,7 +15,6 @@ export interface ExecutorOptions {
   store: BlobStore
   /** this run's attempt directories */
   sandboxes: SandboxPool
-  runAs?: RunAs
   launcher: Launcher
   /** the process runs (its pid is known) */
   onStart?: (r: RunningAttempt) => void
@@ -106,7 +105,7 @@ async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sand
       const dest = safeJoin(work, input.name)
       // a job running as another user gets read-only hard links (no copy); as the daemon's
       // own user it could write them, so it gets a hash-checked copy
-      if (opts.runAs !== undefined) await opts.store.linkTo(input.hash, dest)
+      if (opts.sandboxes.runAs !== undefined) await opts.store.linkTo(input.hash, dest)
       else await opts.store.materialize(input.hash, dest)
     }
     inputWaitMs = Date.now() - t0
@@ -123,7 +122,7 @@ async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sand
   try {
     const launched = await opts.launcher.launch({
       file: a.cmd[0], args: a.cmd.slice(1), cwd: work, env: jobEnv(a, work),
-      ...(opts.runAs !== undefined ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
+      ...(opts.sandboxes.runAs !== undefined ? { uid: opts.sandboxes.runAs.uid, gid: opts.sandboxes.runAs.gid } : {}),
       stdout: stdoutFile, stderr: stderrFile
     })
     r.pid = launched.pid

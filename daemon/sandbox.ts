@@ -22,7 +22,8 @@ export interface Sandbox {
 
 export class SandboxPool {
   private readonly runDir: string
-  private readonly runAs?: RunAs
+  /** the unprivileged user jobs run as (the daemon is root), who owns their work/ */
+  readonly runAs?: RunAs
   private readonly max: number
   private readonly spare: string[] = []
   private seq = 0

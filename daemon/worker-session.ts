@@ -5,7 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { call, dropIdleStreams } from '../protocol/rpc.ts'
-import { jobsSpec, unranResult, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo } from '../protocol/jobs.ts'
+import { jobsSpec, unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { Logger } from './log.ts'
@@ -31,8 +31,6 @@ export interface WorkerSessionOptions {
   onPids?: (pids: number[]) => void
 }
 
-/** a worker holds at most this many times its slots (running + queued); the coordinator allows as much */
-export const MAX_QUEUE_FACTOR = 8
 /** results wait at most this long for others to share their report, and only while queued work remains */
 const REPORT_DELAY_MS = 20
 /** ... and at most this many times the slots share one report */
@@ -250,7 +248,6 @@ export class WorkerSession {
     runAttempt(r, {
       store: this.opts.store,
       sandboxes: this.sandboxes,
-      runAs: this.opts.runAs,
       launcher: this.opts.launcher,
       onStart: () => { this.pidsChanged() },
       ensureInputs: async (asg) => {

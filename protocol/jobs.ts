@@ -149,3 +149,5 @@ export const jobsSpec: ProtocolSpec<PullRequest, PullReply> = {
 
 /** How long a coordinator may hold a pull open when it has nothing to give (long poll). */
 export const PULL_WAIT_MS = 10_000
+/** a worker holds at most this many times its slots (running + queued), and its coordinator assigns as much */
+export const MAX_QUEUE_FACTOR = 8

@@ -174,14 +174,14 @@ function takeIdle (node: BgridNode, key: string): IdleStream | undefined {
   return undefined
 }
 
-function putIdle (node: BgridNode, key: string, s: IdleStream): void {
+function putIdle (node: BgridNode, key: string, stream: Stream, lp: LengthPrefixedStream<Stream>): void {
   let byKey = idleStreams.get(node)
   if (byKey === undefined) { byKey = new Map(); idleStreams.set(node, byKey) }
   let list = byKey.get(key)
   if (list === undefined) { list = []; byKey.set(key, list) }
   // a few per peer: more would only be concurrent exchanges that have ended
-  if (list.length >= 4) { closeQuietly(s.stream); return }
-  list.push({ ...s, since: Date.now() })
+  if (list.length >= 4) { closeQuietly(stream); return }
+  list.push({ stream, lp, since: Date.now() })
 }
 
 /** Close the streams kept open to a peer (its session is over). */
@@ -227,7 +227,7 @@ export async function call<Req, Res> (
     try {
       if (res?.ok === false && errorReply(res)) throw new BgridError(res.error.code, res.error.message)
       const valid = validate(spec.reply, res, 'BAD_REQUEST')
-      if (key !== undefined && stream.status === 'open') putIdle(node, key, { stream, lp, since: 0 })
+      if (key !== undefined && stream.status === 'open') putIdle(node, key, stream, lp)
       else closeQuietly(stream)
       return valid
     } catch (err) {

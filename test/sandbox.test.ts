@@ -69,9 +69,10 @@ t.test('a job that fails to start still returns its sandbox', async t => {
   const r = await run('', { cmd: ['/nonexistent/binary'] })
   t.not(r.status, 'ok')
   t.match(r.error ?? '', /cannot start|ENOENT/)
+  t.notOk(existsSync(path.join(runDir, r.attempt)), 'its directory went back to the pool')
   const after = await run('ls -A')
   t.equal(after.status, 'ok')
-  t.equal(stdoutOf(after), '', 'the next job still starts in an empty directory')
+  t.equal(stdoutOf(after), '', 'the next job, in that directory, starts with it empty')
 })
 
 t.test('what a job leaves running in the background is killed when it exits', async t => {

@@ -4,12 +4,12 @@ import { Command, Option, InvalidArgumentError } from 'commander'
 import os from 'node:os'
 import path from 'node:path'
 import { BgridError, errorMessage, exitCodeFor } from '../protocol/errors.ts'
+import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.ts'
 
-// A daemon idles for days on someone's PC: a small young generation keeps it under
-// 100 MB. The flag must be set before the heap exists, so re-exec (same PID) with it.
-const SMALL_HEAP = '--max-semi-space-size=1'
-if (process.argv[2] === 'daemon' && !process.execArgv.includes(SMALL_HEAP) && typeof (process as any).execve === 'function') {
-  (process as any).execve(process.execPath, [process.execPath, SMALL_HEAP, ...process.execArgv, ...process.argv.slice(1)], process.env)
+// The daemon's V8 flags must be set before the heap exists: re-exec (same PID) with them.
+const missingFlags = DAEMON_NODE_FLAGS.filter(f => !process.execArgv.includes(f))
+if (process.argv[2] === 'daemon' && missingFlags.length > 0 && typeof (process as any).execve === 'function') {
+  (process as any).execve(process.execPath, [process.execPath, ...missingFlags, ...process.execArgv, ...process.argv.slice(1)], process.env)
 }
 
 const program = new Command()

@@ -5,7 +5,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { open, stat, type FileHandle } from 'node:fs/promises'
-import { createHash } from 'node:crypto'
+import { TrailingHash, INLINE_MAX } from './hasher.ts'
 import { ajv, readJson, writeJson, validate, openStream } from '../protocol/rpc.ts'
 import { HASH, SIZE } from '../protocol/schemas.ts'
 import { BgridError, type ErrorCode } from '../protocol/errors.ts'
@@ -27,6 +27,10 @@ const CHUNK = 1024 * 1024
 const HIGH = 16 * 1024 * 1024
 const LOW = 4 * 1024 * 1024
 const WRITE_BATCH = 1024 * 1024
+/** tell the hashing thread how far the bytes are on disk every so many bytes */
+const HASH_STEP = 4 * 1024 * 1024
+/** flush to disk every so many bytes while the rest arrives, so the final fsync is short */
+const SYNC_EVERY = 64 * 1024 * 1024
 const MAX_HEADER = 4096
 
 export interface BlobRequest { op: 'get', hash: string, offset: number, length?: number }
@@ -103,9 +107,9 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
   }, { maxInboundStreams: 16, maxOutboundStreams: 64 })
 }
 
-/** Fetch bytes [start, end) of a blob from one holder into `fh` at the same offsets. Returns bytes written. */
+/** Fetch bytes [start, end) of a blob from one holder into `fh` at the same offsets, reporting each write to `progress`. */
 async function fetchRange (node: BgridNode, holder: string, hash: string, start: number, end: number,
-  fh: FileHandle, progress: (n: number, bytes: Uint8Array) => void, signal: AbortSignal): Promise<void> {
+  fh: FileHandle, progress: (n: number) => void, signal: AbortSignal): Promise<void> {
   const stream = await openStream(node, peerIdFromString(holder), BLOB_PROTOCOL, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER, maxBufferSize: HIGH + CHUNK })
@@ -159,7 +163,7 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
         writing = writing.then(async () => {
           await fh.writev(parts, at)
           written += n
-          for (const part of parts) progress(part.length, part)
+          progress(n)
           if (paused && queued - written < LOW) { paused = false; raw.resume() }
           if (written === end) { cleanup(); resolve() }
         }).catch(err => { fail(err instanceof Error ? err : new Error(String(err))) })
@@ -228,9 +232,20 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
   try { have = Math.min((await stat(part)).size, size) } catch {}
   const signal = opts.signal ?? new AbortController().signal
   const fh = await open(part, have > 0 ? 'r+' : 'w', 0o600)
-  // a whole blob that arrives in order from offset 0 is hashed as it comes
-  let inOrder = have === 0 ? createHash('sha256') : undefined
+  // a big blob that arrives in order from offset 0 is hashed as it lands, on the hashing
+  // thread; anything else is hashed once complete
+  let inOrder = have === 0 && size >= INLINE_MAX ? new TrailingHash(part) : undefined
   let nextOffset = 0
+  let hashedUpTo = 0
+  // the blob must be on disk before it becomes visible; start the flushing early, one at a time
+  let unsynced = 0
+  let syncing: Promise<void> | undefined
+  const wrote = (n: number): void => {
+    unsynced += n
+    if (unsynced < SYNC_EVERY || syncing !== undefined) return
+    unsynced = 0
+    syncing = fh.datasync().catch(() => {}).finally(() => { syncing = undefined })
+  }
   try {
     const rangeBytes = opts.rangeBytes ?? 16 * 1024 * 1024
     const queue: Array<[number, number]> = []
@@ -248,10 +263,15 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
         let done = 0
         try {
           used.add(holder)
-          await fetchRange(node, holder, hash, s, e, fh, (n, bytes) => {
+          await fetchRange(node, holder, hash, s, e, fh, n => {
             done += n
             stats.bytes += n
-            if (inOrder !== undefined && s + done - n === nextOffset) { inOrder.update(bytes); nextOffset += n } else inOrder = undefined
+            wrote(n)
+            if (inOrder === undefined) return
+            if (s + done - n === nextOffset) {
+              nextOffset += n
+              if (nextOffset - hashedUpTo >= HASH_STEP) { hashedUpTo = nextOffset; inOrder.advance(nextOffset) }
+            } else { inOrder.cancel(); inOrder = undefined }
           }, signal)
         } catch (err: any) {
           stats.failures.push(`${holder.slice(-8)}: ${err?.message ?? err}`)
@@ -276,11 +296,20 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
       throw new BgridError('UNREACHABLE', `blob ${hash.slice(0, 12)}: every holder failed (${stats.failures.join('; ')})`)
     }
     stats.holdersUsed = used.size
+    await syncing
     await fh.sync()
+  } catch (err) {
+    inOrder?.cancel()
+    throw err
   } finally {
+    await syncing
     await fh.close()
   }
-  await store.commitPart(hash, size, inOrder !== undefined && nextOffset === size ? inOrder.digest('hex') : undefined)
+  let hashed: string | undefined
+  // (a hashing thread that failed only costs a second read: commitPart hashes the file)
+  if (inOrder !== undefined && nextOffset === size) hashed = await inOrder.digest(size).catch(() => undefined)
+  else inOrder?.cancel()
+  await store.commitPart(hash, size, hashed)
   return stats
 }
 

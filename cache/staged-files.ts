@@ -3,7 +3,7 @@
 // they were hashed. A stat cache spares re-hashing unchanged files across runs.
 import { stat, readFile, writeFile, rename, mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import { hashFile } from './store.ts'
+import { hashFile } from './hasher.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { BlobSource } from './blob-protocol.ts'
 

@@ -10,6 +10,7 @@ import type { Db } from '../daemon/store.ts'
 import { sub } from '../daemon/store.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { freeDiskMiB } from '../daemon/resources.ts'
+import { hashFile } from './hasher.ts'
 
 export interface BlobMeta { size: number, lastUse: number, pins: number }
 
@@ -17,16 +18,6 @@ const HASH_RE = /^[0-9a-f]{64}$/
 
 export function checkHash (hash: string): void {
   if (!HASH_RE.test(hash)) throw new BgridError('BAD_REQUEST', `not a SHA-256 hex digest: ${hash.slice(0, 80)}`)
-}
-
-/** Hash a file by streaming it through SHA-256 (it-pipe composes the read and the digest). */
-export async function hashFile (file: string): Promise<{ hash: string, size: number }> {
-  const h = createHash('sha256')
-  let size = 0
-  await pipe(createReadStream(file, { highWaterMark: 1 << 20 }), async (source: AsyncIterable<Buffer>) => {
-    for await (const chunk of source) { h.update(chunk); size += chunk.length }
-  })
-  return { hash: h.digest('hex'), size }
 }
 
 export interface StoreOptions {

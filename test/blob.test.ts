@@ -11,6 +11,7 @@ import { BlobStore } from '../cache/store.ts'
 import { serveBlobs, fetchBlob, fetchBlobVerified } from '../cache/blob-protocol.ts'
 import { silentLogger } from '../daemon/log.ts'
 import { BgridError } from '../protocol/errors.ts'
+import { INLINE_MAX } from '../cache/hasher.ts'
 
 interface Peer { node: BgridNode, store: BlobStore, db: Db, dir: string }
 const root = mkdtempSync(path.join(os.tmpdir(), 'bgrid-blob-'))
@@ -90,6 +91,21 @@ t.test('corrupt bytes from a holder are rejected and fetched again from another'
   const stats = await fetchBlobVerified(c.node, c.store, h, small.length, [a.node.peerId.toString(), b.node.peerId.toString()])
   t.match(stats.failures[0], /corrupt/)
   t.ok(readFileSync(c.store.blobPath(h)).equals(small), 'good copy from b')
+})
+
+t.test('a big blob from one holder is hashed on the hashing thread as it lands; corrupt bytes are still caught', async t => {
+  const big = randomBytes(INLINE_MAX * 2 + 777)
+  const h = createHash('sha256').update(big).digest('hex')
+  const [a, c] = [await peer(), await peer()]
+  await a.store.putBuffer(big)
+  await connect(c, a)
+  const bad = Buffer.from(big); bad[big.length - 5] ^= 0x01
+  writeFileSync(a.store.blobPath(h), bad)
+  await t.rejects(fetchBlob(c.node, c.store, h, big.length, [a.node.peerId.toString()]), { code: 'HASH_MISMATCH' }, 'one flipped bit near the end is refused')
+  t.notOk(c.store.has(h))
+  writeFileSync(a.store.blobPath(h), big)
+  await fetchBlob(c.node, c.store, h, big.length, [a.node.peerId.toString()])
+  t.ok(readFileSync(c.store.blobPath(h)).equals(big), 'the good bytes are accepted')
 })
 
 t.test('a full store refuses with DISK_FULL before transferring and leaves no partial blob', async t => {

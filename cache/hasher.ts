@@ -59,6 +59,8 @@ function start (): Worker {
 function post (msg: HashRequest, reply?: Omit<Waiter, 'worker'>): void {
   clearTimeout(idleTimer)
   worker ??= start()
+  // a hash being computed keeps the process alive (a CLI may wait on nothing else)
+  worker.ref()
   if (reply !== undefined) waiting.set(msg.id, { worker, ...reply })
   worker.postMessage(msg)
 }
@@ -70,6 +72,7 @@ function request (msg: HashRequest): Promise<{ hash: string, size: number }> {
 function jobDone (): void {
   open = Math.max(0, open - 1)
   if (open > 0) return
+  worker?.unref()
   clearTimeout(idleTimer)
   idleTimer = setTimeout(() => {
     const w = worker

@@ -4,6 +4,7 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync, appendFileSync, rmSync } from 'node:fs'
 import { randomBytes, createHash } from 'node:crypto'
 import os from 'node:os'
+import { execFileSync } from 'node:child_process'
 import path from 'node:path'
 import { hashFile, TrailingHash, INLINE_MAX } from '../cache/hasher.ts'
 
@@ -56,4 +57,17 @@ t.test('errors are those of a read here: a missing file is ENOENT', async t => {
   dropped.advance(100)
   dropped.cancel()
   t.same(await hashFile(file), { hash: sha(bytes), size: bytes.length })
+})
+
+t.test('a process waiting only on a hash stays alive until it has it', async t => {
+  // nothing else keeps this child's event loop alive: the hashing thread must
+  const bytes = randomBytes(INLINE_MAX * 2)
+  const file = path.join(dir, 'lonely')
+  writeFileSync(file, bytes)
+  const hasher = new URL('../cache/hasher.ts', import.meta.url).href
+  const script = `const { hashFile } = await import(${JSON.stringify(hasher)}); process.stdout.write((await hashFile(${JSON.stringify(file)})).hash)`
+  const scriptFile = path.join(dir, 'lonely.mjs')
+  writeFileSync(scriptFile, script)
+  const out = execFileSync(process.execPath, [scriptFile], { encoding: 'utf8' })
+  t.equal(out, sha(bytes))
 })

@@ -1,4 +1,4 @@
-// `npm run bench`: every benchmark in turn (about 15 minutes; root needed for the namespace ones).
+// `npm run bench`: every benchmark in turn (about 20 minutes; root needed for the namespace ones).
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 

@@ -48,22 +48,25 @@ async function discovery (n: number): Promise<void> {
       say(`a new browser lists all ${n} running daemons ${Math.max(...lines(fresh.stdout).map(e => Number(e.time))) - firstOut} ms after its first answer (${Date.now() - t0} ms including its own process start)`)
       fresh.kill()
     }
-    say(`discovery, ${n} daemon(s): listed after 'daemon started': median ${pct(fromReady, 50)} ms, max ${Math.max(...fromReady)} ms; after process spawn: median ${pct(fromSpawn, 50)} ms, max ${Math.max(...fromSpawn)} ms (target < 3000 ms)`)
+    say(`discovery, ${n} daemon(s): listed relative to its 'daemon started' log line (negative: seen before that line): median ${pct(fromReady, 50)} ms, max ${Math.max(...fromReady)} ms; after process spawn: median ${pct(fromSpawn, 50)} ms, max ${Math.max(...fromSpawn)} ms (target < 3000 ms)`)
     if (n === 1) {
       // state change: claim the node, time until the watcher sees state=worker
       const d = ds[0]
       const results: number[] = []
       for (let k = 0; k < 10; k++) {
         const before = lines(watch.stdout).length
+        const logFrom = d.events.length
         const probe = c.spawn(viewer, [process.execPath, path.join(ROOT, 'testbed', 'probe.ts'), '--addr', `/ip4/${d.host.ip}/tcp/${d.port}/p2p/${d.peer}`, '--op', 'claim', '--run', `sc${k}`, '--lease', '1000'])
         const granted = await probe.until(() => lines(probe.stdout).find(e => e.op === 'claim'), 15_000, 'claim')
         const tGrant = Date.now()
         const seen = await watch.until(() => lines(watch.stdout).slice(before).find(e => e.peer === d.peer && e.state === 'worker'), 10_000, 'state worker')
-        results.push(seen.time - tGrant)
+        // from the daemon's own log line of the transition (same clock: one machine)
+        const changed = await d.waitLog(e => e.msg === 'state' && e.to === 'worker', 10_000, 'state worker logged', logFrom)
+        results.push(seen.time - Date.parse(String(changed.time)))
         if (granted.ok !== true) throw new Error('claim refused')
         await d.waitLog(e => e.msg === 'state' && e.to === 'idle' && Date.parse(String(e.time)) > tGrant, 10_000, 'idle again')
       }
-      say(`state change idle->worker seen by a browser: median ${pct(results, 50)} ms, max ${Math.max(...results)} ms over ${results.length} claims (target < 1500 ms; measured from the claim reply, so this is an upper bound)`)
+      say(`state change idle->worker seen by a browser: median ${pct(results, 50)} ms, max ${Math.max(...results)} ms over ${results.length} claims, from the daemon's log line of the transition to the browser's output line (target < 1500 ms)`)
     }
     watch.kill()
   } finally { await c.stop() }

@@ -27,8 +27,6 @@ const CHUNK = 1024 * 1024
 const HIGH = 16 * 1024 * 1024
 const LOW = 4 * 1024 * 1024
 const WRITE_BATCH = 1024 * 1024
-/** tell the hashing thread how far the bytes are on disk every so many bytes */
-const HASH_STEP = 4 * 1024 * 1024
 /** flush to disk every so many bytes while the rest arrives, so the final fsync is short */
 const SYNC_EVERY = 64 * 1024 * 1024
 const MAX_HEADER = 4096
@@ -236,7 +234,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
   // thread; anything else is hashed once complete
   let inOrder = have === 0 && size >= INLINE_MAX ? new TrailingHash(part) : undefined
   let nextOffset = 0
-  let hashedUpTo = 0
+  let hashed: string | undefined
   // the blob must be on disk before it becomes visible; start the flushing early, one at a time
   let unsynced = 0
   let syncing: Promise<void> | undefined
@@ -270,7 +268,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
             if (inOrder === undefined) return
             if (s + done - n === nextOffset) {
               nextOffset += n
-              if (nextOffset - hashedUpTo >= HASH_STEP) { hashedUpTo = nextOffset; inOrder.advance(nextOffset) }
+              inOrder.advance(nextOffset)
             } else { inOrder.cancel(); inOrder = undefined }
           }, signal)
         } catch (err: any) {
@@ -296,19 +294,14 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
       throw new BgridError('UNREACHABLE', `blob ${hash.slice(0, 12)}: every holder failed (${stats.failures.join('; ')})`)
     }
     stats.holdersUsed = used.size
-    await syncing
     await fh.sync()
-  } catch (err) {
-    inOrder?.cancel()
-    throw err
+    // (a hashing thread that failed only costs a second read: commitPart hashes the file)
+    if (inOrder !== undefined && nextOffset === size) hashed = await inOrder.digest(size).catch(() => undefined)
   } finally {
+    inOrder?.cancel()
     await syncing
     await fh.close()
   }
-  let hashed: string | undefined
-  // (a hashing thread that failed only costs a second read: commitPart hashes the file)
-  if (inOrder !== undefined && nextOffset === size) hashed = await inOrder.digest(size).catch(() => undefined)
-  else inOrder?.cancel()
   await store.commitPart(hash, size, hashed)
   return stats
 }

@@ -18,6 +18,8 @@ export type HashReply = { id: number, hash: string, size: number } | { id: numbe
 
 /** Files under this size are hashed on the calling thread. */
 export const INLINE_MAX = 4 * 1024 * 1024
+/** a TrailingHash tells the thread how far the file is written every so many bytes */
+const ADVANCE_STEP = 4 * 1024 * 1024
 /** the thread stops after this long with nothing to hash (an idle daemon keeps no spare heap) */
 const IDLE_MS = 10_000
 
@@ -89,19 +91,29 @@ function jobDone (): void {
 export class TrailingHash {
   private readonly id = nextId++
   private done = false
+  /** the offset last sent to the thread */
+  private told = 0
   constructor (file: string) {
     open++
     post({ op: 'open', id: this.id, file })
   }
 
+  /** The file holds its final bytes up to `upTo`. Told to the thread in steps, not per write. */
   advance (upTo: number): void {
-    if (!this.done) post({ op: 'advance', id: this.id, upTo })
+    if (this.done || upTo - this.told < ADVANCE_STEP) return
+    this.told = upTo
+    post({ op: 'advance', id: this.id, upTo })
   }
 
   async digest (size: number): Promise<string> {
+    return (await this.finish(size)).hash
+  }
+
+  /** Hash and size of the first `size` bytes, or of the whole file. */
+  async finish (size?: number): Promise<{ hash: string, size: number }> {
     if (this.done) throw new BgridError('INTERNAL', 'hash already taken')
     this.done = true
-    try { return (await request({ op: 'digest', id: this.id, size })).hash } finally { jobDone() }
+    try { return await request({ op: 'digest', id: this.id, size }) } finally { jobDone() }
   }
 
   cancel (): void {
@@ -118,8 +130,5 @@ export async function hashFile (file: string): Promise<{ hash: string, size: num
     const bytes = await readFile(file)
     return { hash: createHash('sha256').update(bytes).digest('hex'), size: bytes.length }
   }
-  const id = nextId++
-  open++
-  post({ op: 'open', id, file })
-  try { return await request({ op: 'digest', id }) } finally { jobDone() }
+  return await new TrailingHash(file).finish()
 }

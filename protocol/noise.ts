@@ -93,17 +93,13 @@ export function bulkNoise (): ReturnType<typeof noise> {
   const make = noise({ crypto: noiseCrypto })
   return components => {
     const encrypter = make(components)
-    const inbound = encrypter.secureInbound.bind(encrypter)
-    const outbound = encrypter.secureOutbound.bind(encrypter)
-    encrypter.secureInbound = async (...args) => {
-      const secured = await inbound(...args)
-      decryptWithoutJoining(secured.connection)
-      return secured
-    }
-    encrypter.secureOutbound = async (...args) => {
-      const secured = await outbound(...args)
-      decryptWithoutJoining(secured.connection)
-      return secured
+    for (const side of ['secureInbound', 'secureOutbound'] as const) {
+      const secure = encrypter[side].bind(encrypter) as (...args: unknown[]) => ReturnType<typeof encrypter.secureInbound>
+      encrypter[side] = async (...args: unknown[]) => {
+        const secured = await secure(...args)
+        decryptWithoutJoining(secured.connection)
+        return secured
+      }
     }
     return encrypter
   }

@@ -79,3 +79,14 @@ t.test('between two of our nodes, large frames both ways', async t => {
   t.equal(stats.bytes, fromOurs.length)
   t.ok(readFileSync(otherStore.blobPath(sha(fromOurs))).equals(fromOurs), 'identical bytes')
 })
+
+t.test("our side of a connection decrypts with its own step (noise's joining step is replaced)", async t => {
+  // the replacement looks for noise 17's internals and steps aside if they change: this
+  // says so, so that a noise upgrade that silently loses the saving is seen
+  const encrypted = (node: BgridNode, peer: BgridNode): any => (node.getConnections(peer.peerId)[0] as any)?.muxer?.maConn
+  const mine = encrypted(ours, stock)
+  const theirs = encrypted(stock, ours)
+  t.equal(mine?.constructor?.name, 'EncryptedMessageStream', 'found the noise stream under the muxer')
+  t.ok(Object.hasOwn(mine, 'decrypt'), 'ours: replaced')
+  t.notOk(Object.hasOwn(theirs, 'decrypt'), 'stock: noise\'s own')
+})

@@ -39,6 +39,7 @@ t.teardown(async () => {
   rmSync(root, { recursive: true, force: true })
 })
 
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const data = randomBytes(48 * 1024 * 1024 + 12345)
 const hash = createHash('sha256').update(data).digest('hex')
 
@@ -99,12 +100,18 @@ t.test('a big blob from one holder is hashed on the hashing thread as it lands; 
   const [a, c] = [await peer(), await peer()]
   await a.store.putBuffer(big)
   await connect(c, a)
+  // what the download hands the store: the hash it computed on the way, if any
+  const onTheWay: Array<string | undefined> = []
+  const commitPart = c.store.commitPart.bind(c.store)
+  c.store.commitPart = async (hash, size, hashed) => { onTheWay.push(hashed); await commitPart(hash, size, hashed) }
   const bad = Buffer.from(big); bad[big.length - 5] ^= 0x01
   writeFileSync(a.store.blobPath(h), bad)
   await t.rejects(fetchBlob(c.node, c.store, h, big.length, [a.node.peerId.toString()]), { code: 'HASH_MISMATCH' }, 'one flipped bit near the end is refused')
+  t.equal(onTheWay[0], sha(bad), 'hashed as it landed: the corrupt bytes\' hash')
   t.notOk(c.store.has(h))
   writeFileSync(a.store.blobPath(h), big)
   await fetchBlob(c.node, c.store, h, big.length, [a.node.peerId.toString()])
+  t.equal(onTheWay[1], h, 'hashed as it landed')
   t.ok(readFileSync(c.store.blobPath(h)).equals(big), 'the good bytes are accepted')
 })
 

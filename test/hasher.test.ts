@@ -12,12 +12,28 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'bgrid-hasher-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
-t.test('whole files, small (inline) and big (hashing thread)', async t => {
+/** Hash a file, noting whether this process held the hashing thread's port meanwhile. */
+async function hashWatched (file: string): Promise<{ result: { hash: string, size: number }, onThread: boolean }> {
+  const port = (): boolean => process.getActiveResourcesInfo().includes('MessagePort')
+  if (port()) throw new Error('a message port is open already: the check below would mean nothing')
+  let settled = false
+  let onThread = false
+  const p = hashFile(file).finally(() => { settled = true })
+  while (!settled && !onThread) {
+    onThread = port()
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  return { result: await p, onThread }
+}
+
+t.test('whole files: small ones inline, big ones on the hashing thread', async t => {
   for (const size of [0, 1000, INLINE_MAX + 1, 3 * INLINE_MAX + 17]) {
     const bytes = randomBytes(size)
     const file = path.join(dir, `whole-${size}`)
     writeFileSync(file, bytes)
-    t.same(await hashFile(file), { hash: sha(bytes), size }, `${size} bytes`)
+    const { result, onThread } = await hashWatched(file)
+    t.same(result, { hash: sha(bytes), size }, `${size} bytes`)
+    t.equal(onThread, size >= INLINE_MAX, size >= INLINE_MAX ? 'hashed on the thread' : 'hashed inline')
   }
 })
 

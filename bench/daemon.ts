@@ -4,13 +4,13 @@ import path from 'node:path'
 import { readFileSync } from 'node:fs'
 import { Cluster, ROOT, type DaemonProc } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
+import { percentile, cpuMs } from './measure.ts'
 
 if (!canMakeNamespaces()) { process.stderr.write('bench/daemon.ts needs root (network namespaces)\n'); process.exit(1) }
 const only = process.argv.slice(2)
 const want = (k: string): boolean => only.length === 0 || only.includes(k)
 const say = (s: string): void => { process.stdout.write(s + '\n') }
 const lines = (s: string): any[] => s.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l))
-const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))] }
 
 async function discovery (n: number): Promise<void> {
   const c = new Cluster()
@@ -48,7 +48,7 @@ async function discovery (n: number): Promise<void> {
       say(`a new browser lists all ${n} running daemons ${Math.max(...lines(fresh.stdout).map(e => Number(e.time))) - firstOut} ms after its first answer (${Date.now() - t0} ms including its own process start)`)
       fresh.kill()
     }
-    say(`discovery, ${n} daemon(s): listed relative to its 'daemon started' log line (negative: seen before that line): median ${pct(fromReady, 50)} ms, max ${Math.max(...fromReady)} ms; after process spawn: median ${pct(fromSpawn, 50)} ms, max ${Math.max(...fromSpawn)} ms (target < 3000 ms)`)
+    say(`discovery, ${n} daemon(s): listed relative to its 'daemon started' log line (negative: seen before that line): median ${percentile(fromReady, 50)} ms, max ${Math.max(...fromReady)} ms; after process spawn: median ${percentile(fromSpawn, 50)} ms, max ${Math.max(...fromSpawn)} ms (target < 3000 ms)`)
     if (n === 1) {
       // state change: claim the node, time until the watcher sees state=worker
       const d = ds[0]
@@ -66,7 +66,7 @@ async function discovery (n: number): Promise<void> {
         if (granted.ok !== true) throw new Error('claim refused')
         await d.waitLog(e => e.msg === 'state' && e.to === 'idle' && Date.parse(String(e.time)) > tGrant, 10_000, 'idle again')
       }
-      say(`state change idle->worker seen by a browser: median ${pct(results, 50)} ms, max ${Math.max(...results)} ms over ${results.length} claims, from the daemon's log line of the transition to the browser's output line (target < 1500 ms)`)
+      say(`state change idle->worker seen by a browser: median ${percentile(results, 50)} ms, max ${Math.max(...results)} ms over ${results.length} claims, from the daemon's log line of the transition to the browser's output line (target < 1500 ms)`)
     }
     watch.kill()
   } finally { await c.stop() }
@@ -77,12 +77,11 @@ async function footprint (): Promise<void> {
   try {
     const d = await c.startDaemon(['--always-available', '--sample', '2000'])
     await new Promise(resolve => setTimeout(resolve, 3000)) // past start-up
-    const ticks = (): number => { const f = readFileSync(`/proc/${d.pid}/stat`, 'utf8'); const x = f.slice(f.lastIndexOf(')') + 2).split(' '); return Number(x[11]) + Number(x[12]) }
     const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
-    const t0 = ticks(); const w0 = Date.now()
+    const t0 = cpuMs(d.pid)[0]; const w0 = Date.now()
     let maxRss = 0
     while (Date.now() - w0 < 60_000) { maxRss = Math.max(maxRss, rss()); await new Promise(resolve => setTimeout(resolve, 1000)) }
-    const cpu = (ticks() - t0) / 100 / ((Date.now() - w0) / 1000) * 100
+    const cpu = (cpuMs(d.pid)[0] - t0) / (Date.now() - w0) * 100
     say(`idle daemon footprint over 60 s: RSS max ${maxRss.toFixed(0)} MB, CPU ${cpu.toFixed(2)}% of one core (targets < 100 MB, < 2%)`)
   } finally { await c.stop() }
 }

@@ -8,6 +8,7 @@ import { writeFileSync, mkdirSync, readFileSync, copyFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { Cluster, ROOT } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
+import { median } from './measure.ts'
 
 if (!canMakeNamespaces()) { process.stderr.write('bench/data.ts needs root (network namespaces)\n'); process.exit(1) }
 const say = (s: string): void => { process.stdout.write(s + '\n') }
@@ -77,7 +78,6 @@ function neighbourShape (dir: string, n = 100, mb = Number(process.env.BGRID_BEN
 if (want('prefetch') || want('neighbours')) {
   // alternating rounds, median: one pair of runs on this shared VM moves by a few percent
   const ROUNDS = Number(process.env.BGRID_BENCH_ROUNDS ?? 3)
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   for (const rate of (process.env.BGRID_BENCH_RATES ?? '100mbit,none').split(',').map(r => r === 'none' ? undefined : r)) {
     await withCluster(rate, 4, async (c, submit) => {
       const rounds: Array<{ without: any, withP: any }> = []

@@ -5,15 +5,8 @@ import { writeFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { Cluster } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
+import { median, cpuMs } from './measure.ts'
 
-const TICK_MS = 10 // USER_HZ is 100 on Linux
-/** CPU ms a process used, [own, reaped children] (utime + stime, cutime + cstime) */
-function cpuMs (pid: number | 'self'): [number, number] {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-    return [(Number(f[11]) + Number(f[12])) * TICK_MS, (Number(f[13]) + Number(f[14])) * TICK_MS]
-  } catch { return [0, 0] }
-}
 function childrenOf (pid: number): number[] {
   try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) } catch { return [] }
 }
@@ -84,7 +77,6 @@ try {
   let launcherMs = 0
   let jobsMs = 0
   launchers.forEach((l, i) => l.forEach((p, k) => { const [own, reaped] = cpuMs(p); launcherMs += own - before.launchers[i][k][0]; jobsMs += reaped - before.launchers[i][k][1] }))
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const ratios = rounds.map(r => r.xargs / r.bgrid)
   const fmt = (xs: number[]): string => xs.map(x => x.toFixed(0)).join('/')
   say(`dispatch: ${N} x /bin/true on 2 daemons (2 cores each, one 2-core machine), ${ROUNDS} rounds: ${fmt(rounds.map(r => r.bgrid))} jobs/s from first start to last end (median ${median(rounds.map(r => r.bgrid)).toFixed(0)}; ${fmt(rounds.map(r => r.withStartup))} counting submit start-up); xargs -P2: ${fmt(rounds.map(r => r.xargs))} jobs/s; ratio xargs/bgrid per round ${ratios.map(x => x.toFixed(2)).join('/')}, median ${median(ratios).toFixed(2)}x (targets >= 800 jobs/s, within 2.5x); Node's own spawn loop, 2 in flight: ${fmt(rounds.map(r => r.nodeSpawn))} jobs/s, bgrid at ${median(rounds.map(r => r.bgrid / r.nodeSpawn)).toFixed(2)} of it (median)`)

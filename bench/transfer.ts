@@ -4,7 +4,7 @@
 // Both ends of the blob transfer run with the daemon's V8 flags, as two daemons would.
 import { spawn } from 'node:child_process'
 import net from 'node:net'
-import { createWriteStream, mkdtempSync, rmSync, openSync, writeSync, closeSync, readFileSync } from 'node:fs'
+import { createWriteStream, mkdtempSync, rmSync, openSync, writeSync, closeSync } from 'node:fs'
 import { randomFillSync } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
@@ -18,6 +18,7 @@ import { hashFile } from '../cache/hasher.ts'
 import { serveBlobs, fetchBlob } from '../cache/blob-protocol.ts'
 import { silentLogger } from '../daemon/log.ts'
 import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.ts'
+import { median, cpuMs } from './measure.ts'
 
 const SIZE = Number(process.env.BGRID_BENCH_BYTES ?? 1024 * 1024 * 1024)
 const ROUNDS = Number(process.env.BGRID_BENCH_ROUNDS ?? 5)
@@ -115,17 +116,12 @@ if (process.argv[2] === '--serve-blob') {
     const holder = await start(['--serve-blob', path.join(tmp, 'holder')], DAEMON_NODE_FLAGS)
     const peakRss: number[] = []
     const cpuSec = { sender: [] as number[], receiver: [] as number[] }
-    // CPU seconds of a process so far, all threads (user + system)
-    const cpuOf = (pid: number): number => {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-      return (Number(fields[11]) + Number(fields[12])) / 100
-    }
     const blob = async (round: number): Promise<number> => {
       // a new fetcher process each round: an empty store, a new connection
       const dir = path.join(tmp, `fetcher${round}`)
-      const sent0 = cpuOf(holder.pid)
+      const sent0 = cpuMs(holder.pid)[0]
       const fetcher = await start(['--fetch-blob', dir, holder.info.addr, holder.info.hash], DAEMON_NODE_FLAGS)
-      cpuSec.sender.push(cpuOf(holder.pid) - sent0)
+      cpuSec.sender.push((cpuMs(holder.pid)[0] - sent0) / 1000)
       cpuSec.receiver.push(fetcher.info.cpuSec)
       fetcher.kill()
       rmSync(dir, { recursive: true, force: true })
@@ -146,7 +142,6 @@ if (process.argv[2] === '--serve-blob') {
     await hashFile(hashFileAt)
     const hashSec = (performance.now() - hashStart) / 1000
     const mb = SIZE / 1e6
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
     const ratios = rounds.map(r => r.tcp / r.blob)
     process.stdout.write(`transfer: ${(SIZE / 1073741824).toFixed(2)} GiB on loopback, separate processes, ${ROUNDS} alternating rounds: raw TCP into a file ${rounds.map(r => (mb / r.tcp).toFixed(0)).join('/')} MB/s; blob protocol (libp2p noise+yamux, written, SHA-256 verified) ${rounds.map(r => (mb / r.blob).toFixed(0)).join('/')} MB/s; ratio per round ${ratios.map(x => x.toFixed(2)).join('/')}, median ${median(ratios).toFixed(2)}x (target >= 0.4x). CPU per GiB moved (median, all threads): sender ${(median(cpuSec.sender) / (SIZE / 1073741824)).toFixed(2)} s, receiver ${(median(cpuSec.receiver) / (SIZE / 1073741824)).toFixed(2)} s; receiver's peak RSS ${(Math.max(...peakRss) / 1048576).toFixed(0)} MB. For scale: hashing a file alone runs at ${(mb / hashSec).toFixed(0)} MB/s.\n`)
   } finally {

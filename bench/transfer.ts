@@ -8,15 +8,16 @@ import { createWriteStream, mkdtempSync, rmSync, openSync, writeSync, closeSync 
 import { randomFillSync } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
+import { open } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createBgridNode } from '../protocol/node.ts'
-import { openDb } from '../daemon/store.ts'
+import { openDb } from '../protocol/db.ts'
 import { BlobStore } from '../cache/store.ts'
 import { hashFile } from '../cache/hasher.ts'
 import { serveBlobs, fetchBlob } from '../cache/blob-protocol.ts'
-import { silentLogger } from '../daemon/log.ts'
+import { silentLogger } from '../protocol/log.ts'
 import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.ts'
 import { median, cpuMs } from './measure.ts'
 
@@ -35,7 +36,9 @@ if (process.argv[2] === '--serve-blob') {
   const buf = Buffer.alloc(1 << 24)
   for (let done = 0; done < SIZE; done += buf.length) { randomFillSync(buf); writeSync(fd, buf, 0, Math.min(buf.length, SIZE - done)) }
   closeSync(fd)
-  const { hash } = await store.moveIn(file)
+  const fh = await open(file, 'r')
+  const { hash } = await store.importFile(fh)
+  await fh.close()
   const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1' })
   await serveBlobs(node, store, { canRead: () => true, log: silentLogger })
   process.stdout.write(JSON.stringify({ addr: node.getMultiaddrs()[0].toString(), hash }) + '\n')

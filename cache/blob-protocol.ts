@@ -2,6 +2,7 @@
 // Request: one length-prefixed JSON message. Reply: a JSON header, then the bytes as
 // length-prefixed frames. The requester verifies the whole blob's hash at the end.
 import { lpStream } from '@libp2p/utils'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { open, stat, type FileHandle } from 'node:fs/promises'
@@ -10,7 +11,7 @@ import { ajv, readJson, writeJson, validate, openStream } from '../protocol/rpc.
 import { HASH, SIZE } from '../protocol/schemas.ts'
 import { BgridError, type ErrorCode } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
-import type { Logger } from '../daemon/log.ts'
+import type { Logger } from '../protocol/log.ts'
 import type { BlobStore } from './store.ts'
 
 /** Anything that can serve blobs by hash: a node's store, or the submitter's staged files. */
@@ -19,6 +20,12 @@ export interface BlobSource {
   /** the file to read, after checking it still holds those bytes */
   openPath: (hash: string) => Promise<string>
   touch?: (hash: string) => void
+}
+
+/** A holder of these bytes could not give them: the holders that failed, by peer id. */
+export function failedHolders (err: unknown): string[] {
+  const d = (err as any)?.details
+  return Array.isArray(d?.holders) ? d.holders.filter((h: unknown) => typeof h === 'string') : []
 }
 
 export const BLOB_PROTOCOL = '/bgrid/blob/1.0.0'
@@ -31,14 +38,16 @@ const WRITE_BATCH = 1024 * 1024
 const SYNC_EVERY = 64 * 1024 * 1024
 const MAX_HEADER = 4096
 
-export interface BlobRequest { op: 'get', hash: string, offset: number, length?: number }
+/** get: bytes to keep; prove: a few bytes (at most 64) that show a holder has the blob, not a transfer */
+export interface BlobRequest { op: 'get' | 'prove', hash: string, offset: number, length?: number }
+export const PROVE_MAX = 64
 interface BlobHeader { ok: true, size: number, offset: number, length: number }
 
 const checkRequest = ajv.compile<BlobRequest>({
   type: 'object',
   required: ['op', 'hash', 'offset'],
   additionalProperties: false,
-  properties: { op: { const: 'get' }, hash: HASH, offset: SIZE, length: SIZE }
+  properties: { op: { enum: ['get', 'prove'] }, hash: HASH, offset: SIZE, length: SIZE }
 })
 const checkHeader = ajv.compile<BlobHeader>({
   type: 'object',
@@ -48,8 +57,10 @@ const checkHeader = ajv.compile<BlobHeader>({
 })
 
 export interface BlobServerOptions {
-  /** May this peer read our blobs? (same run, or anyone when a grid key protects the grid) */
+  /** May this peer read anything here at all? (a peer of the run this node serves) */
   canRead: (peer: string) => boolean
+  /** May it read this blob? (the run entered or proved it): else the blob is "not found" */
+  canReadBlob?: (peer: string, hash: string) => boolean
   /** a transfer finished (for accounting) */
   onServed?: (peer: string, hash: string, bytes: number) => void
   /** Streams served at once, all peers together. */
@@ -68,10 +79,12 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
     let fh: FileHandle | undefined
     try {
       const req = validate(checkRequest, await readJson(lp, signal))
+      if (req.op === 'prove' && (req.length ?? Infinity) > PROVE_MAX) throw new BgridError('BAD_REQUEST', `a proof reads at most ${PROVE_MAX} bytes`)
       if (!opts.canRead(peer)) throw new BgridError('UNAUTHORISED', 'not in a run with this node')
       if (active >= max) throw new BgridError('BUSY', `serving ${active} transfers already`)
       const size = store.sizeOf(req.hash)
-      if (size === undefined) throw new BgridError('NOT_FOUND', `no blob ${req.hash.slice(0, 12)}`)
+      // a blob of another run is not there, as far as this peer can tell
+      if (size === undefined || opts.canReadBlob?.(peer, req.hash) === false) throw new BgridError('NOT_FOUND', `no blob ${req.hash.slice(0, 12)}`)
       if (req.offset > size) throw new BgridError('BAD_REQUEST', `offset ${req.offset} past end ${size}`)
       const length = Math.min(req.length ?? size - req.offset, size - req.offset)
       active++
@@ -91,7 +104,7 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
           pos += bytesRead
         }
         store.touch?.(req.hash)
-        opts.onServed?.(peer, req.hash, length)
+        if (req.op === 'get') opts.onServed?.(peer, req.hash, length)
       } finally { active-- }
       await stream.close()
     } catch (err: any) {
@@ -103,6 +116,40 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
       await fh?.close()
     }
   }, { maxInboundStreams: 16, maxOutboundStreams: 64 })
+}
+
+/**
+ * A few bytes of a blob from one holder (at most PROVE_MAX): how a node that already
+ * has a blob checks that a holder of another run has the same bytes before letting
+ * that run use its copy (proof of possession, without moving the blob).
+ */
+export async function readRange (node: BgridNode, holder: string, hash: string, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
+  if (length > PROVE_MAX) throw new BgridError('BAD_REQUEST', `a proof reads at most ${PROVE_MAX} bytes`)
+  const stream = await openStream(node, peerIdFromString(holder), BLOB_PROTOCOL, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
+  try {
+    const lp = lpStream(stream, { maxDataLength: MAX_HEADER })
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(10_000)])
+    await writeJson(lp, { op: 'prove', hash, offset, length } satisfies BlobRequest, deadline)
+    const head = await readJson(lp, deadline) as any
+    if (head?.ok === false) throw new BgridError(head.error?.code ?? 'INTERNAL', `holder ${holder.slice(-8)}: ${head.error?.message}`, { holders: [holder] })
+    validate(checkHeader, head)
+    if (head.offset !== offset || head.length !== length) throw new BgridError('BAD_REQUEST', 'holder answered another range')
+    const raw = lp.unwrap()
+    const parts: Uint8Array[] = []
+    let got = 0
+    for await (const chunk of raw as AsyncIterable<Uint8Array | { subarray: () => Uint8Array }>) {
+      const buf = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+      parts.push(buf)
+      got += buf.byteLength
+      if (got >= length) break
+    }
+    await stream.close().catch(() => {})
+    if (got < length) throw new BgridError('UNREACHABLE', `holder ${holder.slice(-8)} sent ${got} of ${length} bytes`, { holders: [holder] })
+    return Buffer.concat(parts).subarray(0, length)
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
 }
 
 /** Fetch bytes [start, end) of a blob from one holder into `fh` at the same offsets, reporting each write to `progress`. */
@@ -199,13 +246,24 @@ export interface FetchStats { bytes: number, holdersUsed: number, failures: stri
  * back to the queue for another holder; a resumed download starts where the .part
  * file ends; the result is hash-checked before it becomes visible.
  */
+export interface FetchOptions {
+  signal?: AbortSignal
+  rangeBytes?: number
+  /** the run the blob is fetched for: it may read the copy */
+  run?: string
+}
+
 export async function fetchBlob (node: BgridNode, store: BlobStore, hash: string, size: number,
-  holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number } = {}): Promise<FetchStats> {
+  holders: string[], opts: FetchOptions = {}): Promise<FetchStats> {
   // one download per blob and store, however many callers want it at once
   let inflight = downloads.get(store)
   if (inflight === undefined) { inflight = new Map(); downloads.set(store, inflight) }
   const running = inflight.get(hash)
-  if (running !== undefined) { await running; return { bytes: 0, holdersUsed: 0, failures: [] } }
+  if (running !== undefined) {
+    await running
+    if (opts.run !== undefined) await store.grant(hash, opts.run)
+    return { bytes: 0, holdersUsed: 0, failures: [] }
+  }
   const p = fetchOnce(node, store, hash, size, holders, opts)
   inflight.set(hash, p)
   try { return await p } finally { inflight.delete(hash) }
@@ -219,11 +277,11 @@ export function isDownloading (store: BlobStore, hash: string): boolean {
 }
 
 async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size: number,
-  holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number }): Promise<FetchStats> {
+  holders: string[], opts: FetchOptions): Promise<FetchStats> {
   const stats: FetchStats = { bytes: 0, holdersUsed: 0, failures: [] }
-  if (store.has(hash)) return stats
+  if (store.has(hash) && await store.intact(hash)) return stats
   const candidates = holders.filter(h => h !== node.peerId.toString())
-  if (candidates.length === 0) throw new BgridError('NOT_FOUND', `no holder for blob ${hash.slice(0, 12)}`)
+  if (candidates.length === 0) throw new BgridError('NOT_FOUND', `no holder for blob ${hash.slice(0, 12)}`, { holders: [] })
   await store.ensureRoom(size)
   const part = store.partPath(hash)
   let have = 0
@@ -255,9 +313,20 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
     const bad = new Set<string>()
     const strikes = new Map<string, number>()
     const used = new Set<string>()
+    // ranges taken by a lane and not yet done: one may come back to the queue if its holder fails
+    let inFlight = 0
+    let changed: () => void = () => {}
+    const rangeSettled = (): void => { const f = changed; changed = () => {}; f() }
     const lane = async (holder: string): Promise<void> => {
-      while (queue.length > 0 && !bad.has(holder)) {
+      while (!bad.has(holder)) {
+        if (queue.length === 0) {
+          // nothing to take now; stay while another lane's range may fail back to the queue
+          if (inFlight === 0) return
+          await new Promise<void>(resolve => { const prev = changed; changed = () => { prev(); resolve() } })
+          continue
+        }
         const [s, e] = queue.shift() as [number, number]
+        inFlight++
         let done = 0
         try {
           used.add(holder)
@@ -271,15 +340,19 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
               inOrder.advance(nextOffset)
             } else { inOrder.cancel(); inOrder = undefined }
           }, signal)
+          inFlight--
+          rangeSettled()
         } catch (err: any) {
           stats.failures.push(`${holder.slice(-8)}: ${err?.message ?? err}`)
           queue.unshift([s + done, e])
+          inFlight--
+          rangeSettled()
           if (signal.aborted) throw err
           // a busy or briefly unreachable holder gets three chances, with back-off; then it is bad
           const n = (strikes.get(holder) ?? 0) + 1
           strikes.set(holder, n)
-          if (n >= 3 || (err instanceof BgridError && (err.code === 'NOT_FOUND' || err.code === 'UNAUTHORISED'))) bad.add(holder)
-          else await new Promise(resolve => setTimeout(resolve, 100 * 4 ** (n - 1)))
+          if (n >= 3 || (err instanceof BgridError && (err.code === 'NOT_FOUND' || err.code === 'UNAUTHORISED' || err.code === 'HASH_MISMATCH'))) bad.add(holder)
+          else await sleep(100 * 4 ** (n - 1), undefined, { signal }).catch(() => {})
         }
       }
     }
@@ -291,7 +364,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
       while (queue.length > 0 && rest.length > 0) { const next = rest[0]; rest = rest.slice(1); await lane(next) }
     }))
     if (queue.length > 0) {
-      throw new BgridError('UNREACHABLE', `blob ${hash.slice(0, 12)}: every holder failed (${stats.failures.join('; ')})`)
+      throw new BgridError('UNREACHABLE', `blob ${hash.slice(0, 12)}: every holder failed (${stats.failures.join('; ')})`, { holders: [...bad, ...candidates.filter(h => !bad.has(h) && used.has(h))] })
     }
     stats.holdersUsed = used.size
     await fh.sync()
@@ -302,19 +375,35 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
     await syncing
     await fh.close()
   }
-  await store.commitPart(hash, size, hashed)
+  await store.commitPart(hash, size, hashed, opts.run)
   return stats
 }
 
-/** fetchBlob, and once more with the holders in another order if the bytes arrived corrupt. */
+/**
+ * fetchBlob; if the bytes arrived corrupt, from one holder at a time, so that the
+ * holder(s) that sent bad bytes are known (`badHolders`: the caller reports them).
+ * Throws HASH_MISMATCH, with every holder that sent bad bytes in its details, when no
+ * holder has good ones.
+ */
 export async function fetchBlobVerified (node: BgridNode, store: BlobStore, hash: string, size: number,
-  holders: string[], opts: { signal?: AbortSignal, rangeBytes?: number } = {}): Promise<FetchStats> {
+  holders: string[], opts: FetchOptions = {}): Promise<FetchStats & { badHolders: string[] }> {
   try {
-    return await fetchBlob(node, store, hash, size, holders, opts)
+    return { ...await fetchBlob(node, store, hash, size, holders, opts), badHolders: [] }
   } catch (err) {
     if (!(err instanceof BgridError && err.code === 'HASH_MISMATCH')) throw err
-    const again = await fetchBlob(node, store, hash, size, [...holders.slice(1), holders[0]], opts)
-    again.failures.unshift(err.message)
-    return again
+    const bad: string[] = []
+    const failures = [err.message]
+    for (const h of holders.filter(x => x !== node.peerId.toString())) {
+      try {
+        const st = await fetchBlob(node, store, hash, size, [h], opts)
+        st.failures.unshift(...failures)
+        return { ...st, badHolders: bad }
+      } catch (e) {
+        if (e instanceof BgridError && e.code === 'HASH_MISMATCH') bad.push(h)
+        failures.push(e instanceof Error ? e.message : String(e))
+        if (opts.signal?.aborted === true) throw e
+      }
+    }
+    throw new BgridError('HASH_MISMATCH', `blob ${hash.slice(0, 12)}: no holder sent good bytes (${failures.join('; ')})`, { holders: bad })
   }
 }

@@ -32,6 +32,10 @@ export interface JobSpec {
   requirements: Expr | null
   cores: number
   ram: number
+  /** MiB the job may write (0: the worker's own limit) */
+  disk: number
+  /** false: an empty network namespace */
+  network: boolean
   runtime: number
   /** expected output sizes (bytes) declared in dag.json, for planning */
   sizeHints: Record<string, number>
@@ -154,6 +158,8 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
       requirements: exprOf(j.requirements, `${label} field requirements`),
       cores: j.cores ?? defaults.cores ?? 1,
       ram: j.ram ?? defaults.ram ?? 0,
+      disk: j.disk ?? defaults.disk ?? 0,
+      network: j.network ?? defaults.network ?? true,
       runtime: j.runtime ?? 1,
       sizeHints
     }

@@ -481,8 +481,11 @@ export class RunCore {
       this.move(job, 'running', `attempt ${attempt} on ${workerId.slice(-8)}`)
       this.opts.hooks?.onAttempt?.(job, rec)
       out.push({
-        attempt, job: id, cmd: job.spec.cmd, env: job.spec.env, timeoutMs: job.spec.timeoutMs,
-        cores: job.spec.cores, inputs, outputs: job.spec.outputs
+        attempt, job: id, cmd: job.spec.cmd,
+        // BGRID_RETRY: how many attempts of this job failed before (DAGMan's $(RETRY))
+        env: { ...job.spec.env, BGRID_RETRY: String(job.failures) },
+        timeoutMs: job.spec.timeoutMs, cores: job.spec.cores, ram: job.spec.ram, disk: job.spec.disk, network: job.spec.network,
+        inputs, outputs: job.spec.outputs
       })
     }
     return out

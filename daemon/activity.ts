@@ -22,21 +22,26 @@ export function processTicks (pid: number): number {
   } catch { return 0 }
 }
 
+/** clock ticks per second of /proc/stat (USER_HZ: 100 on Linux) */
+const TICKS_PER_MS = 0.1
+
 /**
- * Measures the owner's CPU load: the machine's busy time minus what our own
- * task processes used, between two calls, as a fraction of the machine.
+ * Measures the owner's CPU load: the machine's busy time minus what our own jobs
+ * used, between two calls, as a fraction of the machine. Our jobs' use comes from
+ * their cgroup (every process they fork) when there is one, else from the task pids.
  */
 export class OwnerLoadMeter {
-  private last?: { cpu: CpuTimes, ours: Map<number, number> }
+  private last?: { cpu: CpuTimes, ours: Map<number, number>, jobsMs?: number }
 
-  sample (ourPids: number[]): number {
+  sample (ourPids: number[], jobsCpuMs?: number): number {
     let cpu: CpuTimes
     try { cpu = parseProcStat(readFileSync('/proc/stat', 'utf8')) } catch { return 0 }
-    const ours = new Map(ourPids.map(pid => [pid, processTicks(pid)]))
+    const ours = new Map(jobsCpuMs !== undefined ? [] : ourPids.map(pid => [pid, processTicks(pid)]))
     const prev = this.last
-    this.last = { cpu, ours }
+    this.last = { cpu, ours, jobsMs: jobsCpuMs }
     if (prev === undefined || cpu.total <= prev.cpu.total) return 0
     let ourDelta = 0
+    if (jobsCpuMs !== undefined && prev.jobsMs !== undefined) ourDelta = Math.max(0, jobsCpuMs - prev.jobsMs) * TICKS_PER_MS
     for (const [pid, t] of ours) ourDelta += Math.max(0, t - (prev.ours.get(pid) ?? t))
     const busy = cpu.busy - prev.cpu.busy - ourDelta
     return Math.min(1, Math.max(0, busy / (cpu.total - prev.cpu.total)))

@@ -2,8 +2,10 @@
 // the authorisation. Line-delimited JSON. A `coordinate` request holds the node in
 // state `coordinator` for as long as the requesting connection stays open.
 import net from 'node:net'
+import { openSync, closeSync } from 'node:fs'
+import path from 'node:path'
 import { unlink, chmod } from 'node:fs/promises'
-import type { Logger } from './log.ts'
+import type { Logger } from '../protocol/log.ts'
 
 export interface ControlTarget {
   status: () => Record<string, unknown>
@@ -14,6 +16,18 @@ export interface ControlTarget {
 }
 
 const MAX_LINE = 64 * 1024
+/** sun_path holds 108 bytes: a longer socket path is reached through its directory's descriptor */
+const MAX_SUN_PATH = 100
+
+/**
+ * A name for a socket file that fits in sun_path: the path itself, or (a deep data dir)
+ * /proc/self/fd/<dir>/<name> through a descriptor of its directory, held while used.
+ */
+function shortPath (file: string): { path: string, release: () => void } {
+  if (Buffer.byteLength(file) <= MAX_SUN_PATH) return { path: file, release: () => {} }
+  const fd = openSync(path.dirname(file), 'r')
+  return { path: `/proc/self/fd/${fd}/${path.basename(file)}`, release: () => { try { closeSync(fd) } catch {} } }
+}
 
 export class ControlServer {
   private server?: net.Server
@@ -28,10 +42,13 @@ export class ControlServer {
   async start (): Promise<void> {
     await unlink(this.file).catch(() => {})
     this.server = net.createServer(sock => { this.onConnection(sock) })
-    await new Promise<void>((resolve, reject) => {
-      this.server?.once('error', reject)
-      this.server?.listen(this.file, () => { resolve() })
-    })
+    const where = shortPath(this.file)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server?.once('error', reject)
+        this.server?.listen(where.path, () => { resolve() })
+      })
+    } finally { where.release() }
     await chmod(this.file, 0o600)
   }
 
@@ -72,8 +89,12 @@ export class ControlServer {
 
 /** Client side: ask the local daemon (if any) something; undefined if none answers. */
 export async function controlRequest (file: string, req: unknown, keepOpen = false): Promise<{ reply: any, socket: net.Socket } | undefined> {
+  let where: ReturnType<typeof shortPath>
+  try { where = shortPath(file) } catch { return undefined }
   return await new Promise(resolve => {
-    const sock = net.connect(file)
+    const sock = net.connect(where.path)
+    sock.once('connect', () => { where.release() })
+    sock.once('close', () => { where.release() })
     let buf = ''
     const t = setTimeout(() => { sock.destroy(); resolve(undefined) }, 2000)
     sock.setEncoding('utf8')

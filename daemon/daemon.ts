@@ -9,7 +9,7 @@ import { claimSpec, PROTOCOL_VERSION, type ClaimReply, type ClaimRequest } from 
 import { BgridError } from '../protocol/errors.ts'
 import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } from '../protocol/dnssd.ts'
 import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
-import { openDb, sub, type Db } from './store.ts'
+import { openDb, sub, type Db } from '../protocol/db.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { readGridKey } from './grid-key.ts'
 import { measureStatic, measureDynamic, type Resources } from './resources.ts'
@@ -18,12 +18,12 @@ import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolic
 import { OwnerLoadMeter, userIdleSeconds } from './activity.ts'
 import { ClaimBook, type Claim } from './claim-book.ts'
 import { WorkerSession } from './worker-session.ts'
-import { lookupUser, type RunAs } from './executor.ts'
+import { Containment, type IsolationMode } from './containment.ts'
 import { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'
 import { ControlServer } from './control.ts'
 import { Launcher } from './launcher-client.ts'
-import type { Logger } from './log.ts'
+import type { Logger } from '../protocol/log.ts'
 
 export interface DaemonConfig {
   dataDir: string
@@ -37,8 +37,16 @@ export interface DaemonConfig {
   activityFile?: string
   mdnsInterface?: string
   slots?: number
-  /** user to run jobs as when the daemon is root; 'root' keeps root */
-  runAs: string
+  /** every run's jobs as this user (root daemon); default: a uid of its own per run */
+  runAs?: string
+  /** 'none': jobs run unconfined (on purpose); 'auto': contained when root */
+  isolation: IsolationMode
+  /** memory limit of a job that declares no ram, MiB (default: 90 % of RAM over the slots) */
+  maxJobRamMiB?: number
+  /** the most any job may write, MiB (default: a quarter of the data dir's free disk) */
+  maxJobDiskMiB?: number
+  /** processes and threads per attempt */
+  maxJobPids: number
   /** blob store quota, MiB */
   cacheQuotaMiB?: number
   /** how often resources and the idle policy are sampled, ms */
@@ -52,7 +60,8 @@ export const DEFAULT_DAEMON_CONFIG = {
   allowCoordinators: [] as string[],
   alwaysAvailable: false,
   policy: DEFAULT_IDLE_POLICY,
-  runAs: 'nobody',
+  isolation: 'auto' as IsolationMode,
+  maxJobPids: 1024,
   sampleMs: 2000
 }
 
@@ -74,7 +83,7 @@ export class Daemon {
   private readonly meter = new OwnerLoadMeter()
   private taskPids: number[] = []
   private timers: NodeJS.Timeout[] = []
-  private runAs?: RunAs
+  containment!: Containment
   private control?: ControlServer
   private lastAdKey = ''
   private readonly launcher = new Launcher()
@@ -89,32 +98,49 @@ export class Daemon {
 
   async start (): Promise<void> {
     const { cfg } = this
-    await mkdir(cfg.dataDir, { recursive: true, mode: 0o711 })
-    // jobs may run as an unprivileged user: it must be able to traverse to its sandbox
-    await chmod(cfg.dataDir, 0o711).catch(() => {})
+    // private to the daemon: identity, database, blob store (jobs see none of it)
+    await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 })
+    await chmod(cfg.dataDir, 0o700)
     this.db = await openDb(cfg.dataDir)
     this.meta = sub(this.db, 'node')
-    this.store = new BlobStore(cfg.dataDir, this.db, { quotaBytes: cfg.cacheQuotaMiB !== undefined ? cfg.cacheQuotaMiB * 1048576 : undefined })
+    this.store = new BlobStore(cfg.dataDir, this.db, {
+      quotaBytes: cfg.cacheQuotaMiB !== undefined ? cfg.cacheQuotaMiB * 1048576 : undefined,
+      onCorrupt: (hash, why) => {
+        this.log.warn('corrupt blob quarantined', { hash, why })
+        this.session?.reportCorrupt(hash)
+      }
+    })
     await this.store.load()
-    if (process.getuid?.() === 0 && cfg.runAs !== 'root') {
-      this.runAs = await lookupUser(cfg.runAs)
-      if (this.runAs === undefined) throw new BgridError('INVALID_CONFIG', `--run-as: no user ${cfg.runAs} in /etc/passwd`)
-    }
     const privateKey = await loadOrCreateIdentity(cfg.dataDir)
     const gridKey = cfg.gridKeyFile !== undefined ? readGridKey(cfg.gridKeyFile) : undefined
     this.statics = await measureStatic()
     this.dynamic = await measureDynamic(cfg.dataDir, { quick: true })
     await this.recoverAfterRestart()
+    this.containment = await Containment.start({
+      dataDir: cfg.dataDir,
+      mode: cfg.isolation,
+      runAs: cfg.runAs,
+      maxJobRamMiB: cfg.maxJobRamMiB,
+      maxJobDiskMiB: cfg.maxJobDiskMiB ?? Math.max(1024, Math.floor(this.dynamic.disk / 4)),
+      maxJobPids: cfg.maxJobPids,
+      slots: cfg.slots ?? this.statics.cores,
+      ramTotalMiB: this.statics.ramTotal
+    }, this.meta, this.log.child('containment'))
+    // unconfined jobs running as another user walk the real path to their directory
+    if (this.containment.level === 'none' && process.getuid?.() === 0) await chmod(cfg.dataDir, 0o711)
 
     this.node = await createBgridNode({ privateKey, port: cfg.port, host: cfg.host, gridKey })
     await serve(this.node, claimSpec, this.log.child('claim'), async (req, ctx) => this.onClaim(req, ctx.peer))
+    // only the peers of the run this node serves, and only that run's blobs (a grid key
+    // is no licence to read another submitter's data)
     await serveBlobs(this.node, this.store, {
       log: this.log.child('blob'),
-      canRead: (peer) => gridKey !== undefined || this.session?.runPeers.has(peer) === true
+      canRead: (peer) => this.session?.runPeers.has(peer) === true,
+      canReadBlob: (_peer, hash) => this.session !== undefined && this.store.allows(hash, this.session.run)
     })
 
     if (!cfg.alwaysAvailable) {
-      this.meter.sample([])
+      this.meter.sample([], this.containment.jobsCpuMs())
       this.sampleOwner()
     }
     if (!hasMulticastRoute()) this.log.warn(MULTICAST_ROUTE_HINT)
@@ -226,9 +252,8 @@ export class Daemon {
       node: this.node,
       claim,
       store: this.store,
-      dataDir: this.cfg.dataDir,
+      containment: this.containment,
       slots: this.cfg.slots ?? this.statics.cores,
-      runAs: this.runAs,
       launcher: this.launcher,
       log: this.log.child('worker'),
       onDone: () => { this.log.info('coordinator reports the run is over', { run: claim.run }) },
@@ -266,7 +291,7 @@ export class Daemon {
 
   private sampleOwner (): void {
     const now = Date.now()
-    const sample = { now, ownerLoad: this.meter.sample(this.taskPids), userIdleSec: userIdleSeconds(now, this.cfg.activityFile) }
+    const sample = { now, ownerLoad: this.meter.sample(this.taskPids, this.containment.jobsCpuMs()), userIdleSec: userIdleSeconds(now, this.cfg.activityFile) }
     const d = stepIdlePolicy(this.policy, sample, this.cfg.policy)
     const was = this.policy.available
     this.policy = d.state
@@ -329,6 +354,7 @@ export class Daemon {
     if (this.session !== undefined) await this.endSession('daemon stopping')
     await this.control?.stop()
     this.launcher.stop()
+    this.containment?.teardown()
     await this.node?.stop()
     await this.db?.close()
     this.log.info('daemon stopped')

@@ -1,29 +1,44 @@
-// Runs one job attempt on a worker: a fresh sandbox directory, argv exec (no shell),
-// a scrubbed environment, its own process group (timeout kills the whole group),
-// an unprivileged user when the daemon is root, outputs hashed into the blob store.
-import { stat, open } from 'node:fs/promises'
-import type { SandboxPool, Sandbox } from './sandbox.ts'
+// Runs one job attempt on a worker: a fresh attempt directory, inputs linked in after
+// their hash seal is checked, argv exec (no shell) inside the containment helper (its
+// own uid, cgroup, PID and mount namespaces), limits enforced while it runs (memory and
+// pids by the kernel, disk by RLIMIT_FSIZE and a watcher), outputs copied into the
+// blob store without following any link the job made. When the attempt is over, every
+// process of it is gone before its directory is touched, and the directory goes.
+import { open, constants as fsConst, type FileHandle } from 'node:fs/promises'
 import type { Launcher } from './launcher-client.ts'
-import path from 'node:path'
-import type { Assignment, AttemptResult, FileResult, LogResult } from '../protocol/jobs.ts'
+import type { Assignment, AttemptResult, FileResult, InputProblem, LogResult } from '../protocol/jobs.ts'
 import { safeJoin } from '../protocol/paths.ts'
+import { BgridError } from '../protocol/errors.ts'
 import type { BlobStore } from '../cache/store.ts'
-
-export interface RunAs { uid: number, gid: number, name: string }
+import type { RunJail } from './containment.ts'
+import type { AttemptGroup } from './cgroups.ts'
+import { openOutput, diskUsage, type AttemptBox } from './sandbox.ts'
 
 export interface ExecutorOptions {
   store: BlobStore
-  /** this run's attempt directories */
-  sandboxes: SandboxPool
+  /** this run's user, directories and cgroup on this node */
+  jail: RunJail
   launcher: Launcher
   /** the process runs (its pid is known) */
   onStart?: (r: RunningAttempt) => void
-  /** fetch missing input blobs; returns bytes fetched over the network */
+  /** fetch (or prove) the input blobs; throws InputUnavailable with what went wrong */
   ensureInputs: (a: Assignment) => Promise<{ bytesFetched: number, cacheHits: number }>
+  /** this node's peer id (a corrupt local copy names it) */
+  self: string
+  /** how often the disk watcher looks, ms */
+  diskCheckMs?: number
+}
+
+/** Inputs the worker could not have: not the job's failure (the coordinator finds other holders). */
+export class InputUnavailable extends Error {
+  readonly problems: InputProblem[]
+  constructor (problems: InputProblem[]) {
+    super(problems.map(p => p.message).join('; '))
+    this.problems = problems
+  }
 }
 
 const TAIL = 4096
-const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 export class RunningAttempt {
   pid?: number
@@ -32,6 +47,7 @@ export class RunningAttempt {
   exited = false
   suspended = false
   killedFor?: string
+  group?: AttemptGroup
   readonly assignment: Assignment
   constructor (a: Assignment) { this.assignment = a }
 
@@ -40,61 +56,69 @@ export class RunningAttempt {
     try { process.kill(-this.pid, sig) } catch {}
   }
 
-  suspend (): void { this.signalGroup('SIGSTOP'); this.suspended = true }
-  resume (): void { this.signalGroup('SIGCONT'); this.suspended = false }
+  /** The owner is back: everything of the attempt stops at once (the freezer; signals without one). */
+  suspend (): void {
+    if (this.group?.freeze() !== true) this.signalGroup('SIGSTOP')
+    this.suspended = true
+  }
+
+  resume (): void {
+    if (this.group?.thaw() !== true) this.signalGroup('SIGCONT')
+    this.suspended = false
+  }
+
   wasPreempted (): boolean { return this.killedFor?.startsWith('preempted') === true }
-  kill (why: string): void { this.killedFor ??= why; this.signalGroup('SIGCONT'); this.signalGroup('SIGKILL') }
-}
 
-/** A job's stdout or stderr file: kept whole in the blob store, its tail sent back. */
-async function keepLog (file: string, store: BlobStore): Promise<LogResult | undefined> {
-  let size: number
-  try { size = (await stat(file)).size } catch { return undefined }
-  // an empty file stays: the sandbox's next attempt truncates it rather than creating one
-  if (size === 0) return undefined
-  const fh = await open(file, 'r')
-  const tailBuf = Buffer.alloc(Math.min(TAIL, size))
-  try { await fh.read(tailBuf, 0, tailBuf.length, size - tailBuf.length) } finally { await fh.close() }
-  const { hash } = await store.moveIn(file)
-  return { hash, size, tail: tailBuf.toString('utf8') }
-}
-
-export function jobEnv (a: Assignment, home: string): Record<string, string> {
-  return {
-    PATH: SAFE_PATH,
-    HOME: home,
-    TMPDIR: home,
-    LANG: 'C.UTF-8',
-    BGRID_JOB: a.job,
-    BGRID_ATTEMPT: a.attempt,
-    BGRID_CORES: String(a.cores),
-    OMP_NUM_THREADS: String(Math.max(1, Math.floor(a.cores))),
-    ...a.env
+  kill (why: string): void {
+    this.killedFor ??= why
+    this.group?.thaw()
+    this.signalGroup('SIGCONT')
+    this.signalGroup('SIGKILL')
   }
 }
 
+/** A file the daemon made in the attempt directory (stdout, stderr), copied into the store; its tail sent back. */
+async function keepLog (file: string, store: BlobStore, run: string): Promise<LogResult | undefined> {
+  let fh: FileHandle
+  try { fh = await open(file, fsConst.O_RDONLY | fsConst.O_NOFOLLOW) } catch { return undefined }
+  try {
+    const { size } = await fh.stat()
+    if (size === 0) return undefined
+    const tailBuf = Buffer.alloc(Math.min(TAIL, size))
+    await fh.read(tailBuf, 0, tailBuf.length, size - tailBuf.length)
+    const { hash } = await store.importFile(fh, run)
+    return { hash, size, tail: tailBuf.toString('utf8') }
+  } finally { await fh.close() }
+}
+
+type Base = Omit<AttemptResult, 'status' | 'endedAt' | 'inputWaitMs'>
+
 export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Promise<AttemptResult> {
   const a = r.assignment
-  const started = Date.now()
-  const base = { attempt: a.attempt, outputs: [] as FileResult[], exitCode: null, signal: null, startedAt: started, bytesFetched: 0, cacheHits: 0 }
-  const inputNames = a.inputs.map(i => i.name)
-  let box: Sandbox
+  const base: Base = { attempt: a.attempt, outputs: [] as FileResult[], exitCode: null, signal: null, startedAt: Date.now(), bytesFetched: 0, cacheHits: 0 }
+  let box: AttemptBox
   try {
-    box = opts.sandboxes.take(a.attempt, [...inputNames, ...a.outputs])
+    box = opts.jail.sandboxes.create(a.attempt, [...a.inputs.map(i => i.name), ...a.outputs])
   } catch (err: any) {
     return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs: 0 }
   }
   try {
-    return await runInSandbox(r, opts, box, base)
+    r.group = opts.jail.attemptGroup(a.attempt, opts.jail.limits(a))
+    return await runInBox(r, opts, box, base)
+  } catch (err: any) {
+    return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs: 0 }
   } finally {
-    // a job's processes may outlive a kill for a moment: only a finished one gives its directory back
-    if (r.pid === undefined || r.exited) opts.sandboxes.give(box, inputNames)
+    // nothing of the attempt may still run when its directory goes (the PID namespace is
+    // gone with the job already; the group catches what a weaker containment left)
+    r.group?.destroy()
+    await opts.jail.sandboxes.remove(box).catch(() => {})
   }
 }
 
-async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sandbox, base: Omit<AttemptResult, 'status' | 'endedAt' | 'inputWaitMs'>): Promise<AttemptResult> {
+async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptBox, base: Base): Promise<AttemptResult> {
   const a = r.assignment
-  const { dir: attemptDir, work } = box
+  const { jail, store } = opts
+  const run = jail.run
   let inputWaitMs = 0
   try {
     const t0 = Date.now()
@@ -102,39 +126,48 @@ async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sand
     base.bytesFetched = got.bytesFetched
     base.cacheHits = got.cacheHits
     for (const input of a.inputs) {
-      const dest = safeJoin(work, input.name)
-      // a job running as another user gets read-only hard links (no copy); as the daemon's
-      // own user it could write them, so it gets a hash-checked copy
-      if (opts.sandboxes.runAs !== undefined) await opts.store.linkTo(input.hash, dest)
-      else await opts.store.materialize(input.hash, dest)
+      const dest = safeJoin(box.work, input.name)
+      try {
+        // a job running as another user gets read-only hard links to the daemon's blobs (no
+        // copy); one running as the daemon's own user could write them: it gets a checked copy
+        if (jail.user !== undefined) await store.linkTo(input.hash, dest)
+        else await store.materialize(input.hash, dest)
+      } catch (err: any) {
+        if (err instanceof BgridError && (err.code === 'HASH_MISMATCH' || err.code === 'NOT_FOUND')) {
+          throw new InputUnavailable([{ hash: input.hash, code: err.code, holders: [opts.self], local: true, message: err.message }])
+        }
+        throw err
+      }
     }
     inputWaitMs = Date.now() - t0
   } catch (err: any) {
-    return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs }
+    const problems = err instanceof InputUnavailable ? { inputProblems: err.problems } : {}
+    return { ...base, ...problems, status: 'lost', error: `inputs: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs }
   }
   if (r.killedFor !== undefined) return { ...base, status: 'lost', error: r.killedFor, endedAt: Date.now(), inputWaitMs }
+  jail.sandboxes.handOver(box)
 
-  const stdoutFile = path.join(attemptDir, 'stdout')
-  const stderrFile = path.join(attemptDir, 'stderr')
+  const limits = jail.limits(a)
   const startedAt = Date.now()
   let outcome: { code: number | null, signal: string | null, error?: string }
   let wrote = { out: 1, err: 1 }
   try {
-    const launched = await opts.launcher.launch({
-      file: a.cmd[0], args: a.cmd.slice(1), cwd: work, env: jobEnv(a, work),
-      ...(opts.sandboxes.runAs !== undefined ? { uid: opts.sandboxes.runAs.uid, gid: opts.sandboxes.runAs.gid } : {}),
-      stdout: stdoutFile, stderr: stderrFile
-    })
+    const launched = await opts.launcher.launch(jail.launchSpec(box, a, r.group, limits))
     r.pid = launched.pid
     opts.onStart?.(r)
     if (r.killedFor !== undefined) r.kill(r.killedFor)
     let timer: NodeJS.Timeout | undefined
     if (a.timeoutMs > 0) timer = setTimeout(() => { r.kill(`timed out after ${a.timeoutMs} ms`) }, a.timeoutMs)
+    const watcher = watchDisk(r, box, limits.diskMiB, jail.user !== undefined ? process.getuid?.() : undefined, opts.diskCheckMs ?? 1000)
     const end = await launched.exited
     clearTimeout(timer)
+    clearInterval(watcher)
     r.exited = true
     wrote = { out: end.out, err: end.err }
-    outcome = { code: end.code, signal: end.signal, ...(end.signal === 'LOST' ? { error: 'job launcher exited' } : {}), ...(r.killedFor !== undefined ? { error: r.killedFor } : {}) }
+    const error = end.setupError !== undefined ? end.setupError.trim()
+      : end.signal === 'LOST' ? 'job launcher exited'
+        : r.killedFor
+    outcome = { code: end.setupError !== undefined ? null : end.code, signal: end.signal === 'LOST' ? null : end.signal, ...(error !== undefined ? { error } : {}) }
   } catch (err: any) {
     outcome = { code: null, signal: null, error: `cannot start ${a.cmd[0]}: ${err.message}` }
   }
@@ -148,10 +181,19 @@ async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sand
     inputWaitMs,
     ...(outcome.error !== undefined ? { error: outcome.error } : {})
   }
+  // a job that wrote past its limit faster than the watcher looks is refused all the same
+  if (result.error === undefined) {
+    const used = await diskUsage([box.work, box.tmp], jail.user !== undefined ? process.getuid?.() : undefined).catch(() => undefined)
+    if (used !== undefined && used.bytes > limits.diskMiB * 1048576) result.error = `disk limit exceeded: wrote ${Math.ceil(used.bytes / 1048576)} MiB of at most ${limits.diskMiB} MiB`
+  }
+  if (r.group?.oomKilled() === true && limits.memoryMiB !== undefined) {
+    result.error = `out of memory (limit ${limits.memoryMiB} MiB)`
+    result.oomLimitMiB = limits.memoryMiB
+  }
   try {
     const [so, se] = await Promise.all([
-      wrote.out > 0 ? keepLog(stdoutFile, opts.store) : undefined,
-      wrote.err > 0 ? keepLog(stderrFile, opts.store) : undefined
+      wrote.out > 0 ? keepLog(box.stdout, store, run) : undefined,
+      wrote.err > 0 ? keepLog(box.stderr, store, run) : undefined
     ])
     if (so !== undefined) result.stdout = so
     if (se !== undefined) result.stderr = se
@@ -159,17 +201,18 @@ async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sand
     result.error = `${result.error ?? ''} keeping logs: ${err.message}`.trim()
   }
   if (r.wasPreempted()) { result.status = 'preempted'; return result }
-  if (outcome.code !== 0 || outcome.error !== undefined) return result
+  if (outcome.code !== 0 || result.error !== undefined) return result
   const missing: string[] = []
   for (const name of a.outputs) {
-    const file = safeJoin(work, name)
+    let fh: FileHandle | undefined
     try {
-      const s = await stat(file)
-      if (!s.isFile()) { missing.push(`${name} (not a regular file)`); continue }
-      const stored = await opts.store.moveIn(file)
+      fh = await openOutput(box.work, name)
+      const stored = await store.importFile(fh, run)
       result.outputs.push({ name, ...stored })
     } catch (err: any) {
-      missing.push(err?.code === 'ENOENT' ? name : `${name} (${err.message})`)
+      missing.push(err?.code === 'ENOENT' ? name : err.message)
+    } finally {
+      await fh?.close()
     }
   }
   if (missing.length > 0) {
@@ -180,14 +223,22 @@ async function runInSandbox (r: RunningAttempt, opts: ExecutorOptions, box: Sand
   return result
 }
 
-
-/** uid/gid of a user from /etc/passwd (no native lookup in Node). */
-export async function lookupUser (name: string): Promise<RunAs | undefined> {
-  const { readFile } = await import('node:fs/promises')
-  const text = await readFile('/etc/passwd', 'utf8').catch(() => '')
-  for (const line of text.split('\n')) {
-    const f = line.split(':')
-    if (f[0] === name && f.length >= 4) return { name, uid: Number(f[2]), gid: Number(f[3]) }
-  }
-  return undefined
+/**
+ * The disk limit while the job writes: RLIMIT_FSIZE stops any one file at the limit
+ * (in the kernel, at write time); this stops the attempt once all its files together
+ * pass it. Looks every `everyMs`, one walk at a time.
+ */
+function watchDisk (r: RunningAttempt, box: AttemptBox, limitMiB: number, notOwnedBy: number | undefined, everyMs: number): NodeJS.Timeout {
+  let busy = false
+  const t = setInterval(() => {
+    if (busy || r.exited) return
+    busy = true
+    diskUsage([box.work, box.tmp], notOwnedBy).then(u => {
+      if (u.bytes > limitMiB * 1048576) r.kill(`disk limit exceeded: wrote ${Math.ceil(u.bytes / 1048576)} MiB of at most ${limitMiB} MiB`)
+      else if (u.entries > 200_000) r.kill(`disk limit exceeded: more than 200000 files`)
+    }, () => {}).finally(() => { busy = false })
+  }, everyMs)
+  t.unref()
+  return t
 }
+

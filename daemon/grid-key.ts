@@ -1,6 +1,6 @@
 // Private grid keys: the libp2p pnet swarm-key format (/key/swarm/psk/1.0.0/).
 import { generateKey } from '@libp2p/pnet'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync, fstatSync, fchmodSync, chmodSync } from 'node:fs'
 import { BgridError } from '../protocol/errors.ts'
 
 export function newGridKey (): string {
@@ -19,4 +19,23 @@ export function readGridKey (file: string): Uint8Array {
     throw new BgridError('INVALID_CONFIG', `${file} is not a grid key (make one with \`bgrid keygen > grid.key\`)`)
   }
   return new TextEncoder().encode(lines.join('\n') + '\n')
+}
+
+/**
+ * `bgrid keygen [FILE]`: the key is a secret. To a file: created 0600 (never replacing
+ * one unless forced). To standard output: refused on a terminal; a file it was
+ * redirected to (`> grid.key`) is made 0600 before the key is written.
+ */
+export function keygenCommand (file: string | undefined, force = false): void {
+  const key = newGridKey()
+  if (file !== undefined) {
+    try { writeFileSync(file, key, { mode: 0o600, flag: force ? 'w' : 'wx' }) } catch (err: any) {
+      throw new BgridError('INVALID_CONFIG', err?.code === 'EEXIST' ? `${file} exists: not replaced (use --force)` : `cannot write ${file}: ${err.message}`)
+    }
+    chmodSync(file, 0o600)
+    return
+  }
+  if (process.stdout.isTTY) throw new BgridError('INVALID_CONFIG', 'not printing a secret key to a terminal: give a file (`bgrid keygen grid.key`) or redirect the output')
+  try { if (fstatSync(1).isFile()) fchmodSync(1, 0o600) } catch {}
+  process.stdout.write(key)
 }

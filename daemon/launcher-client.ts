@@ -11,18 +11,29 @@ const LAUNCHER = path.join(path.dirname(self), `launcher${path.extname(self)}`)
 export interface LaunchSpec {
   file: string, args: string[], cwd: string, env: Record<string, string>
   uid?: number, gid?: number, stdout: string, stderr: string
+  /** where the containment helper explains why the job could not start */
+  statusFile?: string
+}
+
+export interface Exit {
+  code: number | null
+  signal: string | null
+  /** bytes the job wrote to stdout/stderr (0: nothing to keep) */
+  out: number
+  err: number
+  /** the job never started: why (the containment helper's explanation) */
+  setupError?: string
 }
 
 export interface Launched {
   pid: number
-  /** out/err: bytes the job wrote to stdout/stderr (0: nothing to keep) */
-  exited: Promise<{ code: number | null, signal: string | null, out: number, err: number }>
+  exited: Promise<Exit>
 }
 
 interface Pending {
   onSpawn: (pid: number) => void
   onError: (message: string) => void
-  onExit: (code: number | null, signal: string | null, out: number, err: number) => void
+  onExit: (exit: Exit) => void
 }
 
 export class Launcher {
@@ -42,7 +53,10 @@ export class Launcher {
       if (p === undefined) return
       if (m.event === 'spawned') p.onSpawn(m.pid)
       else if (m.event === 'error') { this.pending.delete(m.id); p.onError(m.message) }
-      else if (m.event === 'exit') { this.pending.delete(m.id); p.onExit(m.code, m.signal, Number(m.out ?? 1), Number(m.err ?? 1)) }
+      else if (m.event === 'exit') {
+        this.pending.delete(m.id)
+        p.onExit({ code: m.code, signal: m.signal, out: Number(m.out ?? 1), err: Number(m.err ?? 1), ...(typeof m.setupError === 'string' ? { setupError: m.setupError } : {}) })
+      }
     })
     child.on('exit', () => {
       // the launcher died: its children's exits will never be reported
@@ -56,7 +70,6 @@ export class Launcher {
   async launch (spec: LaunchSpec): Promise<Launched> {
     const id = String(++this.seq)
     return await new Promise<Launched>((resolve, reject) => {
-      type Exit = { code: number | null, signal: string | null, out: number, err: number }
       let resolveExit!: (v: Exit) => void
       const exited = new Promise<Exit>(r => { resolveExit = r })
       let started = false
@@ -66,9 +79,9 @@ export class Launcher {
           if (!started) reject(new Error(message))
           else resolveExit({ code: null, signal: 'LOST', out: 1, err: 1 })
         },
-        onExit: (code, signal, out, err) => {
+        onExit: (exit) => {
           if (!started) { started = true; resolve({ pid: -1, exited }) }
-          resolveExit({ code, signal, out, err })
+          resolveExit(exit)
         }
       })
       this.ensure().stdin?.write(JSON.stringify({ id, ...spec }) + '\n')

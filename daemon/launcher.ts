@@ -3,13 +3,18 @@
 // page tables); from this small process, ~2 ms. Line-delimited JSON on stdin/stdout.
 // It imports nothing heavy on purpose.
 import { spawn } from 'node:child_process'
-import { openSync, closeSync, statSync } from 'node:fs'
+import { openSync, closeSync, statSync, readFileSync, constants as fsConst } from 'node:fs'
 import { createInterface } from 'node:readline'
 
 interface SpawnRequest {
   id: string, file: string, args: string[], cwd: string, env: Record<string, string>
   uid?: number, gid?: number, stdout: string, stderr: string
+  /** the containment helper explains a failure to start here (and exits 255) */
+  statusFile?: string
 }
+
+/** new files only: an attempt's directory is fresh, and nothing in it is followed */
+const NEW_FILE = fsConst.O_WRONLY | fsConst.O_CREAT | fsConst.O_EXCL | fsConst.O_NOFOLLOW
 
 const send = (msg: unknown): void => { process.stdout.write(JSON.stringify(msg) + '\n') }
 
@@ -22,8 +27,8 @@ rl.on('line', (line) => {
   try {
     // files, not pipes: a pipe costs more per job than an open(), and a background
     // descendant holding a pipe would hold the job
-    out = openSync(req.stdout, 'w', 0o600)
-    err = openSync(req.stderr, 'w', 0o600)
+    out = openSync(req.stdout, NEW_FILE, 0o600)
+    err = openSync(req.stderr, NEW_FILE, 0o600)
     const child = spawn(req.file, req.args, {
       cwd: req.cwd,
       env: req.env,
@@ -42,7 +47,9 @@ rl.on('line', (line) => {
       let o = 1
       let e = 1
       try { o = size(req.stdout); e = size(req.stderr) } catch {}
-      send({ id: req.id, event: 'exit', code, signal, out: o, err: e })
+      let setupError: string | undefined
+      if (code === 255 && req.statusFile !== undefined) { try { setupError = readFileSync(req.statusFile, 'utf8').slice(0, 2000) } catch {} }
+      send({ id: req.id, event: 'exit', code, signal, out: o, err: e, ...(setupError !== undefined ? { setupError } : {}) })
     })
   } catch (e: any) {
     send({ id: req.id, event: 'error', message: e.message })

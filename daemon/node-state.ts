@@ -1,7 +1,7 @@
 // The node state table. One place says which changes are legal; an illegal
 // change is a bug: it is logged and refused, never applied silently.
-export type NodeState = 'idle' | 'worker' | 'coordinator' | 'owner'
-export const NODE_STATES: readonly NodeState[] = ['idle', 'worker', 'coordinator', 'owner']
+import type { NodeState } from '../protocol/node-states.ts'
+export { type NodeState, NODE_STATES, isNodeState } from '../protocol/node-states.ts'
 
 export const NODE_TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
   idle: ['worker', 'coordinator', 'owner'],
@@ -14,8 +14,4 @@ export const NODE_TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>>
 
 export function canTransition (from: NodeState, to: NodeState): boolean {
   return NODE_TRANSITIONS[from].includes(to)
-}
-
-export function isNodeState (s: unknown): s is NodeState {
-  return typeof s === 'string' && (NODE_STATES as readonly string[]).includes(s)
 }

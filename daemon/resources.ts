@@ -1,7 +1,8 @@
 // Resource measurement with systeminformation, refreshed in the background:
 // currentLoad() costs ~0.5 s on its first call, so nothing here is on a hot path.
 import si from 'systeminformation'
-import { readFileSync, statfsSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
+import { freeDiskMiB } from '../cache/disk.ts'
 import os from 'node:os'
 
 export interface Resources {
@@ -19,13 +20,6 @@ export interface Resources {
 export function mhzFromCpuinfo (text: string): number {
   const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(text)
   return m === null ? 0 : Math.round(Number(m[1]))
-}
-
-export function freeDiskMiB (dir: string): number {
-  try {
-    const s = statfsSync(dir)
-    return Math.floor(Number(s.bavail) * Number(s.bsize) / 1048576)
-  } catch { return 0 }
 }
 
 export async function measureStatic (): Promise<Pick<Resources, 'cores' | 'mhz' | 'ramTotal' | 'arch' | 'os'>> {

@@ -2,17 +2,17 @@
 // run them, report results, prefetch inputs the coordinator says are coming.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { rm } from 'node:fs/promises'
-import path from 'node:path'
+import { randomInt } from 'node:crypto'
+import { open } from 'node:fs/promises'
 import { call, dropIdleStreams } from '../protocol/rpc.ts'
-import { jobsSpec, unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo } from '../protocol/jobs.ts'
+import { jobsSpec, unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
-import type { Logger } from './log.ts'
+import type { Logger } from '../protocol/log.ts'
 import type { BlobStore } from '../cache/store.ts'
-import { fetchBlobVerified, isDownloading } from '../cache/blob-protocol.ts'
-import { RunningAttempt, runAttempt, type RunAs } from './executor.ts'
-import { SandboxPool } from './sandbox.ts'
+import { fetchBlobVerified, isDownloading, readRange, failedHolders } from '../cache/blob-protocol.ts'
+import { RunningAttempt, runAttempt, InputUnavailable } from './executor.ts'
+import type { Containment, RunJail } from './containment.ts'
 import type { Claim } from './claim-book.ts'
 import type { Launcher } from './launcher-client.ts'
 
@@ -20,9 +20,8 @@ export interface WorkerSessionOptions {
   node: BgridNode
   claim: Claim
   store: BlobStore
-  dataDir: string
+  containment: Containment
   slots: number
-  runAs?: RunAs
   launcher: Launcher
   log: Logger
   /** the coordinator said the run is over */
@@ -38,8 +37,8 @@ const REPORT_BATCH = 8
 
 export class WorkerSession {
   readonly claim: Claim
-  readonly runDir: string
-  private readonly sandboxes: SandboxPool
+  /** this run's user, directories and cgroup here (made when the session starts) */
+  private readonly jail: Promise<RunJail>
   readonly running = new Map<string, RunningAttempt>()
   /** peers of this run, allowed to read our blobs */
   readonly runPeers = new Set<string>()
@@ -47,6 +46,8 @@ export class WorkerSession {
   private readonly results: AttemptResult[] = []
   /** blobs fetched ahead of time, not yet announced to the coordinator */
   private have: string[] = []
+  /** holders (this node among them) found with bad or missing copies, not yet reported */
+  private corrupt: CorruptReport[] = []
   private prefetchedBytes = 0
   private readonly abort = new AbortController()
   private wake: () => void = () => {}
@@ -66,15 +67,24 @@ export class WorkerSession {
   constructor (opts: WorkerSessionOptions) {
     this.opts = opts
     this.claim = opts.claim
-    this.runDir = path.join(opts.dataDir, 'runs', opts.claim.run)
-    // spare directories for as many attempts as may be queued here at once
-    this.sandboxes = new SandboxPool(this.runDir, opts.runAs, MAX_QUEUE_FACTOR * opts.slots)
+    this.jail = opts.containment.forRun(opts.claim.run)
+    // an unhandled rejection here would be a crash; the loop reports it
+    this.jail.catch(() => {})
     this.runPeers.add(opts.claim.coordinator)
   }
 
   start (): void {
     this.rememberPeer(this.claim.coordinator, this.claim.addrs)
-    this.loopDone = this.loop().catch(err => { this.opts.log.error('worker loop failed', { err: String(err) }) })
+    this.loopDone = this.jail.then(async () => { await this.loop() }).catch(err => { this.opts.log.error('worker loop failed', { err: String(err) }) })
+  }
+
+  get run (): string { return this.claim.run }
+
+  /** A blob here turned out corrupt or missing (quarantined by the store): the coordinator must know. */
+  reportCorrupt (hash: string, holder = this.opts.node.peerId.toString()): void {
+    if (this.corrupt.some(c => c.hash === hash && c.holder === holder)) return
+    this.corrupt.push({ hash, holder })
+    this.wake()
   }
 
   private usedCores (): number {
@@ -120,13 +130,13 @@ export class WorkerSession {
           await new Promise(resolve => setTimeout(resolve, backoff))
           backoff = Math.min(2000, backoff * 2)
         }).finally(() => { this.longPoll = false; this.wake() })
-      } else if (this.results.length > 0 || this.have.length > 0) {
+      } else if (this.results.length > 0 || this.have.length > 0 || this.corrupt.length > 0) {
         // blobs fetched ahead are announced at once, even while a long poll is pending:
         // the coordinator waits for that news to send other workers to this copy
         // while queued work keeps the slots busy for a while, let more results join this
         // report (Nagle-like): each exchange costs both sides more CPU than a short job
         const wait = this.firstResultAt + REPORT_DELAY_MS - Date.now()
-        if (this.have.length === 0 && this.queuedCores() > this.opts.slots && this.results.length < REPORT_BATCH * this.opts.slots && wait > 0) {
+        if (this.have.length === 0 && this.corrupt.length === 0 && this.queuedCores() > this.opts.slots && this.results.length < REPORT_BATCH * this.opts.slots && wait > 0) {
           await this.sleepUntilWoken(wait)
           continue
         }
@@ -149,17 +159,19 @@ export class WorkerSession {
   private async exchange (want: number, longPoll: boolean): Promise<void> {
     const results = this.results.splice(0, 512)
     const have = this.have.splice(0, 4096)
+    const corrupt = this.corrupt.splice(0, 1024)
     const prefetchedBytes = this.prefetchedBytes
     this.prefetchedBytes = 0
     let reply
     try {
       reply = await call(this.opts.node, peerIdFromString(this.claim.coordinator), jobsSpec, {
-        op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results, have, prefetchedBytes
+        op: 'pull', run: this.claim.run, want, running: [...this.running.keys()], results, have, prefetchedBytes, ...(corrupt.length > 0 ? { corrupt } : {})
       }, { signal: this.abort.signal, timeoutMs: longPoll ? jobsSpec.timeoutMs : 10_000, reuse: true })
     } catch (err) {
       // not delivered: keep them for the next exchange (the coordinator de-duplicates by attempt id)
       this.results.unshift(...results)
       this.have.unshift(...have)
+      this.corrupt.unshift(...corrupt)
       this.prefetchedBytes += prefetchedBytes
       if (err instanceof BgridError && (err.code === 'NOT_CLAIMED' || err.code === 'UNAUTHORISED')) {
         this.opts.log.warn('coordinator no longer knows this worker', { code: err.code })
@@ -167,6 +179,7 @@ export class WorkerSession {
       throw err
     }
     this.learnPeers(reply.peers)
+    for (const hash of reply.verify ?? []) this.verify(hash)
     for (const ref of reply.prefetch) this.prefetch(ref)
     for (const a of reply.jobs) this.launch(a)
     if (reply.done && this.running.size === 0 && this.results.length === 0) {
@@ -188,11 +201,58 @@ export class WorkerSession {
     if (parsed.length > 0) this.opts.node.peerStore.merge(peerIdFromString(id), { multiaddrs: parsed }).catch(() => {})
   }
 
-  /** Fetch a blob (fetchBlob downloads it once, however many jobs or hints ask); bytes moved. */
+  /**
+   * Make a blob usable by this run; bytes moved over the network. A copy already here
+   * from another run is used only once a holder of this run has shown it has the same
+   * bytes (a random range of them): knowing a hash is not having the data. Failures are
+   * InputUnavailable, naming the holders that failed (and those that sent bad bytes
+   * are reported to the coordinator).
+   */
   async fetch (ref: BlobRef): Promise<number> {
     const { store, node } = this.opts
-    if (store.has(ref.hash)) return 0
-    return (await fetchBlobVerified(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal })).bytes
+    const run = this.claim.run
+    if (store.has(ref.hash) && store.allows(ref.hash, run) && await store.intact(ref.hash)) return 0
+    try {
+      if (store.has(ref.hash) && await store.intact(ref.hash)) {
+        await this.prove(ref)
+        return 0
+      }
+      const got = await fetchBlobVerified(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal, run })
+      for (const h of got.badHolders) this.reportCorrupt(ref.hash, h)
+      return got.bytes
+    } catch (err: any) {
+      const code: InputProblem['code'] = err instanceof BgridError && ['HASH_MISMATCH', 'NOT_FOUND', 'UNREACHABLE', 'UNAUTHORISED', 'DISK_FULL'].includes(err.code) ? err.code as InputProblem['code'] : 'UNREACHABLE'
+      const holders = failedHolders(err)
+      if (code === 'HASH_MISMATCH') for (const h of holders) this.reportCorrupt(ref.hash, h)
+      throw new InputUnavailable([{ hash: ref.hash, code, holders: code === 'DISK_FULL' ? [] : holders.length > 0 ? holders : ref.holders, message: err?.message ?? String(err) }])
+    }
+  }
+
+  /** Proof of possession: a random range of our copy must match what a holder of this run sends. */
+  private async prove (ref: BlobRef): Promise<void> {
+    const { store, node } = this.opts
+    const self = node.peerId.toString()
+    const len = Math.min(64, ref.size)
+    const offset = ref.size > len ? randomInt(0, ref.size - len + 1) : 0
+    const mine = Buffer.alloc(len)
+    const fh = await open(await store.openPath(ref.hash), 'r')
+    try { await fh.read(mine, 0, len, offset) } finally { await fh.close() }
+    const failed: string[] = []
+    for (const holder of ref.holders.filter(h => h !== self).slice(0, 3)) {
+      try {
+        const theirs = await readRange(node, holder, ref.hash, offset, len, this.abort.signal)
+        if (Buffer.compare(Buffer.from(theirs), mine) === 0) { await store.grant(ref.hash, this.claim.run); return }
+        failed.push(holder)
+      } catch { failed.push(holder) }
+    }
+    throw new BgridError('UNREACHABLE', `no holder of run ${this.claim.run} showed it has blob ${ref.hash.slice(0, 12)}`, { holders: failed })
+  }
+
+  /** The coordinator heard our copy is bad: re-hash it; a good one is announced again, a bad one quarantined (and reported). */
+  private verify (hash: string): void {
+    const { store } = this.opts
+    if (!store.has(hash)) { this.reportCorrupt(hash); return }
+    store.check(hash, true).then(() => { this.have.push(hash); this.wake() }, () => {})
   }
 
   /**
@@ -201,7 +261,7 @@ export class WorkerSession {
    * A job that needs a queued blob fetches it at once (fetch() is shared).
    */
   private prefetch (ref: PrefetchHint): void {
-    if (this.opts.store.has(ref.hash)) { this.have.push(ref.hash); this.wake(); return }
+    if (this.opts.store.has(ref.hash) && this.opts.store.allows(ref.hash, this.claim.run)) { this.have.push(ref.hash); this.wake(); return }
     if (isDownloading(this.opts.store, ref.hash)) return
     // a hint without an order (an input of a job already queued here) is needed soonest
     const order = ref.order ?? -1
@@ -245,21 +305,30 @@ export class WorkerSession {
 
   private begin (r: RunningAttempt): void {
     const a = r.assignment
-    runAttempt(r, {
+    this.jail.then(async jail => await runAttempt(r, {
       store: this.opts.store,
-      sandboxes: this.sandboxes,
+      jail,
       launcher: this.opts.launcher,
+      self: this.opts.node.peerId.toString(),
       onStart: () => { this.pidsChanged() },
       ensureInputs: async (asg) => {
         let bytesFetched = 0
         let cacheHits = 0
+        const problems: InputProblem[] = []
         await Promise.all(asg.inputs.map(async i => {
-          if (this.opts.store.has(i.hash)) { cacheHits++; return }
-          bytesFetched += await this.fetch(i)
+          try {
+            const n = await this.fetch(i)
+            if (n === 0) cacheHits++
+            bytesFetched += n
+          } catch (err) {
+            if (err instanceof InputUnavailable) problems.push(...err.problems)
+            else throw err
+          }
         }))
+        if (problems.length > 0) throw new InputUnavailable(problems)
         return { bytesFetched, cacheHits }
       }
-    }).then(res => {
+    })).then(res => {
       this.running.delete(a.attempt)
       this.pidsChanged()
       const ms = res.endedAt - res.startedAt
@@ -315,7 +384,7 @@ export class WorkerSession {
     this.wake()
   }
 
-  /** End the session: kill what runs for this coordinator and clean its sandboxes. */
+  /** End the session: everything of this run on this node dies, its directories go. */
   async stop (why: string): Promise<void> {
     this.stopped = true
     clearTimeout(this.pidTimer)
@@ -324,9 +393,12 @@ export class WorkerSession {
     this.wake()
     await this.loopDone
     dropIdleStreams(this.opts.node, this.claim.coordinator)
-    // let the killed processes be reaped before deleting their directories
+    // attempts end (and remove their own directories) once their processes are reaped
     const deadline = Date.now() + 3000
     while (this.running.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
-    await rm(this.runDir, { recursive: true, force: true }).catch(() => {})
+    const jail = await this.jail.catch(() => undefined)
+    // whatever is left of the run (a weaker containment, an attempt that would not end)
+    jail?.destroy()
+    await jail?.sandboxes.removeAll().catch(() => {})
   }
 }

@@ -4,7 +4,7 @@
 import type { BgridNode } from '../protocol/node.ts'
 import type { RunCore } from '../coordinator/run-core.ts'
 import type { AttemptResult } from '../protocol/jobs.ts'
-import type { Logger } from '../daemon/log.ts'
+import type { Logger } from '../protocol/log.ts'
 
 export interface AdapterContext {
   node: BgridNode

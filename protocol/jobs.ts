@@ -1,9 +1,9 @@
-// /bgrid/jobs/1.1.0, served by a coordinator: its workers pull jobs (XtremWeb's
+// /bgrid/jobs/1.2.0, served by a coordinator: its workers pull jobs (XtremWeb's
 // "work request"), report results and say they are alive ("work alive") in one message.
 import { ajv, type ProtocolSpec } from './rpc.ts'
 import { RUN_ID, HASH, ATTEMPT_ID, JOB_ID, REL_PATH, SIZE, PEER_ID, MULTIADDR } from './schemas.ts'
 
-export const JOBS_PROTOCOL = '/bgrid/jobs/1.1.0'
+export const JOBS_PROTOCOL = '/bgrid/jobs/1.2.0'
 
 export interface BlobRef { hash: string, size: number, holders: string[] }
 /** a prefetch hint: `order` is the job's place in the worker's plan (lower is needed sooner) */
@@ -17,21 +17,40 @@ export interface Assignment {
   env: Record<string, string>
   timeoutMs: number
   cores: number
+  /** MiB the job declared (its memory limit is this plus a margin); 0: none declared */
+  ram: number
+  /** MiB it may write; 0: the worker's own limit */
+  disk: number
+  /** false: no network for the job */
+  network: boolean
   inputs: InputRef[]
   outputs: string[]
 }
 
 export interface FileResult { name: string, hash: string, size: number }
+/**
+ * An input the worker could not get, or got wrong: not the job's failure. `holders`
+ * are the nodes that failed it (they leave the blob's holder list); `local` says the
+ * worker's own copy was the corrupt one.
+ */
+export interface InputProblem { hash: string, code: 'HASH_MISMATCH' | 'NOT_FOUND' | 'UNREACHABLE' | 'UNAUTHORISED' | 'DISK_FULL', holders: string[], local?: boolean, message: string }
 export interface LogResult { hash: string, size: number, tail: string }
 
 export interface AttemptResult {
   attempt: string
-  /** ok: exit 0 and every output present; failed: ran and failed; lost: could not run (inputs, sandbox); preempted: owner came back */
+  /**
+   * ok: exit 0 and every output present; failed: ran and failed; lost: could not run
+   * (inputs, sandbox); preempted: owner came back; cancelled: the run or claim ended
+   */
   status: 'ok' | 'failed' | 'lost' | 'preempted'
   exitCode: number | null
   signal: string | null
   error?: string
   outputs: FileResult[]
+  /** why inputs could not be had (status lost): the coordinator drops those holders */
+  inputProblems?: InputProblem[]
+  /** the kernel killed the job for going over its memory limit (MiB) */
+  oomLimitMiB?: number
   stdout?: LogResult
   stderr?: LogResult
   startedAt: number
@@ -48,9 +67,19 @@ export function unranResult (attempt: string, status: 'lost' | 'preempted', erro
   return { attempt, status, exitCode: null, signal: null, error, outputs: [], startedAt: now, endedAt: now, inputWaitMs: 0, bytesFetched: 0, cacheHits: 0 }
 }
 
-export interface PullRequest { op: 'pull', run: string, want: number, running: string[], results: AttemptResult[], have?: string[], prefetchedBytes?: number }
+/** a holder whose copy of a blob is bad or gone (the reporting worker itself, or a peer that sent bad bytes) */
+export interface CorruptReport { hash: string, holder: string }
+
+export interface PullRequest {
+  op: 'pull', run: string, want: number, running: string[], results: AttemptResult[], have?: string[], prefetchedBytes?: number
+  corrupt?: CorruptReport[]
+}
 export interface PeerInfo { id: string, addrs: string[] }
-export interface PullReply { ok: true, jobs: Assignment[], prefetch: PrefetchHint[], peers: PeerInfo[], done: boolean }
+export interface PullReply {
+  ok: true, jobs: Assignment[], prefetch: PrefetchHint[], peers: PeerInfo[], done: boolean
+  /** blobs another node says this worker served corrupt: re-hash them (and announce the good ones again) */
+  verify?: string[]
+}
 
 const blobRef = {
   type: 'object',
@@ -81,6 +110,23 @@ const result = {
       maxItems: 4096,
       items: { type: 'object', required: ['name', 'hash', 'size'], additionalProperties: false, properties: { name: REL_PATH, hash: HASH, size: SIZE } }
     },
+    inputProblems: {
+      type: 'array',
+      maxItems: 4096,
+      items: {
+        type: 'object',
+        required: ['hash', 'code', 'holders', 'message'],
+        additionalProperties: false,
+        properties: {
+          hash: HASH,
+          code: { enum: ['HASH_MISMATCH', 'NOT_FOUND', 'UNREACHABLE', 'UNAUTHORISED', 'DISK_FULL'] },
+          holders: { type: 'array', maxItems: 64, items: PEER_ID },
+          local: { type: 'boolean' },
+          message: { type: 'string', maxLength: 4096 }
+        }
+      }
+    },
+    oomLimitMiB: SIZE,
     stdout: logResult,
     stderr: logResult,
     startedAt: { type: 'number' },
@@ -102,13 +148,18 @@ const request = ajv.compile<PullRequest>({
     running: { type: 'array', maxItems: 1024, items: ATTEMPT_ID },
     results: { type: 'array', maxItems: 1024, items: result },
     have: { type: 'array', maxItems: 4096, items: HASH },
-    prefetchedBytes: SIZE
+    prefetchedBytes: SIZE,
+    corrupt: {
+      type: 'array',
+      maxItems: 1024,
+      items: { type: 'object', required: ['hash', 'holder'], additionalProperties: false, properties: { hash: HASH, holder: PEER_ID } }
+    }
   }
 })
 
 const assignment = {
   type: 'object',
-  required: ['attempt', 'job', 'cmd', 'env', 'timeoutMs', 'cores', 'inputs', 'outputs'],
+  required: ['attempt', 'job', 'cmd', 'env', 'timeoutMs', 'cores', 'ram', 'disk', 'network', 'inputs', 'outputs'],
   additionalProperties: false,
   properties: {
     attempt: ATTEMPT_ID,
@@ -117,6 +168,9 @@ const assignment = {
     env: { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 32768 } },
     timeoutMs: { type: 'integer', minimum: 0 },
     cores: { type: 'number', minimum: 0 },
+    ram: SIZE,
+    disk: SIZE,
+    network: { type: 'boolean' },
     inputs: {
       type: 'array',
       maxItems: 4096,
@@ -139,7 +193,8 @@ const reply = ajv.compile<PullReply>({
       maxItems: 4096,
       items: { type: 'object', required: ['id', 'addrs'], additionalProperties: false, properties: { id: PEER_ID, addrs: { type: 'array', maxItems: 16, items: MULTIADDR } } }
     },
-    done: { type: 'boolean' }
+    done: { type: 'boolean' },
+    verify: { type: 'array', maxItems: 1024, items: HASH }
   }
 })
 

@@ -7,7 +7,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv'
 import { BgridError, type ErrorCode } from './errors.ts'
 import type { BgridNode } from './node.ts'
-import type { Logger } from '../daemon/log.ts'
+import type { Logger } from './log.ts'
 
 export const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true })
 

@@ -1,5 +1,5 @@
 // DNS-SD TXT record codec for `_bgrid._tcp` (pure). See docs/protocol.md.
-import { isNodeState, type NodeState } from '../daemon/node-state.ts'
+import { isNodeState, type NodeState } from './node-states.ts'
 
 export const SERVICE_TYPE = 'bgrid'           // _bgrid._tcp
 export const TXT_VERSION = 1

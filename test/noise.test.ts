@@ -12,10 +12,10 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createBgridNode, type BgridNode } from '../protocol/node.ts'
-import { openDb, type Db } from '../daemon/store.ts'
+import { openDb, type Db } from '../protocol/db.ts'
 import { BlobStore } from '../cache/store.ts'
 import { serveBlobs, fetchBlob } from '../cache/blob-protocol.ts'
-import { silentLogger } from '../daemon/log.ts'
+import { silentLogger } from '../protocol/log.ts'
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'bgrid-noise-'))
 const dbs: Db[] = []

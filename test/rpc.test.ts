@@ -7,7 +7,7 @@ import { lpStream } from '@libp2p/utils'
 import { createBgridNode, type BgridNode } from '../protocol/node.ts'
 import { ajv, call, serve, dropIdleStreams, type ProtocolSpec } from '../protocol/rpc.ts'
 import { BgridError } from '../protocol/errors.ts'
-import { silentLogger } from '../daemon/log.ts'
+import { silentLogger } from '../protocol/log.ts'
 
 interface Req { n: number }
 interface Res { ok: true, twice: number, stream: string }

@@ -1,7 +1,7 @@
 // Daemons as real child processes, each in its own namespace of a Lab; helpers to
 // run the CLI beside them and to wait for log events (never for a fixed sleep).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +16,16 @@ function findRoot (dir: string): string {
 export const BGRID = path.join(ROOT, 'dist', 'bin', 'bgrid.js')
 
 export interface LogEvent { msg: string, [k: string]: unknown }
+
+/**
+ * A scratch directory for a test's daemons and files. As root, under /var/lib: a
+ * contained daemon refuses a data dir under /tmp (every job gets a private /tmp).
+ */
+export function scratchDir (prefix: string): string {
+  const base = process.getuid?.() === 0 ? '/var/lib/bgrid-labs' : os.tmpdir()
+  mkdirSync(base, { recursive: true, mode: 0o755 })
+  return mkdtempSync(path.join(base, prefix))
+}
 
 export class Proc {
   readonly child: ChildProcess
@@ -92,7 +102,7 @@ export class Cluster {
 
   constructor (opts: LabOptions & { hostMode?: boolean } = {}) {
     this.lab = opts.hostMode === true ? new HostLab() : new Lab(opts)
-    this.tmp = mkdtempSync(path.join(os.tmpdir(), 'bgrid-lab-'))
+    this.tmp = scratchDir('lab-')
   }
 
   spawn (host: LabHost, argv: string[], env: Record<string, string> = {}): Proc {

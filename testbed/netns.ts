@@ -82,9 +82,13 @@ export class Lab {
     return host
   }
 
-  /** argv that runs a command inside a host's namespace (the PID stays the command's). */
+  /**
+   * argv that runs a command inside a host's network namespace (the PID stays the
+   * command's). nsenter, not `ip netns exec`: that one also mounts a fresh /sys, which
+   * hides the cgroup hierarchies a daemon contains its jobs with.
+   */
   exec (host: LabHost, argv: string[]): string[] {
-    return ['ip', 'netns', 'exec', host.ns, ...argv]
+    return ['nsenter', `--net=/run/netns/${host.ns}`, '--', ...argv]
   }
 
   destroySync (): void {

@@ -1,5 +1,5 @@
 import { BlobStore } from '../../cache/store.ts'
-import { openDb } from '../../daemon/store.ts'
+import { openDb } from '../../protocol/db.ts'
 import { controlRequest } from '../../daemon/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import path from 'node:path'

@@ -1,5 +1,5 @@
 import { Daemon, DEFAULT_DAEMON_CONFIG } from '../../daemon/daemon.ts'
-import { createLogger } from '../../daemon/log.ts'
+import { createLogger } from '../../protocol/log.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { parsePeerId } from '../../protocol/node.ts'
 
@@ -29,6 +29,10 @@ export async function daemonCommand (o: any): Promise<number> {
     activityFile: o.activityFile,
     mdnsInterface: o.mdnsInterface,
     runAs: o.runAs,
+    isolation: o.isolation,
+    maxJobRamMiB: o.maxJobRam,
+    maxJobDiskMiB: o.maxJobDisk,
+    maxJobPids: o.maxJobPids,
     cacheQuotaMiB: o.cacheQuota,
     sampleMs: o.sample,
     log

@@ -1,6 +1,6 @@
 import { NodeBrowser, hasMulticastRoute, MULTICAST_ROUTE_HINT, type DiscoveredNode } from '../../protocol/dnssd.ts'
 import { BgridError } from '../../protocol/errors.ts'
-import { isNodeState } from '../../daemon/node-state.ts'
+import { isNodeState } from '../../protocol/node-states.ts'
 
 export function peersTable (nodes: DiscoveredNode[]): string {
   const rows = [['NAME', 'STATE', 'CORES', 'MHZ', 'RAM(MiB)', 'DISK(MiB)', 'LOAD', 'COST', 'ADDRESS', 'COORDINATOR']]

@@ -1,6 +1,6 @@
 import { Coordinator } from '../../coordinator/coordinator.ts'
 import { Progress } from '../../coordinator/progress.ts'
-import { createLogger } from '../../daemon/log.ts'
+import { createLogger } from '../../protocol/log.ts'
 
 export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
   const mode = Progress.pick(o)

@@ -1,0 +1,230 @@
+// What keeps a job in its box, decided once at start-up and logged: the containment
+// helper (namespaces, read-only root, private /tmp, a uid per run), cgroups (memory,
+// pids, CPU weight, freezer) and the limits the daemon applies to every attempt.
+//
+// Levels:
+//   full   the daemon is root and bgrid-contain works here: all of the above
+//   none   the daemon is not root, or --isolation none: jobs run as the daemon's user
+//          (or --run-as), in their own process group, with no limits. For trusted use.
+// A root daemon whose helper does not work refuses to start rather than run strangers'
+// code unconfined (--isolation none says so on purpose).
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, rmSync, realpathSync, accessSync, constants as fsConst } from 'node:fs'
+import { createHash } from 'node:crypto'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { BgridError } from '../protocol/errors.ts'
+import type { Db } from '../protocol/db.ts'
+import type { Logger } from '../protocol/log.ts'
+import type { Assignment } from '../protocol/jobs.ts'
+import { CgroupTree, detectLayout, type AttemptGroup, type RunGroup } from './cgroups.ts'
+import { JobUsers, lookupUser, type RunAs } from './job-users.ts'
+import { RunSandboxes, type AttemptBox } from './sandbox.ts'
+import type { LaunchSpec } from './launcher-client.ts'
+
+export type IsolationMode = 'auto' | 'none'
+
+export interface ContainmentConfig {
+  dataDir: string
+  mode: IsolationMode
+  /** every run's jobs as this user, instead of a uid per run (weaker: runs share a uid) */
+  runAs?: string
+  /** a job's memory limit when it declares no `ram`, MiB (default: 90 % of RAM over the slots) */
+  maxJobRamMiB?: number
+  /** the most a job may write, MiB */
+  maxJobDiskMiB: number
+  /** processes and threads per attempt */
+  maxJobPids: number
+  slots: number
+  ramTotalMiB: number
+}
+
+/** where `npm run build` puts the helper: <package>/dist/libexec/bgrid-contain */
+export function helperPath (): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+  return path.join(dir, 'dist', 'libexec', 'bgrid-contain')
+}
+
+const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+/** the owner's private places, never shown to a job */
+const HIDDEN = ['/home', '/root', '/run/user', '/media']
+/** a job's /tmp replaces these: the data dir cannot live there */
+const PRIVATE_TMP = ['/tmp', '/var/tmp', '/dev/shm']
+
+export function jobEnv (a: Assignment, home: string): Record<string, string> {
+  return {
+    PATH: SAFE_PATH,
+    HOME: home,
+    TMPDIR: home,
+    LANG: 'C.UTF-8',
+    BGRID_JOB: a.job,
+    BGRID_ATTEMPT: a.attempt,
+    BGRID_CORES: String(a.cores),
+    OMP_NUM_THREADS: String(Math.max(1, Math.floor(a.cores))),
+    ...a.env
+  }
+}
+
+export interface Limits { memoryMiB?: number, diskMiB: number, pids: number }
+
+export class Containment {
+  readonly level: 'full' | 'none'
+  readonly cfg: ContainmentConfig
+  readonly helper?: string
+  readonly cgroups?: CgroupTree
+  private readonly users?: JobUsers
+  /** --run-as, or the daemon's fallback user when not root */
+  private readonly sharedUser?: RunAs
+  readonly dataDir: string
+
+  private constructor (cfg: ContainmentConfig, parts: { level: 'full' | 'none', helper?: string, cgroups?: CgroupTree, users?: JobUsers, sharedUser?: RunAs }) {
+    this.cfg = cfg
+    this.level = parts.level
+    this.helper = parts.helper
+    this.cgroups = parts.cgroups
+    this.users = parts.users
+    this.sharedUser = parts.sharedUser
+    this.dataDir = realpathSync(cfg.dataDir)
+  }
+
+  static async start (cfg: ContainmentConfig, meta: Db, log: Logger): Promise<Containment> {
+    const root = process.getuid?.() === 0
+    const linux = process.platform === 'linux'
+    let sharedUser: RunAs | undefined
+    if (cfg.runAs !== undefined && cfg.runAs !== 'root') {
+      sharedUser = lookupUser(cfg.runAs)
+      if (sharedUser === undefined) throw new BgridError('INVALID_CONFIG', `--run-as: no user ${cfg.runAs} in /etc/passwd`)
+      if (!root) throw new BgridError('INVALID_CONFIG', '--run-as needs the daemon to run as root')
+    }
+    if (cfg.mode === 'none' || !root || !linux) {
+      const why = cfg.mode === 'none' ? '--isolation none' : !linux ? `${process.platform} has no containment in bgrid yet` : 'the daemon is not root'
+      // not root: jobs run as this very user, who can read everything the daemon can
+      const c = new Containment(cfg, { level: 'none', sharedUser: root ? (sharedUser ?? lookupUser('nobody')) : undefined })
+      log.warn('containment: none: jobs are not isolated from this machine (run the daemon as root, or as a service, to isolate them)', { why, user: c.sharedUser?.name ?? os.userInfo().username })
+      return c
+    }
+    const dataDir = realpathSync(cfg.dataDir)
+    for (const t of PRIVATE_TMP) {
+      if (dataDir === t || dataDir.startsWith(t + '/')) throw new BgridError('INVALID_CONFIG', `--data-dir ${dataDir} is under ${t}, which every job gets a private copy of: put the data dir elsewhere (the service uses /var/lib/bgrid)`)
+    }
+    const helper = helperPath()
+    try { accessSync(helper, fsConst.X_OK) } catch {
+      throw new BgridError('INVALID_CONFIG', `the containment helper ${helper} is missing (it is compiled by \`npm install\` / \`npm run build\` with a C compiler: install gcc or clang and run \`npm run build\`), or run with --isolation none to run jobs unconfined`)
+    }
+    const layout = detectLayout(createHash('sha256').update(dataDir).digest('hex').slice(0, 12))
+    let cgroups: CgroupTree | undefined
+    if (layout !== undefined) {
+      cgroups = new CgroupTree(layout)
+      try { cgroups.setup() } catch (err: any) {
+        log.warn('cgroups not usable: no memory, pids or freezer limits', { err: String(err?.message ?? err) })
+        cgroups = undefined
+      }
+    }
+    const c = new Containment(cfg, { level: 'full', helper, cgroups, users: sharedUser === undefined ? new JobUsers(meta) : undefined, sharedUser })
+    // a real attempt of /bin/true under full containment: if this machine cannot, say why now
+    await c.probe()
+    log.info('containment', c.summary())
+    if (cgroups === undefined) log.warn('no cgroup hierarchy with a memory controller is mounted here: jobs get no memory or pids limit and are suspended by signals')
+    return c
+  }
+
+  summary (): Record<string, unknown> {
+    return {
+      level: this.level,
+      users: this.level === 'none' ? (this.sharedUser?.name ?? 'the daemon\'s') : this.sharedUser !== undefined ? `${this.sharedUser.name} (shared by every run)` : 'a uid per run',
+      namespaces: this.level === 'full' ? 'pid, mount (read-only root, private /tmp, data dir and homes hidden), ipc; network on request' : 'none',
+      cgroups: this.cgroups === undefined ? 'none' : `v${this.cgroups.version}: ${this.cgroups.controllers().join(', ')}`,
+      limits: { memoryMiB: `${this.defaultMemoryMiB()} unless a job declares ram`, diskMiB: this.cfg.maxJobDiskMiB, pids: this.cgroups?.has('pids') === true ? this.cfg.maxJobPids : 'none' }
+    }
+  }
+
+  private defaultMemoryMiB (): number {
+    return this.cfg.maxJobRamMiB ?? Math.max(256, Math.floor(this.cfg.ramTotalMiB * 0.9 / Math.max(1, this.cfg.slots)))
+  }
+
+  /** A job's limits: its declared ram plus a margin, its declared disk within the worker's cap. */
+  limitsFor (a: Assignment): Limits {
+    const memoryMiB = a.ram > 0 ? a.ram + Math.max(64, Math.ceil(a.ram * 0.1)) : this.defaultMemoryMiB()
+    const diskMiB = a.disk > 0 ? Math.min(a.disk, this.cfg.maxJobDiskMiB) : this.cfg.maxJobDiskMiB
+    return { memoryMiB, diskMiB, pids: this.cfg.maxJobPids }
+  }
+
+  /** Everything a run's jobs get on this node: a user, directories, a cgroup. */
+  async forRun (run: string): Promise<RunJail> {
+    const user = this.level === 'full' ? (this.sharedUser ?? await this.users?.next()) : this.sharedUser
+    return new RunJail(this, run, user)
+  }
+
+  /** CPU time our jobs used so far (ms), for the owner-load meter; undefined without cgroups */
+  jobsCpuMs (): number | undefined { return this.cgroups?.cpuMs() }
+
+  teardown (): void { this.cgroups?.teardown() }
+
+  private async probe (): Promise<void> {
+    const dir = path.join(this.dataDir, 'runs', '.probe')
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const jail = await this.forRun('.probe')
+    try {
+      const box = jail.sandboxes.create('probe', [])
+      jail.sandboxes.handOver(box)
+      const spec = jail.launchSpec(box, { attempt: 'probe', job: 'probe', cmd: ['/bin/sh', '-c', 'test ! -e "$0/db" && test -w /tmp && test -w . && test ! -w /etc', this.dataDir], env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: true, inputs: [], outputs: [] }, undefined)
+      const r = spawnSync(spec.file, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000, encoding: 'utf8' })
+      if (r.status !== 0) {
+        throw new BgridError('INVALID_CONFIG', `containment does not work on this machine (${r.error?.message ?? (r.stderr.trim() || `exit ${String(r.status ?? r.signal)}`)}); run with --isolation none to run jobs unconfined`)
+      }
+    } finally {
+      jail.destroy()
+      await jail.sandboxes.removeAll()
+    }
+  }
+}
+
+/** One run's jobs on this node. */
+export class RunJail {
+  private readonly c: Containment
+  readonly run: string
+  readonly user?: RunAs
+  readonly sandboxes: RunSandboxes
+  private readonly group?: RunGroup
+
+  constructor (c: Containment, run: string, user: RunAs | undefined) {
+    this.c = c
+    this.run = run
+    this.user = user
+    this.sandboxes = new RunSandboxes(path.join(c.dataDir, 'runs', run), { owner: user, privateTree: c.level === 'full' })
+    this.group = c.cgroups?.run(run)
+  }
+
+  get contained (): boolean { return this.c.level === 'full' }
+
+  limits (a: Assignment): Limits { return this.c.limitsFor(a) }
+
+  /** The attempt's cgroup, with its limits. */
+  attemptGroup (attempt: string, limits: Limits): AttemptGroup | undefined {
+    return this.group?.attempt(attempt, { memoryBytes: limits.memoryMiB !== undefined ? limits.memoryMiB * 1048576 : undefined, pids: limits.pids })
+  }
+
+  /** What the launcher runs: the job inside the helper, or (level none) the job itself. */
+  launchSpec (box: AttemptBox, a: Assignment, group: AttemptGroup | undefined, limits = this.c.limitsFor(a)): LaunchSpec {
+    const env = jobEnv(a, box.work)
+    const logs = { stdout: box.stdout, stderr: box.stderr }
+    if (this.c.level === 'none' || this.c.helper === undefined) {
+      return { file: a.cmd[0], args: a.cmd.slice(1), cwd: box.work, env, ...(this.user !== undefined ? { uid: this.user.uid, gid: this.user.gid } : {}), ...logs }
+    }
+    const args = ['--status', box.launchError, '--work', box.work, '--tmp', box.tmp, '--hide', this.c.dataDir]
+    for (const h of HIDDEN) args.push('--hide', h)
+    for (const f of group?.procsFiles() ?? []) args.push('--cgroup', f)
+    if (this.user !== undefined) args.push('--uid', String(this.user.uid), '--gid', String(this.user.gid))
+    args.push('--fsize', String(limits.diskMiB * 1048576), '--nofile', '4096', '--nice', '19', '--network', a.network ? 'host' : 'none')
+    for (const [k, v] of Object.entries(env)) args.push('--env', `${k}=${v}`)
+    args.push('--', ...a.cmd)
+    // an empty environment: the helper runs as root, nothing of the job's may reach its loader
+    return { file: this.c.helper, args, cwd: box.work, env: {}, statusFile: box.launchError, ...logs }
+  }
+
+  /** Session end: every process of the run dies, its groups go. */
+  destroy (): void { this.group?.destroy() }
+}

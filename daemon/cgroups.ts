@@ -1,9 +1,11 @@
 // Control groups for job attempts, cgroup v2 or v1, whichever the machine mounts.
 // The daemon makes one subtree of its own (bgrid-<tag>, below the cgroup it runs in);
-// under it a group per run and one per attempt. An attempt's group carries its
-// limits (memory, pids), its CPU weight, and is what the daemon freezes when the owner
-// comes back and kills at the end of an attempt or session: everything the job forks
-// is in it, whatever it does with sessions and process groups.
+// under it a group per run and one per attempt. The run's group carries the CPU weight
+// and accounting and is what the daemon freezes when the owner comes back and kills
+// at the end of a session; an attempt's group carries its own limits (memory, pids).
+// Everything a job forks is in them, whatever it does with sessions and process groups.
+// (Only the controllers with a per-job limit get a group per attempt: each group is a
+// few directory operations, and short jobs come by the thousand.)
 //
 // v1 mounts one hierarchy per controller (or a few together); v2 one hierarchy where a
 // group may hold processes or enable controllers for its children, not both: there
@@ -14,6 +16,8 @@ import path from 'node:path'
 
 export type Controller = 'memory' | 'pids' | 'cpu' | 'cpuacct' | 'freezer'
 const WANTED: Controller[] = ['memory', 'pids', 'cpu', 'cpuacct', 'freezer']
+/** controllers with a group per attempt; the others stop at the run's group */
+const PER_ATTEMPT: Controller[] = ['memory', 'pids']
 
 export interface AttemptLimits {
   /** bytes of memory (and swap); undefined: none */
@@ -191,9 +195,27 @@ export class RunGroup {
     if (tree.version === 2) write(path.join(tree.allDirs(run)[0], 'cgroup.subtree_control'), tree.enableList())
   }
 
-  attempt (attempt: string, limits: AttemptLimits): AttemptGroup {
-    return new AttemptGroup(this.tree, this.run, attempt, limits)
+  /** The groups of an attempt slot (see AttemptGroup), made on first use. */
+  slot (name: string): AttemptGroup {
+    let g = this.slots.get(name)
+    if (g === undefined) { g = new AttemptGroup(this, name); this.slots.set(name, g) }
+    return g
   }
+
+  private readonly slots = new Map<string, AttemptGroup>()
+
+  /** v1: the run-level groups a job's first process joins (cpu, cpuacct, freezer) */
+  procsFiles (): string[] {
+    if (this.tree.version === 2) return []
+    return WANTED.filter(c => !PER_ATTEMPT.includes(c)).flatMap(c => {
+      const d = this.tree.dirFor(c, this.run)
+      return d === undefined ? [] : [path.join(d, 'cgroup.procs')]
+    })
+  }
+
+  /** The owner is back: every process of the run's jobs stops at once. */
+  freeze (): boolean { return setFrozen(this.tree, [this.run], true) }
+  thaw (): boolean { return setFrozen(this.tree, [this.run], false) }
 
   /** Session end: everything of this run dies, then its groups go. */
   destroy (): void {
@@ -201,52 +223,66 @@ export class RunGroup {
   }
 }
 
+/**
+ * The groups of one attempt slot (a sandbox box): made once, then used by one attempt
+ * after another, as the box is. A group is the kernel's, never the job's (it cannot
+ * write a cgroup file), so nothing of a job survives in it once it is empty; making
+ * and removing a memory cgroup for every attempt costs about a millisecond.
+ */
 export class AttemptGroup {
   private readonly tree: CgroupTree
-  private readonly parts: string[]
-  readonly limits: AttemptLimits
+  private readonly runGroup: RunGroup
+  /** v1: a directory per per-attempt controller; v2: the one directory */
+  private readonly dirs: string[]
+  private readonly memDir?: string
+  private readonly pidsDir?: string
+  private current: AttemptLimits = {}
+  /** the kernel's OOM-kill count when the current attempt began */
+  private oomBase = 0
 
-  constructor (tree: CgroupTree, run: string, attempt: string, limits: AttemptLimits) {
+  constructor (runGroup: RunGroup, name: string) {
+    const tree = runGroup.tree
     this.tree = tree
-    this.parts = [run, attempt]
-    this.limits = limits
-    for (const d of tree.allDirs(...this.parts)) mkdirSync(d)
-    const v1 = tree.version === 1
-    const mem = tree.dirFor('memory', ...this.parts)
-    if (mem !== undefined && limits.memoryBytes !== undefined) {
-      const bytes = String(Math.floor(limits.memoryBytes))
-      write(path.join(mem, v1 ? 'memory.limit_in_bytes' : 'memory.max'), bytes)
+    this.runGroup = runGroup
+    const dirOf = (c: Controller): string | undefined => tree.dirFor(c, runGroup.run, name)
+    this.dirs = [...new Set(PER_ATTEMPT.flatMap(c => dirOf(c) ?? []))]
+    for (const d of this.dirs) mkdirSync(d, { recursive: true })
+    this.memDir = dirOf('memory')
+    this.pidsDir = dirOf('pids')
+  }
+
+  /** An attempt starts in this group: its limits (written only when they change). */
+  begin (limits: AttemptLimits): void {
+    const v1 = this.tree.version === 1
+    if (this.memDir !== undefined && limits.memoryBytes !== this.current.memoryBytes) {
+      const bytes = limits.memoryBytes === undefined ? (v1 ? '-1' : 'max') : String(Math.floor(limits.memoryBytes))
+      const swap = path.join(this.memDir, v1 ? 'memory.memsw.limit_in_bytes' : 'memory.swap.max')
+      const mem = path.join(this.memDir, v1 ? 'memory.limit_in_bytes' : 'memory.max')
+      // v1 wants memory <= memory+swap at every step: raise first whichever must grow
+      const raising = limits.memoryBytes === undefined || (this.current.memoryBytes !== undefined && limits.memoryBytes > this.current.memoryBytes)
       // no swapping past the limit: the job is stopped at it, not the owner's desktop
-      try { write(path.join(mem, v1 ? 'memory.memsw.limit_in_bytes' : 'memory.swap.max'), v1 ? bytes : '0') } catch {}
+      const steps: Array<[string, string]> = v1 ? (raising ? [[swap, bytes], [mem, bytes]] : [[mem, bytes], [swap, bytes]]) : [[mem, bytes], [swap, '0']]
+      for (const [file, value] of steps) { try { write(file, value) } catch (err) { if (file === mem) throw err } }
     }
-    const pids = tree.dirFor('pids', ...this.parts)
-    if (pids !== undefined && limits.pids !== undefined) write(path.join(pids, 'pids.max'), String(limits.pids))
+    if (this.pidsDir !== undefined && limits.pids !== this.current.pids) write(path.join(this.pidsDir, 'pids.max'), limits.pids === undefined ? 'max' : String(limits.pids))
+    this.current = { ...limits }
+    this.oomBase = this.oomCount()
+  }
+
+  private oomCount (): number {
+    if (this.memDir === undefined) return 0
+    return statValue(tryRead(path.join(this.memDir, this.tree.version === 1 ? 'memory.oom_control' : 'memory.events')), 'oom_kill')
   }
 
   /** the files the job's first process writes its pid to (v1: one per hierarchy) */
-  procsFiles (): string[] { return this.tree.allDirs(...this.parts).map(d => path.join(d, 'cgroup.procs')) }
+  procsFiles (): string[] { return [...this.dirs.map(d => path.join(d, 'cgroup.procs')), ...this.runGroup.procsFiles()] }
 
-  /** The owner is back: stop every process of the attempt at once. */
-  freeze (): boolean { return setFrozen(this.tree, this.parts, true) }
-  thaw (): boolean { return setFrozen(this.tree, this.parts, false) }
+  /** Did the kernel kill a process of the current attempt for going over its memory limit? */
+  oomKilled (): boolean { return this.oomCount() > this.oomBase }
 
-  /** Did the kernel kill a process of this attempt for going over its memory limit? */
-  oomKilled (): boolean {
-    const mem = this.tree.dirFor('memory', ...this.parts)
-    if (mem === undefined) return false
-    if (this.tree.version === 1) return statValue(tryRead(path.join(mem, 'memory.oom_control')), 'oom_kill') > 0
-    return statValue(tryRead(path.join(mem, 'memory.events')), 'oom_kill') > 0
-  }
-
-  /** Processes still in the attempt's group. */
-  procs (): number[] {
-    const d = this.tree.dirFor('freezer', ...this.parts) ?? this.tree.allDirs(...this.parts)[0]
-    return listProcs(d)
-  }
-
-  /** Kill whatever is left and remove the groups (the attempt is over). */
-  destroy (): void {
-    for (const d of this.tree.allDirs(...this.parts)) { killTree(this.tree.layout, d); removeTree(d) }
+  /** The attempt is over: anything of it still in the group is killed (normally nothing: its PID namespace died with it). */
+  end (): void {
+    for (const d of this.dirs) if (listProcs(d).length > 0) killTree(this.tree.layout, d)
   }
 }
 

@@ -8,7 +8,6 @@
 //          (or --run-as), in their own process group, with no limits. For trusted use.
 // A root daemon whose helper does not work refuses to start rather than run strangers'
 // code unconfined (--isolation none says so on purpose).
-import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, realpathSync, accessSync, constants as fsConst } from 'node:fs'
 import { createHash } from 'node:crypto'
 import os from 'node:os'
@@ -21,7 +20,7 @@ import type { Assignment } from '../protocol/jobs.ts'
 import { CgroupTree, detectLayout, type AttemptGroup, type RunGroup } from './cgroups.ts'
 import { JobUsers, lookupUser, type RunAs } from './job-users.ts'
 import { RunSandboxes, type AttemptBox } from './sandbox.ts'
-import type { LaunchSpec } from './launcher-client.ts'
+import { Launcher, type LaunchSpec } from './launcher-client.ts'
 
 export type IsolationMode = 'auto' | 'none'
 
@@ -40,7 +39,7 @@ export interface ContainmentConfig {
   ramTotalMiB: number
 }
 
-/** where `npm run build` puts the helper: <package>/dist/libexec/bgrid-contain */
+/** where `npm run build` puts the job starter: <package>/dist/libexec/bgrid-contain */
 export function helperPath (): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir)
@@ -111,7 +110,7 @@ export class Containment {
     }
     const helper = helperPath()
     try { accessSync(helper, fsConst.X_OK) } catch {
-      throw new BgridError('INVALID_CONFIG', `the containment helper ${helper} is missing (it is compiled by \`npm install\` / \`npm run build\` with a C compiler: install gcc or clang and run \`npm run build\`), or run with --isolation none to run jobs unconfined`)
+      throw new BgridError('INVALID_CONFIG', `the job starter ${helper} is missing (it is compiled by \`npm install\` / \`npm run build\` with a C compiler: install gcc or clang and run \`npm run build\`), or run with --isolation none to run jobs unconfined`)
     }
     const layout = detectLayout(createHash('sha256').update(dataDir).digest('hex').slice(0, 12))
     let cgroups: CgroupTree | undefined
@@ -162,20 +161,30 @@ export class Containment {
 
   teardown (): void { this.cgroups?.teardown() }
 
+  /** The job starter for this level: bgrid-contain when contained, the Node launcher otherwise. */
+  launcher (): Launcher { return new Launcher(this.level === 'full' ? this.helper : undefined) }
+
   private async probe (): Promise<void> {
     const dir = path.join(this.dataDir, 'runs', '.probe')
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const jail = await this.forRun('.probe')
+    const launcher = this.launcher()
     try {
-      const box = jail.sandboxes.create('probe', [])
+      const box = jail.sandboxes.create([], [])
       jail.sandboxes.handOver(box)
-      const spec = jail.launchSpec(box, { attempt: 'probe', job: 'probe', cmd: ['/bin/sh', '-c', 'test ! -e "$0/db" && test -w /tmp && test -w . && test ! -w /etc', this.dataDir], env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: true, inputs: [], outputs: [] }, undefined)
-      const r = spawnSync(spec.file, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000, encoding: 'utf8' })
-      if (r.status !== 0) {
-        throw new BgridError('INVALID_CONFIG', `containment does not work on this machine (${r.error?.message ?? (r.stderr.trim() || `exit ${String(r.status ?? r.signal)}`)}); run with --isolation none to run jobs unconfined`)
+      const cmd = ['/bin/sh', '-c', 'test ! -e "$0/db" && test -w /tmp && test -w . && test ! -w /etc', this.dataDir]
+      const spec = jail.launchSpec(box, { attempt: 'probe', job: 'probe', cmd, env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: true, inputs: [], outputs: [] }, undefined)
+      const launched = await launcher.launch(spec)
+      const timer = setTimeout(() => { if (launched.pid > 0) { try { process.kill(launched.pid, 'SIGKILL') } catch {} } }, 10_000)
+      const end = await launched.exited
+      clearTimeout(timer)
+      if (end.code !== 0) {
+        const why = end.setupError ?? (end.signal !== null ? `killed by ${end.signal}` : `a contained test job exited ${String(end.code)}`)
+        throw new BgridError('INVALID_CONFIG', `containment does not work on this machine (${why}); run with --isolation none to run jobs unconfined`)
       }
     } finally {
+      launcher.stop()
       jail.destroy()
       await jail.sandboxes.removeAll()
     }
@@ -202,27 +211,30 @@ export class RunJail {
 
   limits (a: Assignment): Limits { return this.c.limitsFor(a) }
 
-  /** The attempt's cgroup, with its limits. */
-  attemptGroup (attempt: string, limits: Limits): AttemptGroup | undefined {
-    return this.group?.attempt(attempt, { memoryBytes: limits.memoryMiB !== undefined ? limits.memoryMiB * 1048576 : undefined, pids: limits.pids })
+  /** The owner is back: every job of the run here stops (thaw: goes on); false without a freezer. */
+  freeze (): boolean { return this.group?.freeze() === true }
+  thaw (): boolean { return this.group?.thaw() === true }
+
+  /** The cgroup of an attempt in a box (reused with the box), set to the attempt's limits. */
+  attemptGroup (box: AttemptBox, limits: Limits): AttemptGroup | undefined {
+    const g = this.group?.slot(path.basename(box.dir))
+    g?.begin({ memoryBytes: limits.memoryMiB !== undefined ? limits.memoryMiB * 1048576 : undefined, pids: limits.pids })
+    return g
   }
 
-  /** What the launcher runs: the job inside the helper, or (level none) the job itself. */
+  /** What the starter runs: the job in its containment, or (level none) the job itself. */
   launchSpec (box: AttemptBox, a: Assignment, group: AttemptGroup | undefined, limits = this.c.limitsFor(a)): LaunchSpec {
-    const env = jobEnv(a, box.work)
-    const logs = { stdout: box.stdout, stderr: box.stderr }
-    if (this.c.level === 'none' || this.c.helper === undefined) {
-      return { file: a.cmd[0], args: a.cmd.slice(1), cwd: box.work, env, ...(this.user !== undefined ? { uid: this.user.uid, gid: this.user.gid } : {}), ...logs }
+    const spec: LaunchSpec = {
+      argv: a.cmd, env: jobEnv(a, box.work), stdout: box.stdout, stderr: box.stderr, cwd: box.work,
+      ...(this.user !== undefined ? { uid: this.user.uid, gid: this.user.gid } : {})
     }
-    const args = ['--status', box.launchError, '--work', box.work, '--tmp', box.tmp, '--hide', this.c.dataDir]
-    for (const h of HIDDEN) args.push('--hide', h)
-    for (const f of group?.procsFiles() ?? []) args.push('--cgroup', f)
-    if (this.user !== undefined) args.push('--uid', String(this.user.uid), '--gid', String(this.user.gid))
-    args.push('--fsize', String(limits.diskMiB * 1048576), '--nofile', '4096', '--nice', '19', '--network', a.network ? 'host' : 'none')
-    for (const [k, v] of Object.entries(env)) args.push('--env', `${k}=${v}`)
-    args.push('--', ...a.cmd)
-    // an empty environment: the helper runs as root, nothing of the job's may reach its loader
-    return { file: this.c.helper, args, cwd: box.work, env: {}, statusFile: box.launchError, ...logs }
+    if (this.c.level === 'full') {
+      spec.contain = {
+        work: box.work, tmp: box.tmp, hide: [this.c.dataDir, ...HIDDEN], cgroups: group?.procsFiles() ?? [],
+        network: a.network, fsizeBytes: limits.diskMiB * 1048576, nofile: 4096, nice: 19
+      }
+    }
+    return spec
   }
 
   /** Session end: every process of the run dies, its groups go. */

@@ -86,7 +86,7 @@ export class Daemon {
   containment!: Containment
   private control?: ControlServer
   private lastAdKey = ''
-  private readonly launcher = new Launcher()
+  private launcher!: Launcher
   private stopping = false
 
   constructor (cfg: DaemonConfig) {
@@ -126,6 +126,7 @@ export class Daemon {
       slots: cfg.slots ?? this.statics.cores,
       ramTotalMiB: this.statics.ramTotal
     }, this.meta, this.log.child('containment'))
+    this.launcher = this.containment.launcher()
     // unconfined jobs running as another user walk the real path to their directory
     if (this.containment.level === 'none' && process.getuid?.() === 0) await chmod(cfg.dataDir, 0o711)
 
@@ -353,7 +354,7 @@ export class Daemon {
     await this.advertiser?.stop() // goodbye first: browsers drop us at once
     if (this.session !== undefined) await this.endSession('daemon stopping')
     await this.control?.stop()
-    this.launcher.stop()
+    this.launcher?.stop()
     this.containment?.teardown()
     await this.node?.stop()
     await this.db?.close()

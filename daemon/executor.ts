@@ -48,6 +48,10 @@ export class RunningAttempt {
   suspended = false
   killedFor?: string
   group?: AttemptGroup
+  /** stops every job of the run at once (the run's freezer cgroup) */
+  freezer?: { freeze: () => boolean, thaw: () => boolean }
+  /** its directories are gone (after the result, off the critical path) */
+  released?: Promise<void>
   readonly assignment: Assignment
   constructor (a: Assignment) { this.assignment = a }
 
@@ -58,12 +62,12 @@ export class RunningAttempt {
 
   /** The owner is back: everything of the attempt stops at once (the freezer; signals without one). */
   suspend (): void {
-    if (this.group?.freeze() !== true) this.signalGroup('SIGSTOP')
+    if (this.freezer?.freeze() !== true) this.signalGroup('SIGSTOP')
     this.suspended = true
   }
 
   resume (): void {
-    if (this.group?.thaw() !== true) this.signalGroup('SIGCONT')
+    if (this.freezer?.thaw() !== true) this.signalGroup('SIGCONT')
     this.suspended = false
   }
 
@@ -71,7 +75,8 @@ export class RunningAttempt {
 
   kill (why: string): void {
     this.killedFor ??= why
-    this.group?.thaw()
+    // a frozen process cannot die: the kill lands once it is thawed (SIGKILL is queued meanwhile)
+    if (this.suspended) this.freezer?.thaw()
     this.signalGroup('SIGCONT')
     this.signalGroup('SIGKILL')
   }
@@ -98,20 +103,22 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   const base: Base = { attempt: a.attempt, outputs: [] as FileResult[], exitCode: null, signal: null, startedAt: Date.now(), bytesFetched: 0, cacheHits: 0 }
   let box: AttemptBox
   try {
-    box = opts.jail.sandboxes.create(a.attempt, [...a.inputs.map(i => i.name), ...a.outputs])
+    box = opts.jail.sandboxes.create(a.inputs.map(i => i.name), a.outputs)
   } catch (err: any) {
     return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs: 0 }
   }
   try {
-    r.group = opts.jail.attemptGroup(a.attempt, opts.jail.limits(a))
+    r.group = opts.jail.attemptGroup(box, opts.jail.limits(a))
+    r.freezer = opts.jail
     return await runInBox(r, opts, box, base)
   } catch (err: any) {
     return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs: 0 }
   } finally {
     // nothing of the attempt may still run when its directory goes (the PID namespace is
     // gone with the job already; the group catches what a weaker containment left)
-    r.group?.destroy()
-    await opts.jail.sandboxes.remove(box).catch(() => {})
+    r.group?.end()
+    // the result need not wait for the directories to go
+    r.released = opts.jail.sandboxes.release(box).catch(() => {})
   }
 }
 
@@ -163,6 +170,7 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
     clearTimeout(timer)
     clearInterval(watcher)
     r.exited = true
+    if (end.setupError !== undefined) box.launchFailed = true
     wrote = { out: end.out, err: end.err }
     const error = end.setupError !== undefined ? end.setupError.trim()
       : end.signal === 'LOST' ? 'job launcher exited'

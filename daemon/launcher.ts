@@ -1,62 +1,81 @@
-// The job launcher: a small helper process that spawns job processes for the daemon.
-// Spawning from the daemon itself costs ~7 ms a job (fork copies a large process's
-// page tables); from this small process, ~2 ms. Line-delimited JSON on stdin/stdout.
-// It imports nothing heavy on purpose.
+// The Node job launcher: the starter of a daemon whose jobs run unconfined (not root,
+// or --isolation none). It speaks bgrid-contain's protocol (see bgrid-contain.c and
+// launcher-client.ts) but honours only what a plain spawn can: argv, environment, cwd,
+// uid/gid, its own process group. It imports nothing heavy on purpose.
 import { spawn } from 'node:child_process'
-import { openSync, closeSync, statSync, readFileSync, constants as fsConst } from 'node:fs'
-import { createInterface } from 'node:readline'
+import { openSync, closeSync, fstatSync, constants as fsConst } from 'node:fs'
 
-interface SpawnRequest {
-  id: string, file: string, args: string[], cwd: string, env: Record<string, string>
-  uid?: number, gid?: number, stdout: string, stderr: string
-  /** the containment helper explains a failure to start here (and exits 255) */
-  statusFile?: string
-}
+const send = (line: string): void => { process.stdout.write(line + '\n') }
 
-/** new files only: an attempt's directory is fresh, and nothing in it is followed */
-const NEW_FILE = fsConst.O_WRONLY | fsConst.O_CREAT | fsConst.O_EXCL | fsConst.O_NOFOLLOW
+/** the log files of the attempt's box (root's, in a directory only the daemon can write: never a link) */
+const LOG_FILE = fsConst.O_WRONLY | fsConst.O_CREAT | fsConst.O_TRUNC | fsConst.O_NOFOLLOW
 
-const send = (msg: unknown): void => { process.stdout.write(JSON.stringify(msg) + '\n') }
-
-const rl = createInterface({ input: process.stdin })
-rl.on('line', (line) => {
-  let req: SpawnRequest
-  try { req = JSON.parse(line) } catch { return }
+function start (fields: string[]): void {
+  const [id, stdout, stderr, , cwd, , , uid, gid] = fields
+  let k = 13
+  const list = (): string[] => { const n = Number(fields[k++]); const out = fields.slice(k, k + n); k += n; return out }
+  list() // cgroups: none here
+  list() // hidden directories: none here
+  const env = Object.fromEntries(list().map(e => { const i = e.indexOf('='); return [e.slice(0, i), e.slice(i + 1)] }))
+  const argv = list()
   let out: number | undefined
   let err: number | undefined
   try {
     // files, not pipes: a pipe costs more per job than an open(), and a background
     // descendant holding a pipe would hold the job
-    out = openSync(req.stdout, NEW_FILE, 0o600)
-    err = openSync(req.stderr, NEW_FILE, 0o600)
-    const child = spawn(req.file, req.args, {
-      cwd: req.cwd,
-      env: req.env,
+    out = openSync(stdout, LOG_FILE, 0o600)
+    err = openSync(stderr, LOG_FILE, 0o600)
+    const o = out
+    const e = err
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd,
+      env,
       detached: true, // own process group: the daemon signals the whole group
-      stdio: ['ignore', out, err],
-      ...(req.uid !== undefined ? { uid: req.uid, gid: req.gid } : {})
+      stdio: ['ignore', o, e],
+      ...(uid !== '-1' ? { uid: Number(uid), gid: Number(gid) } : {})
     })
-    child.on('error', (e) => { send({ id: req.id, event: 'error', message: e.message }) })
-    child.on('spawn', () => { send({ id: req.id, event: 'spawned', pid: child.pid }) })
+    let spawned = false
+    child.on('error', (x) => {
+      if (spawned) return
+      closeSync(o)
+      closeSync(e)
+      send(`exit ${id} - - 0 0 cannot start ${argv[0]}: ${x.message.replace(/\n/g, ' ')}`)
+    })
+    child.on('spawn', () => { spawned = true; send(`spawned ${id} ${child.pid ?? -1}`) })
     child.on('exit', (code, signal) => {
+      if (!spawned) return
       // the job is over: what it left running in its process group goes too (as HTCondor
-      // does), so nothing writes into a sandbox that a later attempt may reuse
+      // does without containment)
       if (child.pid !== undefined) { try { process.kill(-child.pid, 'SIGKILL') } catch {} }
-      // sizes of what it wrote, so the daemon need not look at empty files
-      const size = (file: string): number => statSync(file).size
-      let o = 1
-      let e = 1
-      try { o = size(req.stdout); e = size(req.stderr) } catch {}
-      let setupError: string | undefined
-      if (code === 255 && req.statusFile !== undefined) { try { setupError = readFileSync(req.statusFile, 'utf8').slice(0, 2000) } catch {} }
-      send({ id: req.id, event: 'exit', code, signal, out: o, err: e, ...(setupError !== undefined ? { setupError } : {}) })
+      let so = 1
+      let se = 1
+      try { so = fstatSync(o).size; se = fstatSync(e).size } catch {}
+      closeSync(o)
+      closeSync(e)
+      send(`exit ${id} ${code ?? '-'} ${signal ?? '-'} ${so} ${se}`)
     })
-  } catch (e: any) {
-    send({ id: req.id, event: 'error', message: e.message })
+    out = undefined
+    err = undefined
+  } catch (x: any) {
+    send(`exit ${id} - - 0 0 ${String(x.message).replace(/\n/g, ' ')}`)
   } finally {
     if (out !== undefined) closeSync(out)
     if (err !== undefined) closeSync(err)
   }
+}
+
+// frames: 'R', u32le length, NUL-terminated fields
+let buf: Buffer = Buffer.alloc(0)
+process.stdin.on('data', (chunk: Buffer) => {
+  buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+  while (buf.length >= 5) {
+    const len = buf.readUInt32LE(1)
+    if (buf[0] !== 0x52) { process.stderr.write('launcher: bad request\n'); process.exit(1) }
+    if (buf.length < 5 + len) break
+    const fields = buf.subarray(5, 5 + len).toString('utf8').split('\0').slice(0, -1)
+    buf = buf.subarray(5 + len)
+    start(fields)
+  }
 })
 // the daemon is gone: nothing left to do
-rl.on('close', () => { process.exit(0) })
+process.stdin.on('end', () => { process.exit(0) })

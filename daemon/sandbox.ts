@@ -1,18 +1,25 @@
-// Attempt directories of one run on a worker: <data>/runs/<run>/<attempt>/ holds
+// Attempt directories of one run on a worker: <data>/runs/<run>/b<n>/ holds
 //   work/     the job's cwd (its user owns it once the inputs are in place)
-//   tmp/      its /tmp, /var/tmp and /dev/shm
+//   tmp/      its /tmp, /var/tmp and /dev/shm: root's, sticky and world-writable as
+//             /tmp itself is, so the job owns what it puts there, never the directory
 //   stdout, stderr   written through descriptors the launcher opened (root's files)
 //   launch-error     why the job could not start, when it could not
 //
-// A job is hostile. Every attempt gets directories made fresh by the daemon, and
-// nothing a job owned is ever used again: the whole attempt directory goes when the
-// attempt is over. The daemon never follows a path the job could have changed: it
-// makes the tree and links the inputs before any process of the attempt exists;
-// afterwards it opens outputs component by component without following a link
-// (openOutput), and removes the tree only once every process of the attempt is dead
-// (rm does not follow links either).
-import { mkdirSync, chownSync } from 'node:fs'
-import { open, rm, opendir, lstat, constants as fsConst, type FileHandle } from 'node:fs/promises'
+// A job is hostile. work/ is made fresh by the daemon for every attempt and goes when
+// it is over (an empty one is moved aside to the run's trash and deleted with the run:
+// on ext4, deleting directories as fast as short jobs end makes every mkdir scan the
+// recently freed inodes); tmp/ is emptied: nothing a job owned is ever used again. The box around
+// them is root's, private, and the job never sees it (its mount namespace shows work/
+// and tmp/ alone): that box, its tmp/ and its two log files are kept for a later
+// attempt of the same run, so that one directory is made and removed per attempt (on
+// this kind of disk each costs a few tenths of a millisecond, and short jobs come by
+// the thousand). The daemon never follows a path the job could have changed: it makes
+// the tree and links the inputs before any process of the attempt exists; afterwards
+// it opens outputs component by component without following a link (openOutput), and
+// removes what the job left only once every process of the attempt is dead (rm does
+// not follow links either).
+import { mkdirSync, chownSync, chmodSync, readdirSync, renameSync } from 'node:fs'
+import { open, rm, opendir, lstat, unlink, constants as fsConst, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { safeJoin } from '../protocol/paths.ts'
 import { BgridError } from '../protocol/errors.ts'
@@ -26,8 +33,12 @@ export interface AttemptBox {
   stderr: string
   /** the containment helper writes here why a job could not start */
   launchError: string
-  /** directories the daemon made for the job (work/, tmp/, parents of input and output names) */
+  /** directories the daemon made for the job (work/, parents of input and output names) */
   made: string[]
+  /** input names directly in work/ (unlinked by name at the end: a final component is never followed) */
+  topInputs: string[]
+  /** the helper wrote launch-error */
+  launchFailed?: boolean
 }
 
 export interface SandboxOptions {
@@ -39,12 +50,17 @@ export interface SandboxOptions {
    * walks the real path, so the run's directories must let it through.
    */
   privateTree: boolean
+  /** boxes kept for later attempts */
+  spare?: number
 }
 
 export class RunSandboxes {
   readonly runDir: string
   private readonly opts: SandboxOptions
   private ready = false
+  private seq = 0
+  private trashed = 0
+  private readonly free: string[] = []
 
   constructor (runDir: string, opts: SandboxOptions) {
     this.runDir = runDir
@@ -54,22 +70,31 @@ export class RunSandboxes {
   get owner (): RunAs | undefined { return this.opts.owner }
 
   /**
-   * A fresh attempt tree, all of it the daemon's until handOver(): the parents of the
-   * input and output names are made inside work/. Synchronous on purpose: a few
-   * metadata calls on local disk, where an asynchronous call would add a thread-pool
-   * round trip to each.
+   * A box with fresh work/ and tmp/, all of it the daemon's until handOver(): the
+   * parents of the input and output names are made inside work/. Synchronous on
+   * purpose: a few metadata calls on local disk, where an asynchronous call would add a
+   * thread-pool round trip to each.
    */
-  create (attempt: string, names: string[]): AttemptBox {
+  create (inputs: string[], outputs: string[]): AttemptBox {
+    const names = [...inputs, ...outputs]
     const traverse = this.opts.privateTree ? 0o700 : 0o711
-    if (!this.ready) { mkdirSync(this.runDir, { recursive: true, mode: traverse }); this.ready = true }
-    const dir = safeJoin(this.runDir, attempt)
-    // mkdir fails if anything is there already: an attempt id is used once
-    mkdirSync(dir, { mode: traverse })
+    if (!this.ready) {
+      mkdirSync(this.runDir, { recursive: true, mode: traverse })
+      mkdirSync(path.join(this.runDir, '.trash'), { mode: 0o700 })
+      this.ready = true
+    }
+    let dir = this.free.pop()
+    if (dir === undefined) {
+      dir = path.join(this.runDir, `b${++this.seq}`)
+      mkdirSync(dir, { mode: traverse })
+      mkdirSync(path.join(dir, 'tmp'))
+      // mode after mkdir: the umask must not take the sticky, world-writable bits away
+      chmodSync(path.join(dir, 'tmp'), 0o1777)
+    }
     const work = path.join(dir, 'work')
-    const tmp = path.join(dir, 'tmp')
+    // mkdir fails if anything is there: work/ is always new
     mkdirSync(work, { mode: 0o755 })
-    mkdirSync(tmp, { mode: 0o700 })
-    const made = [work, tmp]
+    const made = [work]
     const seen = new Set<string>([work])
     for (const name of names) {
       // each missing directory between work/ and the file, outermost first
@@ -77,7 +102,10 @@ export class RunSandboxes {
       for (let d = path.dirname(safeJoin(work, name)); d !== work && !seen.has(d); d = path.dirname(d)) dirs.unshift(d)
       for (const d of dirs) { seen.add(d); mkdirSync(d, { mode: 0o755 }); made.push(d) }
     }
-    return { dir, work, tmp, stdout: path.join(dir, 'stdout'), stderr: path.join(dir, 'stderr'), launchError: path.join(dir, 'launch-error'), made }
+    return {
+      dir, work, tmp: path.join(dir, 'tmp'), stdout: path.join(dir, 'stdout'), stderr: path.join(dir, 'stderr'), launchError: path.join(dir, 'launch-error'), made,
+      topInputs: inputs.filter(n => !n.includes('/')).map(n => path.join(work, n))
+    }
   }
 
   /** Inputs are in place: give the job its directories (no process of the attempt exists yet). */
@@ -87,14 +115,33 @@ export class RunSandboxes {
     for (const d of box.made) chownSync(d, owner.uid, owner.gid)
   }
 
-  /** The attempt is over and every process of it is gone: its whole tree goes. */
-  async remove (box: AttemptBox): Promise<void> {
-    await rm(box.dir, { recursive: true, force: true, maxRetries: 2 })
+  /**
+   * The attempt is over and every process of it is gone: work/ and tmp/ go (most
+   * attempts leave them empty: a few rmdirs, else the walk), and the box waits for
+   * the next attempt (its log files are truncated when reopened).
+   */
+  async release (box: AttemptBox): Promise<void> {
+    if (box.launchFailed === true) { try { await unlink(box.launchError) } catch {} }
+    for (const f of box.topInputs) { try { await unlink(f) } catch {} }
+    // nothing left in it (nested input names leave their directories: those take the walk)
+    if (readdirSync(box.work).length === 0) renameSync(box.work, path.join(this.runDir, '.trash', String(++this.trashed)))
+    else await rm(box.work, { recursive: true, force: true, maxRetries: 2 })
+    // what the job put in tmp/ (its entries only: the directory is root's)
+    const left = readdirSync(box.tmp)
+    for (const name of left) await rm(path.join(box.tmp, name), { recursive: true, force: true, maxRetries: 2 })
+    if (this.free.length < (this.opts.spare ?? 16)) this.free.push(box.dir)
+    else await rm(box.dir, { recursive: true, force: true, maxRetries: 2 })
   }
 
-  /** Session end: whatever is left of the run's attempts. */
+  /**
+   * Session end: whatever is left of the run's attempts goes. Renamed out of the way at
+   * once (a later session of the same run starts clean), deleted in the background.
+   */
   async removeAll (): Promise<void> {
-    await rm(this.runDir, { recursive: true, force: true, maxRetries: 2 })
+    this.free.length = 0
+    const gone = `${this.runDir}.gone-${Date.now()}`
+    try { renameSync(this.runDir, gone) } catch { return }
+    rm(gone, { recursive: true, force: true, maxRetries: 2 }).catch(() => {})
   }
 }
 
@@ -150,6 +197,8 @@ function notAFile (name: string, err: any, what: string): Error {
  * over its limit by that alone).
  */
 export async function diskUsage (dirs: string[], notOwnedBy?: number, maxEntries = 200_000): Promise<{ bytes: number, entries: number }> {
+  // the common case, a job that left nothing: two readdirs
+  try { if (dirs.every(d => readdirSync(d).length === 0)) return { bytes: 0, entries: 0 } } catch {}
   let bytes = 0
   let entries = 0
   const inodes = new Set<number>()

@@ -1,25 +1,35 @@
-// bgrid-contain: start one job attempt inside its containment, then get out of the way.
+// bgrid-contain: the job starter of a root daemon. One long-lived process (the daemon's
+// launcher) that starts every job attempt inside its containment and reports when it
+// ends. It is the only code of bgrid that runs as root where a job exists, so it is
+// small and does one thing.
 //
-// The daemon (root) runs this for every attempt; it is the only code of bgrid that
-// runs as root after a job exists, so it is small and does one thing:
+// For each request it clone()s a child straight into new PID, mount and IPC namespaces
+// (and an empty network namespace on request). The child is PID 1 of its namespace, as
+// an application in a container without an init: when it exits, the kernel kills
+// whatever it left behind (setsid, double fork: nothing outlives the attempt). Before
+// it execs the job, the child
+//   - joins the attempt's cgroups (memory, pids, cpu, freezer: everything it forks is
+//     counted, limited, and can be frozen or killed as one);
+//   - makes its mounts private and the whole tree read-only; hides the daemon's data
+//     dir, /home, /root... under empty read-only tmpfs; makes the attempt's work/
+//     visible (read-write) at its usual path, and its tmp/ over /tmp, /var/tmp and
+//     /dev/shm; mounts a /proc of its own;
+//   - sets its rlimits and nice level, drops every group, takes the run's uid/gid,
+//     sets no_new_privs, and execs argv with the given environment (nothing of the
+//     daemon's environment, and nothing of the job's reaches this root process).
+// One process per job, as many as an unconfined spawn: process creation is most of
+// what a short job costs.
 //
-//   outer (root, the daemon's mount namespace)
-//     joins the attempt's cgroups (memory, pids, cpu, freezer: everything it forks is
-//     counted and can be frozen or killed as one), then a new PID namespace
-//   init (pid 1 of that namespace, root)
-//     a private mount namespace: the whole tree read-only, the daemon's data dir, /home
-//     and /root hidden under empty tmpfs, the attempt's work/ visible (read-write) at
-//     its usual path, the attempt's tmp/ over /tmp, /var/tmp and /dev/shm, a /proc of
-//     its own; optionally an empty network namespace. It forks the job, reaps orphans,
-//     and exits when the job exits: the kernel then kills whatever the job left behind
-//     (setsid, double fork: nothing outlives the attempt)
-//   job (pid 2)
-//     rlimits, no supplementary groups, the run's own uid/gid, no_new_privs, exec.
-//
-// The outer process exits as the job did (same code, or killed by the same signal).
-// When anything fails before the job runs, it writes one line to --status and exits
-// 255. It is started with an empty environment (the job's is passed with --env), so
-// nothing a job chose (LD_PRELOAD...) reaches a process running as root.
+// Protocol, on stdin/stdout (the daemon's side is daemon/launcher-client.ts):
+//   request:  "R" u32le(length) payload, payload = NUL-terminated strings:
+//             id stdout stderr contain(0|1) cwd work tmp uid gid fsize nofile nice network(0|1)
+//             ncgroups cgroup-procs-files... nhide hidden-dirs... nenv env... nargv argv...
+//             (contain 0: a plain process in cwd, as the given uid; uid -1: root's own;
+//             fsize/nofile -1: no limit)
+//   replies:  "spawned <id> <pid>\n"
+//             "exit <id> <code|-> <signal|-> <stdout bytes> <stderr bytes>[ <error>]\n"
+//             (error: why the job never ran, on one line; the job then did not start)
+// Started with no arguments but --serve; it exits when stdin closes, killing its jobs.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +39,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +47,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -52,61 +64,47 @@
 #define BG_MOUNT_ATTR_RDONLY 0x00000001
 struct bg_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 
-#define MAX_LIST 64
-#define MAX_ENV 512
+#define MAX_REQUEST (8u << 20)
+#define MAX_FIELDS 8192
+#define MAX_JOBS 4096
 
-static const char *status_file;
-static char *cgroups[MAX_LIST];
-static int n_cgroups;
-static char *hides[MAX_LIST];
-static int n_hides;
-static char *envs[MAX_ENV + 1];
-static int n_envs;
-static const char *work, *tmp;
-static long uid = -1, gid = -1;
-static long long fsize = -1;
-static long nofile = -1;
-static int nice_level = 10;
-static int no_network;
+struct request {
+  char *id, *out, *err, *cwd, *work, *tmp;
+  long uid, gid, nice_level;
+  long long fsize, nofile;
+  int contained, no_network;
+  char **cgroups; int ncgroups;
+  char **hides; int nhides;
+  char **env; int nenv;
+  char **argv; int nargv;
+};
 
-// The outer process explains a failure before the job ran, then exits 255.
-static void fail_outer (const char *fmt, ...) {
-  char msg[1024];
+struct job {
+  pid_t pid;
+  char id[160];
+  int out, err;   // the log files, kept open to report their sizes
+  int why;        // read end of the child's failure pipe (-1 once read)
+  char error[512];
+};
+
+static struct job jobs[MAX_JOBS];
+
+// ---- the child: everything here runs between clone() and exec --------------------
+
+static int why_fd = -1;
+
+// Report why the job cannot run (one line), then die: the starter tells the daemon.
+static void fail (const char *fmt, ...) {
+  char msg[500];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (status_file != NULL) {
-    int fd = open(status_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0) { (void)!write(fd, msg, strlen(msg)); close(fd); }
-  }
-  fprintf(stderr, "bgrid-contain: %s\n", msg);
-  _exit(255);
-}
-
-// init and the job report to the outer process through a pipe: 'E' + message, or
-// 'S' + the job's wait status.
-static int report_fd = -1;
-
-static void fail_inner (const char *fmt, ...) {
-  char msg[1024];
-  msg[0] = 'E';
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(msg + 1, sizeof msg - 1, fmt, ap);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (n < 0) n = 0;
-  if (n > (int)sizeof msg - 2) n = sizeof msg - 2;
-  (void)!write(report_fd, msg, (size_t)n + 1);
+  if (n > (int)sizeof msg - 1) n = sizeof msg - 1;
+  for (int i = 0; i < n; i++) if (msg[i] == '\n') msg[i] = ' ';
+  (void)!write(why_fd, msg, (size_t)n);
   _exit(255);
-}
-
-static long parse_long (const char *s, const char *what) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < 0) fail_outer("bad %s: %s", what, s);
-  return (long)v;
 }
 
 static int is_dir (const char *p) {
@@ -114,36 +112,33 @@ static int is_dir (const char *p) {
   return lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static void write_file (const char *file, const char *text) {
-  int fd = open(file, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) fail_outer("cgroup %s: %s", file, strerror(errno));
-  ssize_t n = write(fd, text, strlen(text));
-  int e = errno;
+static void join_cgroup (const char *procs) {
+  int fd = open(procs, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "0\n", 2) < 0) fail("cgroup %s: %s", procs, strerror(errno));
   close(fd);
-  if (n < 0) fail_outer("cgroup %s: %s", file, strerror(e));
 }
 
 // mkdir -p inside the fresh tmpfs that hides the data dir (the path of work/ is made
 // again there, so the job sees its directory where the daemon put it)
 static void make_path (const char *path) {
   char buf[4096];
-  if (strlen(path) >= sizeof buf) fail_inner("path too long: %s", path);
+  if (strlen(path) >= sizeof buf) fail("path too long: %s", path);
   strcpy(buf, path);
   for (char *p = buf + 1; *p != '\0'; p++) {
     if (*p != '/') continue;
     *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail_inner("mkdir %s: %s", buf, strerror(errno));
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail("mkdir %s: %s", buf, strerror(errno));
     *p = '/';
   }
-  if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail_inner("mkdir %s: %s", buf, strerror(errno));
+  if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail("mkdir %s: %s", buf, strerror(errno));
 }
 
 static void bind_rw (int fd, const char *target) {
   char src[64];
   snprintf(src, sizeof src, "/proc/self/fd/%d", fd);
-  if (mount(src, target, NULL, MS_BIND, NULL) != 0) fail_inner("bind %s: %s", target, strerror(errno));
+  if (mount(src, target, NULL, MS_BIND, NULL) != 0) fail("bind %s: %s", target, strerror(errno));
   // a bind copies the flags of the mount it came from (read-only by now): clear them
-  if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) != 0) fail_inner("remount %s: %s", target, strerror(errno));
+  if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) != 0) fail("remount %s: %s", target, strerror(errno));
 }
 
 // Every mount read-only: mount_setattr(AT_RECURSIVE) where the kernel has it (5.12+),
@@ -151,9 +146,9 @@ static void bind_rw (int fd, const char *target) {
 static void read_only_root (void) {
   struct bg_mount_attr attr = { .attr_set = BG_MOUNT_ATTR_RDONLY };
   if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) == 0) return;
-  if (errno != ENOSYS && errno != EINVAL) fail_inner("read-only root: %s", strerror(errno));
+  if (errno != ENOSYS && errno != EINVAL) fail("read-only root: %s", strerror(errno));
   FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (f == NULL) fail_inner("mountinfo: %s", strerror(errno));
+  if (f == NULL) fail("mountinfo: %s", strerror(errno));
   char line[8192];
   while (fgets(line, sizeof line, f) != NULL) {
     // id parent major:minor root mountpoint options ...
@@ -183,201 +178,260 @@ static void loopback_up (void) {
   close(s);
 }
 
-// The job process reports a failure before exec through the exec pipe: init reads a
-// message there, or end of file once exec succeeded.
-static int exec_fd = -1;
-
-static void fail_job (const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (n < 0) n = 0;
-  if (n > (int)sizeof msg - 1) n = sizeof msg - 1;
-  (void)!write(exec_fd, msg, (size_t)n);
-  _exit(127);
+static void set_limit (int which, long long v, const char *what) {
+  if (v < 0) return;
+  struct rlimit r = { (rlim_t)v, (rlim_t)v };
+  if (setrlimit(which, &r) != 0) fail("%s: %s", what, strerror(errno));
 }
 
-static void set_limit (int which, rlim_t v, const char *what) {
-  struct rlimit r = { v, v };
-  if (setrlimit(which, &r) != 0) fail_job("%s: %s", what, strerror(errno));
-}
-
-static void run_job (char **argv, int work_fd) {
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-  if (fsize >= 0) set_limit(RLIMIT_FSIZE, (rlim_t)fsize, "RLIMIT_FSIZE");
-  if (nofile >= 0) set_limit(RLIMIT_NOFILE, (rlim_t)nofile, "RLIMIT_NOFILE");
-  set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
-  if (chdir(work) != 0) fail_job("chdir %s: %s", work, strerror(errno));
-  // the directory seen at that path must be the one the daemon made
-  struct stat a, b;
-  if (stat(".", &a) != 0 || fstat(work_fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) fail_job("work directory not in place");
-  close(work_fd);
-  if (gid >= 0) {
-    if (setgroups(0, NULL) != 0) fail_job("setgroups: %s", strerror(errno));
-    if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) != 0) fail_job("setgid %ld: %s", gid, strerror(errno));
-  }
-  if (uid >= 0 && setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) fail_job("setuid %ld: %s", uid, strerror(errno));
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail_job("no_new_privs: %s", strerror(errno));
-  envs[n_envs] = NULL;
-  execvpe(argv[0], argv, envs);
-  fail_job("cannot start %s: %s", argv[0], strerror(errno));
-}
-
-static void init_main (char **argv, int alive_fd) {
-  // killed with the outer process; and if it is gone already (its end of alive_fd closed), stop
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(255);
-  struct pollfd pfd = { .fd = alive_fd, .events = POLLIN };
-  if (poll(&pfd, 1, 0) != 0) _exit(255);
-  close(alive_fd);
-  if (unshare(CLONE_NEWNS | CLONE_NEWIPC | (no_network ? CLONE_NEWNET : 0)) != 0) fail_inner("unshare: %s", strerror(errno));
-  // opened in the new namespace before anything is hidden: the binds below name them by descriptor
-  int work_fd = open(work, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  if (work_fd < 0) fail_inner("open %s: %s", work, strerror(errno));
-  int tmp_fd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  if (tmp_fd < 0) fail_inner("open %s: %s", tmp, strerror(errno));
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail_inner("private mounts: %s", strerror(errno));
+static void contain (const struct request *q) {
+  int work_fd = open(q->work, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (work_fd < 0) fail("open %s: %s", q->work, strerror(errno));
+  int tmp_fd = open(q->tmp, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (tmp_fd < 0) fail("open %s: %s", q->tmp, strerror(errno));
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("private mounts: %s", strerror(errno));
   read_only_root();
-  for (int i = 0; i < n_hides; i++) {
-    if (!is_dir(hides[i])) continue;
-    if (mount("tmpfs", hides[i], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=256,mode=0755") != 0) fail_inner("hide %s: %s", hides[i], strerror(errno));
+  for (int i = 0; i < q->nhides; i++) {
+    if (!is_dir(q->hides[i])) continue;
+    if (mount("tmpfs", q->hides[i], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=256,mode=0755") != 0) fail("hide %s: %s", q->hides[i], strerror(errno));
   }
-  make_path(work);
-  bind_rw(work_fd, work);
-  for (int i = 0; i < n_hides; i++) {
-    if (!is_dir(hides[i])) continue;
-    if (mount(NULL, hides[i], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail_inner("hide %s: %s", hides[i], strerror(errno));
+  make_path(q->work);
+  bind_rw(work_fd, q->work);
+  for (int i = 0; i < q->nhides; i++) {
+    if (!is_dir(q->hides[i])) continue;
+    if (mount(NULL, q->hides[i], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail("hide %s: %s", q->hides[i], strerror(errno));
   }
   const char *tmps[] = { "/tmp", "/var/tmp", "/dev/shm" };
   for (size_t i = 0; i < sizeof tmps / sizeof tmps[0]; i++) if (is_dir(tmps[i])) bind_rw(tmp_fd, tmps[i]);
   close(tmp_fd);
-  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail_inner("mount /proc: %s", strerror(errno));
-  if (no_network) loopback_up();
-
-  int exec_pipe[2];
-  if (pipe2(exec_pipe, O_CLOEXEC) != 0) fail_inner("pipe: %s", strerror(errno));
-  pid_t job = fork();
-  if (job < 0) fail_inner("fork: %s", strerror(errno));
-  if (job == 0) { close(exec_pipe[0]); exec_fd = exec_pipe[1]; run_job(argv, work_fd); }
-  close(exec_pipe[1]);
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail("mount /proc: %s", strerror(errno));
+  if (q->no_network) loopback_up();
+  if (chdir(q->work) != 0) fail("chdir %s: %s", q->work, strerror(errno));
+  // the directory seen at that path must be the one the daemon made
+  struct stat a, b;
+  if (stat(".", &a) != 0 || fstat(work_fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) fail("work directory not in place");
   close(work_fd);
-  char why[1024];
-  ssize_t n;
-  while ((n = read(exec_pipe[0], why, sizeof why - 1)) < 0 && errno == EINTR) {}
-  if (n > 0) {
-    why[n] = '\0';
-    waitpid(job, NULL, 0);
-    fail_inner("%s", why);
+}
+
+static void child (const struct request *q, int out, int err, int why) {
+  why_fd = why;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  // the starter going away takes its jobs along
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("pdeathsig: %s", strerror(errno));
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) fail("stdio: %s", strerror(errno));
+  for (int i = 0; i < q->ncgroups; i++) join_cgroup(q->cgroups[i]);
+  // its own session and process group: the daemon signals the whole group
+  if (setsid() < 0) fail("setsid: %s", strerror(errno));
+  if (setpriority(PRIO_PROCESS, 0, (int)q->nice_level) != 0) fail("nice: %s", strerror(errno));
+  if (q->contained) contain(q);
+  else if (chdir(q->cwd) != 0) fail("chdir %s: %s", q->cwd, strerror(errno));
+  set_limit(RLIMIT_FSIZE, q->fsize, "RLIMIT_FSIZE");
+  set_limit(RLIMIT_NOFILE, q->nofile, "RLIMIT_NOFILE");
+  set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+  if (q->gid >= 0) {
+    if (setgroups(0, NULL) != 0) fail("setgroups: %s", strerror(errno));
+    if (setresgid((gid_t)q->gid, (gid_t)q->gid, (gid_t)q->gid) != 0) fail("setgid %ld: %s", q->gid, strerror(errno));
   }
-  close(exec_pipe[0]);
-  // reap everything; when the job itself ends, so does the namespace
-  for (;;) {
-    int st;
-    pid_t w = waitpid(-1, &st, 0);
+  if (q->uid >= 0 && setresuid((uid_t)q->uid, (uid_t)q->uid, (uid_t)q->uid) != 0) fail("setuid %ld: %s", q->uid, strerror(errno));
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("no_new_privs: %s", strerror(errno));
+  execvpe(q->argv[0], q->argv, q->env);
+  fail("cannot start %s: %s", q->argv[0], strerror(errno));
+}
+
+// ---- the starter ---------------------------------------------------------------
+
+static void say (const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n > (int)sizeof line - 1) n = sizeof line - 1;
+  for (int done = 0; done < n;) {
+    ssize_t w = write(1, line + done, (size_t)(n - done));
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) _exit(255);
-    if (w == job) {
-      char msg[1 + sizeof st];
-      msg[0] = 'S';
-      memcpy(msg + 1, &st, sizeof st);
-      (void)!write(report_fd, msg, sizeof msg);
-      _exit(0);
-    }
+    if (w <= 0) _exit(1); // the daemon is gone
+    done += (int)w;
   }
 }
 
-// End as the job ended: the same exit code, or death by the same signal.
-static void exit_like (int st) {
-  if (WIFEXITED(st)) _exit(WEXITSTATUS(st));
-  if (WIFSIGNALED(st)) {
-    int sig = WTERMSIG(st);
-    struct rlimit none = { 0, 0 };
-    setrlimit(RLIMIT_CORE, &none);
-    signal(sig, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    sigprocmask(SIG_UNBLOCK, &set, NULL);
-    kill(getpid(), sig);
-    _exit(128 + sig);
+static long field_long (char *s) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  return errno == 0 && *end == '\0' ? (long)v : -2;
+}
+
+/** Split a payload into its fields; NULL when malformed. */
+static int parse (char *buf, uint32_t len, struct request *q, char **fields) {
+  int n = 0;
+  for (uint32_t i = 0; i < len;) {
+    if (n == MAX_FIELDS) return -1;
+    fields[n++] = buf + i;
+    char *z = memchr(buf + i, '\0', len - i);
+    if (z == NULL) return -1;
+    i = (uint32_t)(z - buf) + 1;
   }
-  _exit(255);
+  int k = 0;
+#define NEXT() (k < n ? fields[k++] : NULL)
+  char *f[13];
+  for (int i = 0; i < 13; i++) if ((f[i] = NEXT()) == NULL) return -1;
+  q->id = f[0]; q->out = f[1]; q->err = f[2]; q->contained = strcmp(f[3], "1") == 0; q->cwd = f[4]; q->work = f[5]; q->tmp = f[6];
+  q->uid = field_long(f[7]); q->gid = field_long(f[8]); q->fsize = field_long(f[9]); q->nofile = field_long(f[10]);
+  q->nice_level = field_long(f[11]); q->no_network = strcmp(f[12], "1") == 0;
+  if (q->uid == 0 || q->gid == 0 || q->uid < -1 || q->gid < -1 || q->nice_level < 0 || q->nice_level > 19) return -1; // jobs never run as root
+  if (q->contained && (q->work[0] != '/' || q->tmp[0] != '/')) return -1;
+  char ***lists[] = { &q->cgroups, &q->hides, &q->env, &q->argv };
+  int *counts[] = { &q->ncgroups, &q->nhides, &q->nenv, &q->nargv };
+  for (int l = 0; l < 4; l++) {
+    char *c = NEXT();
+    if (c == NULL) return -1;
+    long m = field_long(c);
+    if (m < 0 || m > n - k) return -1;
+    *lists[l] = fields + k;
+    *counts[l] = (int)m;
+    k += (int)m;
+  }
+  if (q->nargv < 1 || k != n) return -1;
+  // the lists are NULL-terminated for exec: each is followed by the next count or the end
+  return 0;
+#undef NEXT
+}
+
+static struct job *slot_for (pid_t pid) {
+  for (int i = 0; i < MAX_JOBS; i++) if (jobs[i].pid == pid) return &jobs[i];
+  return NULL;
+}
+
+static void start (struct request *q) {
+  struct job *j = slot_for(0);
+  if (j == NULL) { say("exit %s - - 0 0 the starter runs %d jobs already\n", q->id, MAX_JOBS); return; }
+  const int log_flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC;
+  int out = open(q->out, log_flags, 0600);
+  int err = out < 0 ? -1 : open(q->err, log_flags, 0600);
+  if (out < 0 || err < 0) {
+    say("exit %s - - 0 0 cannot open the job's log files: %s\n", q->id, strerror(errno));
+    if (out >= 0) close(out);
+    return;
+  }
+  int why[2];
+  if (pipe2(why, O_CLOEXEC) != 0) { say("exit %s - - 0 0 pipe: %s\n", q->id, strerror(errno)); close(out); close(err); return; }
+  // NULL-terminate env and argv in place (their successors were already parsed)
+  char *env[q->nenv + 1];
+  char *argv[q->nargv + 1];
+  memcpy(env, q->env, sizeof(char *) * (size_t)q->nenv); env[q->nenv] = NULL;
+  memcpy(argv, q->argv, sizeof(char *) * (size_t)q->nargv); argv[q->nargv] = NULL;
+  q->env = env;
+  q->argv = argv;
+  unsigned long flags = SIGCHLD;
+  if (q->contained) flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | (q->no_network ? CLONE_NEWNET : 0);
+  pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+  if (pid == 0) { close(why[0]); child(q, out, err, why[1]); }
+  close(why[1]);
+  if (pid < 0) {
+    say("exit %s - - 0 0 clone: %s\n", q->id, strerror(errno));
+    close(why[0]); close(out); close(err);
+    return;
+  }
+  j->pid = pid;
+  j->out = out;
+  j->err = err;
+  j->why = why[0];
+  j->error[0] = '\0';
+  snprintf(j->id, sizeof j->id, "%s", q->id);
+  say("spawned %s %d\n", j->id, pid);
+}
+
+static const char *signame (int sig) {
+  static char buf[16];
+  const char *abbrev = sigabbrev_np(sig);
+  if (abbrev == NULL) { snprintf(buf, sizeof buf, "SIG%d", sig); return buf; }
+  snprintf(buf, sizeof buf, "SIG%s", abbrev);
+  return buf;
+}
+
+static void reap (void) {
+  for (;;) {
+    int st;
+    pid_t pid = waitpid(-1, &st, WNOHANG);
+    if (pid <= 0) return;
+    struct job *j = slot_for(pid);
+    if (j == NULL) continue;
+    // what the child said before exec (nothing if exec succeeded)
+    if (j->why >= 0) {
+      ssize_t n = read(j->why, j->error, sizeof j->error - 1);
+      j->error[n > 0 ? n : 0] = '\0';
+      close(j->why);
+      j->why = -1;
+    }
+    struct stat so, se;
+    long long osz = fstat(j->out, &so) == 0 ? (long long)so.st_size : 1;
+    long long esz = fstat(j->err, &se) == 0 ? (long long)se.st_size : 1;
+    close(j->out);
+    close(j->err);
+    if (j->error[0] != '\0') say("exit %s - - %lld %lld %s\n", j->id, osz, esz, j->error);
+    else if (WIFEXITED(st)) say("exit %s %d - %lld %lld\n", j->id, WEXITSTATUS(st), osz, esz);
+    else if (WIFSIGNALED(st)) say("exit %s - %s %lld %lld\n", j->id, signame(WTERMSIG(st)), osz, esz);
+    else say("exit %s - - %lld %lld\n", j->id, osz, esz);
+    j->pid = 0;
+  }
+}
+
+static int read_full (int fd, void *buf, size_t len) {
+  for (size_t got = 0; got < len;) {
+    ssize_t n = read(fd, (char *)buf + got, len - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    got += (size_t)n;
+  }
+  return 0;
 }
 
 int main (int argc, char **argv) {
-  int i = 1;
-  for (; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--") == 0) { i++; break; }
-    if (i + 1 >= argc) fail_outer("%s needs a value", a);
-    const char *v = argv[++i];
-    if (strcmp(a, "--status") == 0) status_file = v;
-    else if (strcmp(a, "--cgroup") == 0) { if (n_cgroups == MAX_LIST) fail_outer("too many --cgroup"); cgroups[n_cgroups++] = (char *)v; }
-    else if (strcmp(a, "--hide") == 0) { if (n_hides == MAX_LIST) fail_outer("too many --hide"); hides[n_hides++] = (char *)v; }
-    else if (strcmp(a, "--env") == 0) { if (n_envs == MAX_ENV) fail_outer("too many --env"); envs[n_envs++] = (char *)v; }
-    else if (strcmp(a, "--work") == 0) work = v;
-    else if (strcmp(a, "--tmp") == 0) tmp = v;
-    else if (strcmp(a, "--uid") == 0) uid = parse_long(v, "uid");
-    else if (strcmp(a, "--gid") == 0) gid = parse_long(v, "gid");
-    else if (strcmp(a, "--fsize") == 0) fsize = parse_long(v, "fsize");
-    else if (strcmp(a, "--nofile") == 0) nofile = parse_long(v, "nofile");
-    else if (strcmp(a, "--nice") == 0) nice_level = (int)parse_long(v, "nice");
-    else if (strcmp(a, "--network") == 0) no_network = strcmp(v, "none") == 0;
-    else fail_outer("unknown option %s", a);
+  if (argc != 2 || strcmp(argv[1], "--serve") != 0) {
+    fprintf(stderr, "usage: bgrid-contain --serve (the bgrid daemon starts it; see daemon/launcher-client.ts)\n");
+    return 2;
   }
-  if (i >= argc) fail_outer("no command");
-  if (work == NULL || work[0] != '/' || tmp == NULL || tmp[0] != '/') fail_outer("--work and --tmp must be absolute");
-  if (uid == 0 || gid == 0) fail_outer("jobs never run as root");
-  char **job_argv = argv + i;
-
-  // the launcher (our parent) gone means the daemon is gone: so is the job
-  pid_t launcher = getppid();
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != launcher) _exit(255);
-  char self[32];
-  snprintf(self, sizeof self, "%d\n", getpid());
-  for (int k = 0; k < n_cgroups; k++) write_file(cgroups[k], self);
-  // below the owner's processes, whatever the cgroup weights say
-  if (setpriority(PRIO_PROCESS, 0, nice_level) != 0) fail_outer("nice: %s", strerror(errno));
-
-  int pipefd[2], alive[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0 || pipe2(alive, O_CLOEXEC) != 0) fail_outer("pipe: %s", strerror(errno));
-  if (unshare(CLONE_NEWPID) != 0) fail_outer("PID namespace: %s", strerror(errno));
-  pid_t init = fork();
-  if (init < 0) fail_outer("fork: %s", strerror(errno));
-  if (init == 0) {
-    close(pipefd[0]);
-    close(alive[1]);
-    report_fd = pipefd[1];
-    init_main(job_argv, alive[0]);
-  }
-  close(pipefd[1]);
-  close(alive[0]);
-  char buf[1100];
-  size_t got = 0;
+  // the daemon (our parent) gone: stop, and the jobs with us (their PDEATHSIG)
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) return 1;
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) { perror("signalfd"); return 1; }
+  signal(SIGPIPE, SIG_IGN);
+  char *buf = malloc(MAX_REQUEST + 1);
+  char **fields = malloc(sizeof(char *) * MAX_FIELDS);
+  if (buf == NULL || fields == NULL) return 1;
   for (;;) {
-    ssize_t n = read(pipefd[0], buf + got, sizeof buf - 1 - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += (size_t)n;
-    if (got >= sizeof buf - 1) break;
+    struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+    if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; return 1; }
+    if (p[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {}
+      reap();
+    }
+    if (p[0].revents & (POLLIN | POLLHUP)) {
+      unsigned char head[5];
+      if (read_full(0, head, 5) != 0) break; // the daemon closed our stdin: done
+      uint32_t len = (uint32_t)head[1] | (uint32_t)head[2] << 8 | (uint32_t)head[3] << 16 | (uint32_t)head[4] << 24;
+      if (head[0] != 'R' || len > MAX_REQUEST || read_full(0, buf, len) != 0) { fprintf(stderr, "bgrid-contain: bad request\n"); return 1; }
+      struct request q;
+      memset(&q, 0, sizeof q);
+      if (parse(buf, len, &q, fields) != 0) {
+        // the id is the first field, if it is there at all
+        say("exit %s - - 0 0 malformed request\n", len > 0 && memchr(buf, '\0', len) != NULL ? buf : "?");
+        continue;
+      }
+      start(&q);
+    }
   }
-  int ist;
-  while (waitpid(init, &ist, 0) < 0 && errno == EINTR) {}
-  if (got >= 1 + sizeof(int) && buf[0] == 'S') {
-    int st;
-    memcpy(&st, buf + 1, sizeof st);
-    exit_like(st);
-  }
-  if (got >= 1 && buf[0] == 'E') {
-    buf[got] = '\0';
-    fail_outer("%s", buf + 1);
-  }
-  // init died without a word: killed from outside (a timeout, a cancel)
-  if (WIFSIGNALED(ist)) exit_like(ist);
-  fail_outer("the job's init ended unexpectedly");
-  return 255;
+  // stdin closed: the daemon is stopping; its jobs die with us (PDEATHSIG)
+  return 0;
 }

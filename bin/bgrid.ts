@@ -61,7 +61,7 @@ program.command('daemon')
   .option('--cost <x>', 'price per core-hour advertised to coordinators', num('--cost', { min: 0 }), 0)
   .option('--slots <n>', 'jobs run at once (default: logical cores)', num('--slots', { min: 1, max: 1024, integer: true }))
   .option('--grid-key <file>', 'private grid: only peers with this key can connect (make one with `bgrid keygen`)')
-  .option('--allow-coordinator <peer>', 'accept claims only from this coordinator peer id (repeatable)', collect, [])
+  .option('--allow-coordinator <id>', 'accept claims only from this submitter (its `bgrid id`; repeatable)', collect, [])
   .option('--always-available', 'dedicated machine: ignore the owner idle policy', false)
   .option('--idle-start <s>', 'owner away this long before the node is offered', num('--idle-start', { min: 0 }), 180)
   .option('--idle-load <x>', 'owner CPU load (0..1, our tasks excluded) counted as idle', num('--idle-load', { min: 0, max: 1 }), 0.3)
@@ -81,6 +81,25 @@ program.command('daemon')
   .option('--json-logs', 'NDJSON logs for machines', false)
   .action(async (o) => { await run(async () => { const { daemonCommand } = await import('./commands/daemon.ts'); return await daemonCommand(o) }) })
 
+const service = program.command('service').description('run the daemon from boot as a systemd service (Linux; see docs/service.md)')
+for (const [sub, desc] of [
+  ['install', 'write bgrid.service and enable it (system unit: root, jobs contained)'],
+  ['uninstall', 'disable and remove the unit; the data dir is kept'],
+  ['status', 'is the unit installed, enabled, running?']
+] as const) {
+  const c = service.command(sub).description(desc)
+    .option('--user', 'a unit of your own for `systemctl --user` (no root; jobs not contained)', false)
+    .option('--unit-dir <dir>', 'the unit goes (or is looked for) here, and systemctl is not run: for packagers')
+  if (sub === 'install') {
+    c.option('--data-dir <dir>', 'the daemon\'s data dir (default /var/lib/bgrid; --user: ~/.bgrid)')
+      .option('--cache-quota <MiB>', 'blob store quota (default: 10% of the data dir\'s free disk now)', num('--cache-quota', { min: 1 }))
+      .option('--no-enable', 'only write the unit file')
+      .option('--daemon-arg <arg>', 'more `bgrid daemon` arguments, in order (repeatable: --daemon-arg=--cost --daemon-arg=2)', collect, [])
+      .option('--json-logs', 'the daemon logs NDJSON to the journal', false)
+  }
+  c.action(async (o) => { await run(async () => { const { serviceCommand } = await import('./commands/service.ts'); return await serviceCommand(sub, o) }) })
+}
+
 program.command('peers')
   .description('list the nodes advertised on the LAN, like condor_status')
   .option('--json', 'one JSON array', false)
@@ -95,6 +114,19 @@ program.command('keygen')
   .argument('[file]', 'where to write it (new file, 0600); without it the key goes to standard output, never to a terminal')
   .option('--force', 'replace an existing FILE', false)
   .action(async (file, o) => { await run(async () => { const { keygenCommand } = await import('../daemon/grid-key.ts'); keygenCommand(file, o.force) }) })
+
+program.command('id')
+  .description('print this data dir\'s submitter identity (give it to daemons with --allow-coordinator)')
+  .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
+  .option('--node', 'print the node\'s identity instead (the daemon\'s peer id)', false)
+  .action(async (o) => {
+    await run(async () => {
+      const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+      const { loadOrCreateIdentity, submitterKey } = await import('../daemon/identity.ts')
+      const key = o.node === true ? await loadOrCreateIdentity(o.dataDir) : await submitterKey(o.dataDir)
+      process.stdout.write(`${peerIdFromPrivateKey(key).toString()}\n`)
+    })
+  })
 
 program.command('submit')
   .description('run a DAG (dag.json) on idle nodes, with a coordinator created here for this run')

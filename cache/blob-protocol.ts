@@ -57,8 +57,8 @@ const checkHeader = ajv.compile<BlobHeader>({
 })
 
 export interface BlobServerOptions {
-  /** May this peer read anything here at all? (a peer of the run this node serves) */
-  canRead: (peer: string) => boolean
+  /** May this peer read anything here at all? (a peer of the run this node serves; may ask the run's coordinator) */
+  canRead: (peer: string) => boolean | Promise<boolean>
   /** May it read this blob? (the run entered or proved it): else the blob is "not found" */
   canReadBlob?: (peer: string, hash: string) => boolean
   /** a transfer finished (for accounting) */
@@ -80,7 +80,7 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
     try {
       const req = validate(checkRequest, await readJson(lp, signal))
       if (req.op === 'prove' && (req.length ?? Infinity) > PROVE_MAX) throw new BgridError('BAD_REQUEST', `a proof reads at most ${PROVE_MAX} bytes`)
-      if (!opts.canRead(peer)) throw new BgridError('UNAUTHORISED', 'not in a run with this node')
+      if (!(await opts.canRead(peer))) throw new BgridError('UNAUTHORISED', 'not in a run with this node')
       if (active >= max) throw new BgridError('BUSY', `serving ${active} transfers already`)
       const size = store.sizeOf(req.hash)
       // a blob of another run is not there, as far as this peer can tell

@@ -78,6 +78,8 @@ export class BlobStore {
   private usedBytes = 0
   /** re-hashes under way (a changed seal), one per blob however many callers ask */
   private readonly checking = new Map<string, Promise<void>>()
+  /** runs under way here: their blobs are never evicted (a consumer or the collection may still need them) */
+  private readonly activeRuns = new Set<string>()
 
   constructor (dataDir: string, db: Db, opts: StoreOptions = {}) {
     this.root = path.join(dataDir, 'cas')
@@ -132,6 +134,14 @@ export class BlobStore {
     await this.index.put(hash, m)
   }
 
+  /** A run starts using this store: its blobs stay until it ends (whatever the quota says). */
+  protect (run: string): void { this.activeRuns.add(run) }
+  unprotect (run: string): void { this.activeRuns.delete(run) }
+
+  private evictable (m: BlobMeta): boolean {
+    return m.pins === 0 && !(m.runs ?? []).some(r => this.activeRuns.has(r))
+  }
+
   touch (hash: string): void {
     const m = this.known.get(hash)
     if (m === undefined) return
@@ -151,7 +161,7 @@ export class BlobStore {
     const quota = this.opts.quotaBytes
     if (quota !== undefined && this.usedBytes + bytes > quota) await this.gc(quota - bytes)
     if (quota !== undefined && this.usedBytes + bytes > quota) {
-      throw new BgridError('DISK_FULL', `blob store quota: need ${bytes} bytes, ${quota - this.usedBytes} free of ${quota} (pinned blobs cannot be evicted)`)
+      throw new BgridError('DISK_FULL', `blob store quota of ${Math.round(quota / 1048576)} MiB on this node: need ${Math.ceil(bytes / 1048576)} MiB more, ${Math.max(0, Math.floor((quota - this.usedBytes) / 1048576))} MiB free (blobs of the run under way and pinned ones are never evicted)`)
     }
     const freeMiB = freeDiskMiB(this.root)
     if (bytes / 1048576 + (this.opts.reserveMiB ?? 64) > freeMiB) {
@@ -368,7 +378,7 @@ export class BlobStore {
 
   /** Evict unpinned blobs, least recently used first, until at most `targetBytes` remain. */
   async gc (targetBytes = 0): Promise<{ removed: number, freed: number }> {
-    const victims = [...this.known.entries()].filter(([, m]) => m.pins === 0).sort((a, b) => a[1].lastUse - b[1].lastUse)
+    const victims = [...this.known.entries()].filter(([, m]) => this.evictable(m)).sort((a, b) => a[1].lastUse - b[1].lastUse)
     let removed = 0
     let freed = 0
     for (const [hash, m] of victims) {

@@ -10,7 +10,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { createBgridNode, peerAddr, listenAddrs, type BgridNode } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
-import { claimSpec, PROTOCOL_VERSION, type WorkerOffer } from '../protocol/claim.ts'
+import { claimSpec, signClaim, PROTOCOL_VERSION, type WorkerOffer } from '../protocol/claim.ts'
+import { submitterKey } from '../daemon/identity.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, hasMulticastRoute, MULTICAST_ROUTE_HINT, type DiscoveredNode } from '../protocol/dnssd.ts'
 import { readGridKey } from '../daemon/grid-key.ts'
@@ -22,7 +23,7 @@ import { Queue } from '@libp2p/utils'
 import { StagedFiles, StatCache, combineSources } from '../cache/staged-files.ts'
 import { openDb } from '../protocol/db.ts'
 import { parseDag, readDagJson, type Dag } from './dag.ts'
-import { selectWorkers, summariseRejections, attrsOf, type Candidate } from './select.ts'
+import { selectWorkers, summariseRejections, summariseRefusals, attrsOf, type Candidate, type Refusal } from './select.ts'
 import { RunCore, type JobRec } from './run-core.ts'
 import { TERMINAL } from './job-state.ts'
 import { Journal, type RunMeta } from './journal.ts'
@@ -53,6 +54,8 @@ export interface RunSummary {
   runId: string
   outDir: string
   ok: boolean
+  /** stopped by `bgrid cancel` or a signal (exit code 5) */
+  cancelled: boolean
   counts: Record<string, number>
   makespanMs: number
   workers: number
@@ -78,7 +81,12 @@ export function runDirOf (dataDir: string, runId: string): string {
   return path.join(dataDir, 'coordinator', 'runs', runId)
 }
 
-interface ClaimedWorker { id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout, failingSince?: number }
+interface ClaimedWorker {
+  id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
+  /** when its lease was last renewed (or granted): it is lost once a lease has passed since */
+  lastRenewed: number
+  renewing?: boolean
+}
 
 async function loadRunIdentity (dir: string): Promise<ReturnType<typeof privateKeyFromProtobuf>> {
   const file = path.join(dir, 'identity.key')
@@ -106,6 +114,8 @@ export class Coordinator {
   private adapter!: MiddlewareAdapter
   readonly claimed = new Map<string, ClaimedWorker>()
   private readonly refusedUntil = new Map<string, number>()
+  /** why each node not claimed refused us last (or could not be reached): part of every "why" */
+  private readonly refusals = new Map<string, Refusal>()
   private readonly claiming = new Set<string>()
   private progress!: Progress
   private closing = false
@@ -114,6 +124,10 @@ export class Coordinator {
   private localDaemon?: { end: () => void }
   private control?: ControlServer
   private readonly collecting = new Map<string, Promise<void>>()
+  /** jobs whose outputs could not be brought back (every holder tried) */
+  private readonly collectErrors = new Map<string, string>()
+  /** what ended the run early, if anything (NO_WORKERS...): in run.json too */
+  private failure: unknown
   /** at most 4 output collections at once (a holder serves a bounded number of streams) */
   private readonly collectQueue = new Queue<void>({ concurrency: 4 })
   private startedAt = Date.now()
@@ -123,6 +137,8 @@ export class Coordinator {
   private readonly servedByBlob = new Map<string, number>()
   private recruitTimer?: NodeJS.Timeout
   private lastWaitNote = 0
+  /** the submitter's persistent identity: it signs every claim of this run */
+  private submitter!: Awaited<ReturnType<typeof submitterKey>>
 
   constructor (opts: SubmitOptions) {
     this.opts = opts
@@ -216,15 +232,22 @@ export class Coordinator {
     // spare re-running finished jobs), so that others seen first do not take their places
     const holders = this.blobHolders()
     const holding = sel.ranked.filter(c => holders.has(c.ad.peer))
-    const onlyHolders = this.opts.resume !== undefined && Date.now() - this.startedAt < 3000
+    const onlyHolders = this.awaitedHolders !== undefined && Date.now() - this.startedAt < 3000
     const chosen = onlyHolders ? holding : [...holding, ...sel.ranked.filter(c => !holders.has(c.ad.peer))]
     for (const c of chosen.slice(0, want)) this.claim(c).catch(() => {})
     if (this.claimed.size < this.dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
       this.lastWaitNote = Date.now()
-      const why = summariseRejections(sel.rejected)
+      const why = this.whyNotClaimed(sel.rejected)
       this.emit({ event: 'waiting-for-workers', claimed: this.claimed.size, min: this.dag.workers.min, seen: this.browser?.list().length ?? 0, rejected: why },
         `waiting for workers: ${this.claimed.size}/${this.dag.workers.min} claimed, ${this.browser?.list().length ?? 0} node(s) seen${why.length > 0 ? '\n  ' + why.join('\n  ') : ''}`)
     }
+  }
+
+  /** Every node seen and not claimed, by cause: requirements it fails, or its refusal. */
+  private whyNotClaimed (rejected: ReturnType<typeof selectWorkers>['rejected']): string[] {
+    const refused = [...this.refusals.entries()].filter(([peer]) => !this.claimed.has(peer)).map(([, r]) => r)
+    const named = new Set(refused.map(r => r.name))
+    return [...summariseRejections(rejected.filter(r => !named.has(r.name))), ...summariseRefusals(refused)]
   }
 
   private async claim (c: Candidate): Promise<void> {
@@ -233,7 +256,8 @@ export class Coordinator {
     try {
       const addrs = c.addresses.map(a => peerAddr(a, c.ad.port, peer))
       const reply = await call(this.node, addrs, claimSpec, {
-        op: 'claim', v: PROTOCOL_VERSION, run: this.runId, leaseMs: this.opts.leaseSec * 1000, addrs: listenAddrs(this.node).slice(0, 16)
+        op: 'claim', v: PROTOCOL_VERSION, run: this.runId, leaseMs: this.opts.leaseSec * 1000, addrs: listenAddrs(this.node).slice(0, 16),
+        submitter: await signClaim(this.submitter, this.runId, this.node.peerId.toString(), peer)
       }, { timeoutMs: 5000 })
       if (this.closing) { await this.releaseOne(peer); return }
       const offer = reply.offer ?? { ...c.ad }
@@ -244,32 +268,48 @@ export class Coordinator {
         this.refusedUntil.set(peer, Date.now() + 30_000)
         return
       }
-      const w: ClaimedWorker = { id: peer, candidate: c, offer }
+      const w: ClaimedWorker = { id: peer, candidate: c, offer, lastRenewed: Date.now() }
       this.claimed.set(peer, w)
+      this.refusals.delete(peer)
       this.core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String) })
-      w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(300, this.opts.leaseSec * 1000 / 3))
+      // a tick a quarter lease: a silent worker is found lost at most a quarter lease late
+      w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(250, this.opts.leaseSec * 1000 / 4))
       this.emit({ event: 'worker', worker: peer, name: c.name, state: 'claimed', cores: offer.cores, ram: offer.ram, mhz: offer.mhz },
         this.opts.progress === 'lines' ? `claimed ${c.name} (${offer.cores} cores, ${offer.ram} MiB)` : undefined)
       this.onWorkersChanged(true)
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
       this.refusedUntil.set(peer, Date.now() + (code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000))
+      const message = err instanceof Error ? err.message : String(err)
+      const before = this.refusals.get(peer)
+      this.refusals.set(peer, { name: c.name, code, message })
+      if (before?.code !== code) this.emit({ event: 'refused', worker: peer, name: c.name, code, message })
       this.log.debug('claim refused', { node: c.name, code, message: errorMessage(err) })
     } finally {
       this.claiming.delete(peer)
     }
   }
 
+  /**
+   * Renew a worker's lease (every lease/3). A worker is lost once a whole lease has
+   * passed since its last good renewal, as its daemon also judges us: checked on every
+   * tick, whether the renewals fail fast or hang.
+   */
   private async renew (w: ClaimedWorker): Promise<void> {
     if (!this.claimed.has(w.id)) return
+    const leaseMs = this.opts.leaseSec * 1000
+    if (Date.now() - w.lastRenewed >= leaseMs) { this.dropWorker(w.id, `no renewal for ${Math.round((Date.now() - w.lastRenewed) / 100) / 10} s (lease ${this.opts.leaseSec} s)`); return }
+    if (w.renewing === true) return
+    w.renewing = true
     try {
-      await call(this.node, peerIdFromString(w.id), claimSpec, { op: 'renew', run: this.runId }, { timeoutMs: Math.max(1000, this.opts.leaseSec * 1000 / 2) })
-      w.failingSince = undefined
+      await call(this.node, peerIdFromString(w.id), claimSpec, { op: 'renew', run: this.runId }, { timeoutMs: Math.max(300, leaseMs - (Date.now() - w.lastRenewed)) })
+      w.lastRenewed = Date.now()
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
-      w.failingSince ??= Date.now()
       // NOT_CLAIMED: the worker dropped us (lease ran out, restart, owner vacate): lost at once
-      if (code === 'NOT_CLAIMED' || Date.now() - w.failingSince >= this.opts.leaseSec * 1000) this.dropWorker(w.id, `${code}: ${errorMessage(err)}`)
+      if (code === 'NOT_CLAIMED' || Date.now() - w.lastRenewed >= leaseMs) this.dropWorker(w.id, `${code}: ${errorMessage(err)}`)
+    } finally {
+      w.renewing = false
     }
   }
 
@@ -293,10 +333,49 @@ export class Coordinator {
   private onWorkersChanged (joined: boolean): void {
     if (this.core.aliveWorkers().length > 0) {
       this.core.replan()
-      if (joined) this.core.reconcile('workers changed')
+      if (joined && this.settled()) this.core.reconcile('workers changed')
+      // resuming: jobs whose inputs a returning holder brings may start; nothing is judged lost yet
+      else if (joined) this.core.promote()
     }
     this.adapter.notify()
     this.wakeMain()
+  }
+
+  /**
+   * Resuming, the journal says which workers hold the outputs of finished jobs. Until
+   * each of them has been claimed again (or a lease and 5 s have passed: enough for a
+   * holder whose claim died with the old coordinator to be offered again), nothing is
+   * declared lost: a finished job whose outputs are still held anywhere is never re-run.
+   */
+  private awaitedHolders?: Set<string>
+  private graceTimer?: NodeJS.Timeout
+
+  private settled (): boolean {
+    if (this.awaitedHolders === undefined) return true
+    if (![...this.awaitedHolders].every(h => this.claimed.has(h))) return false
+    this.endGrace('every previous holder is back')
+    return true
+  }
+
+  private startGrace (): void {
+    const holders = this.blobHolders()
+    holders.delete(this.node.peerId.toString())
+    if (holders.size === 0) return
+    this.awaitedHolders = holders
+    this.graceTimer = setTimeout(() => {
+      this.endGrace('previous holders not back in time')
+      this.core.reconcile('resume: previous holders not back in time')
+      this.adapter.notify()
+      this.wakeMain()
+    }, this.opts.leaseSec * 1000 + 5000)
+  }
+
+  private endGrace (why: string): void {
+    if (this.awaitedHolders === undefined) return
+    const missing = [...this.awaitedHolders].filter(h => !this.claimed.has(h))
+    this.awaitedHolders = undefined
+    clearTimeout(this.graceTimer)
+    this.emit({ event: 'resume-settled', reason: why, missingHolders: missing }, missing.length > 0 ? `resume: ${missing.length} previous holder(s) not back; what only they held is made again` : undefined)
   }
 
   private async releaseOne (peer: string): Promise<void> {
@@ -376,14 +455,16 @@ export class Coordinator {
         reason: j.reason,
         outputs: j.outputs === null ? null : Object.fromEntries([...j.outputs].map(([n, o]) => [n, { sha256: o.hash, size: o.size }])),
         stdoutTail: last?.stdout?.tail,
-        stderrTail: last?.stderr?.tail
+        stderrTail: last?.stderr?.tail,
+        ...(this.collectErrors.has(j.spec.id) ? { collectError: this.collectErrors.get(j.spec.id) } : {})
       }
     }
     const s = this.core.stats
     return {
       run: this.runId,
       dag: this.dag.name,
-      state: final ? (this.cancelled ? 'cancelled' : this.core.counts().done === this.core.jobs.size ? 'succeeded' : 'failed') : 'running',
+      state: final ? (this.cancelled ? 'cancelled' : this.failure === undefined && this.collectErrors.size === 0 && this.core.counts().done === this.core.jobs.size ? 'succeeded' : 'failed') : 'running',
+      ...(this.failure !== undefined ? { error: { code: this.failure instanceof BgridError ? this.failure.code : 'INTERNAL', message: errorMessage(this.failure) } } : {}),
       pid: process.pid,
       outDir: this.outDir,
       startedAt: this.startedAt,
@@ -408,6 +489,7 @@ export class Coordinator {
     this.store = new BlobStore(runDir, this.storeDb)
     await this.store.load()
     const gridKey = o.gridKeyFile !== undefined ? readGridKey(o.gridKeyFile) : undefined
+    this.submitter = await submitterKey(o.dataDir)
     this.node = await createBgridNode({ privateKey: await loadRunIdentity(runDir), gridKey })
 
     this.core = new RunCore(this.dag, {
@@ -475,28 +557,35 @@ export class Coordinator {
     this.browser.start()
     this.recruitTimer = setInterval(() => { this.recruit() }, 1000)
     this.startedAt = Date.now()
+    if (o.resume !== undefined) this.startGrace()
     this.lastWaitNote = Date.now() // say we wait only once discovery has had a moment
     this.emit({ event: 'started', jobs: this.dag.jobs.length, outDir: this.outDir, coordinator: this.node.peerId.toString() },
       o.progress === 'quiet' ? undefined : `run ${this.runId}: ${this.dag.jobs.length} job(s), outputs in ${this.outDir}`)
 
+    let failure: unknown
     try {
       await this.waitForWorkers()
       await this.checkDisk()
       this.core.failUnplaceable()
-      // after a resume: outputs whose holders were not claimed again are made again
-      this.core.reconcile('run starts')
+      // after a resume: outputs whose holders were not claimed again are made again (once they had their chance)
+      if (this.settled()) this.core.reconcile('run starts')
       this.adapter.notify()
       await this.mainLoop()
       if (!this.cancelled) {
         const toCollect = [...this.core.jobs.values()].filter(j => j.state === 'done' && this.core.isCollected(j.spec.id) && !j.collected)
-        await Promise.all(toCollect.map(async j => { await this.collect(j) }))
+        // one job's outputs out of reach does not cost the others theirs
+        await Promise.all(toCollect.map(async j => { await this.collect(j).catch(err => { this.collectErrors.set(j.spec.id, errorMessage(err)) }) }))
         await this.collectLogs()
       }
+    } catch (err) {
+      failure = err
     } finally {
       await this.shutdown()
     }
+    // whatever happened, the report and the final status are written
     const counts = this.core.counts()
-    const ok = !this.cancelled && counts.done === this.core.jobs.size
+    const ok = failure === undefined && !this.cancelled && counts.done === this.core.jobs.size && this.collectErrors.size === 0
+    if (failure !== undefined) this.failure = failure
     const report = this.report(true)
     await writeFile(path.join(this.outDir, 'run.json'), JSON.stringify(report, null, 2))
     await this.writeStatus(true).catch(() => {})
@@ -505,8 +594,9 @@ export class Coordinator {
     await this.journal.setMeta(this.meta)
     await this.journal.close()
     await this.storeDb.close()
+    if (failure !== undefined) throw failure
     const summary: RunSummary = {
-      runId: this.runId, outDir: this.outDir, ok, counts, makespanMs: Date.now() - this.startedAt,
+      runId: this.runId, outDir: this.outDir, ok, cancelled: this.cancelled, counts, makespanMs: Date.now() - this.startedAt,
       workers: this.core.workers.size, bytesFetched: this.core.stats.bytesFetched, prefetchedBytes: this.core.stats.prefetchedBytes, cacheHits: this.core.stats.cacheHits,
       inputWaitMs: this.core.stats.inputWaitMs, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes
     }
@@ -520,7 +610,7 @@ export class Coordinator {
       if (this.cancelled) return
       if (Date.now() >= deadline) {
         const sel = selectWorkers((this.browser?.list() ?? []).filter(n => !this.claimed.has(n.ad.peer)), this.dag.requirements, this.dag.rank, { self: this.node.peerId.toString() })
-        const why = summariseRejections(sel.rejected)
+        const why = this.whyNotClaimed(sel.rejected)
         const seen = this.browser?.list().length ?? 0
         throw new BgridError('NO_WORKERS', `only ${this.claimed.size} of ${this.dag.workers.min} worker(s) claimed after ${this.opts.waitSec}s; ${seen} node(s) seen${why.length > 0 ? ':\n  ' + why.join('\n  ') : seen === 0 ? ' (is a daemon running on this network? see `bgrid peers`)' : ''}`)
       }
@@ -575,6 +665,7 @@ export class Coordinator {
 
   private async shutdown (): Promise<void> {
     this.closing = true
+    clearTimeout(this.graceTimer)
     this.progress.stop()
     clearInterval(this.recruitTimer)
     this.adapter?.notify()

@@ -5,9 +5,17 @@ import type { Dag, JobSpec } from './dag.ts'
 import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
 import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
 import { evalBool, type Attrs } from './expr.ts'
-import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type InputRef, type PeerInfo, type LogResult } from '../protocol/jobs.ts'
+import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type InputRef, type PeerInfo, type LogResult, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
+/**
+ * An attempt that could not get its inputs is not the job's failure: the job waits
+ * (1 s, 2 s, 4 s... at most 30 s) for another holder or for the producer to run again,
+ * this many times at most before it fails with the reason.
+ */
+export const MAX_INPUT_WAITS = 20
+const INPUT_BACKOFF_MS = 1000
+const MAX_INPUT_BACKOFF_MS = 30_000
 /** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
 export const HINT_WINDOW = 8
 /** ... but inputs only the submitter holds, those of the next STAGING_WINDOW x slots (+2):
@@ -26,6 +34,8 @@ export interface WorkerRec extends WorkerInfo {
   hinted: Set<string>
   assignedAt: Map<string, number>
   done: number
+  /** blobs this worker must re-hash (see dropHolders) */
+  verify: Set<string>
 }
 
 export interface AttemptRec {
@@ -35,7 +45,8 @@ export interface AttemptRec {
   assignedAt: number
   startedAt?: number
   endedAt?: number
-  status?: AttemptResult['status']
+  /** cancelled: the run was cancelled while it ran */
+  status?: AttemptResult['status'] | 'cancelled'
   exitCode?: number | null
   signal?: string | null
   error?: string
@@ -54,6 +65,10 @@ export interface JobRec {
   attempts: AttemptRec[]
   failures: number
   lost: number
+  /** attempts that could not get their inputs (see MAX_INPUT_WAITS) */
+  inputWaits: number
+  /** not to be assigned before this time (ms): backing off after missing inputs */
+  notBefore?: number
   outputs: Map<string, OutputRec> | null
   avoid: Set<string>
   reason?: string
@@ -100,13 +115,13 @@ export class RunCore {
   private rotation = 0
   /** jobs per state, kept as they move (progress and `finished` are asked for on every pull) */
   private readonly tally: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
-  stats = { bytesFetched: 0, prefetchedBytes: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0 }
+  stats = { bytesFetched: 0, prefetchedBytes: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0, holdersDropped: 0, inputWaits: 0 }
 
   constructor (dag: Dag, opts: CoreOptions) {
     this.dag = dag
     this.opts = opts
     for (const spec of dag.jobs) {
-      this.jobs.set(spec.id, { spec, state: 'pending', attempts: [], failures: 0, lost: 0, outputs: null, avoid: new Set(), collected: false })
+      this.jobs.set(spec.id, { spec, state: 'pending', attempts: [], failures: 0, lost: 0, inputWaits: 0, outputs: null, avoid: new Set(), collected: false })
     }
     this.tally.pending = this.jobs.size
     this.priority = upwardRank(dag, new Map())
@@ -136,6 +151,46 @@ export class RunCore {
     let b = this.blobs.get(hash)
     if (b === undefined) { b = { size, holders: new Set() }; this.blobs.set(hash, b) }
     b.holders.add(holder)
+  }
+
+  /**
+   * Holders found failing a blob (bad bytes, gone, unreachable, refusing): they leave
+   * its holder list at once. A live worker said to hold bad bytes is asked to re-hash
+   * its copy (its next pull reply says `verify`); a good copy comes back with its next
+   * `have`. Jobs whose inputs have no holder left wait; finished producers whose
+   * outputs a consumer still needs run again.
+   */
+  dropHolders (hash: string, holders: string[], why: string, opts: { verify?: boolean, reporter?: string } = {}): void {
+    const b = this.blobs.get(hash)
+    if (b === undefined) return
+    let dropped = false
+    for (const h of holders) {
+      if (!b.holders.delete(h)) continue
+      dropped = true
+      this.stats.holdersDropped++
+      const w = this.workers.get(h)
+      if (opts.verify === true && h !== opts.reporter && w?.alive === true) w.verify.add(hash)
+    }
+    if (dropped) this.reconcile(`${hash.slice(0, 12)}: ${why}`)
+  }
+
+  /** Blobs a worker must re-hash (a peer said it sent bad bytes): handed out once. */
+  takeVerify (workerId: string): string[] {
+    const w = this.workers.get(workerId)
+    if (w === undefined || w.verify.size === 0) return []
+    const out = [...w.verify]
+    w.verify.clear()
+    return out
+  }
+
+  /** A worker announces blobs it holds now (fetched ahead, or a copy re-verified). */
+  announce (workerId: string, hashes: string[]): void {
+    for (const h of hashes) this.blobs.get(h)?.holders.add(workerId)
+  }
+
+  /** A worker says these holders (itself, or peers that sent it bad bytes) have bad or no copies. */
+  reportCorrupt (reporter: string, reports: CorruptReport[]): void {
+    for (const r of reports) this.dropHolders(r.hash, [r.holder], r.holder === reporter ? 'the holder\'s own copy is bad or gone' : `bad bytes from ${r.holder.slice(-8)}`, { verify: true, reporter })
   }
 
   /** Holders that can serve a blob now: workers first (in a rotating order, to spread load), the submitter last. */
@@ -266,7 +321,8 @@ export class RunCore {
       usedCores: old?.usedCores ?? 0,
       hinted: new Set(),
       assignedAt: old?.assignedAt ?? new Map(),
-      done: old?.done ?? 0
+      done: old?.done ?? 0,
+      verify: old?.verify ?? new Set()
     })
     this.workersVersion++
   }
@@ -295,6 +351,22 @@ export class RunCore {
     }
     this.reconcile(`worker ${id.slice(-8)} lost`)
     return lostJobs
+  }
+
+  private dropInputHolders (reporter: string, p: InputProblem): void {
+    // no room on that worker (its quota): the holders are fine (the job avoids that worker)
+    if (p.code === 'DISK_FULL') return
+    // HASH_MISMATCH and NOT_FOUND from a live holder: it is asked to re-hash its copy
+    this.dropHolders(p.hash, p.holders, `${p.code}: ${p.message.slice(0, 200)}`, { verify: p.code === 'HASH_MISMATCH' || p.code === 'NOT_FOUND', reporter })
+  }
+
+  /** The attempt could not get its inputs: not the job's failure; back off, then try again (elsewhere or after the producer ran again). */
+  private waitForInputs (job: JobRec, why: string, now: number): void {
+    job.inputWaits++
+    this.stats.inputWaits++
+    if (job.inputWaits > MAX_INPUT_WAITS) { this.fail(job, `inputs unavailable after ${job.inputWaits} tries: ${why}`); return }
+    job.notBefore = now + Math.min(MAX_INPUT_BACKOFF_MS, INPUT_BACKOFF_MS * 2 ** (job.inputWaits - 1))
+    this.move(job, this.inputsAvailable(job) ? 'ready' : 'pending', `waiting for inputs: ${why}`)
   }
 
   private retryLost (job: JobRec, why: string): void {
@@ -443,6 +515,7 @@ export class RunCore {
       // the ready set is in topological order, close to priority order: a window of it is enough
       if (scanned++ >= 64 && (candidates.length >= want || scanned > 4096)) break
       const job = this.jobs.get(id) as JobRec
+      if (job.notBefore !== undefined && job.notBefore > now) continue
       if (!this.feasible(job.spec, w)) continue
       if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.feasible(job.spec, o))) continue
       const missing = missingBytes(job)
@@ -528,8 +601,15 @@ export class RunCore {
         return 'done'
       }
     }
+    // bad or missing inputs: their holders leave the lists, whoever the attempt was
+    for (const p of r.inputProblems ?? []) this.dropInputHolders(workerId, p)
     if (!current) return 'ignored'
     const status = rec.status as AttemptResult['status']
+    if (status === 'lost' && (r.inputProblems?.length ?? 0) > 0) {
+      if (r.inputProblems?.some(p => p.code === 'DISK_FULL') === true) job.avoid.add(workerId)
+      this.waitForInputs(job, rec.error ?? 'inputs unavailable', r.endedAt)
+      return job.state
+    }
     if (status === 'lost' || status === 'preempted') {
       this.retryLost(job, rec.error ?? status)
       return job.state
@@ -646,7 +726,13 @@ export class RunCore {
   }
 
   cancelAll (why: string): void {
-    for (const j of this.jobs.values()) if (!TERMINAL.has(j.state)) this.move(j, 'cancelled', why)
+    const now = Date.now()
+    for (const j of this.jobs.values()) {
+      if (TERMINAL.has(j.state)) continue
+      // its attempts under way end with it (their workers kill them when released)
+      for (const a of j.attempts) if (a.status === undefined) { a.status = 'cancelled'; a.endedAt = now; a.error = why }
+      this.move(j, 'cancelled', why)
+    }
   }
 
   /** Why jobs wait, grouped (the answer to "why didn't my job run?"). */

@@ -4,6 +4,8 @@ import type { NodeState } from './node-state.ts'
 
 export interface Claim {
   coordinator: string
+  /** the submitter the coordinator runs for (its signature checked), when it said */
+  submitter?: string
   run: string
   leaseMs: number
   grantedAt: number
@@ -16,8 +18,10 @@ export type ClaimDecision = { ok: true, claim: Claim, fresh: boolean } | { ok: f
 export interface ClaimContext {
   now: number
   state: NodeState
-  /** allow-list of coordinator peer ids; empty means anyone with the grid key */
+  /** allow-list of submitter (or coordinator) peer ids; empty means anyone with the grid key */
   allow: readonly string[]
+  /** the claim's verified submitter id */
+  submitter?: string
   version: number
   supportedVersion: number
 }
@@ -32,8 +36,8 @@ export class ClaimBook {
     if (ctx.version !== ctx.supportedVersion) {
       return { ok: false, code: 'VERSION', message: `protocol version ${ctx.version} not supported (this node speaks ${ctx.supportedVersion})` }
     }
-    if (ctx.allow.length > 0 && !ctx.allow.includes(peer)) {
-      return { ok: false, code: 'POLICY', message: 'coordinator not in this node\'s allow-list' }
+    if (ctx.allow.length > 0 && !ctx.allow.includes(peer) && (ctx.submitter === undefined || !ctx.allow.includes(ctx.submitter))) {
+      return { ok: false, code: 'POLICY', message: ctx.submitter === undefined ? 'this node takes only signed claims from allowed submitters (--allow-coordinator)' : `submitter ${ctx.submitter} is not in this node's allow-list` }
     }
     const cur = this.current
     if (cur !== undefined && cur.expiresAt > ctx.now) {
@@ -45,7 +49,7 @@ export class ClaimBook {
     }
     if (ctx.state === 'owner') return { ok: false, code: 'OWNER', message: 'the owner is using this machine' }
     if (ctx.state === 'coordinator') return { ok: false, code: 'BUSY', message: 'node is coordinating its own run' }
-    const claim: Claim = { coordinator: peer, run, leaseMs, grantedAt: ctx.now, expiresAt: ctx.now + leaseMs, addrs }
+    const claim: Claim = { coordinator: peer, run, leaseMs, grantedAt: ctx.now, expiresAt: ctx.now + leaseMs, addrs, ...(ctx.submitter !== undefined ? { submitter: ctx.submitter } : {}) }
     this.current = claim
     return { ok: true, claim, fresh: true }
   }

@@ -5,7 +5,7 @@ import { rm, mkdir, chmod } from 'node:fs/promises'
 import type { PeerId } from '@libp2p/interface'
 import { createBgridNode, tcpPort, listenAddrs, type BgridNode } from '../protocol/node.ts'
 import { serve } from '../protocol/rpc.ts'
-import { claimSpec, PROTOCOL_VERSION, type ClaimReply, type ClaimRequest } from '../protocol/claim.ts'
+import { claimSpec, legacyClaimSpec, verifyClaim, PROTOCOL_VERSION, type ClaimReply, type ClaimRequest } from '../protocol/claim.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } from '../protocol/dnssd.ts'
 import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
@@ -132,11 +132,14 @@ export class Daemon {
 
     this.node = await createBgridNode({ privateKey, port: cfg.port, host: cfg.host, gridKey })
     await serve(this.node, claimSpec, this.log.child('claim'), async (req, ctx) => this.onClaim(req, ctx.peer))
+    await serve(this.node, legacyClaimSpec, this.log.child('claim'), async () => {
+      throw new BgridError('VERSION', `this node speaks ${claimSpec.id} (bgrid 0.2 and later): upgrade the submitter`)
+    })
     // only the peers of the run this node serves, and only that run's blobs (a grid key
     // is no licence to read another submitter's data)
     await serveBlobs(this.node, this.store, {
       log: this.log.child('blob'),
-      canRead: (peer) => this.session?.runPeers.has(peer) === true,
+      canRead: async (peer) => await this.session?.isRunPeer(peer) === true,
       canReadBlob: (_peer, hash) => this.session !== undefined && this.store.allows(hash, this.session.run)
     })
 
@@ -227,8 +230,13 @@ export class Daemon {
   private async onClaim (req: ClaimRequest, peer: string): Promise<Omit<ClaimReply, 'ok'>> {
     const now = Date.now()
     if (req.op === 'claim') {
+      let submitter: string | undefined
+      if (req.submitter !== undefined) {
+        submitter = await verifyClaim(req.submitter, req.run, peer, this.node.peerId.toString())
+        if (submitter === undefined) throw new BgridError('UNAUTHORISED', 'the submitter\'s signature does not hold for this run, coordinator and node')
+      }
       const d = this.book.claim(peer, req.run, req.leaseMs, req.addrs ?? [], {
-        now, state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION
+        now: Date.now(), state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION, submitter
       })
       if (!d.ok) throw new BgridError(d.code, d.message)
       if (d.fresh) this.startSession(d.claim)
@@ -247,7 +255,7 @@ export class Daemon {
   }
 
   private startSession (claim: Claim): void {
-    this.setState('worker', `claimed by ${claim.coordinator.slice(-8)} for run ${claim.run}`)
+    this.setState('worker', `claimed by ${claim.coordinator.slice(-8)} for run ${claim.run}${claim.submitter !== undefined ? ` of submitter ${claim.submitter.slice(-8)}` : ''}`)
     this.vacated = false
     this.session = new WorkerSession({
       node: this.node,
@@ -264,6 +272,8 @@ export class Daemon {
       }
     })
     this.meta.put('claim', claim).catch(() => {})
+    // what this run makes or fetches here stays until it ends, quota or not
+    this.store.protect(claim.run)
     this.session.start()
   }
 
@@ -272,7 +282,7 @@ export class Daemon {
     this.session = undefined
     this.taskPids = []
     await this.meta.del('claim').catch(() => {})
-    if (s !== undefined) await s.stop(why)
+    if (s !== undefined) { await s.stop(why); this.store.unprotect(s.run) }
     if (this.state === 'worker') this.setState(this.restingState(), why)
     else this.readvertise(true)
   }
@@ -308,7 +318,13 @@ export class Daemon {
       if (vacate && this.session !== undefined && !this.vacated) {
         this.vacated = true
         this.log.warn('suspended too long: giving tasks back to the coordinator')
-        this.session.vacate()
+        const s = this.session
+        s.vacate()
+        // then the node leaves the run, so that the coordinator recruits another instead
+        // of keeping a slot that does nothing until the owner leaves
+        s.drained(10_000).then(async () => {
+          if (this.session === s) await this.endSession('the owner is using this machine: handed back to the coordinator')
+        }).catch(() => {})
       }
     } else if (this.state === 'owner') {
       // the owner left: resume, and a later return of the owner may vacate again

@@ -3,6 +3,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { randomInt } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { open } from 'node:fs/promises'
 import { call, dropIdleStreams } from '../protocol/rpc.ts'
 import { jobsSpec, unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
@@ -80,6 +81,26 @@ export class WorkerSession {
 
   get run (): string { return this.claim.run }
 
+  private peersAsked?: Promise<void>
+  private peersAskedAt = 0
+
+  /**
+   * Is this peer one of the run's? A worker learns of the others from its pull replies,
+   * and a busy one does not pull for a while: a peer it does not know yet may have
+   * joined since, so it asks its coordinator (one question at a time, at most one a
+   * second, whoever asks) before it refuses.
+   */
+  async isRunPeer (peer: string): Promise<boolean> {
+    if (this.runPeers.has(peer)) return true
+    if (this.stopped) return false
+    if (this.peersAsked === undefined && Date.now() - this.peersAskedAt >= 1000) {
+      this.peersAskedAt = Date.now()
+      this.peersAsked = this.exchange(0, false).catch(() => {}).finally(() => { this.peersAsked = undefined })
+    }
+    await this.peersAsked
+    return this.runPeers.has(peer)
+  }
+
   /** A blob here turned out corrupt or missing (quarantined by the store): the coordinator must know. */
   reportCorrupt (hash: string, holder = this.opts.node.peerId.toString()): void {
     if (this.corrupt.some(c => c.hash === hash && c.holder === holder)) return
@@ -127,7 +148,8 @@ export class WorkerSession {
         this.longPoll = true
         this.exchange(free, true).then(() => { backoff = 100 }, async (err) => {
           this.opts.log.debug('pull failed', { err: String(err) })
-          await new Promise(resolve => setTimeout(resolve, backoff))
+          // stop() ends the wait at once (abort)
+          await sleep(backoff, undefined, { signal: this.abort.signal }).catch(() => {})
           backoff = Math.min(2000, backoff * 2)
         }).finally(() => { this.longPoll = false; this.wake() })
       } else if (this.results.length > 0 || this.have.length > 0 || this.corrupt.length > 0) {
@@ -146,7 +168,7 @@ export class WorkerSession {
           continue
         } catch (err) {
           this.opts.log.debug('report failed', { err: String(err) })
-          await new Promise(resolve => setTimeout(resolve, backoff))
+          await sleep(backoff, undefined, { signal: this.abort.signal }).catch(() => {})
           backoff = Math.min(2000, backoff * 2)
           continue
         }
@@ -382,6 +404,15 @@ export class WorkerSession {
       this.pushResult(unranResult(r.assignment.attempt, 'preempted', 'preempted before it started: the owner is using this machine'))
     }
     this.wake()
+  }
+
+  /** Everything here handed back (no attempt runs, every result delivered), or the time is up. */
+  async drained (timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while ((this.running.size > 0 || this.results.length > 0) && Date.now() < deadline && !this.stopped) {
+      this.wake()
+      await sleep(50)
+    }
   }
 
   /** End the session: everything of this run on this node dies, its directories go. */

@@ -30,10 +30,8 @@ export class NativeAdapter implements MiddlewareAdapter {
         const outcome = core.complete(hc.peer, r)
         ctx.onResult(hc.peer, r, outcome)
       }
-      for (const h of req.have ?? []) {
-        const b = core.blobs.get(h)
-        if (b !== undefined) b.holders.add(hc.peer)
-      }
+      core.announce(hc.peer, req.have ?? [])
+      if (req.corrupt !== undefined) core.reportCorrupt(hc.peer, req.corrupt)
       core.stats.prefetchedBytes += req.prefetchedBytes ?? 0
       core.reconcileRunning(hc.peer, req.running, reported, now)
       // write-ahead: results are durable before they are acknowledged or unlock children
@@ -56,7 +54,8 @@ export class NativeAdapter implements MiddlewareAdapter {
       }
       const peers = this.peersSent.get(hc.peer) === core.workersVersion ? [] : core.peers()
       this.peersSent.set(hc.peer, core.workersVersion)
-      return { jobs, prefetch, peers, done: ctx.isClosing() || core.finished() } satisfies Omit<PullReply, 'ok'>
+      const verify = core.takeVerify(hc.peer)
+      return { jobs, prefetch, peers, done: ctx.isClosing() || core.finished(), ...(verify.length > 0 ? { verify } : {}) } satisfies Omit<PullReply, 'ok'>
     })
   }
 

@@ -54,19 +54,33 @@ export function advertise (ad: NodeAd, opts: MdnsOptions = {}): Advertiser {
   const name = instanceName(ad.peer)
   // One host name per daemon: several daemons may share a machine's host name (namespaces, tests).
   const host = `${name}.local`
+  const server = (bonjour as any).server
+  // bonjour-service re-announces (1, 3, 9, 27 s... after publishing) the packet it built
+  // at publish time: a state changed since would be taken back by the next re-announce.
+  // Every packet this responder sends goes through here, and our TXT record in it is the
+  // current one, whatever the packet was built from.
+  let currentTxt: any
+  const fresh = (records: any[] | undefined): any[] | undefined =>
+    records?.map(r => r.type === 'TXT' && r.name === currentTxt?.name ? { ...r, data: currentTxt.data } : r)
+  const respond = server.mdns.respond.bind(server.mdns)
+  server.mdns.respond = (res: any, ...rest: unknown[]) => {
+    const packet = Array.isArray(res) ? fresh(res) : { ...res, answers: fresh(res.answers), additionals: fresh(res.additionals) }
+    return respond(packet, ...rest)
+  }
   // The peer id is in the instance name, so a name conflict is not possible: skip the 0.8 s probe.
   const service: Service = bonjour.publish({ name, type: SERVICE_TYPE, port: ad.port, host, txt: encodeTxt(ad), probe: false })
+  currentTxt = service.records().find((r: any) => r.type === 'TXT')
   let timer: NodeJS.Timeout | undefined
   return {
     name,
     update (next: NodeAd) {
       // bonjour-service has no API to change a published TXT record; this is the one place that
       // swaps it in the responder's registry and re-announces (RFC 6762 s8.4: announce twice).
-      const server = (bonjour as any).server
       const old = service.records().filter((r: any) => r.type === 'TXT')
       server.unregister(old)
       ;(service as any).txt = encodeTxt(next)
       const records = service.records()
+      currentTxt = records.find((r: any) => r.type === 'TXT')
       server.register(records)
       server.mdns.respond({ answers: records }, () => {})
       clearTimeout(timer)

@@ -7,6 +7,7 @@ import { identify } from '@libp2p/identify'
 import { preSharedKey } from '@libp2p/pnet'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { ConnectionGater, MultiaddrConnection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 
 export type BgridNode = Libp2p<{ identify: unknown }>
@@ -23,6 +24,42 @@ export interface NodeOptions {
   noListen?: boolean
 }
 
+/**
+ * Connections not yet upgraded (TCP accepted, Noise not done): at most this many from
+ * one address at a time, and this many in all. An idle connect holds its place until
+ * the upgrade times out: with libp2p's defaults (10 pending in all, 10 s) five idle
+ * connects a second from one host locked everyone else out.
+ */
+export const MAX_PENDING_PER_ADDRESS = 4
+export const MAX_PENDING = 128
+/** a Noise handshake on a LAN takes milliseconds; a peer that has not finished in this long is dropped */
+export const UPGRADE_TIMEOUT_MS = 3000
+
+/** Counts the upgrades under way per remote address and refuses past the cap. */
+export function pendingPerAddressGater (cap = MAX_PENDING_PER_ADDRESS): ConnectionGater {
+  const pending = new Map<string, Set<MultiaddrConnection>>()
+  const hostOf = (c: MultiaddrConnection): string => c.remoteAddr.toString().split('/').slice(0, 3).join('/')
+  const done = (c: MultiaddrConnection): void => {
+    const host = hostOf(c)
+    const set = pending.get(host)
+    if (set === undefined) return
+    set.delete(c)
+    if (set.size === 0) pending.delete(host)
+  }
+  return {
+    denyInboundConnection: (c) => {
+      const host = hostOf(c)
+      let set = pending.get(host)
+      if (set === undefined) { set = new Set(); pending.set(host, set) }
+      if (set.size >= cap) return true
+      set.add(c)
+      c.addEventListener('close', () => { done(c) }, { once: true })
+      return false
+    },
+    denyInboundUpgradedConnection: (_peer, c) => { done(c); return false }
+  }
+}
+
 export async function createBgridNode (opts: NodeOptions): Promise<BgridNode> {
   const listen = opts.noListen === true ? [] : [`/ip4/${opts.host ?? '0.0.0.0'}/tcp/${opts.port ?? 0}`]
   const node = await createLibp2p({
@@ -36,7 +73,8 @@ export async function createBgridNode (opts: NodeOptions): Promise<BgridNode> {
       streamOptions: { initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024, maxReadBufferLength: 32 * 1024 * 1024 }
     } as any)],
     ...(opts.gridKey !== undefined ? { connectionProtector: preSharedKey({ psk: opts.gridKey, timeout: 2000 }) } : {}),
-    connectionManager: { maxConnections: 1000 },
+    connectionManager: { maxConnections: 1000, maxIncomingPendingConnections: MAX_PENDING, inboundUpgradeTimeout: UPGRADE_TIMEOUT_MS },
+    connectionGater: pendingPerAddressGater(),
     services: { identify: identify() }
   })
   return node as unknown as BgridNode

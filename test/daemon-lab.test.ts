@@ -1,7 +1,7 @@
 // The node daemon for real: processes in network namespaces, real mDNS, real libp2p.
 import t from 'tap'
 import path from 'node:path'
-import { writeFileSync } from 'node:fs'
+import { writeFileSync, readFileSync, mkdirSync, statSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
 import { newGridKey } from '../daemon/grid-key.ts'
@@ -79,6 +79,25 @@ if (cluster !== undefined) {
     watch.kill()
   })
 
+  t.test('adverts tell the truth: through a 12 s claim a browser never sees the node idle again (no stale re-announce)', async t => {
+    // a fresh daemon: its library re-announces at about 1, 3 and 9 s after publishing
+    const d = await cluster.startDaemon(['--always-available'])
+    const watch = cluster.cli(viewer, ['peers', '--watch', '--json', '--timeout', '40'])
+    const states = (): string[] => lines(watch).filter(e => e.peer === d.peer && e.event !== 'down').map(e => String(e.state))
+    await watch.until(() => states().includes('idle') ? true : undefined, 10_000, 'the node seen idle')
+    const claim = probe(['--addr', addrOf(d), '--op', 'hold', '--run', 'truth', '--lease', '3000', '--hold', '12000'])
+    await watch.until(() => states().includes('worker') ? true : undefined, 10_000, 'the node seen as a worker')
+    const from = states().lastIndexOf('idle')
+    await claim.done(30_000)
+    t.equal(lines(claim).find(e => e.op === 'held')?.op, 'held', 'the claim was held for 12 s')
+    const during = states().slice(from + 1)
+    t.ok(during.length >= 1, `states seen while claimed: ${during.join(', ')}`)
+    // the release (the probe lets the lease lapse) may show idle at the very end only
+    const lastWorker = during.lastIndexOf('worker')
+    t.same(during.slice(0, lastWorker + 1).filter(x => x !== 'worker'), [], 'only worker until the claim ended')
+    watch.kill()
+  })
+
   t.test('five concurrent claimants for one worker: exactly one grant', async t => {
     const d = daemons[1]
     const at = Date.now() + 2500
@@ -120,6 +139,28 @@ if (cluster !== undefined) {
     t.equal(lines(p).find(e => e.op === 'claim')?.code, 'POLICY')
   })
 
+  t.test('allow-list by submitter identity: `bgrid id` is stable across runs; that submitter runs, another is refused and told why', async t => {
+    const home = path.join(cluster.tmp, 'allowed-home')
+    const id1 = await cluster.runCli(viewer, ['id', '--data-dir', home])
+    const id2 = await cluster.runCli(viewer, ['id', '--data-dir', home])
+    t.equal(id1.code, 0, id1.stderr)
+    t.match(id1.stdout.trim(), /^12D3KooW[1-9A-HJ-NP-Za-km-z]+$/)
+    t.equal(id1.stdout, id2.stdout, 'the same identity every time')
+    t.equal(statSync(path.join(home, 'submitter.key')).mode & 0o777, 0o600, 'its key is private')
+    const d = await cluster.startDaemon(['--always-available', '--allow-coordinator', id1.stdout.trim(), '--cost', '42'])
+    const dir = path.join(cluster.tmp, 'allow-dag')
+    mkdirSync(dir)
+    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify({ name: 'allowed', requirements: 'cost == 42', jobs: [{ id: 'hi', cmd: 'echo hi > h.txt', outputs: ['h.txt'] }] }))
+    const ok = await cluster.runCli(viewer, ['submit', path.join(dir, 'dag.json'), '--data-dir', home, '--quiet', '--out', path.join(cluster.tmp, 'allow-out'), '--wait', '15'], 60_000)
+    t.equal(ok.code, 0, ok.stderr)
+    t.equal(readFileSync(path.join(cluster.tmp, 'allow-out', 'hi', 'h.txt'), 'utf8'), 'hi\n', 'the allowed submitter\'s job ran')
+    await d.waitLog(e => e.msg === 'state' && e.to === 'idle' && String(e.reason).includes('released'), 10_000, 'released')
+    const other = await cluster.runCli(viewer, ['submit', path.join(dir, 'dag.json'), '--data-dir', path.join(cluster.tmp, 'other-home'), '--out', path.join(cluster.tmp, 'other-out'), '--wait', '4'], 60_000)
+    t.equal(other.code, 3, 'no worker for another submitter')
+    t.match(other.stderr, /refused by the node's policy/, other.stderr)
+    t.match(other.stderr, new RegExp(d.host.ns === '' ? '' : 'POLICY|allow-list'), 'with the node\'s own reason')
+  })
+
   t.test('private grid: a peer without the grid key cannot connect; with it, it can', async t => {
     const keyFile = path.join(cluster.tmp, 'grid.key')
     writeFileSync(keyFile, newGridKey())
@@ -131,6 +172,28 @@ if (cluster !== undefined) {
     const withKey = probe(['--addr', addrOf(d), '--op', 'claim', '--grid-key', keyFile, '--lease', '1500'])
     await withKey.done(20_000)
     t.equal(lines(withKey).find(e => e.op === 'claim')?.ok, true, 'claim works with the key')
+  })
+
+  t.test('a connect flood from one address does not lock others out: a real submit still claims within 3 s', async t => {
+    const d = await cluster.startDaemon(['--always-available', '--cost', '77'])
+    // four times the rate that filled libp2p's pending-connection limit
+    const flood = cluster.spawn(probeHost, [process.execPath, path.join(import.meta.dirname, '..', 'testbed', 'flood.ts'), '--host', d.host.ip, '--port', String(d.port), '--rate', '20', '--seconds', '20'])
+    // let the flood fill whatever it can first
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    const dir = path.join(cluster.tmp, 'flood-dag')
+    mkdirSync(dir)
+    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify({ name: 'flooded', requirements: 'cost == 77', jobs: [{ id: 'hi', cmd: ['true'] }] }))
+    const t0 = Date.now()
+    const p = cluster.cli(viewer, ['submit', path.join(dir, 'dag.json'), '--data-dir', path.join(cluster.tmp, 'flood-home'), '--json', '--out', path.join(cluster.tmp, 'flood-out'), '--wait', '15'])
+    const claimed = await p.until(() => lines(p).find(e => e.event === 'worker' && e.state === 'claimed'), 15_000, 'a claim during the flood')
+    const started = lines(p).find(e => e.event === 'started')
+    t.equal(claimed.worker, d.peer)
+    t.ok(Date.now() - t0 < 3000 + 2000, `claimed ${Date.now() - t0} ms after submit started (discovery included)`)
+    t.ok(started !== undefined)
+    const { code } = await p.done(30_000)
+    t.equal(code, 0, p.stderr)
+    t.ok(flood.alive, 'the flood was still running')
+    flood.kill('SIGKILL')
   })
 
   t.test('SIGTERM sends a goodbye: the node disappears from `bgrid peers`', async t => {

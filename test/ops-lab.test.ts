@@ -103,7 +103,7 @@ if (cluster !== undefined) {
     const c = await cluster.runCli(user, ['cancel', 'cancel-me', '--data-dir', home])
     t.equal(c.code, 0, c.stderr)
     const { code } = await p.done(30_000)
-    t.equal(code, 1, 'a cancelled run does not succeed')
+    t.equal(code, 5, 'a cancelled run exits with its own code')
     const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
     t.equal(run.state, 'cancelled')
     t.equal(events(p).filter(e => e.event === 'worker' && e.state === 'released').length, 2)

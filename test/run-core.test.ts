@@ -245,3 +245,67 @@ t.test('expressions: evaluated without eval, errors point at the column', async 
   t.throws(() => parseExpr('this.x'), /not allowed/)
   t.throws(() => parseExpr('ram = 5'), /./)
 })
+
+t.test('missing or bad inputs are not the job\'s failure: the holders leave, the producer runs again, the job backs off and waits', async t => {
+  const core = diamond()
+  const [a] = core.assign('W1', 1, 0)
+  core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 10 }]))
+  // W1 has not taken b for a while: W2 steals it (a's output must travel)
+  const [b] = core.assign('W2', 1, Date.now() + 10_000)
+  t.equal(b.job, 'b')
+  // W2 could not get a's output from W1: W1 is the only holder
+  const lost: AttemptResult = {
+    ...ok(b.attempt), status: 'lost', exitCode: null, error: 'inputs: every holder failed', endedAt: Date.now(),
+    inputProblems: [{ hash: H('a'), code: 'UNREACHABLE', holders: ['W1'], message: 'every holder failed' }]
+  }
+  core.complete('W2', lost)
+  const bj = core.jobs.get('b')!
+  t.equal(bj.lost, 0, 'not counted against the job')
+  t.equal(bj.failures, 0)
+  t.equal(bj.inputWaits, 1)
+  t.equal(bj.state, 'pending', 'no holder left for its input: it waits')
+  t.equal(core.jobs.get('a')!.state, 'ready', 'the producer runs again (its only copy is gone)')
+  t.notOk(core.blobs.get(H('a'))!.holders.has('W1'), 'the failing holder left the list')
+  t.equal(core.stats.holdersDropped, 1)
+})
+
+t.test('a holder said to have sent bad bytes is dropped and asked, once, to re-hash its copy; a good copy comes back with `have`', async t => {
+  const core = diamond()
+  const [a] = core.assign('W1', 1, 0)
+  core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 10 }]))
+  core.announce('W2', [H('a')])
+  t.same([...core.blobs.get(H('a'))!.holders].sort(), ['W1', 'W2'])
+  core.reportCorrupt('W2', [{ hash: H('a'), holder: 'W1' }])
+  t.same([...core.blobs.get(H('a'))!.holders], ['W2'], 'W1 dropped')
+  t.same(core.takeVerify('W1'), [H('a')], 'W1 must re-hash')
+  t.same(core.takeVerify('W1'), [], 'once')
+  t.equal(core.jobs.get('a')!.state, 'done', 'W2 still holds a good copy: nothing to re-run')
+  core.reportCorrupt('W2', [{ hash: H('a'), holder: 'W2' }])
+  t.same(core.takeVerify('W2'), [], 'a worker reporting its own bad copy is not asked to re-hash it')
+  t.equal(core.jobs.get('a')!.state, 'ready', 'no copy left: the producer runs again')
+  core.announce('W1', [H('a')])
+  t.ok(core.blobs.get(H('a'))!.holders.has('W1'), 'W1\'s re-verified copy is announced again')
+})
+
+t.test('a job that keeps missing its inputs backs off exponentially, then fails with the reason', async t => {
+  const dag = parseDag({ jobs: [{ id: 'x', cmd: ['x'], inputs: ['in.txt'] }] }, '/tmp/x.json', { checkFiles: false })
+  const core = new RunCore(dag, { coordinatorId: 'C', prefetch: true, nonce: 'n' })
+  core.setFileInput('/tmp/in.txt', H('f'), 5)
+  core.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
+  core.replan()
+  core.promote()
+  let now = 0
+  const waits: number[] = []
+  for (let i = 0; i < 30 && core.jobs.get('x')!.state !== 'failed'; i++) {
+    const got = core.assign('W1', 1, now)
+    if (got.length === 0) { now += 500; continue }
+    // the submitter (coordinator) is the holder; a problem that names nobody keeps it
+    core.complete('W1', { ...ok(got[0].attempt), status: 'lost', exitCode: null, endedAt: now, error: 'inputs: disk full', inputProblems: [{ hash: H('f'), code: 'DISK_FULL', holders: [], message: 'disk full' }] })
+    const j = core.jobs.get('x')!
+    if (j.notBefore !== undefined) waits.push(j.notBefore - now)
+    now = j.notBefore ?? now
+  }
+  t.same(waits.slice(0, 6), [1000, 2000, 4000, 8000, 16000, 30000], 'backoff doubles, capped at 30 s')
+  t.equal(core.jobs.get('x')!.state, 'failed')
+  t.match(core.jobs.get('x')!.reason!, /inputs unavailable after 21 tries: inputs: disk full/)
+})

@@ -31,7 +31,9 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
     process.stderr.write(`run ${s.runId}: ${s.ok ? 'succeeded' : 'FAILED'}: ${k.done} done, ${k.failed} failed, ${k.skipped} skipped${k.cancelled > 0 ? `, ${k.cancelled} cancelled` : ''} in ${(s.makespanMs / 1000).toFixed(1)}s on ${s.workers} worker(s); ${((s.bytesFetched + s.prefetchedBytes) / 1048576).toFixed(2)} MiB moved between nodes (${(s.prefetchedBytes / 1048576).toFixed(2)} prefetched), ${s.cacheHits} input(s) already in place\n`)
     process.stderr.write(`outputs and run.json in ${s.outDir}\n`)
   }
+  // exit codes: 0 every job done, 1 a job failed, 5 cancelled (errors: see protocol/errors.ts)
+  const code = s.ok ? 0 : s.cancelled ? 5 : 1
   // everything is closed and written; do not wait for stray library timers (mDNS, libp2p)
-  setTimeout(() => { process.exit(s.ok ? 0 : 1) }, 20).unref()
-  return s.ok ? 0 : 1
+  setTimeout(() => { process.exit(code) }, 20).unref()
+  return code
 }

@@ -78,6 +78,7 @@ program.command('daemon')
   .option('--max-job-pids <n>', 'processes and threads per job', num('--max-job-pids', { min: 8, integer: true }), 1024)
   .option('--cache-quota <MiB>', 'blob store quota; unpinned blobs are evicted LRU', num('--cache-quota', { min: 1 }))
   .option('--sample <ms>', 'resource and idle-policy sampling period', num('--sample', { min: 100, integer: true }), 2000)
+  .option('--scrub-interval <hours>', 're-hash the whole blob store this often, in the background (0: never)', num('--scrub-interval', { min: 0 }), 24)
   .option('--json-logs', 'NDJSON logs for machines', false)
   .action(async (o) => { await run(async () => { const { daemonCommand } = await import('./commands/daemon.ts'); return await daemonCommand(o) }) })
 
@@ -159,7 +160,7 @@ program.command('cancel')
   .action(async (id, o) => { await run(async () => { const { cancelCommand } = await import('./commands/status.ts'); return await cancelCommand(id, o) }) })
 
 const cache = program.command('cache').description('this node\'s blob store')
-for (const [name, desc] of [['ls', 'list blobs'], ['du', 'total size and quota use'], ['gc', 'evict unpinned blobs (LRU) down to --target']] as const) {
+for (const [name, desc] of [['ls', 'list blobs'], ['du', 'total size and quota use'], ['gc', 'evict unpinned blobs (LRU) down to --target'], ['verify', 're-hash every blob; corrupt ones are quarantined (exit 1 if any)']] as const) {
   cache.command(name).description(desc)
     .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
     .option('--target <MiB>', 'gc: keep at most this much', num('--target', { min: 0 }), 0)

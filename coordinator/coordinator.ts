@@ -496,13 +496,18 @@ export class Coordinator {
       coordinatorId: this.node.peerId.toString(), prefetch: o.prefetch, nonce: randomBytes(3).toString('hex'),
       hooks: {
         onTransition: (job, from, to, reason) => {
-          // the journal keeps what a resume needs: outcomes (a job that was only ready or
-          // running starts again anyway), and a done job that must be made again
-          if (TERMINAL.has(to) || from === 'done') this.journal.record(job, this.core)
+          let say: () => void
           if (to === 'failed' || (to === 'ready' && from === 'running')) {
             const tail = job.attempts.at(-1)?.stderr?.tail?.trim().split('\n').slice(-3).join('\n    ')
-            this.emit({ event: 'job', job: job.spec.id, from, to, reason }, `job ${job.spec.id}: ${to === 'failed' ? 'FAILED' : 'retrying'}: ${reason}${tail !== undefined && tail !== '' ? `\n    ${tail}` : ''}`)
-          } else this.emit({ event: 'job', job: job.spec.id, from, to, reason })
+            say = () => { this.emit({ event: 'job', job: job.spec.id, from, to, reason }, `job ${job.spec.id}: ${to === 'failed' ? 'FAILED' : 'retrying'}: ${reason}${tail !== undefined && tail !== '' ? `\n    ${tail}` : ''}`) }
+          } else say = () => { this.emit({ event: 'job', job: job.spec.id, from, to, reason }) }
+          // the journal keeps what a resume needs: outcomes (a job that was only ready or
+          // running starts again anyway), and a done job that must be made again; an
+          // outcome is announced once it is on disk (what was said done stays done)
+          if (TERMINAL.has(to) || from === 'done') {
+            this.journal.record(job, this.core)
+            this.journal.afterFlush(say)
+          } else say()
           if (to === 'done' && this.opts.streamOutputs && this.core.isCollected(job.spec.id)) this.collect(job).catch(err => { this.log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
           this.wakeMain()
         },
@@ -511,7 +516,7 @@ export class Coordinator {
     })
     await this.hashInputs()
     const restored = o.resume !== undefined ? await this.restoreJournal() : 0
-    if (o.resume !== undefined) this.emit({ event: 'resumed', restoredJobs: restored }, `resuming run ${this.runId}: ${restored} job(s) already done`)
+    if (o.resume !== undefined) this.emit({ event: 'resumed', restoredJobs: restored, restored: [...this.core.jobs.values()].filter(j => j.state === 'done').map(j => j.spec.id) }, `resuming run ${this.runId}: ${restored} job(s) already done`)
 
     await serveBlobs(this.node, combineSources(this.store, this.staged), {
       log: this.log.child('blob'),

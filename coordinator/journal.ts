@@ -29,6 +29,8 @@ export interface JobEntry {
 export class Journal {
   private readonly db: Level<string, any>
   private pending = new Map<string, unknown>()
+  /** run once what is pending now is on disk */
+  private waiting: Array<() => void> = []
   private timer?: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
 
@@ -61,11 +63,20 @@ export class Journal {
     this.timer ??= setTimeout(() => { this.timer = undefined; this.flush().catch(() => {}) }, 5)
   }
 
+  /** Call `fn` once every record made so far is on disk (an outcome is announced only once it would survive a crash). */
+  afterFlush (fn: () => void): void {
+    this.waiting.push(fn)
+    this.timer ??= setTimeout(() => { this.timer = undefined; this.flush().catch(() => {}) }, 5)
+  }
+
   async flush (): Promise<void> {
     const batch = [...this.pending].map(([key, value]) => ({ type: 'put' as const, key, value }))
     this.pending.clear()
+    const waiting = this.waiting
+    this.waiting = []
     if (batch.length > 0) this.flushing = this.flushing.then(async () => { await this.db.batch(batch) })
     await this.flushing
+    for (const fn of waiting) fn()
   }
 
   async jobs (): Promise<Map<string, JobEntry>> {

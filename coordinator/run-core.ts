@@ -69,6 +69,8 @@ export interface JobRec {
   inputWaits: number
   /** not to be assigned before this time (ms): backing off after missing inputs */
   notBefore?: number
+  /** workers that had no room for its inputs (their quota): once every one has said so, it fails */
+  noRoom?: Set<string>
   outputs: Map<string, OutputRec> | null
   avoid: Set<string>
   reason?: string
@@ -606,7 +608,16 @@ export class RunCore {
     if (!current) return 'ignored'
     const status = rec.status as AttemptResult['status']
     if (status === 'lost' && (r.inputProblems?.length ?? 0) > 0) {
-      if (r.inputProblems?.some(p => p.code === 'DISK_FULL') === true) job.avoid.add(workerId)
+      const full = r.inputProblems?.find(p => p.code === 'DISK_FULL')
+      if (full !== undefined) {
+        // another worker may have room; when none has, the job fails saying why
+        job.avoid.add(workerId)
+        job.noRoom = new Set([...(job.noRoom ?? []), workerId])
+        if (this.aliveWorkers().filter(w => this.feasible(job.spec, w)).every(w => job.noRoom?.has(w.id) === true)) {
+          this.fail(job, `no worker has room for its inputs: ${full.message}`)
+          return job.state
+        }
+      }
       this.waitForInputs(job, rec.error ?? 'inputs unavailable', r.endedAt)
       return job.state
     }

@@ -13,6 +13,8 @@ export interface ControlTarget {
   leaveCoordinator: () => void
   /** a running submit: stop the run */
   cancel?: () => void
+  /** a daemon: re-hash every blob now (`bgrid cache verify`) */
+  verify?: () => Promise<unknown>
 }
 
 const MAX_LINE = 64 * 1024
@@ -74,6 +76,8 @@ export class ControlServer {
         } else if (req?.op === 'cancel' && this.target.cancel !== undefined) {
           this.target.cancel()
           reply({ ok: true, message: 'cancelling' })
+        } else if (req?.op === 'verify' && this.target.verify !== undefined) {
+          this.target.verify().then(report => { reply({ ok: true, report }) }, (err: Error) => { reply({ ok: false, error: err.message }) })
         } else reply({ ok: false, error: 'unknown op' })
       }
     })
@@ -88,7 +92,7 @@ export class ControlServer {
 }
 
 /** Client side: ask the local daemon (if any) something; undefined if none answers. */
-export async function controlRequest (file: string, req: unknown, keepOpen = false): Promise<{ reply: any, socket: net.Socket } | undefined> {
+export async function controlRequest (file: string, req: unknown, keepOpen = false, timeoutMs = 2000): Promise<{ reply: any, socket: net.Socket } | undefined> {
   let where: ReturnType<typeof shortPath>
   try { where = shortPath(file) } catch { return undefined }
   return await new Promise(resolve => {
@@ -96,7 +100,7 @@ export async function controlRequest (file: string, req: unknown, keepOpen = fal
     sock.once('connect', () => { where.release() })
     sock.once('close', () => { where.release() })
     let buf = ''
-    const t = setTimeout(() => { sock.destroy(); resolve(undefined) }, 2000)
+    const t = setTimeout(() => { sock.destroy(); resolve(undefined) }, timeoutMs)
     sock.setEncoding('utf8')
     sock.on('error', () => { clearTimeout(t); resolve(undefined) })
     sock.on('connect', () => { sock.write(JSON.stringify(req) + '\n') })

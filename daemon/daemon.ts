@@ -47,12 +47,17 @@ export interface DaemonConfig {
   maxJobDiskMiB?: number
   /** processes and threads per attempt */
   maxJobPids: number
+  /** hours between background scrubs of the blob store (0: never) */
+  scrubHours: number
   /** blob store quota, MiB */
   cacheQuotaMiB?: number
   /** how often resources and the idle policy are sampled, ms */
   sampleMs: number
   log: Logger
 }
+
+/** the background scrub reads at most this fast */
+const SCRUB_BYTES_PER_SEC = 32 * 1048576
 
 export const DEFAULT_DAEMON_CONFIG = {
   port: 0,
@@ -62,6 +67,7 @@ export const DEFAULT_DAEMON_CONFIG = {
   policy: DEFAULT_IDLE_POLICY,
   isolation: 'auto' as IsolationMode,
   maxJobPids: 1024,
+  scrubHours: 24,
   sampleMs: 2000
 }
 
@@ -154,6 +160,9 @@ export class Daemon {
     await this.control.start()
 
     this.timers.push(setInterval(() => { this.checkLease() }, 200))
+    // the damage a seal cannot see (a bit flipped under an unchanged mtime): re-hash
+    // everything now and then, slowly (the scrub stays in the background)
+    if (cfg.scrubHours > 0) this.timers.push(setInterval(() => { this.scrub(SCRUB_BYTES_PER_SEC).catch(() => {}) }, cfg.scrubHours * 3_600_000))
     this.timers.push(setInterval(() => { this.refresh().catch(err => { this.log.warn('refresh failed', { err: String(err) }) }) }, cfg.sampleMs))
     for (const t of this.timers) t.unref()
     this.log.info('daemon started', {
@@ -353,6 +362,21 @@ export class Daemon {
   leaveCoordinator (): void {
     if (this.state !== 'coordinator') return
     this.setState(this.restingState(), 'local run finished')
+  }
+
+  private scrubbing?: Promise<unknown>
+
+  /** Re-hash every blob (`bgrid cache verify`, or the background scrub); corrupt ones are quarantined and reported. */
+  async verify (): Promise<unknown> { return await this.scrub() }
+
+  private async scrub (bytesPerSec?: number): Promise<unknown> {
+    this.scrubbing ??= (async () => {
+      const t0 = Date.now()
+      const r = await this.store.verifyAll({ bytesPerSec })
+      this.log.info('blob store verified', { checked: r.checked, bytes: r.bytes, corrupt: r.corrupt.length, ms: Date.now() - t0 })
+      return { ...r, ms: Date.now() - t0 }
+    })().finally(() => { this.scrubbing = undefined })
+    return await this.scrubbing
   }
 
   status (): Record<string, unknown> {

@@ -4,7 +4,8 @@ import { controlRequest } from '../../daemon/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import path from 'node:path'
 
-export async function cacheCommand (sub: 'ls' | 'du' | 'gc', o: any): Promise<number> {
+export async function cacheCommand (sub: 'ls' | 'du' | 'gc' | 'verify', o: any): Promise<number> {
+  if (sub === 'verify') return await verify(o)
   // the daemon holds the database lock while it runs: it must be stopped for gc and reads
   const live = await controlRequest(path.join(o.dataDir, 'control.sock'), { op: 'status' })
   if (live?.reply?.ok === true) {
@@ -32,4 +33,30 @@ export async function cacheCommand (sub: 'ls' | 'du' | 'gc', o: any): Promise<nu
     await db.close()
   }
   return 0
+}
+
+/** `bgrid cache verify`: re-hash every blob (through the daemon when it runs); exit 1 when any was corrupt. */
+async function verify (o: any): Promise<number> {
+  const sock = path.join(o.dataDir, 'control.sock')
+  let report: { checked: number, bytes: number, corrupt: string[] } | undefined
+  const live = await controlRequest(sock, { op: 'status' })
+  if (live?.reply?.ok === true) {
+    const r = await controlRequest(sock, { op: 'verify' }, false, 24 * 3_600_000)
+    if (r?.reply?.ok !== true) throw new BgridError('INTERNAL', `the daemon could not verify its store: ${String(r?.reply?.error ?? 'no answer')}`)
+    report = r.reply.report
+  } else {
+    const db = await openDb(o.dataDir)
+    try {
+      const store = new BlobStore(o.dataDir, db)
+      await store.load()
+      report = await store.verifyAll()
+    } finally { await db.close() }
+  }
+  if (report === undefined) return 1
+  if (o.json === true) process.stdout.write(JSON.stringify(report) + '\n')
+  else {
+    process.stdout.write(`${report.checked} blob(s), ${(report.bytes / 1048576).toFixed(1)} MiB checked: ${report.corrupt.length === 0 ? 'all intact' : `${report.corrupt.length} corrupt, quarantined`}\n`)
+    for (const h of report.corrupt) process.stdout.write(`corrupt: ${h}\n`)
+  }
+  return report.corrupt.length === 0 ? 0 : 1
 }

@@ -33,6 +33,7 @@ export async function daemonCommand (o: any): Promise<number> {
     maxJobRamMiB: o.maxJobRam,
     maxJobDiskMiB: o.maxJobDisk,
     maxJobPids: o.maxJobPids,
+    scrubHours: o.scrubInterval,
     cacheQuotaMiB: o.cacheQuota,
     sampleMs: o.sample,
     log

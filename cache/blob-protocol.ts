@@ -1,4 +1,4 @@
-// /bgrid/blob/1.0.0: fetch a blob (or a byte range of it) by SHA-256 from any holder.
+// /bgrid/blob/1.1.0: fetch a blob (or a byte range of it) by SHA-256 from any holder.
 // Request: one length-prefixed JSON message. Reply: a JSON header, then the bytes as
 // length-prefixed frames. The requester verifies the whole blob's hash at the end.
 import { lpStream } from '@libp2p/utils'
@@ -28,7 +28,7 @@ export function failedHolders (err: unknown): string[] {
   return Array.isArray(d?.holders) ? d.holders.filter((h: unknown) => typeof h === 'string') : []
 }
 
-export const BLOB_PROTOCOL = '/bgrid/blob/1.0.0'
+export const BLOB_PROTOCOL = '/bgrid/blob/1.1.0'
 const CHUNK = 1024 * 1024
 /** receiver back-pressure: pause the stream above HIGH bytes not yet on disk, resume below LOW */
 const HIGH = 16 * 1024 * 1024

@@ -363,11 +363,12 @@ export class RunCore {
   }
 
   /** The attempt could not get its inputs: not the job's failure; back off, then try again (elsewhere or after the producer ran again). */
-  private waitForInputs (job: JobRec, why: string, now: number): void {
+  private waitForInputs (job: JobRec, why: string, now: number, backOff = true): void {
     job.inputWaits++
     this.stats.inputWaits++
     if (job.inputWaits > MAX_INPUT_WAITS) { this.fail(job, `inputs unavailable after ${job.inputWaits} tries: ${why}`); return }
-    job.notBefore = now + Math.min(MAX_INPUT_BACKOFF_MS, INPUT_BACKOFF_MS * 2 ** (job.inputWaits - 1))
+    // (no room on one worker: another may take it at once)
+    if (backOff) job.notBefore = now + Math.min(MAX_INPUT_BACKOFF_MS, INPUT_BACKOFF_MS * 2 ** (job.inputWaits - 1))
     this.move(job, this.inputsAvailable(job) ? 'ready' : 'pending', `waiting for inputs: ${why}`)
   }
 
@@ -618,7 +619,7 @@ export class RunCore {
           return job.state
         }
       }
-      this.waitForInputs(job, rec.error ?? 'inputs unavailable', r.endedAt)
+      this.waitForInputs(job, rec.error ?? 'inputs unavailable', r.endedAt, full === undefined)
       return job.state
     }
     if (status === 'lost' || status === 'preempted') {

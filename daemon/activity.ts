@@ -67,3 +67,13 @@ export function userIdleSeconds (now: number, activityFile?: string): number {
   } catch {}
   return latest === 0 ? Infinity : Math.max(0, (now - latest) / 1000)
 }
+
+/** Can this machine tell when its owner is at the keyboard? (an activity file, or readable /dev/input event devices) */
+export function activitySource (activityFile?: string): string | undefined {
+  if (activityFile !== undefined) return `activity file ${activityFile}`
+  try {
+    const events = readdirSync('/dev/input').filter(f => f.startsWith('event'))
+    for (const f of events) { try { statSync(`/dev/input/${f}`); return '/dev/input' } catch {} }
+  } catch {}
+  return undefined
+}

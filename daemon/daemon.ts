@@ -15,7 +15,7 @@ import { readGridKey } from './grid-key.ts'
 import { measureStatic, measureDynamic, type Resources } from './resources.ts'
 import { canTransition, type NodeState } from './node-state.ts'
 import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
-import { OwnerLoadMeter, userIdleSeconds } from './activity.ts'
+import { OwnerLoadMeter, userIdleSeconds, activitySource } from './activity.ts'
 import { ClaimBook, type Claim } from './claim-book.ts'
 import { WorkerSession } from './worker-session.ts'
 import { Containment, type IsolationMode } from './containment.ts'
@@ -90,6 +90,8 @@ export class Daemon {
   private taskPids: number[] = []
   private timers: NodeJS.Timeout[] = []
   containment!: Containment
+  /** why this machine is never offered (no way to contain jobs, or to see its owner), unless --always-available */
+  private notOffered?: string
   private control?: ControlServer
   private lastAdKey = ''
   private launcher!: Launcher
@@ -133,6 +135,11 @@ export class Daemon {
       ramTotalMiB: this.statics.ramTotal
     }, this.meta, this.log.child('containment'))
     this.launcher = this.containment.launcher()
+    if (!cfg.alwaysAvailable) {
+      if (this.containment.level === 'none' && cfg.isolation !== 'none') this.notOffered = 'jobs could not be contained here (see the containment line): not offered to the grid; give --always-available (a machine you lend knowingly) or --isolation none'
+      else if (activitySource(cfg.activityFile) === undefined) this.notOffered = 'no way to tell when the owner is using this machine (no readable /dev/input, no --activity-file): not offered; give --activity-file, or --always-available for a dedicated machine'
+      if (this.notOffered !== undefined) this.log.warn(this.notOffered)
+    }
     // unconfined jobs running as another user walk the real path to their directory
     if (this.containment.level === 'none' && process.getuid?.() === 0) await chmod(cfg.dataDir, 0o711)
 
@@ -314,7 +321,7 @@ export class Daemon {
     const sample = { now, ownerLoad: this.meter.sample(this.taskPids, this.containment.jobsCpuMs()), userIdleSec: userIdleSeconds(now, this.cfg.activityFile) }
     const d = stepIdlePolicy(this.policy, sample, this.cfg.policy)
     const was = this.policy.available
-    this.policy = d.state
+    this.policy = this.notOffered === undefined ? d.state : { ...d.state, available: false }
     if (was !== d.state.available) this.log.info('idle policy', { available: d.state.available, reason: d.reason })
     this.applyPolicy(d.reason, d.vacate)
   }
@@ -332,7 +339,12 @@ export class Daemon {
         // then the node leaves the run, so that the coordinator recruits another instead
         // of keeping a slot that does nothing until the owner leaves
         s.drained(10_000).then(async () => {
-          if (this.session === s) await this.endSession('the owner is using this machine: handed back to the coordinator')
+          // unless the owner left meanwhile (the session resumed: it stays)
+          if (this.session === s && this.vacated && this.state === 'owner') {
+            // the claim goes too: the coordinator's next renewal is refused, and it recruits another
+            this.book.release(s.claim.coordinator, s.claim.run)
+            await this.endSession('the owner is using this machine: handed back to the coordinator')
+          }
         }).catch(() => {})
       }
     } else if (this.state === 'owner') {
@@ -383,7 +395,7 @@ export class Daemon {
     return {
       peer: this.node.peerId.toString(), state: this.state, addrs: listenAddrs(this.node), ad: this.ad(),
       claim: this.book.current, running: this.session?.running.size ?? 0,
-      policy: { available: this.policy.available }, cache: { blobs: this.store.list().length, bytes: this.store.used }
+      policy: { available: this.policy.available, ...(this.notOffered !== undefined ? { notOffered: this.notOffered } : {}) }, cache: { blobs: this.store.list().length, bytes: this.store.used }
     }
   }
 

@@ -178,8 +178,16 @@ export class WorkerSession {
     }
   }
 
+  /** results on their way in an exchange, not acknowledged yet */
+  private inFlight = 0
+
   private async exchange (want: number, longPoll: boolean): Promise<void> {
     const results = this.results.splice(0, 512)
+    this.inFlight += results.length
+    try { await this.exchangeWith(results, want, longPoll) } finally { this.inFlight -= results.length }
+  }
+
+  private async exchangeWith (results: AttemptResult[], want: number, longPoll: boolean): Promise<void> {
     const have = this.have.splice(0, 4096)
     const corrupt = this.corrupt.splice(0, 1024)
     const prefetchedBytes = this.prefetchedBytes
@@ -412,7 +420,7 @@ export class WorkerSession {
   /** Everything here handed back (no attempt runs, every result delivered), or the time is up. */
   async drained (timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    while ((this.running.size > 0 || this.results.length > 0) && Date.now() < deadline && !this.stopped) {
+    while ((this.running.size > 0 || this.results.length > 0 || this.inFlight > 0) && Date.now() < deadline && !this.stopped) {
       this.wake()
       await sleep(50)
     }

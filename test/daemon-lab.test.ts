@@ -1,7 +1,7 @@
 // The node daemon for real: processes in network namespaces, real mDNS, real libp2p.
 import t from 'tap'
 import path from 'node:path'
-import { writeFileSync, readFileSync, mkdirSync, statSync } from 'node:fs'
+import { writeFileSync, readFileSync, mkdirSync, statSync, existsSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
 import { newGridKey } from '../daemon/grid-key.ts'
@@ -96,6 +96,22 @@ if (cluster !== undefined) {
     const lastWorker = during.lastIndexOf('worker')
     t.same(during.slice(0, lastWorker + 1).filter(x => x !== 'worker'), [], 'only worker until the claim ended')
     watch.kill()
+  })
+
+  t.test('a machine that cannot tell when its owner is there is not offered, and says why', { skip: existsSync('/dev/input') && '/dev/input exists here' }, async t => {
+    const d = await cluster.startDaemon(['--idle-start', '0', '--sample', '200'])
+    const why = await d.waitLog(e => e.msg?.startsWith('no way to tell when the owner'), 10_000, 'the reason in the log')
+    t.match(why.msg, /--always-available/)
+    // several idle-policy samples later, still the owner's
+    await d.waitLog(e => e.msg === 'idle policy', 5000, 'a policy decision').catch(() => {})
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    t.notOk(d.events.some(e => e.msg === 'state' && e.to === 'idle'), 'never offered')
+    const st = await cluster.runCli(d.host, ['status', '--json', '--data-dir', d.dataDir])
+    t.match(JSON.parse(st.stdout).daemon.policy.notOffered, /no way to tell/, 'bgrid status --json says why')
+    const human = await cluster.runCli(d.host, ['status', '--data-dir', d.dataDir])
+    t.match(human.stdout, /not offered: no way to tell/, 'and so does bgrid status')
+    d.kill('SIGTERM')
+    await d.done(15_000)
   })
 
   t.test('five concurrent claimants for one worker: exactly one grant', async t => {

@@ -62,12 +62,13 @@ if (cluster !== undefined) {
       await d.waitLog(e => e.msg === 'state' && e.from === 'worker' && e.to === 'owner', 10_000, 'owner back: tasks suspended')
       await d.waitLog(e => e.msg === 'suspended too long: giving tasks back to the coordinator', 15_000, 'vacate')
       await p.until(() => events(p).find(e => e.event === 'job' && e.from === 'running' && e.to === 'ready'), 15_000, 'the job back in the queue')
+        .catch((err: Error) => { throw new Error(`${err.message}\n--- the daemon ---\n${d.stderr.slice(-6000)}`) })
     } finally {
       clearInterval(typing)
     }
     const { code } = await p.done(60_000)
-    t.equal(code, 0, p.stderr)
     const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+    t.equal(code, 0, `${p.stderr} ${JSON.stringify(run.jobs.work)}`)
     t.equal(run.jobs.work.attempts[0].status, 'preempted', 'first attempt given back')
     t.equal(run.jobs.work.attempts.at(-1).status, 'ok', 'run again to the end')
     t.equal(readFileSync(path.join(out, 'work', 'r.txt'), 'utf8'), 'done\n')

@@ -300,12 +300,35 @@ t.test('a job that keeps missing its inputs backs off exponentially, then fails 
     const got = core.assign('W1', 1, now)
     if (got.length === 0) { now += 500; continue }
     // the submitter (coordinator) is the holder; a problem that names nobody keeps it
-    core.complete('W1', { ...ok(got[0].attempt), status: 'lost', exitCode: null, endedAt: now, error: 'inputs: disk full', inputProblems: [{ hash: H('f'), code: 'DISK_FULL', holders: [], message: 'disk full' }] })
+    core.complete('W1', { ...ok(got[0].attempt), status: 'lost', exitCode: null, endedAt: now, error: 'inputs: connection reset', inputProblems: [{ hash: H('f'), code: 'UNREACHABLE', holders: [], message: 'connection reset' }] })
     const j = core.jobs.get('x')!
     if (j.notBefore !== undefined) waits.push(j.notBefore - now)
     now = j.notBefore ?? now
   }
   t.same(waits.slice(0, 6), [1000, 2000, 4000, 8000, 16000, 30000], 'backoff doubles, capped at 30 s')
   t.equal(core.jobs.get('x')!.state, 'failed')
-  t.match(core.jobs.get('x')!.reason!, /inputs unavailable after 21 tries: inputs: disk full/)
+  t.match(core.jobs.get('x')!.reason!, /inputs unavailable after 21 tries: inputs: connection reset/)
+})
+
+t.test('no room for its inputs (a worker\'s quota): the job goes to another worker at once, and fails naming the quota when none has room', async t => {
+  const dag = parseDag({ jobs: [{ id: 'x', cmd: ['x'], inputs: ['in.txt'] }] }, '/tmp/x.json', { checkFiles: false })
+  const core = new RunCore(dag, { coordinatorId: 'C', prefetch: false, nonce: 'n' })
+  core.setFileInput('/tmp/in.txt', H('f'), 5)
+  core.addWorker({ id: 'W1', slots: 1, attrs, addrs: [] })
+  core.addWorker({ id: 'W2', slots: 1, attrs, addrs: [] })
+  core.replan()
+  core.promote()
+  const full = (attempt: string): AttemptResult => ({ ...ok(attempt), status: 'lost', exitCode: null, endedAt: 0, error: 'inputs: quota', inputProblems: [{ hash: H('f'), code: 'DISK_FULL', holders: [], message: 'blob store quota of 50 MiB on this node: need 10 MiB more' }] })
+  const [first] = [...core.assign('W1', 1, 0), ...core.assign('W2', 1, 0)]
+  const firstWorker = core.attempts.get(first.attempt)!.worker
+  const other = firstWorker === 'W1' ? 'W2' : 'W1'
+  core.complete(firstWorker, full(first.attempt))
+  t.equal(core.jobs.get('x')!.state, 'ready')
+  t.same(core.assign(firstWorker, 1, 0), [], 'not back to the full worker')
+  const [second] = core.assign(other, 1, 0)
+  t.ok(second !== undefined, 'the other worker takes it at once, no backoff')
+  t.ok(core.blobs.get(H('f'))!.holders.has('C'), 'the holder was not blamed')
+  core.complete(other, full(second.attempt))
+  t.equal(core.jobs.get('x')!.state, 'failed')
+  t.match(core.jobs.get('x')!.reason!, /no worker has room for its inputs: blob store quota of 50 MiB/)
 })

@@ -38,6 +38,7 @@ export async function statusCommand (id: string | undefined, o: any): Promise<nu
     if (daemon?.reply?.ok === true) {
       const d = daemon.reply.status
       process.stdout.write(`daemon ${d.peer}: ${d.state}, ${d.running} job(s) running, cache ${d.cache.blobs} blob(s) ${(d.cache.bytes / 1048576).toFixed(1)} MiB\n`)
+      if (d.policy?.notOffered !== undefined) process.stdout.write(`  not offered: ${String(d.policy.notOffered)}\n`)
     } else process.stdout.write(`no daemon running with data dir ${o.dataDir}\n`)
     for (const r of runs.sort()) {
       try { const s = await readStatus(o.dataDir, r); process.stdout.write(`${r}: ${s.state}, ${s.counts.done}/${Object.keys(s.jobs).length} done\n`) } catch {}

@@ -1,4 +1,4 @@
-// `npm run bench`: every benchmark in turn (about 20 minutes; root needed for the namespace ones).
+// `npm run bench`: every benchmark in turn (about 30 minutes; root needed for the namespace ones).
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 
@@ -8,7 +8,8 @@ const runs: string[][] = [
   ['daemon.ts'],
   ['dispatch.ts'],
   ['transfer.ts'],
-  ['data.ts']
+  ['data.ts'],
+  ['chaos.ts']
 ]
 let failed = 0
 for (const [script, ...args] of runs) {

@@ -17,15 +17,15 @@
 // one of their holders proved it has the same bytes): a worker serves or links a blob
 // only for those runs.
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream, mkdirSync, lstatSync, type Stats } from 'node:fs'
-import { open, rename, stat, unlink, readdir, copyFile, constants as fsConst, link, chmod, chown, lstat, type FileHandle } from 'node:fs/promises'
+import { createReadStream, createWriteStream, mkdirSync, lstatSync, fstatSync, readSync, writeFileSync, chmodSync, chownSync, renameSync, unlinkSync, linkSync, type Stats } from 'node:fs'
+import { open, rename, stat, unlink, readdir, copyFile, constants as fsConst, chmod, chown, lstat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { pipe } from 'it-pipe'
 import type { Db } from '../protocol/db.ts'
 import { sub } from '../protocol/db.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { freeDiskMiB } from './disk.ts'
-import { hashFile } from './hasher.ts'
+import { hashFile, INLINE_MAX } from './hasher.ts'
 
 /** What a blob's file looked like when the store committed it. */
 export interface Seal { ino: number, mtimeMs: number, mode: number, uid: number }
@@ -180,16 +180,18 @@ export class BlobStore {
    */
   private async commit (hash: string, size: number, tmp: string, run?: string): Promise<void> {
     const dest = this.blobPath(hash)
+    // metadata calls on local disk, synchronous: an asynchronous call would add a
+    // thread-pool round trip to each, behind whatever downloads are writing
     mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 })
     // immutable: a hard link handed to a job running as another user cannot change it
-    await chmod(tmp, 0o444)
-    if (process.getuid?.() === 0) await chown(tmp, 0, 0)
-    await rename(tmp, dest)
+    chmodSync(tmp, 0o444)
+    if (process.getuid?.() === 0) chownSync(tmp, 0, 0)
+    renameSync(tmp, dest)
     const old = this.known.get(hash)
     if (old === undefined) this.usedBytes += size
     const runs = old?.runs ?? []
     const meta: BlobMeta = {
-      size, lastUse: Date.now(), pins: old?.pins ?? 0, seal: sealOf(await lstat(dest)),
+      size, lastUse: Date.now(), pins: old?.pins ?? 0, seal: sealOf(lstatSync(dest)),
       runs: run === undefined || runs.includes(run) ? runs : [...runs, run].slice(-MAX_RUNS)
     }
     this.known.set(hash, meta)
@@ -210,22 +212,36 @@ export class BlobStore {
 
   /**
    * Take a copy of an open file into the store (job outputs and logs). The copy is made
-   * from the descriptor (reflinked where the file system can, copied otherwise): the
-   * original, which a job may still reach, is never touched, and what is hashed is the
-   * store's own copy.
+   * from the descriptor: the original, which a job may still reach, is never touched,
+   * and what is hashed is the store's own copy (a small file is read once, hashed and
+   * written in the same pass; a big one is copied, reflinked where the file system
+   * can, and hashed on the hashing thread).
    */
-  async importFile (fh: FileHandle, run?: string): Promise<{ hash: string, size: number }> {
-    const { size } = await fh.stat()
+  async importFile (fh: FileHandle | number, run?: string): Promise<{ hash: string, size: number }> {
+    const fd = typeof fh === 'number' ? fh : fh.fd
+    const { size } = fstatSync(fd)
     await this.ensureRoom(size)
     // a copy even when the bytes are known: they are good, the stored ones may not be
     const tmp = this.tmpName('in')
     try {
-      await copyFile(`/proc/self/fd/${fh.fd}`, tmp, fsConst.COPYFILE_FICLONE)
+      if (size < INLINE_MAX) {
+        const buf = Buffer.allocUnsafe(size)
+        for (let at = 0; at < size;) {
+          const n = readSync(fd, buf, at, size - at, at)
+          if (n === 0) throw new BgridError('INTERNAL', 'the file shrank while it was read')
+          at += n
+        }
+        const hash = createHash('sha256').update(buf).digest('hex')
+        writeFileSync(tmp, buf, { mode: 0o600, flag: 'wx' })
+        await this.commit(hash, size, tmp, run)
+        return { hash, size }
+      }
+      await copyFile(`/proc/self/fd/${fd}`, tmp, fsConst.COPYFILE_FICLONE)
       const got = await hashFile(tmp)
       await this.commit(got.hash, got.size, tmp, run)
       return got
     } catch (err) {
-      await unlink(tmp).catch(() => {})
+      try { unlinkSync(tmp) } catch {}
       throw err
     }
   }
@@ -333,7 +349,7 @@ export class BlobStore {
    */
   async linkTo (hash: string, dest: string): Promise<void> {
     await this.check(hash)
-    await link(this.blobPath(hash), dest)
+    linkSync(this.blobPath(hash), dest)
     this.touch(hash)
   }
 

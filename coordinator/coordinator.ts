@@ -385,7 +385,8 @@ export class Coordinator {
   // ---- outputs ------------------------------------------------------------------
 
   private async fetchToStore (hash: string, size: number): Promise<void> {
-    if (this.store.has(hash)) return
+    // a copy here already is used only if it still holds its bytes (else it was quarantined: fetch again)
+    if (this.store.has(hash) && await this.store.intact(hash)) return
     const holders = this.core.liveHolders(hash).filter(h => h !== this.node.peerId.toString())
     await fetchBlobVerified(this.node, this.store, hash, size, holders)
   }

@@ -274,15 +274,20 @@ export class AttemptGroup {
     return statValue(tryRead(path.join(this.memDir, this.tree.version === 1 ? 'memory.oom_control' : 'memory.events')), 'oom_kill')
   }
 
-  /** the files the job's first process writes its pid to (v1: one per hierarchy) */
+  /** the files a process writes its pid to, to join the slot (v1: one per hierarchy) */
   procsFiles (): string[] { return [...this.dirs.map(d => path.join(d, 'cgroup.procs')), ...this.runGroup.procsFiles()] }
 
   /** Did the kernel kill a process of the current attempt for going over its memory limit? */
   oomKilled (): boolean { return this.oomCount() > this.oomBase }
 
-  /** The attempt is over: anything of it still in the group is killed (normally nothing: its PID namespace died with it). */
-  end (): void {
-    for (const d of this.dirs) if (listProcs(d).length > 0) killTree(this.tree.layout, d)
+  /**
+   * The attempt is over: anything of it still in the group is killed (normally nothing:
+   * its PID namespace died with it), but `spare`: the slot's starter, which lives there.
+   */
+  end (spare?: number): void {
+    for (const d of this.dirs) {
+      for (const pid of listProcs(d)) if (pid !== spare) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    }
   }
 }
 

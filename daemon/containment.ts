@@ -147,7 +147,8 @@ export class Containment {
   limitsFor (a: Assignment): Limits {
     const memoryMiB = a.ram > 0 ? a.ram + Math.max(64, Math.ceil(a.ram * 0.1)) : this.defaultMemoryMiB()
     const diskMiB = a.disk > 0 ? Math.min(a.disk, this.cfg.maxJobDiskMiB) : this.cfg.maxJobDiskMiB
-    return { memoryMiB, diskMiB, pids: this.cfg.maxJobPids }
+    // (+1: the slot's starter lives in the same pids group)
+    return { memoryMiB, diskMiB, pids: this.cfg.maxJobPids + 1 }
   }
 
   /** Everything a run's jobs get on this node: a user, directories, a cgroup. */
@@ -159,10 +160,20 @@ export class Containment {
   /** CPU time our jobs used so far (ms), for the owner-load meter; undefined without cgroups */
   jobsCpuMs (): number | undefined { return this.cgroups?.cpuMs() }
 
-  teardown (): void { this.cgroups?.teardown() }
+  teardown (): void {
+    this.sharedLauncher?.stop()
+    this.cgroups?.teardown()
+  }
 
-  /** The job starter for this level: bgrid-contain when contained, the Node launcher otherwise. */
-  launcher (): Launcher { return new Launcher(this.level === 'full' ? this.helper : undefined) }
+  /** A job starter for this level: bgrid-contain when contained, the Node launcher otherwise. */
+  launcher (cgroups: string[] = []): Launcher { return new Launcher(this.level === 'full' ? this.helper : undefined, cgroups) }
+
+  private sharedLauncher?: Launcher
+  /** the one Node launcher of an unconfined daemon (its jobs have no cgroups to be born in) */
+  shared (): Launcher {
+    this.sharedLauncher ??= this.launcher()
+    return this.sharedLauncher
+  }
 
   private async probe (): Promise<void> {
     const dir = path.join(this.dataDir, 'runs', '.probe')
@@ -174,7 +185,7 @@ export class Containment {
       const box = jail.sandboxes.create([], [])
       jail.sandboxes.handOver(box)
       const cmd = ['/bin/sh', '-c', 'test ! -e "$0/db" && test -w /tmp && test -w . && test ! -w /etc', this.dataDir]
-      const spec = jail.launchSpec(box, { attempt: 'probe', job: 'probe', cmd, env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: true, inputs: [], outputs: [] }, undefined)
+      const spec = jail.launchSpec(box, { attempt: 'probe', job: 'probe', cmd, env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: true, inputs: [], outputs: [] })
       const launched = await launcher.launch(spec)
       const timer = setTimeout(() => { if (launched.pid > 0) { try { process.kill(launched.pid, 'SIGKILL') } catch {} } }, 10_000)
       const end = await launched.exited
@@ -198,6 +209,8 @@ export class RunJail {
   readonly user?: RunAs
   readonly sandboxes: RunSandboxes
   private readonly group?: RunGroup
+  /** a starter per attempt slot, living in the slot's cgroups: its jobs are born there */
+  private readonly starters = new Map<string, Launcher>()
 
   constructor (c: Containment, run: string, user: RunAs | undefined) {
     this.c = c
@@ -215,6 +228,18 @@ export class RunJail {
   freeze (): boolean { return this.group?.freeze() === true }
   thaw (): boolean { return this.group?.thaw() === true }
 
+  /**
+   * The starter for an attempt in this box: contained, the box's own (it joined the
+   * slot's cgroups when it started, so a job needs no move into them, which costs
+   * milliseconds each); unconfined, the daemon's one launcher.
+   */
+  starterFor (box: AttemptBox, group: AttemptGroup | undefined): Launcher {
+    if (this.c.level !== 'full') return this.c.shared()
+    let l = this.starters.get(box.dir)
+    if (l === undefined) { l = this.c.launcher(group?.procsFiles() ?? []); this.starters.set(box.dir, l) }
+    return l
+  }
+
   /** The cgroup of an attempt in a box (reused with the box), set to the attempt's limits. */
   attemptGroup (box: AttemptBox, limits: Limits): AttemptGroup | undefined {
     const g = this.group?.slot(path.basename(box.dir))
@@ -223,20 +248,25 @@ export class RunJail {
   }
 
   /** What the starter runs: the job in its containment, or (level none) the job itself. */
-  launchSpec (box: AttemptBox, a: Assignment, group: AttemptGroup | undefined, limits = this.c.limitsFor(a)): LaunchSpec {
+  launchSpec (box: AttemptBox, a: Assignment, limits = this.c.limitsFor(a)): LaunchSpec {
     const spec: LaunchSpec = {
       argv: a.cmd, env: jobEnv(a, box.work), stdout: box.stdout, stderr: box.stderr, cwd: box.work,
       ...(this.user !== undefined ? { uid: this.user.uid, gid: this.user.gid } : {})
     }
     if (this.c.level === 'full') {
       spec.contain = {
-        work: box.work, tmp: box.tmp, hide: [this.c.dataDir, ...HIDDEN], cgroups: group?.procsFiles() ?? [],
+        // (no cgroups to join: the box's starter is in them, and so is every job it clones)
+        work: box.work, tmp: box.tmp, hide: [this.c.dataDir, ...HIDDEN], cgroups: [],
         network: a.network, fsizeBytes: limits.diskMiB * 1048576, nofile: 4096, nice: 19
       }
     }
     return spec
   }
 
-  /** Session end: every process of the run dies, its groups go. */
-  destroy (): void { this.group?.destroy() }
+  /** Session end: every process of the run dies (the starters too), its groups go. */
+  destroy (): void {
+    for (const l of this.starters.values()) l.stop()
+    this.starters.clear()
+    this.group?.destroy()
+  }
 }

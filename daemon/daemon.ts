@@ -1,7 +1,9 @@
 // One volunteer node: measures itself, follows the owner's idle policy, advertises
 // over DNS-SD, and serves one coordinator at a time over libp2p.
 import path from 'node:path'
-import { rm, mkdir, chmod } from 'node:fs/promises'
+import { mkdir, chmod } from 'node:fs/promises'
+import { renameSync, readdirSync } from 'node:fs'
+import { removeInBackground } from './sandbox.ts'
 import type { PeerId } from '@libp2p/interface'
 import { createBgridNode, tcpPort, listenAddrs, type BgridNode } from '../protocol/node.ts'
 import { serve } from '../protocol/rpc.ts'
@@ -22,7 +24,6 @@ import { Containment, type IsolationMode } from './containment.ts'
 import { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'
 import { ControlServer } from './control.ts'
-import { Launcher } from './launcher-client.ts'
 import type { Logger } from '../protocol/log.ts'
 
 export interface DaemonConfig {
@@ -94,7 +95,6 @@ export class Daemon {
   private notOffered?: string
   private control?: ControlServer
   private lastAdKey = ''
-  private launcher!: Launcher
   private stopping = false
 
   constructor (cfg: DaemonConfig) {
@@ -134,7 +134,6 @@ export class Daemon {
       slots: cfg.slots ?? this.statics.cores,
       ramTotalMiB: this.statics.ramTotal
     }, this.meta, this.log.child('containment'))
-    this.launcher = this.containment.launcher()
     if (!cfg.alwaysAvailable) {
       if (this.containment.level === 'none' && cfg.isolation !== 'none') this.notOffered = 'jobs could not be contained here (see the containment line): not offered to the grid; give --always-available (a machine you lend knowingly) or --isolation none'
       else if (activitySource(cfg.activityFile) === undefined) this.notOffered = 'no way to tell when the owner is using this machine (no readable /dev/input, no --activity-file): not offered; give --activity-file, or --always-available for a dedicated machine'
@@ -187,8 +186,10 @@ export class Daemon {
       await this.meta.del('claim')
       this.log.warn('was claimed before restart: killed its tasks and cleaned up', { coordinator: old.coordinator, run: old.run })
     }
-    // sandboxes of a previous life are garbage, claimed or not
-    await rm(path.join(this.cfg.dataDir, 'runs'), { recursive: true, force: true })
+    // sandboxes of a previous life are garbage, claimed or not: out of the way now, deleted in the background
+    const runs = path.join(this.cfg.dataDir, 'runs')
+    try { renameSync(runs, `${runs}.gone-${Date.now()}`) } catch {}
+    for (const f of readdirSync(this.cfg.dataDir)) if (f.startsWith('runs.gone-')) removeInBackground(path.join(this.cfg.dataDir, f))
     if (oldState !== undefined && oldState !== 'idle') this.log.info('previous state', { state: oldState })
     this.state = this.cfg.alwaysAvailable ? 'idle' : 'owner'
     await this.meta.put('state', this.state)
@@ -279,7 +280,6 @@ export class Daemon {
       store: this.store,
       containment: this.containment,
       slots: this.cfg.slots ?? this.statics.cores,
-      launcher: this.launcher,
       log: this.log.child('worker'),
       onDone: () => { this.log.info('coordinator reports the run is over', { run: claim.run }) },
       onPids: (pids) => {
@@ -298,7 +298,11 @@ export class Daemon {
     this.session = undefined
     this.taskPids = []
     await this.meta.del('claim').catch(() => {})
-    if (s !== undefined) { await s.stop(why); this.store.unprotect(s.run) }
+    if (s !== undefined) {
+      await s.stop(why)
+      this.store.unprotect(s.run)
+      this.log.info('left the run', { run: s.run, coordinator: s.claim.coordinator, reason: why })
+    }
     if (this.state === 'worker') this.setState(this.restingState(), why)
     else this.readvertise(true)
   }
@@ -406,7 +410,6 @@ export class Daemon {
     await this.advertiser?.stop() // goodbye first: browsers drop us at once
     if (this.session !== undefined) await this.endSession('daemon stopping')
     await this.control?.stop()
-    this.launcher?.stop()
     this.containment?.teardown()
     await this.node?.stop()
     await this.db?.close()

@@ -4,21 +4,19 @@
 // pids by the kernel, disk by RLIMIT_FSIZE and a watcher), outputs copied into the
 // blob store without following any link the job made. When the attempt is over, every
 // process of it is gone before its directory is touched, and the directory goes.
-import { open, constants as fsConst, type FileHandle } from 'node:fs/promises'
-import type { Launcher } from './launcher-client.ts'
+import { openSync, closeSync, fstatSync, readSync, constants as fsConst } from 'node:fs'
 import type { Assignment, AttemptResult, FileResult, InputProblem, LogResult } from '../protocol/jobs.ts'
 import { safeJoin } from '../protocol/paths.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { BlobStore } from '../cache/store.ts'
 import type { RunJail } from './containment.ts'
 import type { AttemptGroup } from './cgroups.ts'
-import { openOutput, diskUsage, type AttemptBox } from './sandbox.ts'
+import { openOutput, diskUsage, diskUsageSync, type AttemptBox } from './sandbox.ts'
 
 export interface ExecutorOptions {
   store: BlobStore
-  /** this run's user, directories and cgroup on this node */
+  /** this run's user, directories, cgroups and job starters on this node */
   jail: RunJail
-  launcher: Launcher
   /** the process runs (its pid is known) */
   onStart?: (r: RunningAttempt) => void
   /** fetch (or prove) the input blobs; throws InputUnavailable with what went wrong */
@@ -50,8 +48,6 @@ export class RunningAttempt {
   group?: AttemptGroup
   /** stops every job of the run at once (the run's freezer cgroup) */
   freezer?: { freeze: () => boolean, thaw: () => boolean }
-  /** its directories are gone (after the result, off the critical path) */
-  released?: Promise<void>
   readonly assignment: Assignment
   constructor (a: Assignment) { this.assignment = a }
 
@@ -84,16 +80,16 @@ export class RunningAttempt {
 
 /** A file the daemon made in the attempt directory (stdout, stderr), copied into the store; its tail sent back. */
 async function keepLog (file: string, store: BlobStore, run: string): Promise<LogResult | undefined> {
-  let fh: FileHandle
-  try { fh = await open(file, fsConst.O_RDONLY | fsConst.O_NOFOLLOW) } catch { return undefined }
+  let fd: number
+  try { fd = openSync(file, fsConst.O_RDONLY | fsConst.O_NOFOLLOW) } catch { return undefined }
   try {
-    const { size } = await fh.stat()
+    const { size } = fstatSync(fd)
     if (size === 0) return undefined
     const tailBuf = Buffer.alloc(Math.min(TAIL, size))
-    await fh.read(tailBuf, 0, tailBuf.length, size - tailBuf.length)
-    const { hash } = await store.importFile(fh, run)
+    readSync(fd, tailBuf, 0, tailBuf.length, size - tailBuf.length)
+    const { hash } = await store.importFile(fd, run)
     return { hash, size, tail: tailBuf.toString('utf8') }
-  } finally { await fh.close() }
+  } finally { closeSync(fd) }
 }
 
 type Base = Omit<AttemptResult, 'status' | 'endedAt' | 'inputWaitMs'>
@@ -116,9 +112,8 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   } finally {
     // nothing of the attempt may still run when its directory goes (the PID namespace is
     // gone with the job already; the group catches what a weaker containment left)
-    r.group?.end()
-    // the result need not wait for the directories to go
-    r.released = opts.jail.sandboxes.release(box).catch(() => {})
+    r.group?.end(opts.jail.starterFor(box, r.group).pid)
+    try { opts.jail.sandboxes.release(box) } catch {}
   }
 }
 
@@ -159,7 +154,7 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
   let outcome: { code: number | null, signal: string | null, error?: string }
   let wrote = { out: 1, err: 1 }
   try {
-    const launched = await opts.launcher.launch(jail.launchSpec(box, a, r.group, limits))
+    const launched = await jail.starterFor(box, r.group).launch(jail.launchSpec(box, a, limits))
     r.pid = launched.pid
     opts.onStart?.(r)
     if (r.killedFor !== undefined) r.kill(r.killedFor)
@@ -191,8 +186,8 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
   }
   // a job that wrote past its limit faster than the watcher looks is refused all the same
   if (result.error === undefined) {
-    const used = await diskUsage([box.work, box.tmp], jail.user !== undefined ? process.getuid?.() : undefined).catch(() => undefined)
-    if (used !== undefined && used.bytes > limits.diskMiB * 1048576) result.error = `disk limit exceeded: wrote ${Math.ceil(used.bytes / 1048576)} MiB of at most ${limits.diskMiB} MiB`
+    const used = diskUsageSync([box.work, box.tmp], jail.user !== undefined ? process.getuid?.() : undefined)
+    if (used.bytes > limits.diskMiB * 1048576) result.error = `disk limit exceeded: wrote ${Math.ceil(used.bytes / 1048576)} MiB of at most ${limits.diskMiB} MiB`
   }
   if (r.group?.oomKilled() === true && limits.memoryMiB !== undefined) {
     result.error = `out of memory (limit ${limits.memoryMiB} MiB)`
@@ -212,15 +207,15 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
   if (outcome.code !== 0 || result.error !== undefined) return result
   const missing: string[] = []
   for (const name of a.outputs) {
-    let fh: FileHandle | undefined
+    let fd: number | undefined
     try {
-      fh = await openOutput(box.work, name)
-      const stored = await store.importFile(fh, run)
+      fd = openOutput(box.work, name)
+      const stored = await store.importFile(fd, run)
       result.outputs.push({ name, ...stored })
     } catch (err: any) {
       missing.push(err?.code === 'ENOENT' ? name : err.message)
     } finally {
-      await fh?.close()
+      if (fd !== undefined) closeSync(fd)
     }
   }
   if (missing.length > 0) {

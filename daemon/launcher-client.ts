@@ -82,17 +82,25 @@ export function parseExit (fields: string[], rest: string): Exit {
 export class Launcher {
   /** the C starter, for contained jobs; undefined: the Node launcher */
   private readonly binary?: string
+  /** cgroups the C starter joins once: its jobs are born in them */
+  private readonly cgroups: string[]
   private child?: ChildProcess
   private readonly pending = new Map<string, Pending>()
   private seq = 0
 
-  constructor (binary?: string) { this.binary = binary }
+  constructor (binary?: string, cgroups: string[] = []) {
+    this.binary = binary
+    this.cgroups = cgroups
+  }
+
+  /** the starter's pid (it shares its jobs' cgroups: killing what is left there spares it) */
+  get pid (): number | undefined { return this.child?.pid }
 
   private ensure (): ChildProcess {
     if (this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null) return this.child
     const child = this.binary !== undefined
       // an empty environment: the starter is root, nothing of ours needs to reach it
-      ? spawn(this.binary, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'], env: {} })
+      ? spawn(this.binary, ['--serve', ...this.cgroups.flatMap(c => ['--cgroup', c])], { stdio: ['pipe', 'pipe', 'inherit'], env: {} })
       // a small heap and no helper threads: fork() copies less, and every job is a fork
       : spawn(process.execPath, ['--single-threaded', '--max-semi-space-size=1', '--max-old-space-size=64', NODE_LAUNCHER], { stdio: ['pipe', 'pipe', 'inherit'] })
     child.stdout?.setEncoding('utf8')

@@ -18,8 +18,9 @@
 // it opens outputs component by component without following a link (openOutput), and
 // removes what the job left only once every process of the attempt is dead (rm does
 // not follow links either).
-import { mkdirSync, chownSync, chmodSync, readdirSync, renameSync } from 'node:fs'
-import { open, rm, opendir, lstat, unlink, constants as fsConst, type FileHandle } from 'node:fs/promises'
+import { mkdirSync, chownSync, chmodSync, readdirSync, renameSync, unlinkSync, openSync, closeSync, fstatSync, lstatSync, existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { rm, opendir, lstat, constants as fsConst } from 'node:fs/promises'
 import path from 'node:path'
 import { safeJoin } from '../protocol/paths.ts'
 import { BgridError } from '../protocol/errors.ts'
@@ -116,21 +117,46 @@ export class RunSandboxes {
   }
 
   /**
-   * The attempt is over and every process of it is gone: work/ and tmp/ go (most
-   * attempts leave them empty: a few rmdirs, else the walk), and the box waits for
-   * the next attempt (its log files are truncated when reopened).
+   * The attempt is over and every process of it is gone: work/ and what the job left in
+   * tmp/ go, and the box waits for the next attempt (its log files are truncated when
+   * reopened). Synchronous: renames; the deleting happens in the background.
    */
-  async release (box: AttemptBox): Promise<void> {
-    if (box.launchFailed === true) { try { await unlink(box.launchError) } catch {} }
-    for (const f of box.topInputs) { try { await unlink(f) } catch {} }
-    // nothing left in it (nested input names leave their directories: those take the walk)
-    if (readdirSync(box.work).length === 0) renameSync(box.work, path.join(this.runDir, '.trash', String(++this.trashed)))
-    else await rm(box.work, { recursive: true, force: true, maxRetries: 2 })
+  release (box: AttemptBox): void {
+    if (box.launchFailed === true) { try { unlinkSync(box.launchError) } catch {} }
+    for (const f of box.topInputs) { try { unlinkSync(f) } catch {} }
+    // out of the way at once (a rename); what it holds is deleted in the background
+    this.discard(box.work)
     // what the job put in tmp/ (its entries only: the directory is root's)
-    const left = readdirSync(box.tmp)
-    for (const name of left) await rm(path.join(box.tmp, name), { recursive: true, force: true, maxRetries: 2 })
+    for (const name of readdirSync(box.tmp)) this.discard(path.join(box.tmp, name))
     if (this.free.length < (this.opts.spare ?? 16)) this.free.push(box.dir)
-    else await rm(box.dir, { recursive: true, force: true, maxRetries: 2 })
+    else this.discard(box.dir)
+  }
+
+  /** deletions waiting, done one at a time (see discard) */
+  private readonly doomed: string[] = []
+  private deleting = false
+
+  /**
+   * Move something the job left into the run's trash now; delete it later, one at a
+   * time. Freeing a file's blocks can wait on the disk (a discard, on some mounts), and
+   * each deletion holds one of libuv's four threads, the ones blob downloads write
+   * through. An empty directory stays in the trash until the run ends (see the header).
+   */
+  private discard (p: string): void {
+    const to = path.join(this.runDir, '.trash', String(++this.trashed))
+    try { renameSync(p, to) } catch { return }
+    let empty = false
+    try { empty = lstatSync(to).isDirectory() && readdirSync(to).length === 0 } catch {}
+    if (empty) return
+    this.doomed.push(to)
+    if (!this.deleting) this.deleteNext()
+  }
+
+  private deleteNext (): void {
+    const next = this.doomed.shift()
+    if (next === undefined) { this.deleting = false; return }
+    this.deleting = true
+    rm(next, { recursive: true, force: true, maxRetries: 2 }).catch(() => {}).finally(() => { this.deleteNext() })
   }
 
   /**
@@ -139,9 +165,10 @@ export class RunSandboxes {
    */
   async removeAll (): Promise<void> {
     this.free.length = 0
-    const gone = `${this.runDir}.gone-${Date.now()}`
+    this.doomed.length = 0
+    const gone = path.join(path.dirname(this.runDir), `.gone-${path.basename(this.runDir)}-${Date.now()}`)
     try { renameSync(this.runDir, gone) } catch { return }
-    rm(gone, { recursive: true, force: true, maxRetries: 2 }).catch(() => {})
+    removeInBackground(gone)
   }
 }
 
@@ -149,38 +176,38 @@ export class RunSandboxes {
  * Open a declared output for reading without following any symbolic link on the way:
  * each directory from work/ down is opened relative to the previous one (openat(2)
  * through /proc/self/fd), the last component with O_NOFOLLOW, and the result must be
- * a regular file. A link, a FIFO or a device is refused with the reason.
+ * a regular file. A link, a FIFO or a device is refused with the reason. Returns a file
+ * descriptor (the caller closes it). Synchronous: a few opens on local disk.
  */
-export async function openOutput (work: string, name: string): Promise<FileHandle> {
+export function openOutput (work: string, name: string): number {
   safeJoin(work, name)
   const parts = name.split('/')
-  let dir = await open(work, fsConst.O_RDONLY | fsConst.O_DIRECTORY | fsConst.O_NOFOLLOW)
+  let dir = openSync(work, fsConst.O_RDONLY | fsConst.O_DIRECTORY | fsConst.O_NOFOLLOW)
   try {
     for (const part of parts.slice(0, -1)) {
-      let next: FileHandle
+      let next: number
       try {
-        next = await open(`/proc/self/fd/${dir.fd}/${part}`, fsConst.O_RDONLY | fsConst.O_DIRECTORY | fsConst.O_NOFOLLOW)
+        next = openSync(`/proc/self/fd/${dir}/${part}`, fsConst.O_RDONLY | fsConst.O_DIRECTORY | fsConst.O_NOFOLLOW)
       } catch (err: any) {
         throw notAFile(name, err, `${part}/ is`)
       }
-      await dir.close()
+      closeSync(dir)
       dir = next
     }
-    let file: FileHandle
+    let file: number
     try {
       // O_NONBLOCK: opening a FIFO must not wait for a writer
-      file = await open(`/proc/self/fd/${dir.fd}/${parts.at(-1) as string}`, fsConst.O_RDONLY | fsConst.O_NOFOLLOW | fsConst.O_NONBLOCK)
+      file = openSync(`/proc/self/fd/${dir}/${parts.at(-1) as string}`, fsConst.O_RDONLY | fsConst.O_NOFOLLOW | fsConst.O_NONBLOCK)
     } catch (err: any) {
       throw notAFile(name, err, 'it is')
     }
-    const s = await file.stat()
-    if (!s.isFile()) {
-      await file.close()
+    if (!fstatSync(file).isFile()) {
+      closeSync(file)
       throw new BgridError('PATH', `${name}: not a regular file`)
     }
     return file
   } finally {
-    await dir.close()
+    closeSync(dir)
   }
 }
 
@@ -188,6 +215,29 @@ function notAFile (name: string, err: any, what: string): Error {
   if (err?.code === 'ENOENT') return Object.assign(new Error(`${name}: missing`), { code: 'ENOENT' })
   if (err?.code === 'ELOOP' || err?.code === 'ENOTDIR') return new BgridError('PATH', `${name}: ${what} a symbolic link or not a directory (links are never followed)`)
   return new BgridError('PATH', `${name}: ${err?.message ?? err}`)
+}
+
+/**
+ * diskUsage, synchronously, for the check when a job ends (most leave a few files: a
+ * walk of metadata calls, without a thread-pool round trip for each).
+ */
+export function diskUsageSync (dirs: string[], notOwnedBy?: number, maxEntries = 200_000): { bytes: number, entries: number } {
+  let bytes = 0
+  let entries = 0
+  const inodes = new Set<number>()
+  const walk = (d: string): void => {
+    let names: string[]
+    try { names = readdirSync(d) } catch { return }
+    for (const name of names) {
+      if (++entries > maxEntries) return
+      let s
+      try { s = lstatSync(path.join(d, name)) } catch { continue }
+      if (!inodes.has(s.ino) && s.uid !== notOwnedBy) { inodes.add(s.ino); bytes += s.blocks * 512 }
+      if (s.isDirectory()) walk(path.join(d, name))
+    }
+  }
+  for (const d of dirs) walk(d)
+  return { bytes, entries }
 }
 
 /**
@@ -216,4 +266,21 @@ export async function diskUsage (dirs: string[], notOwnedBy?: number, maxEntries
   }
   for (const d of dirs) await walk(d)
   return { bytes, entries }
+}
+
+/**
+ * Delete a tree without getting in anyone's way: a detached `rm -rf` at idle I/O
+ * priority and nice 19 (a run leaves thousands of entries, and freeing them can wait on
+ * the disk); where ionice is missing, rm alone, still niced. The daemon's start-up
+ * removes whatever a stop interrupted (runs/ is cleared).
+ */
+export function removeInBackground (dir: string): void {
+  const argv = existsSync('/usr/bin/ionice') ? ['/usr/bin/ionice', '-c3', '/usr/bin/nice', '-n19', 'rm', '-rf', '--one-file-system', dir] : ['/usr/bin/nice', '-n19', 'rm', '-rf', '--one-file-system', dir]
+  try {
+    const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true })
+    child.on('error', () => { rm(dir, { recursive: true, force: true }).catch(() => {}) })
+    child.unref()
+  } catch {
+    rm(dir, { recursive: true, force: true }).catch(() => {})
+  }
 }

@@ -15,7 +15,6 @@ import { fetchBlobVerified, isDownloading, readRange, failedHolders } from '../c
 import { RunningAttempt, runAttempt, InputUnavailable } from './executor.ts'
 import type { Containment, RunJail } from './containment.ts'
 import type { Claim } from './claim-book.ts'
-import type { Launcher } from './launcher-client.ts'
 
 export interface WorkerSessionOptions {
   node: BgridNode
@@ -23,7 +22,6 @@ export interface WorkerSessionOptions {
   store: BlobStore
   containment: Containment
   slots: number
-  launcher: Launcher
   log: Logger
   /** the coordinator said the run is over */
   onDone: () => void
@@ -318,6 +316,8 @@ export class WorkerSession {
 
   private launch (a: Assignment): void {
     if (this.running.has(a.attempt)) return
+    // given back for the owner: what still arrives (a long poll sent before) goes back at once
+    if (this.handingBack) { this.pushResult(unranResult(a.attempt, 'preempted', 'preempted before it started: the owner is using this machine')); this.wake(); return }
     this.running.set(a.attempt, new RunningAttempt(a))
     this.fillSlots()
     // inputs of queued jobs can move while the slots are busy
@@ -341,7 +341,6 @@ export class WorkerSession {
     this.jail.then(async jail => await runAttempt(r, {
       store: this.opts.store,
       jail,
-      launcher: this.opts.launcher,
       self: this.opts.node.peerId.toString(),
       onStart: () => { this.pidsChanged() },
       ensureInputs: async (asg) => {
@@ -401,13 +400,18 @@ export class WorkerSession {
 
   resume (): void {
     this.suspended = false
+    this.handingBack = false
     for (const r of this.running.values()) r.resume()
     this.fillSlots()
     this.wake()
   }
 
+  /** set once the tasks were given back for the owner (until the owner leaves: resume) */
+  private handingBack = false
+
   /** Suspended too long: give the tasks back to the coordinator. */
   vacate (): void {
+    this.handingBack = true
     for (const r of [...this.running.values()]) {
       if (r.started) { r.kill('preempted: the owner is using this machine'); continue }
       // never started: hand it straight back

@@ -30,7 +30,7 @@ export interface NodeOptions {
  * the upgrade times out: with libp2p's defaults (10 pending in all, 10 s) five idle
  * connects a second from one host locked everyone else out.
  */
-export const MAX_PENDING_PER_ADDRESS = 4
+export const MAX_PENDING_PER_ADDRESS = 8
 export const MAX_PENDING = 128
 /** a Noise handshake on a LAN takes milliseconds; a peer that has not finished in this long is dropped */
 export const UPGRADE_TIMEOUT_MS = 3000

@@ -85,7 +85,7 @@ if (cluster !== undefined) {
     t.equal(r.code, 0, r.p.stderr)
     t.equal(readFileSync(path.join(r.out, 'swap', 'note.txt'), 'utf8'), 'swapped\n')
     decoyIntact(t)
-    t.same(readdirSync(path.join(worker.dataDir, 'runs')).filter(f => !f.startsWith('.')), [], 'the run\'s sandboxes are gone')
+    t.same(readdirSync(path.join(worker.dataDir, 'runs')).filter(f => !f.startsWith('.')), [], 'the run\'s sandboxes are gone (or moved aside, being deleted)')
   })
 
   t.test('nothing a job starts outlives it: setsid, double fork and nohup children all die with the attempt', async t => {

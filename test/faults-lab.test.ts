@@ -105,10 +105,13 @@ if (cluster !== undefined) {
     const ref = local(file)
     const out = path.join(cluster.tmp, 'kill-two')
     const p = submit(file, ['--out', out])
-    await p.until(() => doneCount(p) >= 9 ? true : undefined, 90_000, '30 % of the jobs done')
-    // the two workers holding most of this run's outputs: their loss costs the most
-    const claimed = events(p).filter(e => e.event === 'worker' && e.state === 'claimed').map(e => String(e.worker))
-    const victims = daemons.filter(d => claimed.includes(d.peer)).slice(0, 2)
+    // when stage a is done (30 % of the DAG... 40 %) and stage b starts fetching its outputs
+    await p.until(() => events(p).filter(e => e.event === 'job' && e.to === 'done' && String(e.job).startsWith('a')).length >= 12 ? true : undefined, 90_000, 'stage a done')
+    // the two workers that ran most of stage a hold its only copies: their loss costs the most
+    const ranA = new Map<string, number>()
+    for (const e of events(p)) if (e.event === 'job' && e.to === 'running' && String(e.job).startsWith('a')) { const w = String(e.reason).slice(-8); ranA.set(w, (ranA.get(w) ?? 0) + 1) }
+    const top = [...ranA].sort((a, b) => b[1] - a[1]).slice(0, 2).map(([w]) => w)
+    const victims = daemons.filter(d => top.includes(d.peer.slice(-8)))
     t.equal(victims.length, 2)
     for (const v of victims) process.kill(v.pid, 'SIGKILL')
     const { code } = await p.done(180_000)

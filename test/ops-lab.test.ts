@@ -76,6 +76,38 @@ if (cluster !== undefined) {
     await d.done(15_000)
   })
 
+  t.test('a node whose owner stays back is handed back: the coordinator takes another and the run ends there', async t => {
+    const activity = path.join(cluster.tmp, 'activity3')
+    writeFileSync(activity, '')
+    utimesSync(activity, new Date(0), new Date(0))
+    const owned = await cluster.startDaemon(['--cost', '9', '--activity-file', activity, '--idle-start', '1', '--suspend-active', '1', '--idle-load', '1', '--suspend-load', '1', '--max-suspend', '2'])
+    await owned.until(() => lastState(owned) === 'idle' ? true : undefined, 15_000, 'offered')
+    const out = path.join(cluster.tmp, 'out-handback')
+    const dag = dagFile({ name: 'handback', requirements: 'cost == 9', workers: { min: 1, max: 1 }, jobs: [{ id: 'work', cmd: 'sleep 3; echo done > r.txt', outputs: ['r.txt'] }] })
+    const p = cluster.cli(user, ['submit', dag, '--data-dir', path.join(cluster.tmp, 'home-handback'), '--json', '--out', out, '--lease', '3'])
+    await p.until(() => events(p).find(e => e.event === 'job' && e.to === 'running'), 30_000, 'the job to start on the owner\'s machine')
+    // a second machine fit for the run appears; the owner of the first comes back and stays
+    const other = await cluster.startDaemon(['--always-available', '--cost', '9'])
+    const typing = setInterval(() => { utimesSync(activity, new Date(), new Date()) }, 100)
+    try {
+      const left = await owned.waitLog(e => e.msg === 'left the run' && String(e.reason).includes('handed back'), 20_000, 'the node leaves the run')
+      const vacated = owned.events.find(e => e.msg === 'suspended too long: giving tasks back to the coordinator')
+      const took = Date.parse(String(left.time)) - Date.parse(String(vacated?.time))
+      t.ok(took < 3000, `left the run ${took} ms after giving its tasks back`)
+      const { code } = await p.done(60_000)
+      t.equal(code, 0, p.stderr)
+    } finally {
+      clearInterval(typing)
+    }
+    const ev = events(p)
+    t.ok(ev.some(e => e.event === 'worker' && e.worker === owned.peer && e.state === 'lost'), 'the coordinator let the handed-back node go')
+    t.ok(ev.some(e => e.event === 'worker' && e.worker === other.peer && e.state === 'claimed'), 'and took the other one')
+    const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
+    t.equal(run.jobs.work.attempts.at(-1).worker, other.peer, 'the job ended on the other node')
+    t.equal(readFileSync(path.join(out, 'work', 'r.txt'), 'utf8'), 'done\n')
+    for (const d of [owned, other]) { d.kill('SIGTERM'); await d.done(15_000) }
+  })
+
   t.test('a job timeout kills its whole process group; the job fails with the reason', async t => {
     const out = path.join(cluster.tmp, 'out-timeout')
     const dag = dagFile({ name: 'timeout', jobs: [{ id: 'slow', cmd: 'sleep 60 & sleep 60; wait', timeout: 1, retries: 0 }] })
@@ -107,6 +139,9 @@ if (cluster !== undefined) {
     t.equal(code, 5, 'a cancelled run exits with its own code')
     const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
     t.equal(run.state, 'cancelled')
+    const open = Object.values(run.jobs).flatMap((j: any) => j.attempts).filter((a: any) => a.status === 'running')
+    t.same(open, [], 'no attempt left running in run.json: those under way ended cancelled')
+    t.ok(Object.values(run.jobs).some((j: any) => j.attempts.some((a: any) => a.status === 'cancelled')))
     t.equal(events(p).filter(e => e.event === 'worker' && e.state === 'released').length, 2)
     for (const d of daemons) await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'idle after cancel')
     const gone = await cluster.runCli(user, ['cancel', 'cancel-me', '--data-dir', home])

@@ -29,7 +29,10 @@
 //   replies:  "spawned <id> <pid>\n"
 //             "exit <id> <code|-> <signal|-> <stdout bytes> <stderr bytes>[ <error>]\n"
 //             (error: why the job never ran, on one line; the job then did not start)
-// Started with no arguments but --serve; it exits when stdin closes, killing its jobs.
+// Started as `bgrid-contain --serve [--cgroup cgroup.procs]...`: it joins those cgroups
+// once, so that every job it clones is born in them (moving a process into a cgroup
+// costs milliseconds: cgroup v1 waits for an RCU grace period on every move). A request
+// may still name cgroups for its job to join. It exits when stdin closes, killing its jobs.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -392,9 +395,15 @@ static int read_full (int fd, void *buf, size_t len) {
 }
 
 int main (int argc, char **argv) {
-  if (argc != 2 || strcmp(argv[1], "--serve") != 0) {
-    fprintf(stderr, "usage: bgrid-contain --serve (the bgrid daemon starts it; see daemon/launcher-client.ts)\n");
+  if (argc < 2 || strcmp(argv[1], "--serve") != 0) {
+    fprintf(stderr, "usage: bgrid-contain --serve [--cgroup FILE]... (the bgrid daemon starts it; see daemon/launcher-client.ts)\n");
     return 2;
+  }
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--cgroup") != 0 || i + 1 >= argc) { fprintf(stderr, "bgrid-contain: bad argument %s\n", argv[i]); return 2; }
+    int fd = open(argv[++i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0\n", 2) < 0) { fprintf(stderr, "bgrid-contain: cgroup %s: %s\n", argv[i], strerror(errno)); return 1; }
+    close(fd);
   }
   // the daemon (our parent) gone: stop, and the jobs with us (their PDEATHSIG)
   pid_t parent = getppid();

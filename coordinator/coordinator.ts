@@ -18,7 +18,7 @@ import { readGridKey } from '../daemon/grid-key.ts'
 import { controlRequest } from '../daemon/control.ts'
 import type { Logger } from '../protocol/log.ts'
 import { BlobStore } from '../cache/store.ts'
-import { fetchBlobVerified, serveBlobs } from '../cache/blob-protocol.ts'
+import { fetchBlobVerified, serveBlobs, failedHolders } from '../cache/blob-protocol.ts'
 import { Queue } from '@libp2p/utils'
 import { StagedFiles, StatCache, combineSources } from '../cache/staged-files.ts'
 import { openDb } from '../protocol/db.ts'
@@ -126,6 +126,8 @@ export class Coordinator {
   private readonly collecting = new Map<string, Promise<void>>()
   /** jobs whose outputs could not be brought back (every holder tried) */
   private readonly collectErrors = new Map<string, string>()
+  /** the final outputs are in (or could not be, for good) */
+  private collected = false
   /** what ended the run early, if anything (NO_WORKERS...): in run.json too */
   private failure: unknown
   /** at most 4 output collections at once (a holder serves a bounded number of streams) */
@@ -532,6 +534,8 @@ export class Coordinator {
       node: this.node, core: this.core, runId: this.runId, log: this.log,
       isWorker: (peer) => this.claimed.has(peer),
       isClosing: () => this.closing,
+      // not over while final outputs may still have to be made again (see runToTheEnd)
+      isOver: () => this.collected && this.core.finished(),
       persist: async () => { await this.journal.flush() },
       onResult: () => { this.wakeMain() }
     })
@@ -576,13 +580,7 @@ export class Coordinator {
       // after a resume: outputs whose holders were not claimed again are made again (once they had their chance)
       if (this.settled()) this.core.reconcile('run starts')
       this.adapter.notify()
-      await this.mainLoop()
-      if (!this.cancelled) {
-        const toCollect = [...this.core.jobs.values()].filter(j => j.state === 'done' && this.core.isCollected(j.spec.id) && !j.collected)
-        // one job's outputs out of reach does not cost the others theirs
-        await Promise.all(toCollect.map(async j => { await this.collect(j).catch(err => { this.collectErrors.set(j.spec.id, errorMessage(err)) }) }))
-        await this.collectLogs()
-      }
+      await this.runToTheEnd()
     } catch (err) {
       failure = err
     } finally {
@@ -608,6 +606,40 @@ export class Coordinator {
     }
     this.emit({ event: 'finished', ...summary })
     return summary
+  }
+
+  /**
+   * Run the jobs, then bring the final outputs back. An output no holder can give any
+   * more (gone, or its bytes bad) sends its holders off the list and its job back to
+   * run; then collection again (three times at most; then the job says why).
+   */
+  private async runToTheEnd (): Promise<void> {
+    for (let round = 1; ; round++) {
+      await this.mainLoop()
+      if (this.cancelled) return
+      const toCollect = [...this.core.jobs.values()].filter(j => j.state === 'done' && this.core.isCollected(j.spec.id) && !j.collected)
+      const failed: Array<[JobRec, unknown]> = []
+      // one job's outputs out of reach does not cost the others theirs
+      await Promise.all(toCollect.map(async j => { await this.collect(j).catch(err => { failed.push([j, err]) }) }))
+      if (failed.length === 0 || round >= 3) {
+        for (const [j, err] of failed) this.collectErrors.set(j.spec.id, errorMessage(err))
+        this.collected = true
+        this.adapter.notify()
+        break
+      }
+      for (const [j, err] of failed) {
+        const named = failedHolders(err)
+        for (const o of j.outputs?.values() ?? []) {
+          if (this.store.has(o.hash)) continue
+          const holders = named.length > 0 ? named : [...(this.core.blobs.get(o.hash)?.holders ?? [])].filter(h => h !== this.node.peerId.toString())
+          this.core.dropHolders(o.hash, holders, `could not be collected: ${errorMessage(err)}`, { verify: true })
+        }
+        this.emit({ event: 'collect-retry', job: j.spec.id, reason: errorMessage(err) }, `outputs of ${j.spec.id} could not be collected (${errorMessage(err)}): making them again`)
+      }
+      this.adapter.notify()
+    }
+    this.progress.stop()
+    await this.collectLogs()
   }
 
   private async waitForWorkers (): Promise<void> {
@@ -658,7 +690,6 @@ export class Coordinator {
       await this.sleep(500)
     }
     this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
-    this.progress.stop()
   }
 
   cancel (why: string): void {

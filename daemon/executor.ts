@@ -204,6 +204,10 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
     result.error = `${result.error ?? ''} keeping logs: ${err.message}`.trim()
   }
   if (r.wasPreempted()) { result.status = 'preempted'; return result }
+  // the inputs the job read were the store's own blobs (hard links): if one changed while
+  // it ran (a failing disk, a meddler), what it computed cannot be trusted
+  const changed = await changedInputs(a, store, opts.self)
+  if (changed.length > 0) return { ...result, status: 'lost', inputProblems: changed, error: `inputs: ${changed.map(p => p.message).join('; ')}` }
   if (outcome.code !== 0 || result.error !== undefined) return result
   const missing: string[] = []
   for (const name of a.outputs) {
@@ -224,6 +228,19 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
   }
   result.status = 'ok'
   return result
+}
+
+/** Inputs whose blob no longer holds its bytes (seal checked; re-hashed if it changed, quarantined if bad). */
+async function changedInputs (a: Assignment, store: BlobStore, self: string): Promise<InputProblem[]> {
+  const out: InputProblem[] = []
+  for (const input of a.inputs) {
+    try { await store.check(input.hash) } catch (err: any) {
+      if (err instanceof BgridError && (err.code === 'HASH_MISMATCH' || err.code === 'NOT_FOUND')) {
+        out.push({ hash: input.hash, code: err.code, holders: [self], local: true, message: `${input.name} changed while the job ran: ${err.message}` })
+      } else throw err
+    }
+  }
+  return out
 }
 
 /**

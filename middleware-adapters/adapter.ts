@@ -17,8 +17,10 @@ export interface AdapterContext {
   onResult: (peer: string, result: AttemptResult, outcome: string) => void
   /** make every state change so far durable (write-ahead: before any new assignment) */
   persist: () => Promise<void>
-  /** the run was cancelled or is over: workers should stop pulling */
+  /** the run was cancelled or is closing: workers should stop pulling */
   isClosing: () => boolean
+  /** every job is finished and the final outputs are collected: workers may stop pulling */
+  isOver: () => boolean
 }
 
 export interface MiddlewareAdapter {

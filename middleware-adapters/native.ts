@@ -43,7 +43,7 @@ export class NativeAdapter implements MiddlewareAdapter {
       // long poll: hold an empty answer until work appears, or PULL_WAIT_MS
       const deadline = now + PULL_WAIT_MS
       while (jobs.length === 0 && prefetch.length === 0 && req.want > 0 && req.results.length === 0 &&
-        !ctx.isClosing() && !core.finished() && Date.now() < deadline && !hc.signal.aborted) {
+        !ctx.isClosing() && !ctx.isOver() && Date.now() < deadline && !hc.signal.aborted) {
         // look again at least every second: time alone can make a job assignable (a staged
         // input's first copy that did not arrive in time, a job left to a slow planned worker)
         await this.waitForChange(Math.min(RECHECK_MS, deadline - Date.now()), hc.signal)
@@ -55,7 +55,7 @@ export class NativeAdapter implements MiddlewareAdapter {
       const peers = this.peersSent.get(hc.peer) === core.workersVersion ? [] : core.peers()
       this.peersSent.set(hc.peer, core.workersVersion)
       const verify = core.takeVerify(hc.peer)
-      return { jobs, prefetch, peers, done: ctx.isClosing() || core.finished(), ...(verify.length > 0 ? { verify } : {}) } satisfies Omit<PullReply, 'ok'>
+      return { jobs, prefetch, peers, done: ctx.isClosing() || ctx.isOver(), ...(verify.length > 0 ? { verify } : {}) } satisfies Omit<PullReply, 'ok'>
     })
   }
 

@@ -100,6 +100,59 @@ if (cluster !== undefined) {
     await idle()
   })
 
+  t.test('an input blob corrupted in the store while a job reads it: that attempt is voided and run again, outputs equal the local computation', async t => {
+    const file = dagFile({
+      name: 'in-use',
+      workers: { min: 1, max: 1 },
+      jobs: [
+        { id: 'p', cmd: 'yes "payload line" | head -c 1048576 > p.bin', outputs: ['p.bin'] },
+        // the job is seen running (its sleep, by that unusual argument) before the blob is hit
+        { id: 'c', cmd: 'sleep "$PAUSE"; sha256sum in.bin > h.txt', env: { PAUSE: '2.000123' }, inputs: [{ src: 'job:p/p.bin', as: 'in.bin' }], outputs: ['h.txt'] }
+      ]
+    })
+    const ref = local(file)
+    const out = path.join(cluster.tmp, 'in-use')
+    const p = submit(file, ['--out', out])
+    const running = await p.until(() => events(p).find(e => e.event === 'job' && e.job === 'c' && e.to === 'running'), 60_000, 'the consumer assigned')
+    const worker = daemons.find(d => String(running.reason).endsWith(d.peer.slice(-8)))!
+    await p.until(() => processesMatching(/^sleep 2\.000123 $/).length > 0 ? true : undefined, 30_000, 'the consumer\'s process running, its input linked')
+    const hash = ref.hashes.get('p/p.bin')!
+    // a failing disk (or a meddler) rewrites the blob the job has open, as a hard link
+    writeFileSync(path.join(worker.dataDir, 'cas', hash.slice(0, 2), hash), 'garbage while you read\n')
+    const { code } = await p.done(120_000)
+    t.equal(code, 0, p.stderr)
+    const run = runJson(out)
+    t.same(compareWithLocal(ref, run, out), [], 'the output equals the local one')
+    t.ok(run.jobs.c.attempts.some((a: any) => a.status === 'lost' && /changed while the job ran/.test(String(a.error))), `the attempt that read the changed bytes was voided: ${JSON.stringify(run.jobs.c.attempts.map((a: any) => a.error ?? a.status))}`)
+    await idle()
+  })
+
+  t.test('a final output corrupted in its holder\'s store before it is collected: its job runs again, the collected file equals the local one', async t => {
+    const file = dagFile({
+      name: 'collect-bad',
+      workers: { min: 1, max: 2 },
+      jobs: [
+        { id: 's1', cmd: 'yes "first sink" | head -c 200000 > s.bin', outputs: ['s.bin'] },
+        { id: 's2', cmd: 'sleep "$PAUSE"; echo second > s.txt', env: { PAUSE: '3' }, outputs: ['s.txt'] }
+      ]
+    })
+    const ref = local(file)
+    const out = path.join(cluster.tmp, 'collect-bad')
+    const p = submit(file, ['--out', out])
+    const ran = await p.until(() => events(p).find(e => e.event === 'job' && e.job === 's1' && e.to === 'running'), 60_000, 's1 assigned')
+    await p.until(() => events(p).find(e => e.event === 'job' && e.job === 's1' && e.to === 'done'), 60_000, 's1 done')
+    const holder = daemons.find(d => String(ran.reason).endsWith(d.peer.slice(-8)))!
+    const hash = ref.hashes.get('s1/s.bin')!
+    writeFileSync(path.join(holder.dataDir, 'cas', hash.slice(0, 2), hash), 'not the output any more\n')
+    const { code } = await p.done(120_000)
+    t.equal(code, 0, p.stderr)
+    const run = runJson(out)
+    t.same(compareWithLocal(ref, run, out), [], 'the collected outputs equal the local ones')
+    t.ok(events(p).some(e => e.event === 'collect-retry' && e.job === 's1'), 'the bad copy was found at collection and the job made again')
+    t.ok(run.jobs.s1.attempts.length >= 2, 's1 ran twice')
+    await idle()
+  })
+
   t.test('two workers killed at 30 %: the run still succeeds and its outputs equal the local computation', async t => {
     const file = dagFile(threeStages('kill-two', 1))
     const ref = local(file)
@@ -209,6 +262,15 @@ if (cluster !== undefined) {
       t.match(reasons, /quota of 50 MiB/, 'failed, and says it was the quota')
     }
   })
+}
+
+/** processes whose command line matches, anywhere on this machine */
+function processesMatching (re: RegExp): number[] {
+  const out: number[] = []
+  for (const pid of readdirSync('/proc').filter(p => /^\d+$/.test(p))) {
+    try { if (re.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '))) out.push(Number(pid)) } catch {}
+  }
+  return out
 }
 
 /** the blob files in a daemon's store */

@@ -3,7 +3,7 @@
 import t from 'tap'
 import path from 'node:path'
 import { writeFileSync, mkdirSync, readFileSync, existsSync, utimesSync } from 'node:fs'
-import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
+import { stdoutJson, clusterOrSkip, type Proc, type DaemonProc } from '../testbed/cluster.ts'
 
 const events = stdoutJson
 const PROBE = path.join(import.meta.dirname, '..', 'testbed', 'probe.ts')
@@ -21,6 +21,15 @@ if (cluster !== undefined) {
     return path.join(dir, 'dag.json')
   }
   const lastState = (d: Proc): string | undefined => d.events.filter(e => e.msg === 'state').at(-1)?.to as string | undefined
+  /** A machine with an owner (an activity file to touch), short idle-policy times, a cost that singles it out; once offered. */
+  const ownedMachine = async (name: string, cost: number): Promise<{ d: DaemonProc, activity: string }> => {
+    const activity = path.join(cluster.tmp, name)
+    writeFileSync(activity, '')
+    utimesSync(activity, new Date(0), new Date(0))
+    const d = await cluster.startDaemon(['--cost', String(cost), '--activity-file', activity, '--idle-start', '1', '--suspend-active', '1', '--idle-load', '1', '--suspend-load', '1', '--max-suspend', '2'])
+    await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'offered')
+    return { d, activity }
+  }
 
   t.test('the owner\'s idle policy: offered after the owner left, withdrawn when they are back, claims refused meanwhile', async t => {
     const activity = path.join(cluster.tmp, 'activity')
@@ -46,12 +55,8 @@ if (cluster !== undefined) {
   })
 
   t.test('the owner comes back mid-job: the job is suspended, then given back and run again once the machine is idle', async t => {
-    const activity = path.join(cluster.tmp, 'activity2')
-    writeFileSync(activity, '')
-    utimesSync(activity, new Date(0), new Date(0))
     // a distinctive cost lets the DAG's requirements pick this very machine
-    const d = await cluster.startDaemon(['--cost', '7', '--activity-file', activity, '--idle-start', '1', '--suspend-active', '1', '--idle-load', '1', '--suspend-load', '1', '--max-suspend', '2'])
-    await d.until(() => lastState(d) === 'idle' ? true : undefined, 15_000, 'offered')
+    const { d, activity } = await ownedMachine('activity2', 7)
     const out = path.join(cluster.tmp, 'out-owner')
     const dag = dagFile({ name: 'owner', requirements: 'cost == 7', workers: { min: 1, max: 1 }, jobs: [{ id: 'work', cmd: 'sleep 2; echo done > r.txt', outputs: ['r.txt'] }] })
     const p = cluster.cli(user, ['submit', dag, '--data-dir', path.join(cluster.tmp, 'home-owner'), '--json', '--out', out, '--lease', '3'])
@@ -77,11 +82,7 @@ if (cluster !== undefined) {
   })
 
   t.test('a node whose owner stays back is handed back: the coordinator takes another and the run ends there', async t => {
-    const activity = path.join(cluster.tmp, 'activity3')
-    writeFileSync(activity, '')
-    utimesSync(activity, new Date(0), new Date(0))
-    const owned = await cluster.startDaemon(['--cost', '9', '--activity-file', activity, '--idle-start', '1', '--suspend-active', '1', '--idle-load', '1', '--suspend-load', '1', '--max-suspend', '2'])
-    await owned.until(() => lastState(owned) === 'idle' ? true : undefined, 15_000, 'offered')
+    const { d: owned, activity } = await ownedMachine('activity3', 9)
     const out = path.join(cluster.tmp, 'out-handback')
     const dag = dagFile({ name: 'handback', requirements: 'cost == 9', workers: { min: 1, max: 1 }, jobs: [{ id: 'work', cmd: 'sleep 3; echo done > r.txt', outputs: ['r.txt'] }] })
     const p = cluster.cli(user, ['submit', dag, '--data-dir', path.join(cluster.tmp, 'home-handback'), '--json', '--out', out, '--lease', '3'])

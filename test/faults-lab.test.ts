@@ -208,7 +208,9 @@ if (cluster !== undefined) {
       const outs = files.map((_, n) => path.join(cluster.tmp, `conc-${round}-${n}`))
       const ps = files.map((f, n) => submit(f, ['--out', outs[n]], `home-c${n}`))
       const codes = await Promise.all(ps.map(async p => (await p.done(120_000)).code))
-      t.same(codes, [0, 0, 0], `round ${round}: all three succeeded ${ps.map(p => p.stderr.slice(-500)).join(' | ')}`)
+      // on failure: what the run itself says (its error, and why its jobs failed), not log noise
+      const why = (n: number): string => { try { const r = runJson(outs[n]); return JSON.stringify({ error: r.error, failed: Object.entries(r.jobs).filter(([, j]: any) => j.state !== 'done').slice(0, 3).map(([id, j]: any) => `${id}: ${j.state} ${j.reason ?? ''}`) }) } catch { return ps[n].stderr.slice(-500) } }
+      t.same(codes, [0, 0, 0], `round ${round}: all three succeeded ${codes.map((c, n) => c === 0 ? '' : why(n)).join(' | ')}`)
       for (let n = 0; n < 3; n++) t.same(compareWithLocal(local(files[n]), runJson(outs[n]), outs[n]), [], `round ${round}, run ${n}: outputs equal the local ones`)
       await idle()
     }

@@ -9,7 +9,8 @@ const runs: string[][] = [
   ['dispatch.ts'],
   ['transfer.ts'],
   ['data.ts'],
-  ['chaos.ts']
+  ['chaos.ts'],
+  ['report.ts']
 ]
 let failed = 0
 for (const [script, ...args] of runs) {

@@ -1,181 +1,26 @@
 #!/usr/bin/env node
-// bgrid: the one CLI. Subcommands map typed errors to messages and exit codes.
-import { Command, Option, InvalidArgumentError } from 'commander'
-import os from 'node:os'
-import path from 'node:path'
-import { BgridError, errorMessage, exitCodeFor } from '../protocol/errors.ts'
-import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.ts'
+// bgrid's entry point: check the Node version before anything else is loaded, then
+// hand over to the CLI (bin/cli.ts). Static imports are evaluated before any code runs,
+// and an old Node fails on them (syntax, missing APIs) or dials no peer: so this file
+// imports nothing statically and uses only syntax that old Nodes parse (no top-level
+// await, no optional chaining, no class fields).
 
-// The daemon's V8 flags must be set before the heap exists: re-exec (same PID) with them.
-const missingFlags = DAEMON_NODE_FLAGS.filter(f => !process.execArgv.includes(f))
-if (process.argv[2] === 'daemon' && missingFlags.length > 0 && typeof (process as any).execve === 'function') {
-  (process as any).execve(process.execPath, [process.execPath, ...missingFlags, ...process.execArgv, ...process.argv.slice(1)], process.env)
-}
+/** package.json's engines.node (test/cli.test.ts checks that they agree) */
+var REQUIRED_NODE = '22.18'
 
-const program = new Command()
-
-export function defaultDataDir (): string {
-  return process.env.BGRID_HOME ?? path.join(os.homedir(), '.bgrid')
-}
-
-export function num (name: string, opts: { min?: number, max?: number, integer?: boolean } = {}) {
-  return (value: string): number => {
-    const n = Number(value)
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`)
-    if (opts.integer === true && !Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`)
-    if (opts.min !== undefined && n < opts.min) throw new InvalidArgumentError(`${name} must be >= ${opts.min}`)
-    if (opts.max !== undefined && n > opts.max) throw new InvalidArgumentError(`${name} must be <= ${opts.max}`)
-    return n
+function tooOld (have: string, need: string): boolean {
+  var h = have.split('.').map(Number)
+  var n = need.split('.').map(Number)
+  for (var i = 0; i < n.length; i++) {
+    if ((h[i] || 0) !== n[i]) return (h[i] || 0) < n[i]
   }
+  return false
 }
 
-function collect (value: string, previous: string[]): string[] { return [...previous, value] }
-
-async function run (fn: () => Promise<number | void>): Promise<void> {
-  try {
-    const code = await fn()
-    if (typeof code === 'number') process.exitCode = code
-  } catch (err) {
-    process.stderr.write(`bgrid: ${errorMessage(err)}\n`)
-    if (!(err instanceof BgridError) && process.env.BGRID_DEBUG !== undefined) console.error(err)
-    process.exitCode = exitCodeFor(err)
-  }
+if (tooOld(process.versions.node, REQUIRED_NODE)) {
+  process.stderr.write('bgrid needs Node.js >= ' + REQUIRED_NODE + ' (this is ' + process.versions.node + ' at ' + process.execPath + '): ' +
+    'install a newer one (https://nodejs.org, or your package manager, or nvm), or run `npx bgrid` in a checkout, where `npm install` brought Node 24\n')
+  process.exit(1)
+} else {
+  import('./cli.ts').catch(function (err) { process.stderr.write('bgrid: ' + String(err && err.stack ? err.stack : err) + '\n'); process.exit(1) })
 }
-
-program
-  .name('bgrid')
-  .description('Peer-to-peer desktop grid: idle PCs advertise themselves over mDNS/DNS-SD; `bgrid submit` runs a DAG on them.')
-  .version('0.1.0')
-  .showHelpAfterError()
-  .configureOutput({ outputError: (str, write) => { write(`bgrid: ${str.replace(/^error: /, '')}`) } })
-  .exitOverride((err) => {
-    // commander errors (bad options) are the user's input: exit 2
-    process.exit(err.exitCode === 0 ? 0 : 2)
-  })
-
-program.command('daemon')
-  .description('run this machine\'s volunteer node in the foreground (Ctrl-C stops it cleanly)')
-  .option('--data-dir <dir>', 'identity, database, blob store (env BGRID_HOME)', defaultDataDir())
-  .option('--port <n>', 'libp2p TCP port (0 = any free)', num('--port', { min: 0, max: 65535, integer: true }), 0)
-  .option('--host <ip>', 'address to listen on', '0.0.0.0')
-  .option('--cost <x>', 'price per core-hour advertised to coordinators', num('--cost', { min: 0 }), 0)
-  .option('--slots <n>', 'jobs run at once (default: logical cores)', num('--slots', { min: 1, max: 1024, integer: true }))
-  .option('--grid-key <file>', 'private grid: only peers with this key can connect (make one with `bgrid keygen`)')
-  .option('--allow-coordinator <id>', 'accept claims only from this submitter (its `bgrid id`; repeatable)', collect, [])
-  .option('--always-available', 'dedicated machine: ignore the owner idle policy', false)
-  .option('--idle-start <s>', 'owner away this long before the node is offered', num('--idle-start', { min: 0 }), 180)
-  .option('--idle-load <x>', 'owner CPU load (0..1, our tasks excluded) counted as idle', num('--idle-load', { min: 0, max: 1 }), 0.3)
-  .option('--suspend-active <s>', 'keyboard/mouse used within this many seconds: owner is back', num('--suspend-active', { min: 0 }), 60)
-  .option('--suspend-load <x>', 'owner load that, sustained, means the owner is back', num('--suspend-load', { min: 0, max: 1 }), 0.5)
-  .option('--suspend-load-time <s>', 'how long --suspend-load must last', num('--suspend-load-time', { min: 0 }), 120)
-  .option('--max-suspend <s>', 'suspended longer than this: give tasks back to their coordinator', num('--max-suspend', { min: 0 }), 600)
-  .option('--activity-file <file>', 'a file touched on owner activity (default: /dev/input access times)')
-  .option('--mdns-interface <ip>', 'IPv4 address of the interface for mDNS (default: all)')
-  .option('--run-as <user>', 'when root, run every run\'s jobs as this user (default: a uid of its own for each run)')
-  .addOption(new Option('--isolation <mode>', 'auto: jobs contained (namespaces, cgroups, a uid per run) when the daemon is root; none: unconfined, for trusted grids only').choices(['auto', 'none']).default('auto'))
-  .option('--max-job-ram <MiB>', 'memory limit of a job that declares no ram (default: 90% of RAM over the slots)', num('--max-job-ram', { min: 16, integer: true }))
-  .option('--max-job-disk <MiB>', 'the most a job may write in its sandbox (default: a quarter of the free disk)', num('--max-job-disk', { min: 1, integer: true }))
-  .option('--max-job-pids <n>', 'processes and threads per job', num('--max-job-pids', { min: 8, integer: true }), 1024)
-  .option('--cache-quota <MiB>', 'blob store quota; unpinned blobs are evicted LRU', num('--cache-quota', { min: 1 }))
-  .option('--sample <ms>', 'resource and idle-policy sampling period', num('--sample', { min: 100, integer: true }), 2000)
-  .option('--scrub-interval <hours>', 're-hash the whole blob store this often, in the background (0: never)', num('--scrub-interval', { min: 0 }), 24)
-  .option('--json-logs', 'NDJSON logs for machines', false)
-  .action(async (o) => { await run(async () => { const { daemonCommand } = await import('./commands/daemon.ts'); return await daemonCommand(o) }) })
-
-const service = program.command('service').description('run the daemon from boot as a systemd service (Linux; see docs/service.md)')
-for (const [sub, desc] of [
-  ['install', 'write bgrid.service and enable it (system unit: root, jobs contained)'],
-  ['uninstall', 'disable and remove the unit; the data dir is kept'],
-  ['status', 'is the unit installed, enabled, running?']
-] as const) {
-  const c = service.command(sub).description(desc)
-    .option('--user', 'a unit of your own for `systemctl --user` (no root; jobs not contained)', false)
-    .option('--unit-dir <dir>', 'the unit goes (or is looked for) here, and systemctl is not run: for packagers')
-  if (sub === 'install') {
-    c.option('--data-dir <dir>', 'the daemon\'s data dir (default /var/lib/bgrid; --user: ~/.bgrid)')
-      .option('--cache-quota <MiB>', 'blob store quota (default: 10% of the data dir\'s free disk now)', num('--cache-quota', { min: 1 }))
-      .option('--no-enable', 'only write the unit file')
-      .option('--daemon-arg <arg>', 'more `bgrid daemon` arguments, in order (repeatable: --daemon-arg=--cost --daemon-arg=2)', collect, [])
-      .option('--json-logs', 'the daemon logs NDJSON to the journal', false)
-  }
-  c.action(async (o) => { await run(async () => { const { serviceCommand } = await import('./commands/service.ts'); return await serviceCommand(sub, o) }) })
-}
-
-program.command('peers')
-  .description('list the nodes advertised on the LAN, like condor_status')
-  .option('--json', 'one JSON array', false)
-  .option('--watch', 'keep listing changes as they are seen', false)
-  .option('--timeout <s>', 'how long to listen (default 2 s; with --watch, until Ctrl-C)', num('--timeout', { min: 0.1, max: 86400 }))
-  .option('--state <state>', 'only nodes in this state')
-  .option('--mdns-interface <ip>', 'IPv4 address of the interface for mDNS (default: all)')
-  .action(async (o) => { await run(async () => { const { peersCommand } = await import('./commands/peers.ts'); return await peersCommand(o) }) })
-
-program.command('keygen')
-  .description('make a new private-grid key (give it to every node and submitter with --grid-key): written to FILE with mode 0600')
-  .argument('[file]', 'where to write it (new file, 0600); without it the key goes to standard output, never to a terminal')
-  .option('--force', 'replace an existing FILE', false)
-  .action(async (file, o) => { await run(async () => { const { keygenCommand } = await import('../daemon/grid-key.ts'); keygenCommand(file, o.force) }) })
-
-program.command('id')
-  .description('print this data dir\'s submitter identity (give it to daemons with --allow-coordinator)')
-  .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
-  .option('--node', 'print the node\'s identity instead (the daemon\'s peer id)', false)
-  .action(async (o) => {
-    await run(async () => {
-      const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
-      const { loadOrCreateIdentity, submitterKey } = await import('../daemon/identity.ts')
-      const key = o.node === true ? await loadOrCreateIdentity(o.dataDir) : await submitterKey(o.dataDir)
-      process.stdout.write(`${peerIdFromPrivateKey(key).toString()}\n`)
-    })
-  })
-
-program.command('submit')
-  .description('run a DAG (dag.json) on idle nodes, with a coordinator created here for this run')
-  .argument('[dag]', 'the DAG file')
-  .option('--resume <run-id>', 'continue a run whose coordinator crashed (completed jobs are not re-run)')
-  .option('--out <dir>', 'where outputs and run.json go (default ./bgrid-runs/<run-id>)')
-  .option('--wait <s>', 'how long to wait for workers.min idle nodes', num('--wait', { min: 0 }), 30)
-  .option('--data-dir <dir>', 'the coordinator\'s journal and blob store (env BGRID_HOME)', defaultDataDir())
-  .option('--grid-key <file>', 'private grid key')
-  .option('--mdns-interface <ip>', 'IPv4 address of the interface for mDNS (default: all)')
-  .option('--lease <s>', 'worker lease; a silent worker is declared lost after it', num('--lease', { min: 1, max: 120 }), 6)
-  .option('--no-prefetch', 'do not move inputs ahead of time (for comparison)')
-  .option('--stream-outputs', 'pull final outputs as they appear, not at the end', false)
-  .option('--json', 'NDJSON events on stdout', false)
-  .option('--quiet', 'only errors and the final summary', false)
-  .addOption(new Option('--run-id <id>', 'choose the run id').hideHelp())
-  .action(async (dag, o) => { await run(async () => { const { submitCommand } = await import('./commands/submit.ts'); return await submitCommand(dag, o) }) })
-
-program.command('status')
-  .description('show a run (or the local daemon when no run is given)')
-  .argument('[run-id]')
-  .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
-  .option('--json', 'JSON output', false)
-  .action(async (id, o) => { await run(async () => { const { statusCommand } = await import('./commands/status.ts'); return await statusCommand(id, o) }) })
-
-program.command('cancel')
-  .description('stop a running submit and release its workers')
-  .argument('<run-id>')
-  .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
-  .action(async (id, o) => { await run(async () => { const { cancelCommand } = await import('./commands/status.ts'); return await cancelCommand(id, o) }) })
-
-const cache = program.command('cache').description('this node\'s blob store')
-for (const [name, desc] of [['ls', 'list blobs'], ['du', 'total size and quota use'], ['gc', 'evict unpinned blobs (LRU) down to --target'], ['verify', 're-hash every blob; corrupt ones are quarantined (exit 1 if any)']] as const) {
-  cache.command(name).description(desc)
-    .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
-    .option('--target <MiB>', 'gc: keep at most this much', num('--target', { min: 0 }), 0)
-    .option('--json', 'JSON output', false)
-    .action(async (o) => { await run(async () => { const { cacheCommand } = await import('./commands/cache.ts'); return await cacheCommand(name, o) }) })
-}
-
-program.command('import')
-  .description('turn a workflow trace into a runnable dag.json')
-  .argument('<format>', 'wfcommons')
-  .argument('<trace>', 'the trace file')
-  .requiredOption('-o, --output <file>', 'the dag.json to write (inputs go beside it)')
-  .option('--time-scale <f>', 'multiply recorded runtimes', num('--time-scale', { min: 0 }), 1)
-  .option('--size-scale <f>', 'multiply recorded file sizes', num('--size-scale', { min: 0 }), 1)
-  .option('--sleep', 'sleep instead of burning CPU', false)
-  .action(async (format, trace, o) => { await run(async () => { const { importCommand } = await import('./commands/import.ts'); return await importCommand(format, trace, o) }) })
-
-await program.parseAsync(process.argv)

@@ -14,7 +14,7 @@ import { claimSpec, signClaim, PROTOCOL_VERSION, type WorkerOffer } from '../pro
 import { submitterKey } from '../daemon/identity.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, hasMulticastRoute, MULTICAST_ROUTE_HINT, type DiscoveredNode } from '../protocol/dnssd.ts'
-import { readGridKey } from '../daemon/grid-key.ts'
+import { readGridKey, gridKeyId } from '../daemon/grid-key.ts'
 import { controlRequest } from '../daemon/control.ts'
 import type { Logger } from '../protocol/log.ts'
 import { BlobStore } from '../cache/store.ts'
@@ -23,7 +23,9 @@ import { Queue } from '@libp2p/utils'
 import { StagedFiles, StatCache, combineSources } from '../cache/staged-files.ts'
 import { openDb } from '../protocol/db.ts'
 import { parseDag, readDagJson, type Dag } from './dag.ts'
-import { selectWorkers, summariseRejections, summariseRefusals, attrsOf, type Candidate, type Refusal } from './select.ts'
+import { selectWorkers, attrsOf, type Candidate, type Refusal } from './select.ts'
+import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
+import { jobFits, type NodeShape } from './feasibility.ts'
 import { RunCore, type JobRec } from './run-core.ts'
 import { TERMINAL } from './job-state.ts'
 import { Journal, type RunMeta } from './journal.ts'
@@ -33,6 +35,9 @@ import { NativeAdapter } from '../middleware-adapters/native.ts'
 import type { MiddlewareAdapter } from '../middleware-adapters/adapter.ts'
 import { ControlServer } from '../daemon/control.ts'
 import { makespanLowerBound } from './plan.ts'
+import { analyzeJob, analyzeRun } from './analyze.ts'
+import { writeRunReport } from './report/write.ts'
+import type { RunJson } from './report/run-json.ts'
 
 export interface SubmitOptions {
   dagFile?: string
@@ -88,6 +93,14 @@ interface ClaimedWorker {
   renewing?: boolean
 }
 
+function iso (ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString()
+}
+
+function shapeOf (c: Candidate): NodeShape {
+  return { name: c.name, slots: Math.max(1, c.ad.cores), attrs: attrsOf(c.ad) }
+}
+
 async function loadRunIdentity (dir: string): Promise<ReturnType<typeof privateKeyFromProtobuf>> {
   const file = path.join(dir, 'identity.key')
   try { return privateKeyFromProtobuf(await readFile(file)) } catch {}
@@ -117,6 +130,12 @@ export class Coordinator {
   /** why each node not claimed refused us last (or could not be reached): part of every "why" */
   private readonly refusals = new Map<string, Refusal>()
   private readonly claiming = new Set<string>()
+  /** every node seen during this run (its latest advertisement): what "can any node ever run it?" is judged on */
+  private readonly seenEver = new Map<string, Candidate>()
+  /** the nodes as they were accounted for when the run ended (discovery has stopped since) */
+  private finalAccounts?: NodeAccount[]
+  /** this run's grid key fingerprint: a node in another grid is told apart from one unreachable */
+  private gridId?: string
   private progress!: Progress
   private closing = false
   private cancelled = false
@@ -227,29 +246,65 @@ export class Coordinator {
 
   private recruit (): void {
     if (this.closing) return
-    const want = this.dag.workers.max - this.claimed.size - this.claiming.size
-    if (want <= 0) return
+    const room = this.dag.workers.max - this.claimed.size - this.claiming.size
+    const uncovered = this.uncoveredJobs()
+    // at workers.max, only a node that can run a job no claimed worker can is taken (one
+    // at a time): workers.max bounds the workers taken for any job, not the one a job needs
+    if (room <= 0 && (uncovered.length === 0 || this.claiming.size > 0 || this.claimed.size === 0)) return
     const sel = selectWorkers(this.candidates(), this.dag.requirements, this.dag.rank, { self: this.node.peerId.toString() })
     // holders of this run's blobs first; resuming, for a moment, only them (their caches
     // spare re-running finished jobs), so that others seen first do not take their places
     const holders = this.blobHolders()
     const holding = sel.ranked.filter(c => holders.has(c.ad.peer))
     const onlyHolders = this.awaitedHolders !== undefined && Date.now() - this.startedAt < 3000
-    const chosen = onlyHolders ? holding : [...holding, ...sel.ranked.filter(c => !holders.has(c.ad.peer))]
-    for (const c of chosen.slice(0, want)) this.claim(c).catch(() => {})
+    // nodes that can run a waiting job no claimed worker can run come first: a job
+    // only some nodes can run waits for one of them rather than for luck
+    const covers = (c: Candidate): boolean => uncovered.some(spec => jobFits(spec, shapeOf(c)))
+    const rest = sel.ranked.filter(c => !holders.has(c.ad.peer))
+    const chosen = room <= 0 ? (onlyHolders ? [] : rest.filter(covers).slice(0, 1))
+      : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
+    for (const c of chosen.slice(0, Math.max(1, room))) this.claim(c).catch(() => {})
     if (this.claimed.size < this.dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
       this.lastWaitNote = Date.now()
-      const why = this.whyNotClaimed(sel.rejected)
-      this.emit({ event: 'waiting-for-workers', claimed: this.claimed.size, min: this.dag.workers.min, seen: this.browser?.list().length ?? 0, rejected: why },
+      const why = summariseAccounts(this.nodeAccounts())
+      this.emit({ event: 'waiting-for-workers', claimed: this.claimed.size, min: this.dag.workers.min, seen: this.browser?.list().length ?? 0, why, nodes: this.nodeAccounts() },
         `waiting for workers: ${this.claimed.size}/${this.dag.workers.min} claimed, ${this.browser?.list().length ?? 0} node(s) seen${why.length > 0 ? '\n  ' + why.join('\n  ') : ''}`)
     }
   }
 
-  /** Every node seen and not claimed, by cause: requirements it fails, or its refusal. */
-  private whyNotClaimed (rejected: ReturnType<typeof selectWorkers>['rejected']): string[] {
-    const refused = [...this.refusals.entries()].filter(([peer]) => !this.claimed.has(peer)).map(([, r]) => r)
-    const named = new Set(refused.map(r => r.name))
-    return [...summariseRejections(rejected.filter(r => !named.has(r.name))), ...summariseRefusals(refused)]
+  /** Specs of the jobs still to run that no claimed worker can run. */
+  private uncoveredJobs (): Array<import('./dag.ts').JobSpec> {
+    return this.core.unplaceable().map(u => this.core.jobs.get(u.job)?.spec).filter(s => s !== undefined)
+  }
+
+  /** Every node seen now, each with the one reason it is or is not a worker of this run. */
+  nodeAccounts (): NodeAccount[] {
+    if (this.finalAccounts !== undefined) return this.finalAccounts
+    return accountNodes({
+      nodes: this.browser?.list() ?? [], claimed: new Set(this.claimed.keys()), refusals: this.refusals,
+      requirements: this.dag.requirements, gridId: this.gridId, self: this.node.peerId.toString()
+    })
+  }
+
+  /**
+   * Nodes that could ever be workers of this run: seen at some point, in our grid, and
+   * meeting the run's requirements (busy or in their owner's hands for now: they may come back).
+   */
+  private possibleNodes (): NodeShape[] {
+    const self = this.node.peerId.toString()
+    const out: NodeShape[] = []
+    for (const c of this.seenEver.values()) {
+      if (c.ad.peer === self || c.ad.grid !== this.gridId) continue
+      const w = this.claimed.get(c.ad.peer)
+      const shape = w !== undefined ? { name: c.name, slots: Math.max(1, w.offer.cores), attrs: attrsOf(w.offer) } : shapeOf(c)
+      if (this.dag.requirements !== null && !evalBool(this.dag.requirements, shape.attrs)) continue
+      out.push(shape)
+    }
+    return out
+  }
+
+  private nameOf (peer: string): string {
+    return this.claimed.get(peer)?.candidate.name ?? this.seenEver.get(peer)?.name ?? `…${peer.slice(-8)}`
   }
 
   private async claim (c: Candidate): Promise<void> {
@@ -437,6 +492,40 @@ export class Coordinator {
 
   // ---- status for `bgrid status` -------------------------------------------------
 
+  analyze (job?: string): unknown {
+    const accounts = this.nodeAccounts()
+    if (job === undefined) return analyzeRun(this.core, accounts)
+    const shapes = new Map<string, NodeShape>()
+    for (const c of this.seenEver.values()) shapes.set(c.ad.peer, shapeOf(c))
+    for (const w of this.claimed.values()) shapes.set(w.id, { name: w.candidate.name, slots: Math.max(1, w.offer.cores), attrs: attrsOf(w.offer) })
+    const a = analyzeJob(this.core, job, accounts, shapes)
+    if (a === undefined) throw new BgridError('NOT_FOUND', `no job ${job} in run ${this.runId}`)
+    return a
+  }
+
+  /** A job attempt's stdout and stderr, brought into this run's store: their paths (attempt: 1-based; default the last). */
+  private async attemptLogs (id: string, attempt?: number): Promise<unknown> {
+    const job = this.core.jobs.get(id)
+    if (job === undefined) throw new Error(`no job ${id} in run ${this.runId}`)
+    if (job.attempts.length === 0) return { job: id, state: job.state, attempts: 0, waiting: this.core.whyWaiting(id) }
+    const n = attempt ?? job.attempts.length
+    const a = job.attempts[n - 1]
+    if (a === undefined) throw new Error(`job ${id} has ${job.attempts.length} attempt(s), not ${n}`)
+    const out: Record<string, unknown> = { job: id, attempt: n, attempts: job.attempts.length, id: a.id, node: this.nameOf(a.worker), status: a.status ?? 'running', startedAt: a.startedAt ?? a.assignedAt }
+    for (const which of ['stdout', 'stderr'] as const) {
+      const log = a[which]
+      if (log === undefined) continue
+      try {
+        await this.fetchToStore(log.hash, log.size)
+        out[which] = this.store.blobPath(log.hash)
+      } catch (err) {
+        out[`${which}Tail`] = log.tail
+        out[`${which}Error`] = errorMessage(err)
+      }
+    }
+    return out
+  }
+
   private async writeStatus (final = false): Promise<void> {
     const report = this.report(final)
     const tmp = path.join(this.runDir, `status.json.${process.pid}.tmp`)
@@ -446,12 +535,23 @@ export class Coordinator {
 
   report (final: boolean): Record<string, unknown> {
     const jobs: Record<string, unknown> = {}
+    const now = Date.now()
     for (const j of this.core.jobs.values()) {
       const last = j.attempts.at(-1)
+      const waiting = final ? undefined : this.core.whyWaiting(j.spec.id, now)
       jobs[j.spec.id] = {
         state: j.state,
+        ...(waiting !== undefined ? { waiting } : {}),
         worker: last?.worker,
-        attempts: j.attempts.map(a => ({ id: a.id, worker: a.worker, status: a.status ?? 'running', exitCode: a.exitCode, signal: a.signal, error: a.error, startedAt: a.startedAt, endedAt: a.endedAt, inputWaitMs: a.inputWaitMs, bytesFetched: a.bytesFetched })),
+        node: last !== undefined ? this.nameOf(last.worker) : undefined,
+        attempts: j.attempts.map(a => ({
+          id: a.id, worker: a.worker, node: this.nameOf(a.worker), status: a.status ?? 'running', exitCode: a.exitCode, signal: a.signal, error: a.error,
+          assignedAt: a.assignedAt, startedAt: a.startedAt, endedAt: a.endedAt, reportedAt: a.reportedAt,
+          assignedAtIso: iso(a.assignedAt), startedAtIso: iso(a.startedAt), endedAtIso: iso(a.endedAt),
+          inputWaitMs: a.inputWaitMs, bytesFetched: a.bytesFetched,
+          ...(a.stdout !== undefined ? { stdout: { sha256: a.stdout.hash, size: a.stdout.size } } : {}),
+          ...(a.stderr !== undefined ? { stderr: { sha256: a.stderr.hash, size: a.stderr.size } } : {})
+        })),
         startedAt: last?.startedAt,
         endedAt: last?.endedAt,
         exitCode: last?.exitCode,
@@ -471,9 +571,15 @@ export class Coordinator {
       pid: process.pid,
       outDir: this.outDir,
       startedAt: this.startedAt,
-      updatedAt: Date.now(),
+      updatedAt: now,
+      startedAtIso: iso(this.startedAt),
+      updatedAtIso: iso(now),
+      waitSec: this.opts.waitSec,
+      workersWanted: { min: this.dag.workers.min, max: this.dag.workers.max },
       counts: this.core.counts(),
-      workers: [...this.core.workers.values()].map(w => ({ peer: w.id, alive: w.alive, slots: w.slots, jobsDone: w.done, name: this.claimed.get(w.id)?.candidate.name })),
+      workers: [...this.core.workers.values()].map(w => ({ peer: w.id, alive: w.alive, slots: w.slots, jobsDone: w.done, name: this.nameOf(w.id), attrs: w.attrs })),
+      // every node seen, and why it is or is not a worker of this run (`bgrid status RUN --analyze`)
+      nodes: this.browser !== undefined ? this.nodeAccounts().map(a => ({ ...a, attrs: this.seenEver.has(a.peer) ? attrsOf((this.seenEver.get(a.peer) as Candidate).ad) : undefined })) : [],
       data: { bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits, inputWaitMs: s.inputWaitMs, prefetchHints: s.prefetchHints, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes, servedByBlob: Object.fromEntries(this.servedByBlob), prefetch: this.opts.prefetch },
       lowerBoundSec: makespanLowerBound(this.dag, [...this.core.workers.values()].reduce((a, w) => a + w.slots, 0)),
       waiting: this.core.waitingReasons(),
@@ -492,6 +598,7 @@ export class Coordinator {
     this.store = new BlobStore(runDir, this.storeDb)
     await this.store.load()
     const gridKey = o.gridKeyFile !== undefined ? readGridKey(o.gridKeyFile) : undefined
+    if (gridKey !== undefined) this.gridId = gridKeyId(gridKey)
     this.submitter = await submitterKey(o.dataDir)
     this.node = await createBgridNode({ privateKey: await loadRunIdentity(runDir), gridKey })
 
@@ -517,6 +624,8 @@ export class Coordinator {
         onIllegal: (job, from, to, reason) => { this.log.error('illegal job transition refused', { job, from, to, reason }) }
       }
     })
+    // nothing starts before the run has its workers.min (see RunCore.held)
+    this.core.held = true
     await this.hashInputs()
     const restored = o.resume !== undefined ? await this.restoreJournal() : 0
     if (o.resume !== undefined) this.emit({ event: 'resumed', restoredJobs: restored, restored: [...this.core.jobs.values()].filter(j => j.state === 'done').map(j => j.spec.id) }, `resuming run ${this.runId}: ${restored} job(s) already done`)
@@ -555,13 +664,18 @@ export class Coordinator {
       status: () => this.report(false),
       enterCoordinator: () => ({ ok: false, message: 'this is a run, not a daemon' }),
       leaveCoordinator: () => {},
-      cancel: () => { this.cancel('cancelled by bgrid cancel') }
+      cancel: () => { this.cancel('cancelled by bgrid cancel') },
+      analyze: (job) => this.analyze(job),
+      logs: async (job, attempt) => await this.attemptLogs(job, attempt)
     }, this.log.child('control'))
     await this.control.start()
 
     if (!hasMulticastRoute()) this.emit({ event: 'warning', message: MULTICAST_ROUTE_HINT }, `warning: ${MULTICAST_ROUTE_HINT}`)
     this.browser = new NodeBrowser({ interface: o.mdnsInterface, requeryMs: 2000 })
-    const onNode = (n: DiscoveredNode): void => { if (n.ad.state === 'idle') this.recruit() }
+    const onNode = (n: DiscoveredNode): void => {
+      this.seenEver.set(n.ad.peer, n)
+      if (n.ad.state === 'idle') this.recruit()
+    }
     this.browser.on('up', onNode)
     this.browser.on('update', onNode)
     this.browser.start()
@@ -576,7 +690,7 @@ export class Coordinator {
     try {
       await this.waitForWorkers()
       await this.checkDisk()
-      this.core.failUnplaceable()
+      this.core.held = false
       // after a resume: outputs whose holders were not claimed again are made again (once they had their chance)
       if (this.settled()) this.core.reconcile('run starts')
       this.adapter.notify()
@@ -592,6 +706,8 @@ export class Coordinator {
     if (failure !== undefined) this.failure = failure
     const report = this.report(true)
     await writeFile(path.join(this.outDir, 'run.json'), JSON.stringify(report, null, 2))
+    // report.html and trace.tsv beside it; a report that cannot be drawn costs the run nothing
+    await writeRunReport(this.outDir, report as unknown as RunJson).catch(err => { this.log.warn('run report not written', { err: errorMessage(err) }) })
     await this.writeStatus(true).catch(() => {})
     this.meta.state = this.cancelled ? 'cancelled' : ok ? 'finished' : 'failed'
     this.meta.finishedAt = Date.now()
@@ -646,14 +762,25 @@ export class Coordinator {
     const deadline = Date.now() + this.opts.waitSec * 1000
     while (this.claimed.size < this.dag.workers.min) {
       if (this.cancelled) return
-      if (Date.now() >= deadline) {
-        const sel = selectWorkers((this.browser?.list() ?? []).filter(n => !this.claimed.has(n.ad.peer)), this.dag.requirements, this.dag.rank, { self: this.node.peerId.toString() })
-        const why = this.whyNotClaimed(sel.rejected)
-        const seen = this.browser?.list().length ?? 0
-        throw new BgridError('NO_WORKERS', `only ${this.claimed.size} of ${this.dag.workers.min} worker(s) claimed after ${this.opts.waitSec}s; ${seen} node(s) seen${why.length > 0 ? ':\n  ' + why.join('\n  ') : seen === 0 ? ' (is a daemon running on this network? see `bgrid peers`)' : ''}`)
-      }
+      if (Date.now() >= deadline) throw this.noWorkers()
       await this.sleep(Math.min(500, deadline - Date.now()))
     }
+  }
+
+  /** Out of patience for workers.min: every node seen accounted for, and what to change. */
+  private noWorkers (): BgridError {
+    const accounts = this.nodeAccounts()
+    const why = summariseAccounts(accounts)
+    const seen = accounts.length
+    const fixes: string[] = []
+    const have = this.claimed.size
+    if (have > 0) fixes.push(`lower workers.min in the DAG to ${have} (the run then starts on the workers it has)`)
+    if (accounts.some(a => a.cause === 'busy' || a.cause === 'owner' || a.cause === 'untried')) fixes.push(`wait longer for busy nodes: --wait ${Math.max(60, this.opts.waitSec * 4)}`)
+    if (accounts.some(a => a.cause === 'grid-key')) fixes.push('give the grid\'s key with --grid-key')
+    if (accounts.some(a => a.cause === 'requirements')) fixes.push('loosen the DAG\'s requirements')
+    if (accounts.some(a => a.cause === 'refused' && /^(POLICY|UNAUTHORISED)/.test(a.detail))) fixes.push('ask the owners of the nodes that refused to allow your submitter id (`bgrid id` prints it; daemons take --allow-coordinator)')
+    if (seen === 0) fixes.push('start `bgrid daemon` on the machines to use (`bgrid peers` lists the nodes seen on this network)')
+    return new BgridError('NO_WORKERS', `only ${have} of ${this.dag.workers.min} worker(s) claimed after ${this.opts.waitSec}s; ${seen} node(s) seen${why.length > 0 ? ':\n  ' + why.join('\n  ') : ''}\nTo run: ${fixes.join('; or ')}.`, { nodes: accounts })
   }
 
   /** Refuse early, before any transfer, if a worker cannot hold the inputs planned for it. */
@@ -681,6 +808,8 @@ export class Coordinator {
     while (!this.core.finished() && !this.cancelled) {
       this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
       if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.writeStatus().catch(() => {}) }
+      // the grid has been looked at for --wait: a job no node seen can ever run fails, naming why
+      if (Date.now() - this.startedAt >= this.opts.waitSec * 1000) this.core.failNeverPlaceable(this.possibleNodes())
       if (this.core.aliveWorkers().length === 0 && this.claimed.size === 0) {
         // every worker was lost: wait for new ones, as at the start
         await this.waitForWorkers()
@@ -706,6 +835,7 @@ export class Coordinator {
     this.progress.stop()
     clearInterval(this.recruitTimer)
     this.adapter?.notify()
+    if (this.browser !== undefined) this.finalAccounts = this.nodeAccounts()
     await this.browser?.stop()
     // give pulling workers a moment to hear `done`, then release every claim
     const releases = [...this.claimed.values()].map(async w => {

@@ -15,7 +15,8 @@ function schemaFile (): string {
   return path.join(dir, 'schema', 'dag.schema.json')
 }
 const schema = JSON.parse(readFileSync(schemaFile(), 'utf8'))
-const validateSchema = new Ajv({ allErrors: true, strict: false }).compile(schema)
+// verbose: errors carry their schema (for an unknown field, the fields known there)
+const validateSchema = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(schema)
 
 export type InputSource = { kind: 'file', path: string, rel: string } | { kind: 'job', job: string, file: string }
 export interface InputSpec { name: string, source: InputSource }
@@ -73,6 +74,40 @@ function where (raw: any, instancePath: string): string {
   return `job ${typeof id === 'string' ? JSON.stringify(id) : `#${i}`} (jobs[${i}])${field !== '' ? ` field ${field}` : ''}`
 }
 
+/** other tools' names for bgrid's fields (HTCondor, Slurm, Nextflow, CWL, DAGMan...) */
+const ALIASES: Record<string, string> = {
+  cpu: 'cores', cpus: 'cores', ncpus: 'cores', requestcpus: 'cores', threads: 'cores', slots: 'cores',
+  command: 'cmd', executable: 'cmd', arguments: 'cmd', args: 'cmd', script: 'cmd', run: 'cmd', basecommand: 'cmd',
+  memory: 'ram', mem: 'ram', requestmemory: 'ram',
+  requestdisk: 'disk', storage: 'disk',
+  depends: 'after', dependson: 'after', dependencies: 'after', parents: 'after', needs: 'after', requires: 'after',
+  environment: 'env', retry: 'retries', maxretries: 'retries', walltime: 'timeout', timelimit: 'timeout',
+  input: 'inputs', files: 'inputs', output: 'outputs', name: 'id'
+}
+
+/** Edit distance with adjacent transpositions counted once (`preapre`, `retires`). */
+function editDistance (a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)])
+  for (let j = 1; j <= b.length; j++) d[0][j] = j
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1)
+    }
+  }
+  return d[a.length][b.length]
+}
+
+/** What an unknown field probably meant: bgrid's name for another tool's, or the closest known one. */
+export function unknownField (key: string, known: string[]): string {
+  const alias = ALIASES[key.toLowerCase().replace(/[_-]/g, '')]
+  if (alias !== undefined && known.includes(alias)) return `unknown field "${key}": bgrid calls it "${alias}"`
+  const best = known.map(k => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) })).sort((x, y) => x.d - y.d)[0]
+  if (best !== undefined && best.d <= Math.max(1, Math.floor(key.length / 3))) return `unknown field "${key}": did you mean "${best.k}"?`
+  return `unknown field "${key}" (known: ${known.join(', ')})`
+}
+
 export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boolean } = {}): Dag {
   const problems = new Problems()
   if (!validateSchema(raw)) {
@@ -80,8 +115,10 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
     for (const e of validateSchema.errors ?? []) {
       // oneOf branches repeat themselves: keep the most useful line per place
       if (e.keyword === 'oneOf' || e.keyword === 'if') continue
-      const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as any).additionalProperty)}"` : e.keyword === 'enum' ? ` (${((e.params as any).allowedValues as unknown[]).join(', ')})` : ''
-      const line = `${where(raw, e.instancePath)}: ${e.message ?? 'invalid'}${extra}`
+      const extra = e.keyword === 'enum' ? ` (${((e.params as any).allowedValues as unknown[]).join(', ')})` : ''
+      const line = e.keyword === 'additionalProperties'
+        ? `${where(raw, e.instancePath)}: ${unknownField(String((e.params as any).additionalProperty), Object.keys(e.parentSchema?.properties ?? {}).filter(k => k !== '$schema'))}`
+        : `${where(raw, e.instancePath)}: ${e.message ?? 'invalid'}${extra}`
       if (!seen.has(line)) { seen.add(line); problems.add(line) }
     }
     throw new BgridError('INVALID_DAG', `${file}: invalid DAG\n  ${problems.list.join('\n  ')}`)

@@ -63,15 +63,29 @@ function check (e: jsep.Expression, source: string, what: string): void {
   }
 }
 
+/** binary prefixes people write after sizes, in MiB (ram and disk are MiB) */
+const UNIT_MIB: Record<string, number> = { k: 1 / 1024, m: 1, g: 1024, t: 1024 * 1024 }
+const WITH_UNIT = /(?<![\w.$])(\d+(?:\.\d+)?)\s*([kmgt])(i?b?)(?![\w$])/gi
+
+/** `ram >= 2GB` does not parse: say that numbers have no units, and what to write instead. */
+function unitHint (source: string, what: string): void {
+  const m = new RegExp(WITH_UNIT.source, 'i').exec(source)
+  if (m === null) return
+  const mib = (_all: string, n: string, u: string): string => String(Math.round(Number(n) * (UNIT_MIB[u.toLowerCase()] ?? 1)))
+  const fixed = source.replace(WITH_UNIT, mib)
+  fail(source, m.index, `"${m[0]}": numbers have no units here (ram and disk are in MiB: write \`${fixed}\`)`, what)
+}
+
 export function parseExpr (source: string, what = 'expression'): Expr {
   if (source.trim() === '') fail(source, 0, 'empty expression', what)
   let ast: jsep.Expression
   try {
     ast = jsep(source)
   } catch (err: any) {
+    unitHint(source, what)
     fail(source, typeof err.index === 'number' ? err.index : 0, String(err.description ?? err.message), what)
   }
-  if (ast.type === 'Compound') fail(source, 0, 'one expression expected', what)
+  if (ast.type === 'Compound') { unitHint(source, what); fail(source, 0, 'one expression expected', what) }
   check(ast, source, what)
   return { source, ast }
 }

@@ -1,8 +1,12 @@
 // The run's journal in LevelDB: what a crashed coordinator needs to resume without
 // re-running completed jobs. Job records are written as they change, in small batches.
 import { Level } from 'level'
+import path from 'node:path'
+import { existsSync } from 'node:fs'
 import type { JobRec, AttemptRec, RunCore } from './run-core.ts'
 import type { JobState } from './job-state.ts'
+import { isLocked, lockHolder, describeHolder } from '../protocol/db.ts'
+import { BgridError } from '../protocol/errors.ts'
 
 export interface RunMeta {
   runId: string
@@ -27,6 +31,7 @@ export interface JobEntry {
 }
 
 export class Journal {
+  private readonly dir: string
   private readonly db: Level<string, any>
   private pending = new Map<string, unknown>()
   /** run once what is pending now is on disk */
@@ -35,10 +40,17 @@ export class Journal {
   private flushing: Promise<void> = Promise.resolve()
 
   constructor (dir: string) {
+    this.dir = dir
     this.db = new Level<string, any>(dir, { valueEncoding: 'json' })
   }
 
-  async open (): Promise<void> { await this.db.open() }
+  async open (): Promise<void> {
+    try { await this.db.open() } catch (err) {
+      // a second `submit --resume` of a run still going
+      if (isLocked(err)) throw new BgridError('IN_USE', `run ${path.basename(path.dirname(this.dir))} is in use by ${describeHolder(lockHolder(this.dir))}`)
+      throw err
+    }
+  }
 
   async meta (): Promise<RunMeta | undefined> { return await this.db.get('meta') }
   async setMeta (m: RunMeta): Promise<void> { await this.db.put('meta', m) }
@@ -91,4 +103,22 @@ export class Journal {
     await this.flush()
     await this.db.close()
   }
+}
+
+/**
+ * A run's journal as `bgrid status` reads it when its coordinator does not answer: the
+ * metadata and each job's state. undefined when there is no journal; 'locked' while a
+ * coordinator holds it (then ask that coordinator).
+ */
+export async function readJournal (dir: string): Promise<{ meta: RunMeta | undefined, states: Map<string, JobState> } | 'locked' | undefined> {
+  // level makes the directory even when told not to create the database
+  if (!existsSync(dir)) return undefined
+  const db = new Level<string, any>(dir, { valueEncoding: 'json', createIfMissing: false })
+  try { await db.open() } catch (err) { return isLocked(err) ? 'locked' : undefined }
+  try {
+    const meta: RunMeta | undefined = await db.get('meta')
+    const states = new Map<string, JobState>()
+    for await (const [k, v] of db.iterator({ gt: 'job:', lt: 'job;' })) states.set(k.slice(4), v.state)
+    return { meta, states }
+  } finally { await db.close() }
 }

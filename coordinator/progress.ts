@@ -15,6 +15,8 @@ export type Mode = 'tty' | 'lines' | 'json' | 'quiet'
 export class Progress {
   private readonly mode: Mode
   private bar?: cliProgress.SingleBar
+  /** what the bar shows, to draw it again after an event line */
+  private shown = { done: 0, total: 0, payload: {} as Record<string, unknown> }
   private lastLine = 0
   private readonly out: NodeJS.WriteStream
 
@@ -33,9 +35,12 @@ export class Progress {
   event (ev: Record<string, unknown>, human?: string): void {
     if (this.mode === 'json') { process.stdout.write(JSON.stringify({ time: Date.now(), ...ev }) + '\n'); return }
     if (human === undefined || this.mode === 'quiet') return
-    if (this.bar !== undefined) this.bar.stop()
+    if (this.bar === undefined) { this.out.write(human + '\n'); return }
+    // the event line takes the bar's line, and the bar is drawn again under it: stopped,
+    // the bar erases itself (clearOnComplete; else its last frame would stay above the event)
+    this.bar.stop()
     this.out.write(human + '\n')
-    if (this.bar !== undefined) this.bar.start(this.bar.getTotal(), this.bar.getProgress() * this.bar.getTotal())
+    this.bar.start(this.shown.total, this.shown.done, this.shown.payload)
   }
 
   static rate (s: ProgressSnapshot): { rate: number, eta: string } {
@@ -52,10 +57,12 @@ export class Progress {
     const c = s.counts
     const payload = { running: c.running, failed: c.failed, waiting: c.pending + c.ready, workers: s.workers, rate: rate.toFixed(1), etaText: eta }
     if (this.mode === 'tty') {
+      this.shown = { done: c.done, total: s.total, payload }
       if (this.bar === undefined) {
         this.bar = new cliProgress.SingleBar({
           format: ' {bar} {value}/{total} done | {running} running | {waiting} waiting | {failed} failed | {workers} workers | {rate} jobs/s | ETA {etaText}',
           hideCursor: true,
+          clearOnComplete: true,
           stream: this.out,
           fps: 5
         }, cliProgress.Presets.shades_classic)

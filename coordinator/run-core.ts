@@ -4,7 +4,8 @@
 import type { Dag, JobSpec } from './dag.ts'
 import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
 import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
-import { evalBool, type Attrs } from './expr.ts'
+import type { Attrs } from './expr.ts'
+import { jobFits, describeNeeds, summariseMisfits, type NodeShape } from './feasibility.ts'
 import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type InputRef, type PeerInfo, type LogResult, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
@@ -45,6 +46,8 @@ export interface AttemptRec {
   assignedAt: number
   startedAt?: number
   endedAt?: number
+  /** when its result reached the coordinator (its clock): the end of "sending outputs" */
+  reportedAt?: number
   /** cancelled: the run was cancelled while it ran */
   status?: AttemptResult['status'] | 'cancelled'
   exitCode?: number | null
@@ -105,6 +108,12 @@ export class RunCore {
   private readonly readyAt = new Map<string, number>()
   /** a job left this long to its planned worker may be taken by any worker */
   stealAfterMs = 2000
+  /**
+   * No job is handed out (nor any input moved) while held: a run waits until it has
+   * its workers.min before anything starts, so that a run short of workers leaves
+   * nothing half done.
+   */
+  held = false
   priority = new Map<string, number>()
   plan: Plan | undefined
   readonly opts: CoreOptions
@@ -406,11 +415,7 @@ export class RunCore {
     return j?.outputs?.get(file)?.size ?? j?.spec.sizeHints[file] ?? 0
   }
 
-  feasible (spec: JobSpec, w: WorkerInfo): boolean {
-    if (spec.cores > w.slots) return false
-    if (spec.ram > Number(w.attrs.ram)) return false
-    return spec.requirements === null || evalBool(spec.requirements, w.attrs)
-  }
+  feasible (spec: JobSpec, w: WorkerInfo): boolean { return jobFits(spec, w) }
 
   replan (sizeHint?: (job: string, file: string) => number): void {
     const workers = this.aliveWorkers()
@@ -435,26 +440,33 @@ export class RunCore {
     this.rehintAll()
   }
 
-  /** Jobs that no live worker could ever run, with why. */
+  /** Jobs waiting that no claimed worker can run: they wait for one that can (a queue, not a failure). */
   unplaceable (): Array<{ job: string, why: string }> {
     const workers = this.aliveWorkers()
     const out: Array<{ job: string, why: string }> = []
-    if (workers.length === 0) return out
     for (const job of this.jobs.values()) {
       if (TERMINAL.has(job.state) || job.state === 'running') continue
-      if (!workers.some(w => this.feasible(job.spec, w))) {
-        const s = job.spec
-        out.push({ job: s.id, why: `no claimed worker has ${s.cores} free core(s), ${s.ram} MiB${s.requirements !== null ? ` and meets \`${s.requirements.source}\`` : ''}` })
-      }
+      if (!workers.some(w => this.feasible(job.spec, w))) out.push({ job: job.spec.id, why: `waits for a worker with ${describeNeeds(job.spec)}: none claimed has it` })
     }
     return out
   }
 
-  failUnplaceable (): void {
-    for (const { job, why } of this.unplaceable()) {
-      const rec = this.jobs.get(job)
-      if (rec !== undefined && (rec.state === 'ready' || rec.state === 'pending')) this.fail(rec, why)
+  /**
+   * Fail the waiting jobs that no node seen on the network could ever run (the grid
+   * has been looked at long enough): the message names each unmet clause and the
+   * nodes' values. The others wait for a node that can.
+   */
+  failNeverPlaceable (seen: NodeShape[]): string[] {
+    const failed: string[] = []
+    const workers = this.aliveWorkers()
+    for (const job of this.jobs.values()) {
+      if (job.state !== 'pending' && job.state !== 'ready') continue
+      if (workers.some(w => jobFits(job.spec, w)) || seen.some(n => jobFits(job.spec, n))) continue
+      const why = seen.length === 0 ? 'no node seen' : summariseMisfits(job.spec, seen).join('; ')
+      this.fail(job, `unplaceable: no node seen on the network can run it (it needs ${describeNeeds(job.spec)}): ${why}`)
+      failed.push(job.spec.id)
     }
+    return failed
   }
 
   // ---- dispatch -----------------------------------------------------------------
@@ -494,7 +506,7 @@ export class RunCore {
   /** Choose up to `want` ready jobs for a pulling worker: its planned jobs first, then steal. */
   assign (workerId: string, want: number, now: number): Assignment[] {
     const w = this.workers.get(workerId)
-    if (w === undefined || !w.alive || want <= 0) return []
+    if (w === undefined || !w.alive || want <= 0 || this.held) return []
     const free = this.holdLimit(w) - w.usedCores
     if (free <= 0) return []
     const others = this.aliveWorkers().filter(x => x.id !== workerId)
@@ -576,7 +588,7 @@ export class RunCore {
     if (rec.status !== undefined && rec.status !== 'lost') return 'ignored'
     const job = this.jobs.get(rec.job) as JobRec
     Object.assign(rec, {
-      status: r.status, exitCode: r.exitCode, signal: r.signal, startedAt: r.startedAt, endedAt: r.endedAt,
+      status: r.status, exitCode: r.exitCode, signal: r.signal, startedAt: r.startedAt, endedAt: r.endedAt, reportedAt: Date.now(),
       inputWaitMs: r.inputWaitMs, bytesFetched: r.bytesFetched, cacheHits: r.cacheHits
     })
     if (r.error !== undefined) rec.error = r.error
@@ -657,7 +669,7 @@ export class RunCore {
    * get a narrower window (STAGING_WINDOW).
    */
   hintsFor (workerId: string): PrefetchHint[] {
-    if (!this.opts.prefetch || this.plan === undefined) return []
+    if (!this.opts.prefetch || this.plan === undefined || this.held) return []
     const w = this.workers.get(workerId)
     const list = this.plannedOrder.get(workerId)
     if (w === undefined || !w.alive || list === undefined) return []
@@ -747,10 +759,27 @@ export class RunCore {
     }
   }
 
+  /** Why this job is not running (condor_q -analyze's first line), or undefined when it runs or is over. */
+  whyWaiting (id: string, now = Date.now()): string | undefined {
+    const job = this.jobs.get(id)
+    if (job === undefined || TERMINAL.has(job.state) || job.state === 'running') return undefined
+    const parents = job.spec.after.filter(p => this.jobs.get(p)?.state !== 'done')
+    if (parents.length > 0) return `waits for ${parents.length} parent job(s): ${parents.slice(0, 5).join(', ')}${parents.length > 5 ? ', ...' : ''}`
+    if (job.state === 'pending') return 'waits for its inputs: no live node holds them (their producer runs again)'
+    if (this.held) return 'waits for the run to have its workers.min'
+    if (job.notBefore !== undefined && job.notBefore > now) return `backing off after missing inputs: tried again in ${Math.ceil((job.notBefore - now) / 1000)} s`
+    const workers = this.aliveWorkers()
+    const fit = workers.filter(w => jobFits(job.spec, w))
+    if (fit.length === 0) return `waits for a worker with ${describeNeeds(job.spec)}: none claimed has it`
+    if (fit.every(w => w.usedCores + Math.max(1, job.spec.cores) > this.holdLimit(w))) return `waits for a free slot on ${fit.length} worker(s) that can run it`
+    return 'ready: handed out at the next pull'
+  }
+
   /** Why jobs wait, grouped (the answer to "why didn't my job run?"). */
   waitingReasons (): string[] {
     const out: string[] = []
-    if (this.ready.size > 0 && this.aliveWorkers().every(w => w.usedCores >= w.slots)) out.push(`${this.ready.size} ready job(s) wait for a free slot`)
+    if (this.held) out.push('no job starts before the run has its workers.min')
+    else if (this.ready.size > 0 && this.aliveWorkers().every(w => w.usedCores >= w.slots)) out.push(`${this.ready.size} ready job(s) wait for a free slot`)
     for (const u of this.unplaceable().slice(0, 5)) out.push(`job ${u.job}: ${u.why}`)
     return out
   }

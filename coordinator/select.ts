@@ -33,37 +33,5 @@ export function selectWorkers (nodes: Candidate[], requirements: Expr | null, ra
   return { ranked: ranked.map(r => r.c), rejected }
 }
 
-/** One line per failed requirement, grouped: "2 nodes: ram >= 4096 (ram=2000)". */
-export function summariseRejections (rejected: Rejection[]): string[] {
-  const groups = new Map<string, string[]>()
-  for (const r of rejected) {
-    for (const reason of r.reasons) {
-      const key = reason.replace(/\(.*\)$/, '').trim()
-      groups.set(key, [...(groups.get(key) ?? []), `${r.name}${/\(.*\)$/.exec(reason)?.[0] ?? ''}`])
-    }
-  }
-  return [...groups].map(([why, who]) => `${who.length} node(s) fail \`${why}\`: ${who.slice(0, 5).join(', ')}${who.length > 5 ? ', ...' : ''}`)
-}
-
 /** A node that answered a claim with a refusal, or could not be reached. */
 export interface Refusal { name: string, code: string, message: string }
-
-const CAUSES: Record<string, string> = {
-  POLICY: 'refused by the node\'s policy',
-  UNREACHABLE: 'unreachable (a wrong or missing --grid-key, a firewall, or a node gone)',
-  TIMEOUT: 'unreachable (a wrong or missing --grid-key, a firewall, or a node gone)',
-  BUSY: 'busy with another coordinator',
-  OWNER: 'its owner is using it',
-  VERSION: 'speaks another protocol version',
-  UNAUTHORISED: 'refused this submitter\'s identity'
-}
-
-/** One line per cause, the nodes named, each with the node's own words: "2 node(s) refused by the node's policy: a (…), b (…)". */
-export function summariseRefusals (refusals: Refusal[]): string[] {
-  const groups = new Map<string, string[]>()
-  for (const r of refusals) {
-    const cause = CAUSES[r.code] ?? `refused (${r.code})`
-    groups.set(cause, [...(groups.get(cause) ?? []), `${r.name} (${r.message.slice(0, 120)})`])
-  }
-  return [...groups].map(([cause, who]) => `${who.length} node(s) ${cause}: ${who.slice(0, 5).join(', ')}${who.length > 5 ? ', ...' : ''}`)
-}

@@ -9,7 +9,7 @@ export interface ImportOptions { timeScale: number, sizeScale: number, sleep: bo
 export interface ExternalFile { name: string, size: number }
 export interface Imported { dag: Record<string, unknown>, external: ExternalFile[], tasks: number, totalRuntime: number }
 
-interface Task { id: string, parents: string[], runtime: number, inputs: Array<{ name: string, size: number }>, outputs: Array<{ name: string, size: number }>, cores: number }
+interface Task { id: string, name?: string, parents: string[], runtime: number, inputs: Array<{ name: string, size: number }>, outputs: Array<{ name: string, size: number }>, cores: number }
 
 function fail (msg: string): never { throw new BgridError('INVALID_DAG', `WfCommons trace: ${msg}`) }
 
@@ -20,6 +20,7 @@ function tasksOf (trace: any): Task[] {
     // 1.4: tasks carry files and runtimes
     return wf.tasks.map((t: any): Task => ({
       id: String(t.id ?? t.name),
+      name: t.name !== undefined ? String(t.name) : undefined,
       parents: (t.parents ?? []).map(String),
       runtime: Number(t.runtimeInSeconds ?? t.runtime ?? 0),
       inputs: (t.files ?? []).filter((f: any) => f.link === 'input').map((f: any) => ({ name: String(f.name ?? f.id), size: Number(f.sizeInBytes ?? f.size ?? 0) })),
@@ -33,6 +34,7 @@ function tasksOf (trace: any): Task[] {
   const runtimes = new Map<string, number>((wf.execution?.tasks ?? []).map((t: any) => [String(t.id), Number(t.runtimeInSeconds ?? 0)]))
   return spec.tasks.map((t: any): Task => ({
     id: String(t.id),
+    name: t.name !== undefined ? String(t.name) : undefined,
     parents: (t.parents ?? []).map(String),
     runtime: runtimes.get(String(t.id)) ?? 0,
     inputs: (t.inputFiles ?? []).map((f: string) => ({ name: f, size: sizes.get(f) ?? 0 })),
@@ -41,12 +43,37 @@ function tasksOf (trace: any): Task[] {
   }))
 }
 
-const nameOf = (t: { id: string }): string => t.id.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]/, '_')
+/** dag.json's job id rule (schema/dag.schema.json definitions.jobId) */
+const JOB_ID = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
+const sanitise = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]/, '_').slice(0, 128) || '_'
+
+/**
+ * Job ids: the tasks' names as the trace gives them (1.4: `mProject_ID0000001`, where
+ * the id is only `ID0000001`), changed only as far as the job id rule asks; the ids
+ * when names are missing or not unique (1.5 names a task by its program); a suffix
+ * when two names become one once sanitised.
+ */
+function jobIds (tasks: Task[]): Map<Task, string> {
+  const names = tasks.map(t => t.name)
+  const useNames = names.every(n => n !== undefined && n !== '') && new Set(names).size === names.length
+  const out = new Map<Task, string>()
+  const taken = new Set<string>()
+  for (const t of tasks) {
+    const raw = useNames ? t.name as string : t.id
+    let id = JOB_ID.test(raw) ? raw : sanitise(raw)
+    for (let k = 2; taken.has(id); k++) id = `${sanitise(raw).slice(0, 120)}_${k}`
+    taken.add(id)
+    out.set(t, id)
+  }
+  return out
+}
 const q = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`
 
 export function importWfCommons (trace: unknown, o: ImportOptions): Imported {
   const tasks = tasksOf(trace)
   if (tasks.length === 0) fail('no tasks')
+  const ids = jobIds(tasks)
+  const nameOf = (t: Task): string => ids.get(t) as string
   const byTraceId = new Map<string, Task>()
   for (const t of tasks) byTraceId.set(t.id, t)
   // the trace names parents by id (1.5) or by name (1.4): accept both

@@ -15,6 +15,12 @@ export interface ControlTarget {
   cancel?: () => void
   /** a daemon: re-hash every blob now (`bgrid cache verify`) */
   verify?: () => Promise<unknown>
+  /** a running submit: why the run or one job waits (`bgrid status RUN --analyze [JOB]`) */
+  analyze?: (job?: string) => unknown
+  /** a running submit: where a job attempt's stdout/stderr are (`bgrid logs`) */
+  logs?: (job: string, attempt?: number) => Promise<unknown>
+  /** a daemon: its blob index (`bgrid cache ls/du` cannot open the database it holds) */
+  cacheList?: () => unknown
 }
 
 const MAX_LINE = 64 * 1024
@@ -76,8 +82,14 @@ export class ControlServer {
         } else if (req?.op === 'cancel' && this.target.cancel !== undefined) {
           this.target.cancel()
           reply({ ok: true, message: 'cancelling' })
+        } else if (req?.op === 'cache' && this.target.cacheList !== undefined) {
+          reply({ ok: true, cache: this.target.cacheList() })
         } else if (req?.op === 'verify' && this.target.verify !== undefined) {
           this.target.verify().then(report => { reply({ ok: true, report }) }, (err: Error) => { reply({ ok: false, error: err.message }) })
+        } else if (req?.op === 'analyze' && this.target.analyze !== undefined && (req.job === undefined || typeof req.job === 'string')) {
+          reply({ ok: true, analysis: this.target.analyze(req.job) })
+        } else if (req?.op === 'logs' && this.target.logs !== undefined && typeof req.job === 'string' && (req.attempt === undefined || Number.isInteger(req.attempt))) {
+          this.target.logs(req.job, req.attempt).then(logs => { reply({ ok: true, logs }) }, (err: Error) => { reply({ ok: false, error: err.message }) })
         } else reply({ ok: false, error: 'unknown op' })
       }
     })

@@ -14,7 +14,7 @@ import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } f
 import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
 import { openDb, sub, type Db } from '../protocol/db.ts'
 import { loadOrCreateIdentity } from './identity.ts'
-import { readGridKey } from './grid-key.ts'
+import { readGridKey, gridKeyId } from './grid-key.ts'
 import { measureStatic, measureDynamic, type Resources } from './resources.ts'
 import { canTransition, type NodeState } from './node-state.ts'
 import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
@@ -85,8 +85,13 @@ export class Daemon {
   private dynamic: Pick<Resources, 'ram' | 'disk' | 'load'> = { ram: 0, disk: 0, load: 0 }
   private advertiser?: Advertiser
   private readonly book = new ClaimBook()
+  /** the grid key's public fingerprint, advertised (see gridKeyId) */
+  private gridId?: string
   private session?: WorkerSession
   private policy: PolicyState = initialPolicyState(Date.now())
+  /** why the node is (not) offered, in words: `bgrid status` shows it to the owner */
+  private policyReason = 'owner activity not sampled yet'
+  private policySampled = false
   private vacated = false
   private readonly meter = new OwnerLoadMeter()
   private taskPids: number[] = []
@@ -122,6 +127,7 @@ export class Daemon {
     await this.store.load()
     const privateKey = await loadOrCreateIdentity(cfg.dataDir)
     const gridKey = cfg.gridKeyFile !== undefined ? readGridKey(cfg.gridKeyFile) : undefined
+    if (gridKey !== undefined) this.gridId = gridKeyId(gridKey)
     this.statics = await measureStatic()
     this.dynamic = await measureDynamic(cfg.dataDir, { quick: true })
     await this.recoverAfterRestart()
@@ -218,8 +224,9 @@ export class Daemon {
       arch: this.statics.arch,
       os: this.statics.os
     }
-    const coord = this.book.current?.coordinator
-    if (coord !== undefined) ad.coord = coord
+    const claim = this.book.current
+    if (claim !== undefined) { ad.coord = claim.coordinator; ad.run = claim.run }
+    if (this.gridId !== undefined) ad.grid = this.gridId
     return ad
   }
 
@@ -334,7 +341,10 @@ export class Daemon {
     const d = stepIdlePolicy(this.policy, sample, this.cfg.policy)
     const was = this.policy.available
     this.policy = this.notOffered === undefined ? d.state : { ...d.state, available: false }
-    if (was !== d.state.available) this.log.info('idle policy', { available: d.state.available, reason: d.reason })
+    this.policyReason = d.reason
+    // the owner reads in the log why the node is (not) offered: at the first sample and at every change
+    if (this.notOffered === undefined && (!this.policySampled || was !== d.state.available)) this.log.info('idle policy', { available: d.state.available, reason: d.reason })
+    this.policySampled = true
     this.applyPolicy(d.reason, d.vacate)
   }
 
@@ -407,8 +417,19 @@ export class Daemon {
     return {
       peer: this.node.peerId.toString(), state: this.state, addrs: listenAddrs(this.node), ad: this.ad(),
       claim: this.book.current, running: this.session?.running.size ?? 0,
-      policy: { available: this.policy.available, ...(this.notOffered !== undefined ? { notOffered: this.notOffered } : {}) }, cache: { blobs: this.store.list().length, bytes: this.store.used }
+      policy: {
+        available: this.policy.available || this.cfg.alwaysAvailable,
+        reason: this.notOffered ?? (this.cfg.alwaysAvailable ? 'always available (--always-available)' : this.policyReason),
+        ...(this.notOffered !== undefined ? { notOffered: this.notOffered } : {})
+      },
+      cache: { blobs: this.store.list().length, bytes: this.store.used }
     }
+  }
+
+  /** `bgrid cache ls/du` while the daemon holds the database: its blob index, from memory. */
+  cacheList (): { blobs: Array<{ hash: string, size: number, lastUse: number, pins: number }>, bytes: number, quotaBytes: number | null } {
+    const blobs = this.store.list().map(([hash, m]) => ({ hash, size: m.size, lastUse: m.lastUse, pins: m.pins }))
+    return { blobs, bytes: this.store.used, quotaBytes: this.cfg.cacheQuotaMiB !== undefined ? this.cfg.cacheQuotaMiB * 1048576 : null }
   }
 
   async stop (): Promise<void> {

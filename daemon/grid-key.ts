@@ -1,6 +1,7 @@
 // Private grid keys: the libp2p pnet swarm-key format (/key/swarm/psk/1.0.0/).
 import { generateKey } from '@libp2p/pnet'
 import { readFileSync, writeFileSync, fstatSync, fchmodSync, chmodSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { BgridError } from '../protocol/errors.ts'
 
 export function newGridKey (): string {
@@ -19,6 +20,15 @@ export function readGridKey (file: string): Uint8Array {
     throw new BgridError('INVALID_CONFIG', `${file} is not a grid key (make one with \`bgrid keygen > grid.key\`)`)
   }
   return new TextEncoder().encode(lines.join('\n') + '\n')
+}
+
+/**
+ * A short public fingerprint of a grid key, advertised in TXT records: a coordinator
+ * can then tell "this node needs a grid key" or "another grid key" from "unreachable"
+ * (a wrong key fails the handshake silently). 48 bits of a hash: it reveals nothing of the key.
+ */
+export function gridKeyId (key: Uint8Array): string {
+  return createHash('sha256').update('bgrid grid key id\0').update(key).digest('hex').slice(0, 12)
 }
 
 /**

@@ -41,43 +41,66 @@ export interface PolicyState {
   lowLoadSince: number | null
   /** since when ownerLoad has stayed >= suspendLoad (ms), or null */
   highLoadSince: number | null
+  /** since when ownerLoad has stayed > startMaxLoad (ms), or null: for the reason */
+  busySince?: number | null
   /** when the node last became unavailable (ms) */
   unavailableSince: number
 }
 
 export function initialPolicyState (now: number): PolicyState {
-  return { available: false, lowLoadSince: null, highLoadSince: null, unavailableSince: now }
+  return { available: false, lowLoadSince: null, highLoadSince: null, busySince: null, unavailableSince: now }
 }
+
+/** what decided: the owner at the keyboard, the owner's CPU load, a quiet period not over yet, or nothing (offered) */
+export type PolicyCause = 'active' | 'load' | 'settling' | 'idle'
 
 export interface PolicyDecision {
   state: PolicyState
-  /** why, for the log and `bgrid peers` */
+  /** why, in words and with the numbers, for the log, `bgrid status` and `bgrid peers` */
   reason: string
+  cause: PolicyCause
   /** tasks suspended longer than maxSuspendSec: give them back */
   vacate: boolean
 }
 
+/** 40 s, 3 min, 2 min 30 s, 1 h 5 min: what people read in a reason */
+export function humanSeconds (sec: number): string {
+  if (!Number.isFinite(sec)) return 'ever'
+  const s = Math.max(0, Math.round(sec))
+  if (s < 60) return `${s} s`
+  if (s < 3600) return s % 60 === 0 ? `${s / 60} min` : `${Math.floor(s / 60)} min ${s % 60} s`
+  const m = Math.floor(s / 60) % 60
+  return `${Math.floor(s / 3600)} h${m > 0 ? ` ${m} min` : ''}`
+}
+
+const load = (x: number): string => x.toFixed(2)
+
 export function stepIdlePolicy (prev: PolicyState, s: ActivitySample, cfg: IdlePolicyConfig): PolicyDecision {
   const lowLoadSince = s.ownerLoad <= cfg.startMaxLoad ? (prev.lowLoadSince ?? s.now) : null
   const highLoadSince = s.ownerLoad >= cfg.suspendLoad ? (prev.highLoadSince ?? s.now) : null
-  const base = { ...prev, lowLoadSince, highLoadSince }
+  const busySince = lowLoadSince === null ? (prev.busySince ?? s.now) : null
+  const base = { ...prev, lowLoadSince, highLoadSince, busySince }
+  const away = Number.isFinite(s.userIdleSec) ? `owner away ${humanSeconds(s.userIdleSec)}` : 'no keyboard/mouse activity seen'
   if (prev.available) {
     if (s.userIdleSec < cfg.suspendActiveSec) {
-      return { state: { ...base, available: false, unavailableSince: s.now }, reason: `owner active ${Math.round(s.userIdleSec)}s ago`, vacate: false }
+      return { state: { ...base, available: false, unavailableSince: s.now }, cause: 'active', reason: `owner active ${humanSeconds(s.userIdleSec)} ago (keyboard/mouse; offered after ${humanSeconds(cfg.startIdleSec)} idle)`, vacate: false }
     }
     if (highLoadSince !== null && s.now - highLoadSince >= cfg.suspendLoadSec * 1000) {
-      return { state: { ...base, available: false, unavailableSince: s.now }, reason: `owner load ${s.ownerLoad.toFixed(2)} >= ${cfg.suspendLoad} for ${cfg.suspendLoadSec}s`, vacate: false }
+      return { state: { ...base, available: false, unavailableSince: s.now }, cause: 'load', reason: `owner CPU load ${load(s.ownerLoad)} >= ${cfg.suspendLoad} for ${humanSeconds((s.now - highLoadSince) / 1000)} (offered after ${humanSeconds(cfg.startIdleSec)} at or below ${cfg.startMaxLoad})`, vacate: false }
     }
-    return { state: base, reason: 'idle', vacate: false }
+    return { state: base, cause: 'idle', reason: `${away}, CPU load ${load(s.ownerLoad)}`, vacate: false }
   }
   const userAway = s.userIdleSec >= cfg.startIdleSec
-  const quietLongEnough = lowLoadSince !== null && s.now - lowLoadSince >= cfg.startIdleSec * 1000
-  if (userAway && quietLongEnough) {
-    return { state: { ...base, available: true }, reason: 'owner away and load low', vacate: false }
+  const quietFor = lowLoadSince === null ? 0 : (s.now - lowLoadSince) / 1000
+  if (userAway && lowLoadSince !== null && s.now - lowLoadSince >= cfg.startIdleSec * 1000) {
+    return { state: { ...base, available: true }, cause: 'idle', reason: `${away}, CPU load ${load(s.ownerLoad)} <= ${cfg.startMaxLoad} for ${humanSeconds(quietFor)}`, vacate: false }
   }
   const vacate = s.now - prev.unavailableSince >= cfg.maxSuspendSec * 1000
-  const reason = !userAway
-    ? `owner active ${Math.round(s.userIdleSec)}s ago (need ${cfg.startIdleSec}s)`
-    : `owner load ${s.ownerLoad.toFixed(2)} (need <= ${cfg.startMaxLoad} for ${cfg.startIdleSec}s)`
-  return { state: base, reason, vacate }
+  if (!userAway) {
+    return { state: base, cause: 'active', reason: `owner active ${humanSeconds(s.userIdleSec)} ago (keyboard/mouse; offered after ${humanSeconds(cfg.startIdleSec)} idle)`, vacate }
+  }
+  if (lowLoadSince === null) {
+    return { state: base, cause: 'load', reason: `owner CPU load ${load(s.ownerLoad)} > ${cfg.startMaxLoad} for ${humanSeconds((s.now - (busySince ?? s.now)) / 1000)} (offered after ${humanSeconds(cfg.startIdleSec)} at or below it)`, vacate }
+  }
+  return { state: base, cause: 'settling', reason: `${away}, CPU load ${load(s.ownerLoad)} <= ${cfg.startMaxLoad} for ${humanSeconds(quietFor)} (offered after ${humanSeconds(cfg.startIdleSec)})`, vacate }
 }

@@ -1,4 +1,4 @@
-// V8 flags the daemon runs with. bin/bgrid.ts re-executes `bgrid daemon` with them
+// V8 flags the daemon runs with. bin/cli.ts re-executes `bgrid daemon` with them
 // (they must be set before the heap exists); the transfer benchmark runs its two
 // ends with them, so that it measures what daemons do.
 export const DAEMON_NODE_FLAGS = [

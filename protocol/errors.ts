@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'DISK_FULL'        // not enough space for a blob or staging
   | 'HASH_MISMATCH'    // bytes do not match their content address
   | 'PATH'             // a file name escapes its sandbox
+  | 'IN_USE'           // a data dir or run another process holds (its database lock)
   | 'INTERNAL'
 
 export class BgridError extends Error {
@@ -36,13 +37,14 @@ export function isBgridError (err: unknown, code?: ErrorCode): err is BgridError
   return err instanceof BgridError && (code === undefined || err.code === code)
 }
 
-/** Exit codes of the CLI, by error code. 2 = the user's input is wrong. */
+/** Exit codes of the CLI, by error code. 2 = the user's input is wrong (or names a data dir another process holds: choose another). */
 export function exitCodeFor (err: unknown): number {
   if (!(err instanceof BgridError)) return 1
   switch (err.code) {
     case 'INVALID_DAG':
     case 'INVALID_CONFIG':
     case 'PATH':
+    case 'IN_USE':
       return 2
     case 'NO_WORKERS':
       return 3

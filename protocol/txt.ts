@@ -26,6 +26,10 @@ export interface NodeAd {
   os: string
   /** cores still free for new jobs (a claimed worker may have spare slots) */
   slots?: number
+  /** which private grid it is in: a short fingerprint of its grid key (absent: open grid) */
+  grid?: string
+  /** the run it works for, when claimed (so that others can say who it is busy with) */
+  run?: string
 }
 
 export type TxtRecord = Record<string, string>
@@ -51,6 +55,8 @@ export function encodeTxt (ad: NodeAd): TxtRecord {
   }
   if (ad.coord !== undefined) txt.coord = ad.coord
   if (ad.slots !== undefined) txt.slots = num(ad.slots)
+  if (ad.grid !== undefined) txt.grid = ad.grid
+  if (ad.run !== undefined) txt.run = ad.run
   let total = 0
   for (const [k, v] of Object.entries(txt)) {
     const len = Buffer.byteLength(`${k}=${v}`)
@@ -65,6 +71,8 @@ export type DecodeResult = { ok: true, ad: NodeAd } | { ok: false, reason: strin
 
 const PEER_RE = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/ // base58btc peer ids
 const TOKEN_RE = /^[A-Za-z0-9_.-]{1,32}$/
+const GRID_RE = /^[0-9a-f]{8,16}$/
+const RUN_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 
 function nonNegative (txt: Record<string, unknown>, key: string, integer: boolean): number | string {
   const raw = txt[key]
@@ -100,5 +108,7 @@ export function decodeTxt (txt: Record<string, unknown> | undefined): DecodeResu
     const s = nonNegative(txt, 'slots', true)
     if (typeof s === 'number') ad.slots = s
   }
+  if (typeof txt.grid === 'string' && GRID_RE.test(txt.grid)) ad.grid = txt.grid
+  if (typeof txt.run === 'string' && RUN_RE.test(txt.run)) ad.run = txt.run
   return { ok: true, ad }
 }

@@ -51,7 +51,7 @@ t.test('each invalid case names the job and field', async t => {
   t.match(bad({ jobs: [job({ requirements: 'process.exit(1)' })] }), /job "a" field requirements/)
   t.match(bad({ jobs: [job({ cmd: [] })] }), /job "a" \(jobs\[0\]\) field cmd/)
   t.match(bad({ jobs: [job({ retries: -1 })] }), /field retries: must be >= 0/)
-  t.match(bad({ jobs: [job({ colour: 'red' })] }), /must NOT have additional properties "colour"/)
+  t.match(bad({ jobs: [job({ colour: 'red' })] }), /job "a" \(jobs\[0\]\): unknown field "colour" \(known: id, cmd, after, /)
   t.match(bad({ jobs: [] }), /jobs: must NOT have fewer than 1 items/)
   t.match(bad({ jobs: [job({ inputs: ['job:zz/o.txt'] })] }), /unknown job "zz"/)
   t.match(bad({ jobs: [job({ id: 'p', outputs: ['x'] }), job({ inputs: ['job:p/y'] })] }), /job "p" declares no output "y"/)
@@ -70,4 +70,25 @@ t.test('`bgrid submit` exits 2 with the message for an invalid DAG', async t => 
   const r3 = spawnSync(process.execPath, [BGRID, 'daemon', '--port', 'abc'], { encoding: 'utf8' })
   t.equal(r3.status, 2, 'bad option: exit 2')
   t.match(r3.stderr, /--port must be a number/)
+})
+
+t.test('an unknown field is named with what was probably meant', async t => {
+  // a typo: the known fields are listed (no field is near enough)
+  t.match(bad({ jobs: [job({ preapre: 'make' })] }), /job "a" \(jobs\[0\]\): unknown field "preapre" \(known: id, cmd, after, inputs, outputs, env, retries, timeout, requirements, cores, ram, disk, network, runtime\)/)
+  // other tools' names: bgrid's
+  t.match(bad({ jobs: [job({ cpu: 2 })] }), /job "a" \(jobs\[0\]\): unknown field "cpu": bgrid calls it "cores"/)
+  t.match(bad({ jobs: [{ id: 'a', command: 'make' }] }), /job "a" \(jobs\[0\]\): unknown field "command": bgrid calls it "cmd"/)
+  t.match(bad({ jobs: [job({ request_memory: 2048 })] }), /unknown field "request_memory": bgrid calls it "ram"/)
+  t.match(bad({ defaults: { request_cpus: 2 }, jobs: [job({})] }), /defaults: unknown field "request_cpus": bgrid calls it "cores"/)
+  // near misses, transpositions included
+  t.match(bad({ jobs: [job({ retires: 2 })] }), /unknown field "retires": did you mean "retries"\?/)
+  t.match(bad({ workers: { mni: 1 }, jobs: [job({})] }), /workers: unknown field "mni": did you mean "min"\?/)
+  t.match(bad({ naem: 'x', jobs: [job({})] }), /dag: unknown field "naem": did you mean "name"\?/)
+})
+
+t.test('sizes with units in an expression: ram and disk are MiB, and the message says what to write', async t => {
+  t.match(bad({ requirements: 'ram >= 2GB', jobs: [job({})] }), /dag field requirements: "2GB": numbers have no units here \(ram and disk are in MiB: write `ram >= 2048`\) at column 8/)
+  t.match(bad({ jobs: [job({ requirements: 'disk > 1.5 GiB && cores >= 2' })] }), /job "a" field requirements: "1.5 GiB": .*write `disk > 1536 && cores >= 2`/)
+  t.match(bad({ requirements: 'ram >= 512M', jobs: [job({})] }), /write `ram >= 512`/)
+  t.equal(bad({ requirements: 'ram >= 2048 && mhz > 1e3', jobs: [job({})] }), 'accepted', 'exponents are numbers, not units')
 })

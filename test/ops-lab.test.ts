@@ -170,7 +170,7 @@ if (cluster !== undefined) {
     const du = await cluster.runCli(d.host, ['cache', 'du', '--data-dir', d.dataDir])
     t.equal(du.code, 0, du.stderr)
     t.match(du.stdout, /\d+ blob\(s\), [\d.]+ MiB/)
-    const gc = await cluster.runCli(d.host, ['cache', 'gc', '--data-dir', d.dataDir])
+    const gc = await cluster.runCli(d.host, ['cache', 'gc', '--target', '0', '--data-dir', d.dataDir])
     t.equal(gc.code, 2, 'gc refuses while the daemon runs')
     t.match(gc.stderr, /stop it first/)
     t.ok(existsSync(path.join(d.dataDir, 'cas')))

@@ -3,7 +3,8 @@ import t from 'tap'
 import { parseDag } from '../coordinator/dag.ts'
 import { RunCore } from '../coordinator/run-core.ts'
 import { planPlacement, upwardRank, edgeBytes, makespanLowerBound } from '../coordinator/plan.ts'
-import { selectWorkers, summariseRejections } from '../coordinator/select.ts'
+import { selectWorkers } from '../coordinator/select.ts'
+import { accountNodes, summariseAccounts } from '../coordinator/why.ts'
 import { parseExpr, evalBool, evalNumber, explainFailure } from '../coordinator/expr.ts'
 import type { AttemptResult } from '../protocol/jobs.ts'
 import type { NodeAd } from '../protocol/txt.ts'
@@ -232,7 +233,9 @@ t.test('selection: feasible then ranked, with reasons for every rejection', asyn
   t.same(sel.ranked.map(c => c.name), ['A', 'E', 'C'], 'by cores x MHz per cost: A (8 cores) > E (2 cores, free) > C (16 cores at cost 10)')
   t.same(sel.rejected.map(r => r.name).sort(), ['B', 'D'])
   t.match(sel.rejected.find(r => r.name === 'B')!.reasons[0], /ram >= 2048 \(ram=1000\)/)
-  t.match(summariseRejections(sel.rejected).join('\n'), /1 node\(s\) fail `ram >= 2048`: B\(ram=1000\)/)
+  const why = summariseAccounts(accountNodes({ nodes, claimed: new Set(), refusals: new Map(), requirements: parseExpr('ram >= 2048 && cores >= 2'), self: 'none' })).join('\n')
+  t.match(why, /1 node\(s\) fail `ram >= 2048`: B \(ram=1000\)/)
+  t.match(why, /1 node\(s\) busy with run \? \(coordinator …/)
 })
 
 t.test('expressions: evaluated without eval, errors point at the column', async t => {

@@ -14,10 +14,15 @@ t.test('round trip', async t => {
   if (back.ok) t.same(back.ad, { ...ad, load: 0.13 })
   const claimed = decodeTxt(encodeTxt({ ...ad, state: 'worker', coord: ad.peer }))
   t.equal(claimed.ok && claimed.ad.coord, ad.peer)
+  // a worker says which run it serves; a private grid's node its key's fingerprint
+  const busy = decodeTxt(encodeTxt({ ...ad, state: 'worker', coord: ad.peer, run: 'montage-20261127052101-ab12', grid: '0a1b2c3d4e5f' }))
+  t.same(busy.ok && [busy.ad.run, busy.ad.grid], ['montage-20261127052101-ab12', '0a1b2c3d4e5f'])
+  const bad = decodeTxt({ ...encodeTxt(ad), run: '../etc', grid: 'not-hex' })
+  t.same(bad.ok && [bad.ad.run, bad.ad.grid], [undefined, undefined], 'malformed run or grid values are dropped, the ad kept')
 })
 
 t.test('every string within 255 bytes, whole record small', async t => {
-  const txt = encodeTxt({ ...ad, coord: ad.peer, slots: 8 })
+  const txt = encodeTxt({ ...ad, coord: ad.peer, slots: 8, run: 'r'.repeat(64), grid: 'f'.repeat(12) })
   let total = 0
   for (const [k, v] of Object.entries(txt)) { t.ok(`${k}=${v}`.length <= 255, k); total += k.length + v.length + 2 }
   t.ok(total < 1300, `${total} bytes`)

@@ -4,30 +4,50 @@ import { controlRequest } from '../../daemon/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import path from 'node:path'
 
+const MiB = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`
+
+interface BlobRow { hash: string, size: number, lastUse: number, pins: number }
+
+function show (sub: 'ls' | 'du', blobs: BlobRow[], bytes: number, o: any): void {
+  blobs.sort((a, b) => b.lastUse - a.lastUse)
+  if (sub === 'ls') {
+    if (o.json === true) process.stdout.write(JSON.stringify(blobs, null, 2) + '\n')
+    else for (const m of blobs) process.stdout.write(`${m.hash}  ${String(m.size).padStart(12)}  ${new Date(m.lastUse).toISOString()}${m.pins > 0 ? `  pinned(${m.pins})` : ''}\n`)
+    return
+  }
+  const pinned = blobs.filter(m => m.pins > 0).reduce((a, m) => a + m.size, 0)
+  const out = { blobs: blobs.length, bytes, pinnedBytes: pinned }
+  process.stdout.write(o.json === true ? JSON.stringify(out) + '\n' : `${out.blobs} blob(s), ${MiB(out.bytes)} (${MiB(pinned)} pinned)\n`)
+}
+
 export async function cacheCommand (sub: 'ls' | 'du' | 'gc' | 'verify', o: any): Promise<number> {
   if (sub === 'verify') return await verify(o)
-  // the daemon holds the database lock while it runs: it must be stopped for gc and reads
-  const live = await controlRequest(path.join(o.dataDir, 'control.sock'), { op: 'status' })
+  // a running daemon holds the database: ask it (it knows its blob index by heart)
+  const sock = path.join(o.dataDir, 'control.sock')
+  const live = await controlRequest(sock, { op: 'status' })
   if (live?.reply?.ok === true) {
-    if (sub === 'gc') throw new BgridError('INVALID_CONFIG', `a daemon is running with ${o.dataDir}: stop it first, or give it --cache-quota`)
-    const c = live.reply.status.cache
-    if (sub === 'du' || o.json !== true) { process.stdout.write(`${c.blobs} blob(s), ${(c.bytes / 1048576).toFixed(1)} MiB (daemon running: per-blob listing needs it stopped)\n`); return 0 }
+    if (sub === 'gc') throw new BgridError('IN_USE', `a daemon is running with the data dir ${o.dataDir} (it evicts by itself, within its --cache-quota): stop it first to evict by hand, or give it --cache-quota`)
+    const r = await controlRequest(sock, { op: 'cache' }, false, 30_000)
+    if (r?.reply?.ok !== true) throw new BgridError('IN_USE', `the data dir ${o.dataDir} is in use by a running daemon that does not list its cache (${String(r?.reply?.error ?? 'no answer')}): stop it, or use another --data-dir`)
+    show(sub, r.reply.cache.blobs, r.reply.cache.bytes, o)
+    return 0
   }
   const db = await openDb(o.dataDir)
   try {
     const store = new BlobStore(o.dataDir, db)
     await store.load()
-    const blobs = store.list().sort((a, b) => b[1].lastUse - a[1].lastUse)
-    if (sub === 'ls') {
-      if (o.json === true) process.stdout.write(JSON.stringify(blobs.map(([hash, m]) => ({ hash, ...m })), null, 2) + '\n')
-      else for (const [hash, m] of blobs) process.stdout.write(`${hash}  ${String(m.size).padStart(12)}  ${new Date(m.lastUse).toISOString()}${m.pins > 0 ? `  pinned(${m.pins})` : ''}\n`)
-    } else if (sub === 'du') {
-      const pinned = blobs.filter(([, m]) => m.pins > 0).reduce((a, [, m]) => a + m.size, 0)
-      const out = { blobs: blobs.length, bytes: store.used, pinnedBytes: pinned }
-      process.stdout.write(o.json === true ? JSON.stringify(out) + '\n' : `${out.blobs} blob(s), ${(out.bytes / 1048576).toFixed(1)} MiB (${(pinned / 1048576).toFixed(1)} MiB pinned)\n`)
-    } else {
-      const r = await store.gc(o.target * 1048576)
-      process.stdout.write(`removed ${r.removed} blob(s), freed ${(r.freed / 1048576).toFixed(1)} MiB; ${(store.used / 1048576).toFixed(1)} MiB left\n`)
+    const rows = (): BlobRow[] => store.list().map(([hash, m]) => ({ hash, size: m.size, lastUse: m.lastUse, pins: m.pins }))
+    if (sub !== 'gc') { show(sub, rows(), store.used, o); return 0 }
+    // gc says what it evicted and what it kept, whatever it did
+    const before = rows()
+    await store.gc(o.target * 1048576)
+    const left = new Set(store.list().map(([hash]) => hash))
+    const evicted = before.filter(b => !left.has(b.hash)).map(b => ({ hash: b.hash, size: b.size }))
+    const evictedBytes = evicted.reduce((a, b) => a + b.size, 0)
+    const pinnedBytes = rows().filter(m => m.pins > 0).reduce((a, m) => a + m.size, 0)
+    if (o.json === true) process.stdout.write(JSON.stringify({ evicted, evictedBytes, keptBytes: store.used, keptBlobs: left.size, pinnedBytes, targetBytes: o.target * 1048576 }) + '\n')
+    else {
+      process.stdout.write(`evicted ${evicted.length} blob(s), ${MiB(evictedBytes)}; kept ${left.size} blob(s), ${MiB(store.used)} (${MiB(pinnedBytes)} pinned)${store.used > o.target * 1048576 ? `: over the ${o.target} MiB target, the rest is pinned` : ''}\n`)
     }
   } finally {
     await db.close()

@@ -1,8 +1,17 @@
-import { Coordinator } from '../../coordinator/coordinator.ts'
+import { spawn } from 'node:child_process'
+import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { Coordinator, newRunId, runDirOf } from '../../coordinator/coordinator.ts'
+import { parseDag, readDagJson } from '../../coordinator/dag.ts'
 import { Progress } from '../../coordinator/progress.ts'
 import { createLogger } from '../../protocol/log.ts'
+import { controlRequest } from '../../daemon/control.ts'
+import { BgridError } from '../../protocol/errors.ts'
+import { resolveRunId } from '../../coordinator/runs.ts'
 
 export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
+  if (o.resume !== undefined) o.resume = resolveRunId(o.dataDir, o.resume)
+  if (o.detach === true) return await detach(dag, o)
   const mode = Progress.pick(o)
   const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? (mode === 'json' ? 'warn' : 'warn') })
   const c = new Coordinator({
@@ -20,7 +29,8 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
     progress: mode,
     log
   })
-  const onSignal = (): void => { c.cancel('interrupted') }
+  let interrupted = false
+  const onSignal = (): void => { interrupted = true; c.cancel('interrupted') }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const s = await c.run()
@@ -28,12 +38,66 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
   process.off('SIGTERM', onSignal)
   if (mode !== 'json') {
     const k = s.counts
-    process.stderr.write(`run ${s.runId}: ${s.ok ? 'succeeded' : 'FAILED'}: ${k.done} done, ${k.failed} failed, ${k.skipped} skipped${k.cancelled > 0 ? `, ${k.cancelled} cancelled` : ''} in ${(s.makespanMs / 1000).toFixed(1)}s on ${s.workers} worker(s); ${((s.bytesFetched + s.prefetchedBytes) / 1048576).toFixed(2)} MiB moved between nodes (${(s.prefetchedBytes / 1048576).toFixed(2)} prefetched), ${s.cacheHits} input(s) already in place\n`)
-    process.stderr.write(`outputs and run.json in ${s.outDir}\n`)
+    process.stderr.write(`run ${s.runId}: ${s.ok ? 'succeeded' : s.cancelled ? 'CANCELLED' : 'FAILED'}: ${k.done} done, ${k.failed} failed, ${k.skipped} skipped${k.cancelled > 0 ? `, ${k.cancelled} cancelled` : ''} in ${(s.makespanMs / 1000).toFixed(1)}s on ${s.workers} worker(s); ${((s.bytesFetched + s.prefetchedBytes) / 1048576).toFixed(2)} MiB moved between nodes (${(s.prefetchedBytes / 1048576).toFixed(2)} prefetched), ${s.cacheHits} input(s) already in place\n`)
+    process.stderr.write(`outputs, run.json and report.html in ${s.outDir}\n`)
+    if (interrupted) {
+      process.stderr.write(`interrupted: the ${k.done} job(s) done are kept; continue with \`bgrid submit --resume ${s.runId}\`` +
+        ' (`bgrid submit --detach` runs a DAG in the background, beyond this terminal)\n')
+    }
   }
   // exit codes: 0 every job done, 1 a job failed, 5 cancelled (errors: see protocol/errors.ts)
   const code = s.ok ? 0 : s.cancelled ? 5 : 1
   // everything is closed and written; do not wait for stray library timers (mDNS, libp2p)
   setTimeout(() => { process.exit(code) }, 20).unref()
   return code
+}
+
+/** How long `--detach` waits for the background coordinator to answer before it returns anyway. */
+const DETACH_START_MS = 20_000
+
+/**
+ * `bgrid submit --detach`: the same submit, in a process of its own session (it outlives
+ * the terminal), its output in <run dir>/submit.log. The DAG is checked here first, so
+ * that a bad DAG is said at once; the run id goes to stdout once the coordinator answers.
+ */
+async function detach (dag: string | undefined, o: any): Promise<number> {
+  let runId: string
+  if (o.resume !== undefined) runId = o.resume
+  else {
+    if (dag === undefined) throw new BgridError('INVALID_CONFIG', 'submit needs a DAG file (or --resume RUN_ID)')
+    const file = path.resolve(dag)
+    runId = o.runId ?? newRunId(parseDag(readDagJson(file), file).name)
+  }
+  const runDir = runDirOf(o.dataDir, runId)
+  mkdirSync(runDir, { recursive: true, mode: 0o700 })
+  const logFile = path.join(runDir, 'submit.log')
+  const args = process.argv.slice(2).filter(a => a !== '--detach')
+  if (o.resume === undefined && o.runId === undefined) args.push('--run-id', runId)
+  const fd = openSync(logFile, 'a', 0o600)
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...args], {
+    detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, BGRID_DETACHED: '1' }
+  })
+  closeSync(fd)
+  let exited: number | null | undefined
+  child.once('exit', (code, signal) => { exited = code ?? (signal !== null ? 1 : 0) })
+  child.unref()
+  // wait (bounded) until the coordinator answers on its control socket, or gives up early
+  const deadline = Date.now() + DETACH_START_MS
+  let answering = false
+  while (Date.now() < deadline && exited === undefined) {
+    const r = await controlRequest(path.join(runDir, 'control.sock'), { op: 'status' }, false, 500)
+    if (r?.reply?.ok === true) { answering = true; break }
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  if (exited !== undefined && !answering) {
+    let tail = ''
+    try { tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') } catch {}
+    process.stderr.write(tail.endsWith('\n') || tail === '' ? tail : tail + '\n')
+    process.stderr.write(`bgrid: the background run ${runId} ended at once (exit ${String(exited)}); its log: ${logFile}\n`)
+    return exited === 0 ? 0 : exited ?? 1
+  }
+  process.stdout.write(`${runId}\n`)
+  process.stderr.write(`run ${runId} goes on in the background (pid ${String(child.pid)}${answering ? '' : ', not answering yet'}); its log: ${logFile}\n` +
+    `  bgrid status ${runId} --watch    bgrid report ${runId}    bgrid logs ${runId} JOB    bgrid cancel ${runId}\n`)
+  return 0
 }

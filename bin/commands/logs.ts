@@ -1,0 +1,65 @@
+// `bgrid logs RUN JOB [--attempt N] [--follow]`: a job's stdout and stderr. While the
+// run goes, its coordinator brings the attempt's logs from the worker that holds them;
+// once it is over, they are read from --out (the last attempt) or the run's own store.
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { controlRequest } from '../../daemon/control.ts'
+import { resolveRunId, readRun, runsDirOf } from '../../coordinator/runs.ts'
+import { BgridError } from '../../protocol/errors.ts'
+
+interface LogsOptions { dataDir: string, attempt?: number, follow?: boolean, stdout?: boolean, stderr?: boolean, timeout?: number }
+
+async function show (file: string | undefined, tail: string | undefined, to: NodeJS.WriteStream): Promise<boolean> {
+  if (file !== undefined) {
+    try { to.write(await readFile(file)); return true } catch {}
+  }
+  if (tail !== undefined) { to.write(tail); return true }
+  return false
+}
+
+export async function logsCommand (runArg: string, job: string, o: LogsOptions): Promise<number> {
+  const id = resolveRunId(o.dataDir, runArg)
+  const dir = path.join(runsDirOf(o.dataDir), id)
+  const want = { stdout: o.stderr !== true || o.stdout === true, stderr: o.stdout !== true || o.stderr === true }
+  // --follow: wait (bounded by the run itself, or --timeout) for a running attempt to end
+  const deadline = Date.now() + (o.timeout ?? 86400) * 1000
+  let said = false
+  for (;;) {
+    const live = await controlRequest(path.join(dir, 'control.sock'), { op: 'logs', job, ...(o.attempt !== undefined ? { attempt: o.attempt } : {}) }, false, 30_000)
+    if (live === undefined) break // the run is over: read what it left
+    if (live.reply?.ok !== true) throw new BgridError('NOT_FOUND', String(live.reply?.error ?? 'the run did not answer'))
+    const l = live.reply.logs
+    if (l.attempts === 0 || l.status === 'running') {
+      const what = l.attempts === 0 ? `job ${job} has not started: ${String(l.waiting ?? l.state)}` : `attempt ${String(l.attempt)} of ${job} runs on ${String(l.node)} since ${new Date(Number(l.startedAt)).toLocaleTimeString()}: its output comes when it ends`
+      if (o.follow !== true || Date.now() > deadline) { process.stderr.write(`${what}${o.follow === true ? '' : ' (--follow waits for it)'}\n`); return o.follow === true ? 4 : 0 }
+      if (!said) { process.stderr.write(`${what}...\n`); said = true }
+      await new Promise(resolve => setTimeout(resolve, 1000))
+      continue
+    }
+    if (l.attempts > 1 || o.attempt !== undefined) process.stderr.write(`attempt ${String(l.attempt)} of ${String(l.attempts)} (${String(l.status)} on ${String(l.node)})\n`)
+    if (want.stdout) await show(l.stdout, l.stdoutTail, process.stdout)
+    if (want.stderr) await show(l.stderr, l.stderrTail, process.stderr)
+    return 0
+  }
+  // over: --out keeps the last attempt's logs; the run's store has those it collected
+  const run = await readRun(o.dataDir, id)
+  const j = run.status?.jobs?.[job]
+  if (j === undefined) throw new BgridError('NOT_FOUND', run.status === undefined ? `run ${id} left no status to read logs from` : `no job ${job} in run ${id}`)
+  const attempts: any[] = j.attempts ?? []
+  if (attempts.length === 0) { process.stderr.write(`job ${job} never started (${String(j.state)}${j.reason !== undefined ? `: ${String(j.reason)}` : ''})\n`); return 0 }
+  const n = o.attempt ?? attempts.length
+  const a = attempts[n - 1]
+  if (a === undefined) throw new BgridError('NOT_FOUND', `job ${job} has ${attempts.length} attempt(s), not ${n}`)
+  if (attempts.length > 1 || o.attempt !== undefined) process.stderr.write(`attempt ${n} of ${attempts.length} (${String(a.status)} on ${String(a.node ?? a.worker)})\n`)
+  let found = false
+  for (const which of ['stdout', 'stderr'] as const) {
+    if (!want[which]) continue
+    const to = which === 'stdout' ? process.stdout : process.stderr
+    const inStore = typeof a[which]?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(a[which].sha256) ? path.join(dir, 'cas', a[which].sha256.slice(0, 2), a[which].sha256) : undefined
+    const inOut = n === attempts.length && run.outDir !== undefined ? path.join(run.outDir, 'logs', `${job}.${which}`) : undefined
+    found = (await show(inStore, undefined, to)) || (await show(inOut, undefined, to)) ||
+      (n === attempts.length && run.outDir !== undefined && await show(path.join(run.outDir, 'logs', `${job}.${which}.tail`), undefined, to)) || found
+  }
+  if (!found && a[want.stdout ? 'stdout' : 'stderr'] !== undefined) process.stderr.write(`the logs of attempt ${n} were not kept (only the last attempt's are collected into --out)\n`)
+  return 0
+}

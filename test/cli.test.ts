@@ -1,0 +1,122 @@
+// The CLI as users meet it (the built dist/bin/bgrid.js, as child processes): the
+// Node version check, a closed pipe, --json errors, the cache subcommands' options.
+import t from 'tap'
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs'
+import { spawnSync, spawn } from 'node:child_process'
+import os from 'node:os'
+import path from 'node:path'
+import { BGRID, ROOT } from '../testbed/cluster.ts'
+import { openDb } from '../protocol/db.ts'
+import { BlobStore } from '../cache/store.ts'
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'bgrid-cli-'))
+t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+const home = path.join(dir, 'home')
+const bgrid = (args: string[], opts: { node?: string, nodeArgs?: string[] } = {}) =>
+  spawnSync(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), BGRID, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BGRID_HOME: home } })
+
+const required = String(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).engines.node).replace(/^>=\s*/, '')
+const older = (v: string): boolean => {
+  const [a, b] = v.replace(/^v/, '').split('.').map(Number)
+  const [x, y] = required.split('.').map(Number)
+  return a < x || (a === x && b < y)
+}
+
+/** A Node older than required on this machine (Debian 12's is 20): what `#!/usr/bin/env node` finds outside npm scripts. */
+function oldNode (): string | undefined {
+  const bins = (process.env.PATH ?? '').split(':').filter(d => d !== '' && !d.startsWith(path.join(ROOT, 'node_modules')))
+  for (const file of [...bins.map(d => path.join(d, 'node')), '/usr/bin/node', '/usr/local/bin/node']) {
+    if (!existsSync(file)) continue
+    const v = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? ''
+    if (/^v\d+\.\d+/.test(v) && older(v)) return file
+  }
+  return undefined
+}
+
+const NEEDS = new RegExp(`^bgrid needs Node\\.js >= ${required.replace('.', '\\.')} \\(this is [0-9.]+ at [^)]+\\): .*https://nodejs\\.org.*npx bgrid.*\\n$`)
+
+const node20 = oldNode()
+t.test('under an older Node, one line says which Node is needed and how to get it', { skip: node20 === undefined ? `no Node older than ${required} on this machine` : false }, async t => {
+  const r = bgrid(['--version'], { node: node20 })
+  t.equal(r.status, 1, 'exit 1')
+  t.equal(r.stdout, '', 'nothing on stdout')
+  t.match(r.stderr, NEEDS)
+  t.equal(r.stderr.split('\n').length, 2, `one line:\n${r.stderr}`)
+  t.match(r.stderr, /this is 20\.|this is 1\d\./, 'names the Node it runs on')
+})
+
+t.test('the check itself, on any machine: versions below and at the one required', async t => {
+  const as = (v: string) => ['--import', `data:text/javascript,Object.defineProperty(process, "versions", { value: { ...process.versions, node: "${v}" } })`]
+  const [x, y] = required.split('.').map(Number)
+  const below = bgrid(['--version'], { nodeArgs: as(`${x}.${y - 1}.9`) })
+  t.equal(below.status, 1)
+  t.match(below.stderr, NEEDS)
+  const at = bgrid(['--version'], { nodeArgs: as(`${x}.${y}.0`) })
+  t.equal(at.status, 0, at.stderr)
+  t.equal(at.stdout.trim(), '0.1.0')
+})
+
+t.test('a closed stdout (`bgrid status | head -1`): a quiet exit, no EPIPE', async t => {
+  // the reader is gone before bgrid writes anything
+  const child = spawn(process.execPath, [BGRID, 'status', '--data-dir', path.join(dir, 'pipe')], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.destroy()
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c })
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
+  const code = await new Promise<number | null>(resolve => { child.on('close', resolve) })
+  clearTimeout(timer)
+  t.equal(code, 0, stderr)
+  t.notMatch(stderr, /EPIPE|Error/, 'no stack trace')
+  // and through a real pipe: --watch writes again after head has gone
+  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BGRID}" status --data-dir "${path.join(dir, 'pipe')}" --watch 0.1 | head -1`], { encoding: 'utf8', timeout: 30_000 })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /^every 0\.1s: bgrid status/)
+  t.equal(r.stderr, '')
+})
+
+t.test('submit --json: an invalid DAG ends stdout with an error event', async t => {
+  const dag = path.join(dir, 'bad.json')
+  writeFileSync(dag, JSON.stringify({ jobs: [{ id: 'a', cmd: 'true', cpu: 2 }] }))
+  const r = bgrid(['submit', '--json', dag, '--data-dir', home])
+  t.equal(r.status, 2)
+  t.match(r.stderr, /unknown field "cpu"/, 'the line for people stays on stderr')
+  const last = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '')
+  t.match(last, { event: 'error', code: 'INVALID_DAG', exitCode: 2 })
+  t.match(last.message, /job "a" \(jobs\[0\]\): unknown field "cpu": bgrid calls it "cores"/, 'naming the field')
+  t.type(last.time, 'number')
+  // without --json, stdout stays empty
+  t.equal(bgrid(['submit', dag, '--data-dir', home]).stdout, '')
+})
+
+t.test('cache subcommands have their own options; gc needs --target and says what it evicted', async t => {
+  const ls = bgrid(['cache', 'ls', '--help'])
+  t.equal(ls.status, 0)
+  t.notMatch(ls.stdout, /--target/, 'no gc option in `cache ls --help`')
+  t.notMatch(bgrid(['cache', 'du', '--help']).stdout, /--target/)
+  t.match(bgrid(['cache', 'gc', '--help']).stdout, /--target <MiB>/)
+
+  const data = path.join(dir, 'store')
+  const db = await openDb(data)
+  const store = new BlobStore(data, db)
+  await store.load()
+  const a = await store.putBuffer(Buffer.alloc(1048576, 1))
+  await store.putBuffer(Buffer.alloc(2 * 1048576, 2))
+  const pinned = await store.putBuffer(Buffer.alloc(1048576, 3))
+  await store.pin(pinned.hash)
+  await db.close()
+
+  const bare = bgrid(['cache', 'gc', '--data-dir', data])
+  t.equal(bare.status, 2, 'a bare gc is refused')
+  t.match(bare.stderr, /--target/)
+  t.equal(JSON.parse(bgrid(['cache', 'du', '--json', '--data-dir', data]).stdout).blobs, 3, 'nothing evicted')
+
+  const keep = bgrid(['cache', 'gc', '--target', '3', '--data-dir', data])
+  t.equal(keep.status, 0, keep.stderr)
+  t.equal(keep.stdout, 'evicted 1 blob(s), 1.0 MiB; kept 2 blob(s), 3.0 MiB (1.0 MiB pinned)\n', 'the least recently used one went')
+  const nothing = bgrid(['cache', 'gc', '--target', '10', '--data-dir', data])
+  t.equal(nothing.stdout, 'evicted 0 blob(s), 0.0 MiB; kept 2 blob(s), 3.0 MiB (1.0 MiB pinned)\n', 'it says so when it did nothing')
+  const all = JSON.parse(bgrid(['cache', 'gc', '--target', '0', '--json', '--data-dir', data]).stdout)
+  t.equal(all.evicted.length, 1)
+  t.equal(all.keptBytes, 1048576, 'the pinned blob stays')
+  t.notOk(all.evicted.some((e: any) => e.hash === a.hash || e.hash === pinned.hash), 'names the blobs it evicted')
+})

@@ -10,7 +10,9 @@ const runs: string[][] = [
   ['transfer.ts'],
   ['data.ts'],
   ['chaos.ts'],
-  ['report.ts']
+  ['report.ts'],
+  ['quorum.ts'],
+  ['seam.ts']
 ]
 let failed = 0
 for (const [script, ...args] of runs) {

@@ -201,6 +201,12 @@ program.command('logs')
   .option('--stderr', 'only its stderr', false)
   .action(async (id, job, o) => { await run(async () => { const { logsCommand } = await import('./commands/logs.ts'); return await logsCommand(id, job, o) }, o) })
 
+program.command('credit')
+  .description('the workers of this submitter\'s BOINC-style runs: valid, invalid, errored and late results, trust, credit')
+  .option('--data-dir <dir>', 'data dir (env BGRID_HOME)', defaultDataDir())
+  .option('--json', 'JSON output', false)
+  .action(async (o) => { await run(async () => { const { creditCommand } = await import('./commands/credit.ts'); return await creditCommand(o) }, o) })
+
 program.command('report')
   .description('write the run\'s report.html (timeline, summary, jobs) and trace.tsv now, while it runs or after')
   .argument('<run-id>', 'a run id, or a unique prefix of one')

@@ -10,7 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { createBgridNode, peerAddr, listenAddrs, type BgridNode } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
-import { claimSpec, signClaim, PROTOCOL_VERSION, type WorkerOffer } from '../protocol/claim.ts'
+import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, type WorkerOffer } from '../protocol/claim.ts'
 import { submitterKey } from '../daemon/identity.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, hasMulticastRoute, MULTICAST_ROUTE_HINT, type DiscoveredNode } from '../protocol/dnssd.ts'
@@ -26,7 +26,7 @@ import { parseDag, readDagJson, type Dag } from './dag.ts'
 import { selectWorkers, attrsOf, type Candidate, type Refusal } from './select.ts'
 import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
 import { jobFits, type NodeShape } from './feasibility.ts'
-import { RunCore, type JobRec } from './run-core.ts'
+import { RunCore, type JobRec, type AttemptRec } from './run-core.ts'
 import { TERMINAL } from './job-state.ts'
 import { Journal, type RunMeta } from './journal.ts'
 import { Progress, type Mode } from './progress.ts'
@@ -37,6 +37,9 @@ import { ControlServer } from '../daemon/control.ts'
 import { makespanLowerBound } from './plan.ts'
 import { analyzeJob, analyzeRun } from './analyze.ts'
 import { writeRunReport } from './report/write.ts'
+import { QuorumPolicy } from '../middleware-adapters/boinc/policy.ts'
+import { TrustBook } from '../middleware-adapters/boinc/trust.ts'
+import { resultsEquivalent } from '../middleware-adapters/boinc/compare.ts'
 import type { RunJson } from './report/run-json.ts'
 
 export interface SubmitOptions {
@@ -93,6 +96,21 @@ interface ClaimedWorker {
   renewing?: boolean
 }
 
+/** A replicated job's validation, for run.json: the quorum, the canonical result, who agreed and who did not. */
+function validationOf (j: JobRec, nameOf: (peer: string) => string): Record<string, unknown> {
+  const v = j.spec.verify
+  const round = j.roundStart === undefined ? j.attempts : j.attempts.slice(j.roundStart)
+  const canonical = round.find(a => a.validation === 'valid' && a.key === j.canonicalKey)
+  return {
+    quorum: j.quorumNow ?? v?.quorum, replicas: round.length,
+    outcome: j.state === 'done' ? 'canonical' : j.state === 'failed' ? 'failed' : 'pending',
+    ...(canonical !== undefined ? { canonical: canonical.id } : {}),
+    valid: round.filter(a => a.validation === 'valid').map(a => nameOf(a.worker)),
+    invalid: round.filter(a => a.validation === 'invalid').map(a => nameOf(a.worker)),
+    errors: round.filter(a => a.status !== undefined && a.status !== 'ok' && a.void !== true && a.status !== 'cancelled').map(a => nameOf(a.worker))
+  }
+}
+
 function iso (ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString()
 }
@@ -132,6 +150,9 @@ export class Coordinator {
   private readonly claiming = new Set<string>()
   /** every node seen during this run (its latest advertisement): what "can any node ever run it?" is judged on */
   private readonly seenEver = new Map<string, Candidate>()
+  /** BOINC-style runs: the submitter's records of its workers, and the replication policy */
+  private trust?: TrustBook
+  replication?: QuorumPolicy
   /** the nodes as they were accounted for when the run ended (discovery has stopped since) */
   private finalAccounts?: NodeAccount[]
   /** this run's grid key fingerprint: a node in another grid is told apart from one unreachable */
@@ -204,6 +225,43 @@ export class Coordinator {
     await this.journal.setMeta(this.meta)
     await mkdir(this.outDir, { recursive: true })
     this.progress = new Progress(o.progress)
+  }
+
+  /**
+   * BOINC-style jobs (middleware boinc): replicas, validation, adaptive replication
+   * from this submitter's records of its workers, credit. None for a native DAG.
+   */
+  private async replicationPolicy (): Promise<QuorumPolicy | undefined> {
+    if (!this.dag.jobs.some(j => j.verify !== null)) return undefined
+    this.trust = new TrustBook(this.opts.dataDir)
+    await this.trust.load()
+    this.replication = new QuorumPolicy({
+      trust: this.trust,
+      // a node that did not measure itself counts as 1 GFLOPS a core (the cobblestone's reference)
+      gflopsOf: (peer) => this.claimed.get(peer)?.offer.gflops ?? 1,
+      nameOf: (peer) => this.nameOf(peer),
+      compare: async (job, a, b) => {
+        const [dirA, dirB] = await Promise.all([this.resultDir(a), this.resultDir(b)])
+        return await resultsEquivalent(job.spec.verify?.compare as string[], this.dag.dir, dirA, dirB)
+      },
+      classified: (attempt, key) => {
+        this.core.classified(attempt, key)
+        this.adapter.notify()
+        this.wakeMain()
+      },
+      onCompareError: (job, err) => { this.emit({ event: 'warning', job: job.spec.id, message: `compare: ${errorMessage(err)}` }, `job ${job.spec.id}: the compare command failed (${errorMessage(err)}): the results count as different`) }
+    })
+    return this.replication
+  }
+
+  /** A replica's outputs in a directory of their own here, read-only (for the job's compare command). */
+  private async resultDir (a: AttemptRec): Promise<string> {
+    const dir = path.join(this.runDir, 'results', a.id)
+    for (const o of a.outputs ?? []) {
+      await this.fetchToStore(o.hash, o.size)
+      await this.placeFile(o.hash, path.join(dir, o.name))
+    }
+    return dir
   }
 
   private async hashInputs (): Promise<void> {
@@ -314,6 +372,8 @@ export class Coordinator {
       const addrs = c.addresses.map(a => peerAddr(a, c.ad.port, peer))
       const reply = await call(this.node, addrs, claimSpec, {
         op: 'claim', v: PROTOCOL_VERSION, run: this.runId, leaseMs: this.opts.leaseSec * 1000, addrs: listenAddrs(this.node).slice(0, 16),
+        // the worker-side driver: BOINC-style jobs pull as native ones do, the name says what the run expects
+        middleware: this.dag.jobs.some(j => j.verify !== null) ? 'boinc' : 'native',
         submitter: await signClaim(this.submitter, this.runId, this.node.peerId.toString(), peer)
       }, { timeoutMs: 5000 })
       if (this.closing) { await this.releaseOne(peer); return }
@@ -328,16 +388,20 @@ export class Coordinator {
       const w: ClaimedWorker = { id: peer, candidate: c, offer, lastRenewed: Date.now() }
       this.claimed.set(peer, w)
       this.refusals.delete(peer)
-      this.core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String) })
+      // its host: the addresses it is advertised at (daemons sharing a machine share them)
+      const host = [...new Set(c.addresses)].sort().join(',')
+      this.core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String), ...(host !== '' ? { host } : {}) })
       // a tick a quarter lease: a silent worker is found lost at most a quarter lease late
       w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(250, this.opts.leaseSec * 1000 / 4))
       this.emit({ event: 'worker', worker: peer, name: c.name, state: 'claimed', cores: offer.cores, ram: offer.ram, mhz: offer.mhz },
         this.opts.progress === 'lines' ? `claimed ${c.name} (${offer.cores} cores, ${offer.ram} MiB)` : undefined)
       this.onWorkersChanged(true)
     } catch (err) {
-      const code = err instanceof BgridError ? err.code : 'ERROR'
+      let code = err instanceof BgridError ? err.code : 'ERROR'
+      let message = err instanceof Error ? err.message : String(err)
+      // a node of another bgrid version does not speak this claim protocol at all
+      if (/Protocol selection failed/i.test(message)) { code = 'VERSION'; message = `it runs another version of bgrid (it does not speak ${CLAIM_PROTOCOL})` }
       this.refusedUntil.set(peer, Date.now() + (code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000))
-      const message = err instanceof Error ? err.message : String(err)
       const before = this.refusals.get(peer)
       this.refusals.set(peer, { name: c.name, code, message })
       if (before?.code !== code) this.emit({ event: 'refused', worker: peer, name: c.name, code, message })
@@ -542,6 +606,7 @@ export class Coordinator {
       jobs[j.spec.id] = {
         state: j.state,
         ...(waiting !== undefined ? { waiting } : {}),
+        ...(j.spec.verify !== null ? { validation: validationOf(j, (peer) => this.nameOf(peer)) } : {}),
         worker: last?.worker,
         node: last !== undefined ? this.nameOf(last.worker) : undefined,
         attempts: j.attempts.map(a => ({
@@ -549,6 +614,13 @@ export class Coordinator {
           assignedAt: a.assignedAt, startedAt: a.startedAt, endedAt: a.endedAt, reportedAt: a.reportedAt,
           assignedAtIso: iso(a.assignedAt), startedAtIso: iso(a.startedAt), endedAtIso: iso(a.endedAt),
           inputWaitMs: a.inputWaitMs, bytesFetched: a.bytesFetched,
+          ...(a.cpuMs !== undefined ? { cpuMs: a.cpuMs } : {}),
+          // BOINC-style replicas: each one's outputs and what validation made of it
+          ...(a.outputs !== undefined ? { outputs: Object.fromEntries(a.outputs.map(o => [o.name, { sha256: o.hash, size: o.size }])) } : {}),
+          ...(a.validation !== undefined ? { validation: a.validation } : {}),
+          ...(a.credit !== undefined ? { credit: a.credit } : {}),
+          ...(a.timedOut === true ? { timedOut: true } : {}),
+          ...(a.void === true ? { void: true } : {}),
           ...(a.stdout !== undefined ? { stdout: { sha256: a.stdout.hash, size: a.stdout.size } } : {}),
           ...(a.stderr !== undefined ? { stderr: { sha256: a.stderr.hash, size: a.stderr.size } } : {})
         })),
@@ -602,8 +674,9 @@ export class Coordinator {
     this.submitter = await submitterKey(o.dataDir)
     this.node = await createBgridNode({ privateKey: await loadRunIdentity(runDir), gridKey })
 
+    const replication = await this.replicationPolicy()
     this.core = new RunCore(this.dag, {
-      coordinatorId: this.node.peerId.toString(), prefetch: o.prefetch, nonce: randomBytes(3).toString('hex'),
+      coordinatorId: this.node.peerId.toString(), prefetch: o.prefetch, nonce: randomBytes(3).toString('hex'), replication,
       hooks: {
         onTransition: (job, from, to, reason) => {
           let say: () => void
@@ -700,6 +773,8 @@ export class Coordinator {
     } finally {
       await this.shutdown()
     }
+    // what this run learnt of its workers (BOINC-style runs): kept for the next runs
+    await this.trust?.save().catch(err => { this.log.warn('worker records not saved', { err: errorMessage(err) }) })
     // whatever happened, the report and the final status are written
     const counts = this.core.counts()
     const ok = failure === undefined && !this.cancelled && counts.done === this.core.jobs.size && this.collectErrors.size === 0
@@ -808,6 +883,8 @@ export class Coordinator {
     while (!this.core.finished() && !this.cancelled) {
       this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
       if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.writeStatus().catch(() => {}) }
+      // replicas past their deadline count as no reply (BOINC-style jobs)
+      this.core.tick(Date.now())
       // the grid has been looked at for --wait: a job no node seen can ever run fails, naming why
       if (Date.now() - this.startedAt >= this.opts.waitSec * 1000) this.core.failNeverPlaceable(this.possibleNodes())
       if (this.core.aliveWorkers().length === 0 && this.claimed.size === 0) {

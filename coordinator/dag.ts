@@ -40,7 +40,29 @@ export interface JobSpec {
   runtime: number
   /** expected output sizes (bytes) declared in dag.json, for planning */
   sizeHints: Record<string, number>
+  /** BOINC-style verified execution (middleware boinc); null: native, first good result wins */
+  verify: VerifySpec | null
 }
+
+/** BOINC's names in comments: the job's replication and validation. */
+export interface VerifySpec {
+  /** min_quorum: agreeing results that make one canonical */
+  quorum: number
+  /** target_nresults: replicas issued at first (>= quorum) */
+  replicas: number
+  /** max_error_results */
+  maxErrors: number
+  /** max_total_results */
+  maxTotal: number
+  /** delay_bound (ms; 0: none): a replica out longer counts as no reply */
+  deadlineMs: number
+  /** a validator command run with two result directories appended; null: bitwise */
+  compare: string[] | null
+  /** adaptive replication: trusted workers get unreplicated work now and then */
+  adaptive: boolean
+}
+
+export type Middleware = 'native' | 'boinc'
 
 export interface Dag {
   name: string
@@ -48,7 +70,7 @@ export interface Dag {
   workers: { min: number, max: number }
   requirements: Expr | null
   rank: Expr
-  middleware: 'native'
+  middleware: Middleware
   collect: 'sinks' | 'all'
   jobs: JobSpec[]
   byId: Map<string, JobSpec>
@@ -198,7 +220,8 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
       disk: j.disk ?? defaults.disk ?? 0,
       network: j.network ?? defaults.network ?? true,
       runtime: j.runtime ?? 1,
-      sizeHints
+      sizeHints,
+      verify: verifyOf(j, defaults, d.middleware ?? 'native', label, problems)
     }
     byId.set(job.id, job)
   }
@@ -243,6 +266,29 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
     byId,
     children,
     order
+  }
+}
+
+/** A job's verification settings: its own, else the DAG's defaults, else BOINC's usual ones. */
+function verifyOf (j: any, defaults: any, dagMiddleware: Middleware, label: string, problems: Problems): VerifySpec | null {
+  const middleware: Middleware = j.middleware ?? defaults.middleware ?? dagMiddleware
+  const pick = <T>(k: string, dflt: T): T => j[k] ?? defaults[k] ?? dflt
+  if (middleware !== 'boinc') {
+    const stray = ['quorum', 'replicas', 'maxErrors', 'maxTotal', 'deadline', 'compare', 'adaptive'].filter(k => j[k] !== undefined)
+    if (stray.length > 0) problems.add(`${label} field ${stray[0]}: only for "middleware": "boinc" (this job is ${middleware})`)
+    return null
+  }
+  const quorum: number = pick('quorum', 2)
+  const replicas: number = pick('replicas', Math.max(2, quorum))
+  if (replicas < quorum) problems.add(`${label} field replicas: ${replicas} < quorum ${quorum} (BOINC's target_nresults must be at least min_quorum)`)
+  const maxTotal: number = pick('maxTotal', 2 * replicas + 2)
+  if (maxTotal < replicas) problems.add(`${label} field maxTotal: ${maxTotal} < replicas ${replicas}`)
+  return {
+    quorum, replicas, maxTotal,
+    maxErrors: pick('maxErrors', 3),
+    deadlineMs: Math.round(pick('deadline', 0) * 1000),
+    compare: pick<string[] | null>('compare', null),
+    adaptive: pick('adaptive', true)
   }
 }
 

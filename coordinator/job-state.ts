@@ -18,6 +18,25 @@ export const JOB_TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = 
 
 export const TERMINAL: ReadonlySet<JobState> = new Set(['done', 'failed', 'skipped', 'cancelled'])
 
-export function canJobTransition (from: JobState, to: JobState): boolean {
-  return JOB_TRANSITIONS[from].includes(to)
+/**
+ * Resume (`submit --resume`): a fresh run core's jobs are all pending, and each takes the
+ * outcome its journal recorded: done (with its outputs), failed, or skipped. Declared
+ * apart because a live run never makes them: a pending job is not done or failed
+ * without running. Any other journaled state (ready, running, cancelled) starts over.
+ */
+export const RESTORE_TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
+  pending: ['done', 'failed', 'skipped'],
+  ready: [],
+  running: [],
+  done: [],
+  failed: [],
+  skipped: [],
+  cancelled: []
+}
+
+/** what makes the change: the run as it goes, or a resume restoring the journal */
+export type JobChange = 'live' | 'restore'
+
+export function canJobTransition (from: JobState, to: JobState, change: JobChange = 'live'): boolean {
+  return (change === 'restore' ? RESTORE_TRANSITIONS : JOB_TRANSITIONS)[from].includes(to)
 }

@@ -6,6 +6,7 @@ import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
 import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
 import type { Attrs } from './expr.ts'
 import { jobFits, describeNeeds, summariseMisfits, type NodeShape } from './feasibility.ts'
+import type { ReplicationPolicy, Replica } from './attempt-policy.ts'
 import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type InputRef, type PeerInfo, type LogResult, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
@@ -25,7 +26,11 @@ export const STAGING_WINDOW = 2
 /** how long other workers wait for a staged input's first copy before taking it from the submitter */
 export const STAGING_WAIT_MS = 3000
 
-export interface WorkerInfo { id: string, slots: number, attrs: Attrs, addrs: string[] }
+export interface WorkerInfo {
+  id: string, slots: number, attrs: Attrs, addrs: string[]
+  /** which machine it runs on (its addresses): replicas of a job go to distinct hosts */
+  host?: string
+}
 
 export interface WorkerRec extends WorkerInfo {
   alive: boolean
@@ -58,6 +63,18 @@ export interface AttemptRec {
   inputWaitMs?: number
   bytesFetched?: number
   cacheHits?: number
+  /** the job's CPU time as its worker measured it */
+  cpuMs?: number
+  /** replicated jobs: this replica's outputs, its agreement key, and what validation made of it */
+  outputs?: Array<{ name: string, hash: string, size: number }>
+  key?: string
+  validation?: 'valid' | 'invalid'
+  /** cobblestones granted to a valid result */
+  credit?: number
+  /** it did not report before the job's deadline (a late result still counts if the job is undecided) */
+  timedOut?: boolean
+  /** it could not run for reasons not its worker's (inputs gone): it counts neither for nor against */
+  void?: boolean
 }
 
 export interface OutputRec { hash: string, size: number }
@@ -78,6 +95,12 @@ export interface JobRec {
   avoid: Set<string>
   reason?: string
   collected: boolean
+  /** replicated jobs: replicas still to hand out, the quorum for this job (1: unreplicated spot check) and the canonical key */
+  replicasWanted?: number
+  quorumNow?: number
+  canonicalKey?: string
+  /** the first attempt of the current round of replicas */
+  roundStart?: number
 }
 
 export interface BlobRec { size: number, holders: Set<string> }
@@ -94,6 +117,8 @@ export interface CoreOptions {
   /** unique per coordinator session: attempt ids never repeat across a resume */
   nonce: string
   hooks?: CoreHooks
+  /** how replicated (BOINC-style) jobs are replicated and validated; native jobs need none */
+  replication?: ReplicationPolicy
 }
 
 export class RunCore {
@@ -106,6 +131,10 @@ export class RunCore {
   readonly inputs = new Map<string, OutputRec>()
   readonly ready = new Set<string>()
   private readonly readyAt = new Map<string, number>()
+  /** running replicated jobs that want more replicas handed out */
+  readonly replicaQueue = new Set<string>()
+  /** replicas out with a deadline: attempt -> its job */
+  private readonly deadlines = new Map<string, string>()
   /** a job left this long to its planned worker may be taken by any worker */
   stealAfterMs = 2000
   /**
@@ -151,6 +180,7 @@ export class RunCore {
     this.tally[to]++
     job.state = to
     if (to === 'ready') { this.ready.add(job.spec.id); this.readyAt.set(job.spec.id, Date.now()) } else { this.ready.delete(job.spec.id); this.readyAt.delete(job.spec.id) }
+    if (to !== 'running') { this.replicaQueue.delete(job.spec.id); job.replicasWanted = 0 }
     if (to === 'failed' || to === 'skipped' || to === 'cancelled') job.reason = reason
     this.opts.hooks?.onTransition?.(job, from, to, reason)
     return true
@@ -251,25 +281,32 @@ export class RunCore {
 
   // ---- lifecycle ----------------------------------------------------------------
 
+  /** A resume restores a job's journaled outcome through a declared restore transition (job-state.ts), or refuses it. */
+  private restore (job: JobRec, to: 'done' | 'failed' | 'skipped', reason: string): boolean {
+    const from = job.state
+    if (!canJobTransition(from, to, 'restore')) {
+      this.opts.hooks?.onIllegal?.(job.spec.id, from, to, reason)
+      return false
+    }
+    this.tally[from]--
+    this.tally[to]++
+    job.state = to
+    return true
+  }
+
   /** Restore a job's journaled outcome (resume). */
   restoreDone (id: string, outputs: Array<{ name: string, hash: string, size: number, holders: string[] }>, attempts: AttemptRec[], collected: boolean): void {
     const job = this.jobs.get(id)
-    if (job === undefined) return
+    if (job === undefined || !this.restore(job, 'done', 'restored from the journal')) return
     job.outputs = new Map(outputs.map(o => [o.name, { hash: o.hash, size: o.size }]))
     for (const o of outputs) for (const h of o.holders) this.addHolder(o.hash, o.size, h)
     job.attempts = attempts
     job.collected = collected
-    this.tally[job.state]--
-    this.tally.done++
-    job.state = 'done'
   }
 
   restoreFinal (id: string, state: 'failed' | 'skipped', reason: string, attempts: AttemptRec[]): void {
     const job = this.jobs.get(id)
-    if (job === undefined) return
-    this.tally[job.state]--
-    this.tally[state]++
-    job.state = state
+    if (job === undefined || !this.restore(job, state, reason)) return
     job.reason = reason
     job.attempts = attempts
   }
@@ -355,6 +392,16 @@ export class RunCore {
       const job = this.jobs.get(jobId)
       const rec = this.attempts.get(attempt)
       if (rec !== undefined && rec.status === undefined) { rec.status = 'lost'; rec.error = why; rec.endedAt = Date.now() }
+      if (job !== undefined && rec !== undefined && job.spec.verify !== null && this.opts.replication !== undefined) {
+        // a replica that will not reply: no reply, as BOINC counts it; the job is judged again
+        this.deadlines.delete(attempt)
+        if (job.state === 'running' && this.round(job).includes(rec)) {
+          lostJobs.push(jobId)
+          this.opts.replication.onError?.(job, rec, 'timeout')
+          this.judge(job)
+        }
+        continue
+      }
       if (job?.state === 'running' && job.attempts.at(-1)?.id === attempt) {
         lostJobs.push(jobId)
         this.retryLost(job, `worker lost: ${why}`)
@@ -551,6 +598,19 @@ export class RunCore {
     candidates.sort((a, b) => a.missing - b.missing || Number(b.mine) - Number(a.mine) || b.prio - a.prio)
     const out: Assignment[] = []
     let cores = free
+    // more replicas of replicated jobs already running first: their siblings are under way
+    for (const id of this.replicaQueue) {
+      if (out.length >= want) break
+      const job = this.jobs.get(id) as JobRec
+      const need = Math.max(1, job.spec.cores)
+      if (need > cores || !this.feasible(job.spec, w) || !this.replicaFits(job, w)) continue
+      const inputs = this.inputRefs(job)
+      if (inputs === null) continue // its inputs come back (a producer runs again): the replica waits
+      out.push(this.handOut(job, w, inputs, now))
+      cores -= need
+      job.replicasWanted = (job.replicasWanted ?? 1) - 1
+      if (job.replicasWanted <= 0) this.replicaQueue.delete(id)
+    }
     for (const { id } of candidates) {
       if (out.length >= want) break
       const job = this.jobs.get(id) as JobRec
@@ -558,25 +618,57 @@ export class RunCore {
       if (need > cores) continue
       const inputs = this.inputRefs(job)
       if (inputs === null) { this.move(job, 'pending', 'inputs unavailable'); continue }
-      const attempt = `a${this.opts.nonce}-${++this.seq}`
-      const rec: AttemptRec = { id: attempt, job: id, worker: workerId, assignedAt: now }
-      job.attempts.push(rec)
-      this.attempts.set(attempt, rec)
-      w.running.set(attempt, id)
-      w.assignedAt.set(attempt, now)
-      w.usedCores += need
+      const policy = this.opts.replication
+      // a replicated job's first replica opens a round (a job made again starts a new
+      // one): the other replicas follow, on other hosts
+      if (job.spec.verify !== null) job.roundStart = job.attempts.length
+      out.push(this.handOut(job, w, inputs, now))
       cores -= need
-      this.move(job, 'running', `attempt ${attempt} on ${workerId.slice(-8)}`)
-      this.opts.hooks?.onAttempt?.(job, rec)
-      out.push({
-        attempt, job: id, cmd: job.spec.cmd,
-        // BGRID_RETRY: how many attempts of this job failed before (DAGMan's $(RETRY))
-        env: { ...job.spec.env, BGRID_RETRY: String(job.failures) },
-        timeoutMs: job.spec.timeoutMs, cores: job.spec.cores, ram: job.spec.ram, disk: job.spec.disk, network: job.spec.network,
-        inputs, outputs: job.spec.outputs
-      })
+      if (job.spec.verify !== null && policy !== undefined) {
+        job.quorumNow = undefined
+        job.replicasWanted = Math.max(0, policy.initialReplicas(job, workerId) - 1)
+        if (job.replicasWanted > 0) this.replicaQueue.add(id)
+      }
     }
     return out
+  }
+
+  /** One attempt of a job to a worker: recorded, the job running, the assignment for the wire. */
+  private handOut (job: JobRec, w: WorkerRec, inputs: InputRef[], now: number): Assignment {
+    const id = job.spec.id
+    const attempt = `a${this.opts.nonce}-${++this.seq}`
+    const rec: AttemptRec = { id: attempt, job: id, worker: w.id, assignedAt: now }
+    job.attempts.push(rec)
+    this.attempts.set(attempt, rec)
+    w.running.set(attempt, id)
+    w.assignedAt.set(attempt, now)
+    w.usedCores += Math.max(1, job.spec.cores)
+    if (job.spec.verify !== null && job.spec.verify.deadlineMs > 0) this.deadlines.set(attempt, id)
+    this.move(job, 'running', `attempt ${attempt} on ${w.id.slice(-8)}`)
+    this.opts.hooks?.onAttempt?.(job, rec)
+    return {
+      attempt, job: id, cmd: job.spec.cmd,
+      // BGRID_RETRY: how many attempts of this job failed before (DAGMan's $(RETRY))
+      env: { ...job.spec.env, BGRID_RETRY: String(job.failures) },
+      timeoutMs: job.spec.timeoutMs, cores: job.spec.cores, ram: job.spec.ram, disk: job.spec.disk, network: job.spec.network,
+      inputs, outputs: job.spec.outputs
+    }
+  }
+
+  /**
+   * May this worker take another replica of the job? Not on a host that has one out or
+   * a result in (BOINC: one result per host per workunit: three daemons on one PC must
+   * not make a quorum), nor on a worker whose replica failed.
+   */
+  private replicaFits (job: JobRec, w: WorkerRec): boolean {
+    const host = w.host ?? w.id
+    for (const a of job.attempts) {
+      if (a.void === true) continue
+      const other = this.workers.get(a.worker)
+      if (a.worker === w.id) return false
+      if ((other?.host ?? a.worker) === host && (a.status === undefined || a.status === 'ok' || a.timedOut === true)) return false
+    }
+    return true
   }
 
   /** Apply a result reported by a worker. Duplicates and unknown attempts are ignored. */
@@ -597,6 +689,8 @@ export class RunCore {
     this.stats.bytesFetched += r.bytesFetched
     this.stats.cacheHits += r.cacheHits
     this.stats.inputWaitMs += r.inputWaitMs
+    if (r.cpuMs !== undefined) rec.cpuMs = r.cpuMs
+    if (job.spec.verify !== null && this.opts.replication !== undefined) return this.completeReplica(job, workerId, rec, r)
     this.opts.hooks?.onAttempt?.(job, rec)
     const current = job.state === 'running' && job.attempts.at(-1)?.id === r.attempt
     const acceptLate = job.state === 'ready' || job.state === 'running'
@@ -644,6 +738,111 @@ export class RunCore {
     if (job.failures > job.spec.retries) this.fail(job, `${why} (after ${job.failures} attempt(s))`)
     else this.move(job, this.inputsAvailable(job) ? 'ready' : 'pending', `retry ${job.failures}/${job.spec.retries}: ${why}`)
     return job.state
+  }
+
+  // ---- replicated jobs (BOINC-style) ----------------------------------------------
+
+  /** A replica's result: recorded, keyed, and the job judged again. */
+  private completeReplica (job: JobRec, workerId: string, rec: AttemptRec, r: AttemptResult): 'ignored' | JobState {
+    const policy = this.opts.replication as ReplicationPolicy
+    this.deadlines.delete(rec.id)
+    for (const p of r.inputProblems ?? []) this.dropInputHolders(workerId, p)
+    if (r.status === 'ok') {
+      const declared = new Set(job.spec.outputs)
+      if (r.outputs.length !== declared.size || r.outputs.some(o => !declared.has(o.name))) {
+        rec.status = 'failed'
+        rec.error = 'worker reported outputs other than those declared'
+      } else {
+        rec.outputs = r.outputs.map(o => ({ name: o.name, hash: o.hash, size: o.size }))
+        // its worker holds these bytes (whatever they are): only the canonical result's hashes are ever handed to children
+        for (const o of r.outputs) this.addHolder(o.hash, o.size, workerId)
+        rec.key = policy.keyOf(job, rec, this.round(job).filter(a => a !== rec))
+      }
+    }
+    // not its worker's doing: inputs gone, the owner came back
+    if ((r.status === 'lost' && (r.inputProblems?.length ?? 0) > 0) || r.status === 'preempted') rec.void = true
+    this.opts.hooks?.onAttempt?.(job, rec)
+    if (job.state === 'done') {
+      // a late replica of a decided job is still judged, for its worker's record
+      if (rec.status === 'ok' && rec.key !== undefined && this.round(job).includes(rec)) {
+        rec.validation = rec.key === job.canonicalKey ? 'valid' : 'invalid'
+        const canonical = job.attempts.find(a => a.key === job.canonicalKey && a.validation === 'valid')
+        if (canonical !== undefined) policy.onDecided?.(job, canonical, rec.validation === 'valid' ? [rec] : [], rec.validation === 'invalid' ? [rec] : [])
+      }
+      return 'ignored'
+    }
+    if (job.state !== 'running' || !this.round(job).includes(rec)) return 'ignored'
+    if (rec.status !== 'ok' && rec.void !== true) policy.onError?.(job, rec, 'error')
+    if (rec.void === true && ++job.lost > MAX_LOST_ATTEMPTS) { this.fail(job, `${rec.error ?? 'lost'} (${job.lost} replicas lost)`); return job.state }
+    return this.judge(job)
+  }
+
+  /** The attempts of the job's current round of replicas. */
+  private round (job: JobRec): AttemptRec[] {
+    return job.roundStart === undefined ? job.attempts : job.attempts.slice(job.roundStart)
+  }
+
+  /** An ok replica was compared with the others (the job's compare command): its key. */
+  classified (attemptId: string, key: string): void {
+    const rec = this.attempts.get(attemptId)
+    if (rec === undefined || rec.status !== 'ok' || rec.key !== undefined) return
+    rec.key = key
+    const job = this.jobs.get(rec.job)
+    if (job?.state === 'running') this.judge(job)
+    else if (job?.state === 'done' && this.round(job).includes(rec)) {
+      rec.validation = key === job.canonicalKey ? 'valid' : 'invalid'
+    }
+  }
+
+  /** Apply the policy's decision on a replicated job's replicas so far. */
+  private judge (job: JobRec): JobState {
+    const policy = this.opts.replication as ReplicationPolicy
+    const round = this.round(job)
+    const view: Replica[] = []
+    for (const a of round) {
+      if (a.void === true) continue
+      const outcome = a.status === 'ok' ? (a.key !== undefined ? 'ok' : 'pending') : a.status === undefined ? 'pending' : a.status === 'cancelled' ? undefined : 'error'
+      if (outcome !== undefined) view.push({ attempt: a.id, worker: a.worker, outcome, ...(a.key !== undefined ? { key: a.key } : {}) })
+    }
+    // replicas wanted but not handed out yet are out, for the decision
+    for (let i = 0; i < (job.replicasWanted ?? 0); i++) view.push({ attempt: `(queued ${i + 1})`, worker: '', outcome: 'pending' })
+    const d = policy.judge(job, view)
+    if (d.kind === 'issue') {
+      job.replicasWanted = (job.replicasWanted ?? 0) + d.n
+      this.replicaQueue.add(job.spec.id)
+    } else if (d.kind === 'fail') {
+      this.fail(job, d.reason)
+    } else if (d.kind === 'canonical') {
+      const canonical = this.attempts.get(d.attempt) as AttemptRec
+      const valid = new Set(d.valid)
+      for (const a of round) if (a.status === 'ok' && a.key !== undefined) a.validation = valid.has(a.id) ? 'valid' : 'invalid'
+      job.canonicalKey = d.key
+      job.outputs = new Map((canonical.outputs ?? []).map(o => [o.name, { hash: o.hash, size: o.size }]))
+      // only the canonical bytes' holders serve them: an invalid result's blobs are other hashes
+      const w = this.workers.get(canonical.worker)
+      if (w !== undefined) w.done++
+      this.move(job, 'done', `canonical result: attempt ${d.attempt}, ${d.valid.length} agreeing of ${d.valid.length + d.invalid.length}`)
+      for (const c of this.dag.children.get(job.spec.id) ?? []) this.tryPromote(c, `parent ${job.spec.id} done`)
+      policy.onDecided?.(job, canonical, round.filter(a => a.validation === 'valid'), round.filter(a => a.validation === 'invalid'))
+    }
+    return job.state
+  }
+
+  /** Replicas out past their job's deadline count as no reply: another is issued (a late result still counts while the job is undecided). */
+  tick (now: number): void {
+    for (const [attempt, jobId] of this.deadlines) {
+      const rec = this.attempts.get(attempt)
+      const job = this.jobs.get(jobId)
+      if (rec === undefined || job === undefined || rec.status !== undefined || job.state !== 'running') { this.deadlines.delete(attempt); continue }
+      const deadline = job.spec.verify?.deadlineMs ?? 0
+      if (deadline <= 0 || now - rec.assignedAt < deadline) continue
+      this.deadlines.delete(attempt)
+      rec.status = 'lost'
+      rec.timedOut = true
+      rec.error = `no reply within the deadline (${deadline / 1000} s)`
+      this.opts.replication?.onError?.(job, rec, 'timeout')
+      this.judge(job)
+    }
   }
 
   /** Attempts the coordinator thinks run on a worker that the worker does not know: lost. */
@@ -762,7 +961,11 @@ export class RunCore {
   /** Why this job is not running (condor_q -analyze's first line), or undefined when it runs or is over. */
   whyWaiting (id: string, now = Date.now()): string | undefined {
     const job = this.jobs.get(id)
-    if (job === undefined || TERMINAL.has(job.state) || job.state === 'running') return undefined
+    if (job === undefined || TERMINAL.has(job.state)) return undefined
+    if (job.state === 'running') {
+      const n = job.replicasWanted ?? 0
+      return n > 0 ? `${n} more replica(s) wait for a worker on a host that has none of this job's (${this.aliveWorkers().length} worker(s) claimed)` : undefined
+    }
     const parents = job.spec.after.filter(p => this.jobs.get(p)?.state !== 'done')
     if (parents.length > 0) return `waits for ${parents.length} parent job(s): ${parents.slice(0, 5).join(', ')}${parents.length > 5 ? ', ...' : ''}`
     if (job.state === 'pending') return 'waits for its inputs: no live node holds them (their producer runs again)'

@@ -11,6 +11,8 @@ export interface Claim {
   grantedAt: number
   expiresAt: number
   addrs: string[]
+  /** how this node runs the coordinator's work (the claim's middleware: daemon/drivers) */
+  middleware?: string
 }
 
 export type ClaimDecision = { ok: true, claim: Claim, fresh: boolean } | { ok: false, code: ErrorCode, message: string }
@@ -24,6 +26,8 @@ export interface ClaimContext {
   submitter?: string
   version: number
   supportedVersion: number
+  /** the middleware a fresh claim runs (the daemon checked it has its driver) */
+  middleware?: string
 }
 
 export class ClaimBook {
@@ -49,7 +53,7 @@ export class ClaimBook {
     }
     if (ctx.state === 'owner') return { ok: false, code: 'OWNER', message: 'the owner is using this machine' }
     if (ctx.state === 'coordinator') return { ok: false, code: 'BUSY', message: 'node is coordinating its own run' }
-    const claim: Claim = { coordinator: peer, run, leaseMs, grantedAt: ctx.now, expiresAt: ctx.now + leaseMs, addrs, ...(ctx.submitter !== undefined ? { submitter: ctx.submitter } : {}) }
+    const claim: Claim = { coordinator: peer, run, leaseMs, grantedAt: ctx.now, expiresAt: ctx.now + leaseMs, addrs, ...(ctx.submitter !== undefined ? { submitter: ctx.submitter } : {}), ...(ctx.middleware !== undefined ? { middleware: ctx.middleware } : {}) }
     this.current = claim
     return { ok: true, claim, fresh: true }
   }

@@ -8,7 +8,7 @@ import { removeInBackground } from './sandbox.ts'
 import type { PeerId } from '@libp2p/interface'
 import { createBgridNode, tcpPort, listenAddrs, type BgridNode } from '../protocol/node.ts'
 import { serve } from '../protocol/rpc.ts'
-import { claimSpec, legacyClaimSpec, verifyClaim, PROTOCOL_VERSION, type ClaimReply, type ClaimRequest } from '../protocol/claim.ts'
+import { claimSpec, legacyClaimSpecs, verifyClaim, PROTOCOL_VERSION, DEFAULT_MIDDLEWARE, type ClaimReply, type ClaimRequest, type WorkerOffer } from '../protocol/claim.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } from '../protocol/dnssd.ts'
 import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
@@ -16,11 +16,13 @@ import { openDb, sub, type Db } from '../protocol/db.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { readGridKey, gridKeyId } from './grid-key.ts'
 import { measureStatic, measureDynamic, type Resources } from './resources.ts'
-import { canTransition, type NodeState } from './node-state.ts'
+import { next, isNodeState, type NodeEvent, type NodeState } from './node-state.ts'
 import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
 import { OwnerLoadMeter, userIdleSeconds, activitySource } from './activity.ts'
 import { ClaimBook, type Claim } from './claim-book.ts'
-import { WorkerSession } from './worker-session.ts'
+import type { DriverRegistry, WorkerDriver } from './drivers/driver.ts'
+import { DEFAULT_DRIVERS, driverFor } from './drivers/registry.ts'
+import { measureGflops } from './benchmark.ts'
 import { Containment, type IsolationMode } from './containment.ts'
 import { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'
@@ -56,6 +58,11 @@ export interface DaemonConfig {
   /** how often resources and the idle policy are sampled, ms */
   sampleMs: number
   log: Logger
+  /**
+   * the drivers this node has, by middleware name (a claim names one): DEFAULT_DRIVERS
+   * unless given. Programmatic only, never a flag: tests give misbehaving ones
+   */
+  drivers?: DriverRegistry
 }
 
 /** the background scrub reads at most this fast */
@@ -87,7 +94,9 @@ export class Daemon {
   private readonly book = new ClaimBook()
   /** the grid key's public fingerprint, advertised (see gridKeyId) */
   private gridId?: string
-  private session?: WorkerSession
+  private session?: WorkerDriver
+  /** one core's floating-point speed, GFLOPS (benchmark.ts), measured at start */
+  private gflops = 0
   private policy: PolicyState = initialPolicyState(Date.now())
   /** why the node is (not) offered, in words: `bgrid status` shows it to the owner */
   private policyReason = 'owner activity not sampled yet'
@@ -129,6 +138,8 @@ export class Daemon {
     const gridKey = cfg.gridKeyFile !== undefined ? readGridKey(cfg.gridKeyFile) : undefined
     if (gridKey !== undefined) this.gridId = gridKeyId(gridKey)
     this.statics = await measureStatic()
+    // before the node is offered: nothing of ours runs yet to slow it down
+    this.gflops = measureGflops()
     this.dynamic = await measureDynamic(cfg.dataDir, { quick: true })
     await this.recoverAfterRestart()
     this.containment = await Containment.start({
@@ -151,9 +162,11 @@ export class Daemon {
 
     this.node = await createBgridNode({ privateKey, port: cfg.port, host: cfg.host, gridKey })
     await serve(this.node, claimSpec, this.log.child('claim'), async (req, ctx) => this.onClaim(req, ctx.peer))
-    await serve(this.node, legacyClaimSpec, this.log.child('claim'), async () => {
-      throw new BgridError('VERSION', `this node speaks ${claimSpec.id} (bgrid 0.2 and later): upgrade the submitter`)
-    })
+    for (const legacy of legacyClaimSpecs) {
+      await serve(this.node, legacy, this.log.child('claim'), async () => {
+        throw new BgridError('VERSION', `this node speaks ${claimSpec.id} (a newer bgrid than the submitter's): upgrade the submitter`)
+      })
+    }
     // only the peers of the run this node serves, and only that run's blobs (a grid key
     // is no licence to read another submitter's data)
     await serveBlobs(this.node, this.store, {
@@ -180,7 +193,8 @@ export class Daemon {
     for (const t of this.timers) t.unref()
     this.log.info('daemon started', {
       peer: this.node.peerId.toString(), port: tcpPort(this.node), state: this.state, name: this.advertiser.name,
-      cores: this.statics.cores, mhz: this.statics.mhz, ram: this.dynamic.ram, private: gridKey !== undefined
+      cores: this.statics.cores, mhz: this.statics.mhz, gflops: this.gflops, ram: this.dynamic.ram, private: gridKey !== undefined,
+      middlewares: [...(cfg.drivers ?? DEFAULT_DRIVERS).keys()]
     })
   }
 
@@ -205,7 +219,7 @@ export class Daemon {
     // Best effort: other file systems ignore or refuse it.
     spawnSync('chattr', ['+T', runs], { stdio: 'ignore', timeout: 5000 })
     if (oldState !== undefined && oldState !== 'idle') this.log.info('previous state', { state: oldState })
-    this.state = this.cfg.alwaysAvailable ? 'idle' : 'owner'
+    this.state = next(isNodeState(oldState) ? oldState : 'idle', this.cfg.alwaysAvailable ? 'restart-always-available' : 'restart') ?? 'owner'
     await this.meta.put('state', this.state)
   }
 
@@ -222,7 +236,8 @@ export class Daemon {
       load: this.dynamic.load,
       cost: this.cfg.cost,
       arch: this.statics.arch,
-      os: this.statics.os
+      os: this.statics.os,
+      gflops: this.gflops
     }
     const claim = this.book.current
     if (claim !== undefined) { ad.coord = claim.coordinator; ad.run = claim.run }
@@ -230,20 +245,21 @@ export class Daemon {
     return ad
   }
 
-  /** Every state change goes through here: checked against the table, logged, persisted, re-advertised. */
-  setState (to: NodeState, reason: string): boolean {
+  /** Every state change goes through here: the table says where `event` leads (see next()); logged, persisted, re-advertised. */
+  apply (event: NodeEvent, reason: string): boolean {
     const from = this.state
-    if (from === to) return true
-    if (!canTransition(from, to)) {
-      this.log.error('illegal state transition refused', { from, to, reason })
+    const to = next(from, event)
+    if (to === undefined) {
+      this.log.error('illegal state transition refused', { from, event, reason })
       return false
     }
+    if (from === to) return true
     this.state = to
-    this.log.info('state', { from, to, reason })
+    this.log.info('state', { from, to, event, reason })
     const at = Date.now()
     this.meta.batch([
       { type: 'put', key: 'state', value: to },
-      { type: 'put', key: `transition:${String(at).padStart(15, '0')}:${Math.random().toString(36).slice(2, 6)}`, value: { from, to, reason, at } }
+      { type: 'put', key: `transition:${String(at).padStart(15, '0')}:${Math.random().toString(36).slice(2, 6)}`, value: { from, to, event, reason, at } }
     ]).catch(() => {})
     this.readvertise(true)
     return true
@@ -262,18 +278,20 @@ export class Daemon {
   private async onClaim (req: ClaimRequest, peer: string): Promise<Omit<ClaimReply, 'ok'>> {
     const now = Date.now()
     if (req.op === 'claim') {
+      // a middleware this node cannot run is refused before anything is taken
+      const middleware = req.middleware ?? DEFAULT_MIDDLEWARE
+      driverFor(this.cfg.drivers ?? DEFAULT_DRIVERS, middleware)
       let submitter: string | undefined
       if (req.submitter !== undefined) {
         submitter = await verifyClaim(req.submitter, req.run, peer, this.node.peerId.toString())
         if (submitter === undefined) throw new BgridError('UNAUTHORISED', 'the submitter\'s signature does not hold for this run, coordinator and node')
       }
       const d = this.book.claim(peer, req.run, req.leaseMs, req.addrs ?? [], {
-        now: Date.now(), state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION, submitter
+        now: Date.now(), state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION, submitter, middleware
       })
       if (!d.ok) throw new BgridError(d.code, d.message)
       if (d.fresh) this.startSession(d.claim)
-      const offer = { ...this.statics, ...this.dynamic, cost: this.cfg.cost }
-      return { leaseMs: d.claim.leaseMs, state: this.state, offer: { cores: offer.cores, mhz: offer.mhz, ram: offer.ram, disk: offer.disk, load: offer.load, cost: offer.cost, arch: offer.arch, os: offer.os } }
+      return { leaseMs: d.claim.leaseMs, state: this.state, offer: this.offer() }
     }
     if (req.op === 'renew') {
       const d = this.book.renew(peer, req.run, now)
@@ -286,10 +304,17 @@ export class Daemon {
     return { leaseMs: 0, state: this.state }
   }
 
+  /** what a claim's reply tells the coordinator about this node, fresh */
+  private offer (): WorkerOffer {
+    const { statics: s, dynamic: d } = this
+    return { cores: s.cores, mhz: s.mhz, ram: d.ram, disk: d.disk, load: d.load, cost: this.cfg.cost, arch: s.arch, os: s.os, gflops: this.gflops }
+  }
+
   private startSession (claim: Claim): void {
-    this.setState('worker', `claimed by ${claim.coordinator.slice(-8)} for run ${claim.run}${claim.submitter !== undefined ? ` of submitter ${claim.submitter.slice(-8)}` : ''}`)
+    this.apply('claimed', `claimed by ${claim.coordinator.slice(-8)} for run ${claim.run}${claim.submitter !== undefined ? ` of submitter ${claim.submitter.slice(-8)}` : ''}`)
     this.vacated = false
-    this.session = new WorkerSession({
+    const driver = driverFor(this.cfg.drivers ?? DEFAULT_DRIVERS, claim.middleware ?? DEFAULT_MIDDLEWARE)
+    this.session = driver({
       node: this.node,
       claim,
       store: this.store,
@@ -308,7 +333,7 @@ export class Daemon {
     this.session.start()
   }
 
-  private async endSession (why: string): Promise<void> {
+  private async endSession (why: string, event: 'released' | 'lease-expired' = 'released'): Promise<void> {
     const s = this.session
     this.session = undefined
     this.taskPids = []
@@ -318,20 +343,21 @@ export class Daemon {
       this.store.unprotect(s.run)
       this.log.info('left the run', { run: s.run, coordinator: s.claim.coordinator, reason: why })
     }
-    if (this.state === 'worker') this.setState(this.restingState(), why)
+    // unless a new claim started a session meanwhile (the node works for it)
+    if (this.state === 'worker' && this.session === undefined) this.apply(event, why)
     else this.readvertise(true)
   }
 
-  /** Where a node goes when it stops working or coordinating: offered, or its owner's. */
-  private restingState (): NodeState {
-    return this.policy.available || this.cfg.alwaysAvailable ? 'idle' : 'owner'
+  /** Whether the owner lets the node be offered (where it goes when it stops coordinating). */
+  private offered (): boolean {
+    return this.policy.available || this.cfg.alwaysAvailable
   }
 
   private checkLease (): void {
     const expired = this.book.expire(Date.now())
     if (expired !== undefined) {
       this.log.warn('lease expired: coordinator silent', { coordinator: expired.coordinator, run: expired.run })
-      this.endSession('lease expired').catch(() => {})
+      this.endSession('lease expired', 'lease-expired').catch(() => {})
     }
   }
 
@@ -351,8 +377,8 @@ export class Daemon {
   private applyPolicy (reason: string, vacate: boolean): void {
     const available = this.policy.available
     if (!available) {
-      if (this.state === 'idle') this.setState('owner', reason)
-      else if (this.state === 'worker') { this.setState('owner', reason); this.session?.suspend() }
+      if (this.state === 'idle') this.apply('owner-back', reason)
+      else if (this.state === 'worker') { this.apply('owner-back', reason); this.session?.suspend() }
       if (vacate && this.session !== undefined && !this.vacated) {
         this.vacated = true
         this.log.warn('suspended too long: giving tasks back to the coordinator')
@@ -371,7 +397,7 @@ export class Daemon {
       }
     } else if (this.state === 'owner') {
       // the owner left: resume, and a later return of the owner may vacate again
-      if (this.session !== undefined) { this.setState('worker', reason); this.vacated = false; this.session.resume() } else this.setState('idle', reason)
+      if (this.session !== undefined) { this.apply('owner-away-claimed', reason); this.vacated = false; this.session.resume() } else this.apply('owner-away', reason)
     }
   }
 
@@ -389,13 +415,13 @@ export class Daemon {
   /** A local `bgrid submit` asks this node to be its coordinator: nobody may claim it meanwhile. */
   enterCoordinator (run: string): { ok: boolean, message: string } {
     if (this.state === 'worker') return { ok: false, message: 'node is a worker for another coordinator' }
-    const ok = this.setState('coordinator', `local submit of run ${run}`)
+    const ok = this.apply('coordinate', `local submit of run ${run}`)
     return { ok, message: ok ? 'coordinator' : `cannot go from ${this.state} to coordinator` }
   }
 
   leaveCoordinator (): void {
     if (this.state !== 'coordinator') return
-    this.setState(this.restingState(), 'local run finished')
+    this.apply(this.offered() ? 'coordinate-end' : 'coordinate-end-owner-here', 'local run finished')
   }
 
   private scrubbing?: Promise<unknown>

@@ -151,7 +151,7 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
 
   const limits = jail.limits(a)
   const startedAt = Date.now()
-  let outcome: { code: number | null, signal: string | null, error?: string }
+  let outcome: { code: number | null, signal: string | null, error?: string, cpuMs?: number }
   let wrote = { out: 1, err: 1 }
   try {
     const launched = await jail.starterFor(box, r.group).launch(jail.launchSpec(box, a, limits))
@@ -170,7 +170,7 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
     const error = end.setupError !== undefined ? end.setupError.trim()
       : end.signal === 'LOST' ? 'job launcher exited'
         : r.killedFor
-    outcome = { code: end.setupError !== undefined ? null : end.code, signal: end.signal === 'LOST' ? null : end.signal, ...(error !== undefined ? { error } : {}) }
+    outcome = { code: end.setupError !== undefined ? null : end.code, signal: end.signal === 'LOST' ? null : end.signal, ...(error !== undefined ? { error } : {}), ...(end.cpuMs !== undefined ? { cpuMs: end.cpuMs } : {}) }
   } catch (err: any) {
     outcome = { code: null, signal: null, error: `cannot start ${a.cmd[0]}: ${err.message}` }
   }
@@ -182,6 +182,7 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
     startedAt,
     endedAt: Date.now(),
     inputWaitMs,
+    ...(outcome.cpuMs !== undefined ? { cpuMs: outcome.cpuMs } : {}),
     ...(outcome.error !== undefined ? { error: outcome.error } : {})
   }
   // a job that wrote past its limit faster than the watcher looks is refused all the same

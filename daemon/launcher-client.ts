@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { MAX_CPU_MS } from '../protocol/jobs.ts'
 
 const self = fileURLToPath(import.meta.url)
 // launcher.ts from source, launcher.js once built
@@ -34,6 +35,8 @@ export interface Exit {
   /** bytes the job wrote to stdout/stderr (0: nothing to keep) */
   out: number
   err: number
+  /** the job's CPU time (user + system, with the descendants it waited for), ms; absent: not measured */
+  cpuMs?: number
   /** the job never started: why */
   setupError?: string
 }
@@ -68,14 +71,21 @@ export function encodeRequest (id: string, s: LaunchSpec): Buffer {
   return Buffer.concat([head, payload])
 }
 
-/** "exit <id> <code|-> <signal|-> <out> <err>[ <error>]" */
+/**
+ * "exit <id> <code|-> <signal|-> <out> <err>[ cpu=<ms>][ <error>]". `cpu=` came later
+ * (a starter built before it says nothing there), and is never the start of an error.
+ */
 export function parseExit (fields: string[], rest: string): Exit {
+  const cpu = /^cpu=(\d+)(?: |$)/.exec(rest)
+  const error = cpu === null ? rest : rest.slice(cpu[0].length)
   return {
     code: fields[2] === '-' ? null : Number(fields[2]),
     signal: fields[3] === '-' ? null : fields[3],
     out: Number(fields[4] ?? 1),
     err: Number(fields[5] ?? 1),
-    ...(rest !== '' ? { setupError: rest } : {})
+    // within the jobs schema's bound, whatever a starter says (a result out of it would be refused whole)
+    ...(cpu !== null ? { cpuMs: Math.min(Number(cpu[1]), MAX_CPU_MS) } : {}),
+    ...(error !== '' ? { setupError: error } : {})
   }
 }
 

@@ -1,5 +1,6 @@
-// The worker role for one claim: pull jobs from the coordinator (XtremWeb-style),
-// run them, report results, prefetch inputs the coordinator says are coming.
+// The worker role for one claim, and the native middleware's driver (drivers/driver.ts):
+// pull jobs from the coordinator (XtremWeb-style), run them, report results, prefetch
+// inputs the coordinator says are coming.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { randomInt } from 'node:crypto'
@@ -8,25 +9,18 @@ import { open } from 'node:fs/promises'
 import { call, dropIdleStreams } from '../protocol/rpc.ts'
 import { jobsSpec, unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
-import type { BgridNode } from '../protocol/node.ts'
-import type { Logger } from '../protocol/log.ts'
-import type { BlobStore } from '../cache/store.ts'
 import { fetchBlobVerified, isDownloading, readRange, failedHolders } from '../cache/blob-protocol.ts'
 import { RunningAttempt, runAttempt, InputUnavailable } from './executor.ts'
-import type { Containment, RunJail } from './containment.ts'
+import type { RunJail } from './containment.ts'
 import type { Claim } from './claim-book.ts'
+import type { DriverContext, WorkerDriver } from './drivers/driver.ts'
 
-export interface WorkerSessionOptions {
-  node: BgridNode
-  claim: Claim
-  store: BlobStore
-  containment: Containment
-  slots: number
-  log: Logger
-  /** the coordinator said the run is over */
-  onDone: () => void
-  /** pids of running tasks changed (for the owner-load meter) */
-  onPids?: (pids: number[]) => void
+export interface WorkerSessionOptions extends DriverContext {
+  /**
+   * runs one attempt (default: executor.ts runAttempt). Another driver may wrap it:
+   * the test bed's misbehaving workers (testbed/cheating-daemon.ts) alter its results
+   */
+  execute?: typeof runAttempt
 }
 
 /** results wait at most this long for others to share their report, and only while queued work remains */
@@ -34,7 +28,7 @@ const REPORT_DELAY_MS = 20
 /** ... and at most this many times the slots share one report */
 const REPORT_BATCH = 8
 
-export class WorkerSession {
+export class WorkerSession implements WorkerDriver {
   readonly claim: Claim
   /** this run's user, directories and cgroup here (made when the session starts) */
   private readonly jail: Promise<RunJail>
@@ -338,7 +332,8 @@ export class WorkerSession {
 
   private begin (r: RunningAttempt): void {
     const a = r.assignment
-    this.jail.then(async jail => await runAttempt(r, {
+    const execute = this.opts.execute ?? runAttempt
+    this.jail.then(async jail => await execute(r, {
       store: this.opts.store,
       jail,
       self: this.opts.node.peerId.toString(),
@@ -367,7 +362,8 @@ export class WorkerSession {
       this.avgRuntimeMs = this.samples === 0 ? ms : 0.8 * this.avgRuntimeMs + 0.2 * ms
       this.samples++
       this.fillSlots()
-      if (res.status !== 'ok') this.opts.log.info('attempt ended', { job: a.job, attempt: a.attempt, status: res.status, exit: res.exitCode, error: res.error })
+      if (res.status !== 'ok') this.opts.log.info('attempt ended', { job: a.job, attempt: a.attempt, status: res.status, exit: res.exitCode, error: res.error, cpuMs: res.cpuMs })
+      else this.opts.log.debug('attempt ended', { job: a.job, attempt: a.attempt, status: res.status, ms, cpuMs: res.cpuMs })
       this.pushResult(res)
       this.wake()
     }, err => {

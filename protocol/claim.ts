@@ -1,4 +1,4 @@
-// /bgrid/claim/2.0.0: a coordinator claims, renews and releases a worker.
+// /bgrid/claim/2.1.0: a coordinator claims, renews and releases a worker.
 //
 // The coordinator's transport identity is new for every run (its peer id, checked by
 // Noise). Who it runs for is the submitter's persistent identity (`bgrid id`): a claim
@@ -10,22 +10,39 @@ import type { PrivateKey } from '@libp2p/interface'
 import { ajv, type ProtocolSpec } from './rpc.ts'
 import { RUN_ID, MULTIADDR, PEER_ID } from './schemas.ts'
 
-export const CLAIM_PROTOCOL = '/bgrid/claim/2.0.0'
+// 2.1.0 over 2.0.0: a claim may name the middleware (`middleware`), the offer carries
+// `gflops`. A 2.0.0 daemon refuses unknown fields, hence the new id.
+export const CLAIM_PROTOCOL = '/bgrid/claim/2.1.0'
 /** what daemons of bgrid 0.1 spoke: still answered, with a VERSION refusal that says so */
 export const CLAIM_PROTOCOL_V1 = '/bgrid/claim/1.0.0'
+/**
+ * what daemons spoke before middlewares could be named: still answered, with a VERSION
+ * refusal (a coordinator that old also speaks a jobs protocol this worker no longer does)
+ */
+export const CLAIM_PROTOCOL_V2_0 = '/bgrid/claim/2.0.0'
 export const PROTOCOL_VERSION = 2
 export const MIN_LEASE_MS = 1000
 export const MAX_LEASE_MS = 120_000
 
 export interface SubmitterProof { id: string, sig: string }
 
+/**
+ * How the claimed worker is to run the coordinator's work: the name of a worker-side
+ * driver (daemon/drivers). `native` (XtremWeb-style pull) when a claim names none;
+ * `boinc` pulls the same way (replicas and validation are the coordinator's business).
+ */
+export const DEFAULT_MIDDLEWARE = 'native'
+export const MIDDLEWARE_NAME = { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' } as const
+
 export type ClaimRequest =
-  | { op: 'claim', v: number, run: string, leaseMs: number, addrs?: string[], submitter?: SubmitterProof }
+  | { op: 'claim', v: number, run: string, leaseMs: number, addrs?: string[], submitter?: SubmitterProof, middleware?: string }
   | { op: 'renew', run: string }
   | { op: 'release', run: string }
 
 export interface WorkerOffer {
   cores: number, mhz: number, ram: number, disk: number, load: number, cost: number, arch: string, os: string
+  /** floating-point speed of one core, GFLOPS (daemon/benchmark.ts): what BOINC credit is counted in */
+  gflops?: number
 }
 
 export interface ClaimReply { ok: true, leaseMs: number, state: string, offer?: WorkerOffer }
@@ -47,7 +64,8 @@ const request = ajv.compile<ClaimRequest>({
           required: ['id', 'sig'],
           additionalProperties: false,
           properties: { id: PEER_ID, sig: { type: 'string', pattern: '^[A-Za-z0-9+/=]{1,512}$' } }
-        }
+        },
+        middleware: MIDDLEWARE_NAME
       }
     },
     {
@@ -79,7 +97,8 @@ const reply = ajv.compile<ClaimReply>({
         load: { type: 'number', minimum: 0 },
         cost: { type: 'number', minimum: 0 },
         arch: { type: 'string', maxLength: 32 },
-        os: { type: 'string', maxLength: 32 }
+        os: { type: 'string', maxLength: 32 },
+        gflops: { type: 'number', minimum: 0 }
       }
     }
   }
@@ -108,12 +127,10 @@ export async function verifyClaim (proof: SubmitterProof, run: string, coordinat
   } catch { return undefined }
 }
 
-/** Anything on the old protocol id: refused with a VERSION that names the fix. */
-export const legacyClaimSpec: ProtocolSpec<unknown, never> = {
-  id: CLAIM_PROTOCOL_V1,
-  request: ajv.compile<unknown>({}),
-  reply: ajv.compile<never>({ not: {} }),
-  maxBytes: 16 * 1024,
-  timeoutMs: 5000,
-  maxInboundStreams: 8
-}
+const anything = ajv.compile<unknown>({})
+const nothing = ajv.compile<never>({ not: {} })
+
+/** Anything on an old protocol id: refused with a VERSION that names the fix. */
+export const legacyClaimSpecs: Array<ProtocolSpec<unknown, never>> = [CLAIM_PROTOCOL_V1, CLAIM_PROTOCOL_V2_0].map(id => ({
+  id, request: anything, reply: nothing, maxBytes: 16 * 1024, timeoutMs: 5000, maxInboundStreams: 8
+}))

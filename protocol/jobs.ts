@@ -1,9 +1,12 @@
-// /bgrid/jobs/1.2.0, served by a coordinator: its workers pull jobs (XtremWeb's
+// /bgrid/jobs/1.3.0, served by a coordinator: its workers pull jobs (XtremWeb's
 // "work request"), report results and say they are alive ("work alive") in one message.
 import { ajv, type ProtocolSpec } from './rpc.ts'
 import { RUN_ID, HASH, ATTEMPT_ID, JOB_ID, REL_PATH, SIZE, PEER_ID, MULTIADDR } from './schemas.ts'
 
-export const JOBS_PROTOCOL = '/bgrid/jobs/1.2.0'
+// 1.3.0 over 1.2.0: results may carry `cpuMs`
+export const JOBS_PROTOCOL = '/bgrid/jobs/1.3.0'
+/** the most CPU time a result may claim, ms (about 300 core-years: a bound, not a limit anyone meets) */
+export const MAX_CPU_MS = 1e13
 
 export interface BlobRef { hash: string, size: number, holders: string[] }
 /** a prefetch hint: `order` is the job's place in the worker's plan (lower is needed sooner) */
@@ -55,6 +58,12 @@ export interface AttemptResult {
   stderr?: LogResult
   startedAt: number
   endedAt: number
+  /**
+   * the job's CPU time, user + system, of its process and every descendant it waited
+   * for, ms (as the kernel accounts it when the starter reaps the job). Absent when the
+   * worker could not measure it (the coordinator then counts wall time)
+   */
+  cpuMs?: number
   /** ms spent waiting for input bytes before the process started */
   inputWaitMs: number
   /** input bytes fetched over the network / served from the local cache */
@@ -131,6 +140,7 @@ const result = {
     stderr: logResult,
     startedAt: { type: 'number' },
     endedAt: { type: 'number' },
+    cpuMs: { type: 'integer', minimum: 0, maximum: MAX_CPU_MS },
     inputWaitMs: { type: 'number', minimum: 0 },
     bytesFetched: SIZE,
     cacheHits: SIZE

@@ -30,6 +30,12 @@ export interface NodeAd {
   grid?: string
   /** the run it works for, when claimed (so that others can say who it is busy with) */
   run?: string
+  /**
+   * floating-point speed of ONE core, in GFLOPS (10^9 double-precision operations a
+   * second), measured once at daemon start (daemon/benchmark.ts). BOINC's cobblestone
+   * is defined on it: 1/200 of a day of CPU time on a 1 GFLOPS core
+   */
+  gflops?: number
 }
 
 export type TxtRecord = Record<string, string>
@@ -57,6 +63,7 @@ export function encodeTxt (ad: NodeAd): TxtRecord {
   if (ad.slots !== undefined) txt.slots = num(ad.slots)
   if (ad.grid !== undefined) txt.grid = ad.grid
   if (ad.run !== undefined) txt.run = ad.run
+  if (ad.gflops !== undefined) txt.gflops = num(ad.gflops, 2)
   let total = 0
   for (const [k, v] of Object.entries(txt)) {
     const len = Buffer.byteLength(`${k}=${v}`)
@@ -110,5 +117,10 @@ export function decodeTxt (txt: Record<string, unknown> | undefined): DecodeResu
   }
   if (typeof txt.grid === 'string' && GRID_RE.test(txt.grid)) ad.grid = txt.grid
   if (typeof txt.run === 'string' && RUN_RE.test(txt.run)) ad.run = txt.run
+  // optional, and a bad value is dropped, not the node (older daemons do not send it)
+  if (typeof txt.gflops === 'string') {
+    const g = nonNegative(txt, 'gflops', false)
+    if (typeof g === 'number') ad.gflops = g
+  }
   return { ok: true, ad }
 }

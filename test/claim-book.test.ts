@@ -22,6 +22,14 @@ t.test('one coordinator at a time', async t => {
   t.equal(b.release('B', 'r2')?.coordinator, 'B')
 })
 
+t.test('a fresh claim remembers its middleware; the holder\'s renewing claim keeps the first', async t => {
+  const b = new ClaimBook()
+  const a = b.claim('A', 'r', 5000, [], ctx(0, { middleware: 'boinc' }))
+  t.equal(a.ok && a.claim.middleware, 'boinc')
+  const again = b.claim('A', 'r', 5000, [], ctx(10, { middleware: 'native' }))
+  t.equal(again.ok && again.claim.middleware, 'boinc')
+})
+
 t.test('refusal reasons', async t => {
   const b = new ClaimBook()
   const code = (d: ReturnType<ClaimBook['claim']>) => d.ok ? 'ok' : d.code
@@ -42,4 +50,9 @@ t.test('claim message schema', async t => {
   t.notOk(ok({ op: 'steal', run: 'r' }), 'unknown op')
   t.notOk(ok({ op: 'renew', run: 'r', extra: true }), 'unknown field')
   t.notOk(ok({ op: 'claim', v: 1, run: 'r', leaseMs: 5000, addrs: Array(17).fill('/ip4/1.2.3.4/tcp/1') }), 'too many addresses')
+  t.ok(ok({ op: 'claim', v: 1, run: 'r', leaseMs: 5000, middleware: 'boinc' }), 'a claim may name its middleware')
+  t.ok(ok({ op: 'claim', v: 1, run: 'r', leaseMs: 5000, middleware: 'condor' }), 'any token: whether the node has it is the daemon\'s answer')
+  t.notOk(ok({ op: 'claim', v: 1, run: 'r', leaseMs: 5000, middleware: 'Condor!' }), 'not a token')
+  t.notOk(ok({ op: 'claim', v: 1, run: 'r', leaseMs: 5000, middleware: 'x'.repeat(33) }), 'too long')
+  t.notOk(ok({ op: 'renew', run: 'r', middleware: 'boinc' }), 'only a claim names it')
 })

@@ -5,6 +5,7 @@ import { writeFileSync, readFileSync, mkdirSync, statSync, existsSync } from 'no
 import { spawnSync } from 'node:child_process'
 import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
 import { newGridKey } from '../daemon/grid-key.ts'
+import { measureStatic } from '../daemon/resources.ts'
 
 function hasZeroconf (): boolean {
   return spawnSync('/usr/bin/python3', ['-c', 'import zeroconf'], { stdio: 'ignore' }).status === 0
@@ -28,9 +29,14 @@ if (cluster !== undefined) {
     t.equal(res.code, 0, res.stderr)
     const nodes = JSON.parse(res.stdout) as any[]
     t.same(nodes.map(n => n.peer).sort(), daemons.map(d => d.peer).sort(), 'exactly our three daemons')
+    // the daemons run on this very machine: its clock speed, as systeminformation (else /proc/cpuinfo) gives it
+    const mhz = (await measureStatic()).mhz
+    t.ok(mhz > 0, `this machine's clock speed is known (${mhz} MHz)`)
     for (const n of nodes) {
       t.equal(n.state, 'idle')
-      t.ok(n.cores >= 1 && n.ram > 0 && n.mhz >= 0, 'resources advertised')
+      t.ok(n.cores >= 1 && n.ram > 0, 'resources advertised')
+      t.equal(n.mhz, mhz, 'the MHz advertised is this machine\'s')
+      t.equal(n.mhz, daemons.find(d => d.peer === n.peer)?.events.find(e => e.msg === 'daemon started')?.mhz, 'and the one the daemon logged')
       t.equal(n.port, 4001)
       t.match(n.addresses[0], /^10\./, 'address inside the lab')
     }

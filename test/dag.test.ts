@@ -74,7 +74,7 @@ t.test('`bgrid submit` exits 2 with the message for an invalid DAG', async t => 
 
 t.test('an unknown field is named with what was probably meant', async t => {
   // a typo: the known fields are listed (no field is near enough)
-  t.match(bad({ jobs: [job({ preapre: 'make' })] }), /job "a" \(jobs\[0\]\): unknown field "preapre" \(known: id, cmd, after, inputs, outputs, env, retries, timeout, requirements, cores, ram, disk, network, runtime\)/)
+  t.match(bad({ jobs: [job({ preapre: 'make' })] }), /job "a" \(jobs\[0\]\): unknown field "preapre" \(known: id, cmd, after, inputs, outputs, env, retries, timeout, requirements, cores, ram, disk, network, runtime, middleware, quorum, replicas, maxErrors, maxTotal, deadline, compare, adaptive\)/)
   // other tools' names: bgrid's
   t.match(bad({ jobs: [job({ cpu: 2 })] }), /job "a" \(jobs\[0\]\): unknown field "cpu": bgrid calls it "cores"/)
   t.match(bad({ jobs: [{ id: 'a', command: 'make' }] }), /job "a" \(jobs\[0\]\): unknown field "command": bgrid calls it "cmd"/)

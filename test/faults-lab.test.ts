@@ -4,7 +4,7 @@
 // jobs run locally (testbed/local-run.ts).
 import t from 'tap'
 import path from 'node:path'
-import { readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs'
+import { readFileSync, writeFileSync, readdirSync, existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { stdoutJson, clusterOrSkip, type Proc, type DaemonProc } from '../testbed/cluster.ts'
 import { runLocally, compareWithLocal, type LocalRun } from '../testbed/local-run.ts'
@@ -45,13 +45,7 @@ const cluster = clusterOrSkip(t)
 if (cluster !== undefined) {
   const daemons = await cluster.startDaemons(6, ['--always-available', '--slots', '2'])
   const user = cluster.lab.addHost()
-  let k = 0
-  const dagFile = (dag: Record<string, unknown>): string => {
-    const dir = path.join(cluster.tmp, `dag${++k}`)
-    mkdirSync(dir)
-    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(dag))
-    return path.join(dir, 'dag.json')
-  }
+  const dagFile = (dag: any, files: Record<string, string> = {}): string => cluster.writeDag(dag, files)
   const locals = new Map<string, LocalRun>()
   // one local reference per set of jobs (the pause aside, which changes no output)
   const local = (file: string): LocalRun => {

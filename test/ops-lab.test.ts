@@ -2,7 +2,8 @@
 // a local daemon turning coordinator, streamed outputs, the cache commands.
 import t from 'tap'
 import path from 'node:path'
-import { writeFileSync, mkdirSync, readFileSync, existsSync, utimesSync } from 'node:fs'
+import { writeFileSync, readFileSync, utimesSync, readdirSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { stdoutJson, clusterOrSkip, type Proc, type DaemonProc } from '../testbed/cluster.ts'
 
 const events = stdoutJson
@@ -13,13 +14,7 @@ if (cluster !== undefined) {
   const daemons = await cluster.startDaemons(2)
   const user = cluster.lab.addHost()
   const home = path.join(cluster.tmp, 'home')
-  let k = 0
-  const dagFile = (dag: unknown): string => {
-    const dir = path.join(cluster.tmp, `dag${++k}`)
-    mkdirSync(dir)
-    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(dag))
-    return path.join(dir, 'dag.json')
-  }
+  const dagFile = (dag: any, files: Record<string, string> = {}): string => cluster.writeDag(dag, files)
   const lastState = (d: Proc): string | undefined => d.events.filter(e => e.msg === 'state').at(-1)?.to as string | undefined
   /** A machine with an owner (an activity file to touch), short idle-policy times, a cost that singles it out; once offered. */
   const ownedMachine = async (name: string, cost: number): Promise<{ d: DaemonProc, activity: string }> => {
@@ -173,6 +168,19 @@ if (cluster !== undefined) {
     const gc = await cluster.runCli(d.host, ['cache', 'gc', '--target', '0', '--data-dir', d.dataDir])
     t.equal(gc.code, 2, 'gc refuses while the daemon runs')
     t.match(gc.stderr, /stop it first/)
-    t.ok(existsSync(path.join(d.dataDir, 'cas')))
+    // what its store holds: the outputs it made for the local run (the only worker there), by hash
+    const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
+    const cas = path.join(d.dataDir, 'cas')
+    const stored = new Map(readdirSync(cas).filter(f => /^[0-9a-f]{2}$/.test(f)).flatMap(dir => readdirSync(path.join(cas, dir)).map(f => [f, path.join(cas, dir, f)] as const)))
+    const local = JSON.parse(readFileSync(path.join(cluster.tmp, 'out-local', 'run.json'), 'utf8'))
+    for (const [job, text] of [['a', 'A\n'], ['b', 'B\n']]) {
+      t.equal(local.jobs[job].worker, d.peer, `${job} ran here`)
+      const want = sha256(text)
+      t.equal(local.jobs[job].outputs[`${job}.txt`].sha256, want)
+      t.ok(stored.has(want), `${job}.txt is in the store, by its hash`)
+    }
+    // and every blob's bytes hash to its name
+    t.ok(stored.size >= 2)
+    for (const [hash, file] of stored) t.equal(sha256(readFileSync(file)), hash, `blob ${hash.slice(0, 12)}…`)
   })
 }

@@ -7,6 +7,7 @@ import { writeFileSync, utimesSync } from 'node:fs'
 import { clusterOrSkip } from '../testbed/cluster.ts'
 import { openDb } from '../protocol/db.ts'
 import { BlobStore } from '../cache/store.ts'
+import { next, type NodeEvent, type NodeState } from '../daemon/node-state.ts'
 
 const cluster = clusterOrSkip(t)
 if (cluster !== undefined) {
@@ -58,5 +59,20 @@ if (cluster !== undefined) {
     const gc = await bgrid(['cache', 'gc', '--target', '0'])
     t.equal(gc.code, 2)
     t.match(gc.stderr, /IN_USE: a daemon is running with the data dir .*: stop it first to evict by hand, or give it --cache-quota/)
+  })
+
+  t.test('a local submit while the owner types: the daemon coordinates, then is its owner\'s again, as next() says', async t => {
+    utimesSync(activity, new Date(), new Date())
+    const dag = path.join(cluster.tmp, 'local-dag.json')
+    writeFileSync(dag, JSON.stringify({ name: 'local', jobs: [{ id: 'a', cmd: ['true'] }] }))
+    const from = d.events.length
+    // no node is offered: the run gives up after --wait (exit 3), and the daemon stops coordinating
+    const r = await cluster.runCli(d.host, ['submit', dag, '--data-dir', dataDir, '--wait', '1', '--out', path.join(cluster.tmp, 'local-out')], 60_000)
+    t.equal(r.code, 3, r.stderr)
+    await d.waitLog(e => e.msg === 'state' && e.from === 'coordinator', 10_000, 'the daemon to stop coordinating', from)
+    const logged = d.events.slice(from).filter(e => e.msg === 'state')
+    t.same(logged.map(e => [e.from, e.event, e.to]), [['owner', 'coordinate', 'coordinator'], ['coordinator', 'coordinate-end-owner-here', 'owner']])
+    for (const e of logged) t.equal(next(e.from as NodeState, e.event as NodeEvent), e.to, `logged ${String(e.from)} -${String(e.event)}-> ${String(e.to)} is the table's`)
+    t.notOk(d.events.some(e => e.msg === 'illegal state transition refused'))
   })
 }

@@ -4,7 +4,7 @@
 // Real daemons in network namespaces; outputs compared with a local run of the same jobs.
 import t from 'tap'
 import path from 'node:path'
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs'
+import { readFileSync, existsSync } from 'node:fs'
 import { stdoutJson, clusterOrSkip, type Proc, type DaemonProc } from '../testbed/cluster.ts'
 import { runLocally, compareWithLocal } from '../testbed/local-run.ts'
 
@@ -21,13 +21,7 @@ if (cluster !== undefined) {
   const open = [...plain, dear]
   const user = cluster.lab.addHost()
   const home = path.join(cluster.tmp, 'home')
-  let n = 0
-  const dagFile = (dag: unknown): string => {
-    const dir = path.join(cluster.tmp, `dag${++n}`)
-    mkdirSync(dir, { recursive: true })
-    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(dag))
-    return path.join(dir, 'dag.json')
-  }
+  const dagFile = (dag: any, files: Record<string, string> = {}): string => cluster.writeDag(dag, files)
   const submit = (file: string, args: string[] = []): Proc =>
     cluster.cli(user, ['submit', file, '--data-dir', home, '--json', '--lease', '3', ...args])
   const cli = async (args: string[], timeoutMs = 30_000): ReturnType<typeof cluster.runCli> => await cluster.runCli(user, [...args, '--data-dir', home], timeoutMs)

@@ -2,8 +2,11 @@
 // namespaces; real files; failures injected with kill -9.
 import t from 'tap'
 import path from 'node:path'
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { stdoutJson, clusterOrSkip, ROOT, type Proc } from '../testbed/cluster.ts'
+import { runLocally, compareWithLocal } from '../testbed/local-run.ts'
+import { Journal } from '../coordinator/journal.ts'
 
 const events = stdoutJson
 
@@ -11,13 +14,7 @@ const cluster = clusterOrSkip(t)
 if (cluster !== undefined) {
   const daemons = await cluster.startDaemons(3)
   const submitHost = cluster.lab.addHost()
-  let n = 0
-  const writeDag = (dag: unknown): string => {
-    const dir = path.join(cluster.tmp, `dag${++n}`)
-    mkdirSync(dir, { recursive: true })
-    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(dag))
-    return path.join(dir, 'dag.json')
-  }
+  const writeDag = (dag: any, files: Record<string, string> = {}): string => cluster.writeDag(dag, files)
   const submit = (dag: string, args: string[] = [], host = submitHost): Proc =>
     cluster.cli(host, ['submit', dag, '--data-dir', path.join(cluster.tmp, `home-${host.ns}`), '--json', '--wait', '20', '--lease', '3', ...args])
   const allIdle = async (d: typeof daemons): Promise<void> => {
@@ -77,7 +74,7 @@ if (cluster !== undefined) {
     t.equal(run.jobs.independent.state, 'done')
     t.equal(readFileSync(path.join(out, 'independent', 'f.txt'), 'utf8'), 'fine\n')
     t.ok(existsSync(path.join(out, 'logs', 'broken.stderr')), 'full stderr fetched')
-    t.not(run.jobs.flaky.attempts[0].worker, undefined)
+    for (const a of [...run.jobs.flaky.attempts, ...run.jobs.broken.attempts]) t.ok(daemons.some(d => d.peer === a.worker), `attempt ${String(a.id)} ran on one of our daemons (${String(a.worker)})`)
   })
 
   t.test('kill -9 of a worker mid-job: its jobs are rescheduled and the DAG completes with correct outputs', async t => {
@@ -121,32 +118,48 @@ if (cluster !== undefined) {
     await p.until(() => events(p).find(e => e.event === 'job' && e.job === 'slow' && e.to === 'running'), 30_000, 'slow to start')
     process.kill(p.pid, 'SIGKILL')
     await p.exited
+    // what the first session made before it died, as its journal has it
+    const home = path.join(cluster.tmp, `home-${submitHost.ns}`)
+    const journal = new Journal(path.join(home, 'coordinator', 'runs', runId, 'journal'))
+    await journal.open()
+    const before = (await journal.jobs()).get('first')
+    await journal.close()
+    t.equal(before?.state, 'done', 'first was done before the kill')
+    t.equal(before?.attempts.length, 1)
+    const stamp = before?.outputs?.find(o => o.name === 'stamp.txt')?.hash
+    t.match(stamp, /^[0-9a-f]{64}$/, 'with its output')
     // workers notice the silent coordinator: leases expire, they kill its task and go idle
     await allIdle(daemons)
     t.ok(daemons.some(d => d.events.some(e => e.msg === 'lease expired: coordinator silent')), 'a lease expired')
     const dag2 = JSON.parse(readFileSync(dag, 'utf8'))
     dag2.jobs[1].cmd = 'cp stamp.txt again.txt'
     writeFileSync(dag, JSON.stringify(dag2)) // the journal keeps the DAG it started with
-    const r = cluster.cli(submitHost, ['submit', '--resume', runId, '--data-dir', path.join(cluster.tmp, `home-${submitHost.ns}`), '--json', '--wait', '20', '--lease', '3'])
+    const r = cluster.cli(submitHost, ['submit', '--resume', runId, '--data-dir', home, '--json', '--wait', '20', '--lease', '3'])
     const { code } = await r.done(90_000)
     t.equal(code, 0, r.stderr)
     t.equal(events(r).find(e => e.event === 'resumed')?.restoredJobs, 1, 'one job restored from the journal')
     t.notOk(events(r).some(e => e.event === 'job' && e.job === 'first' && e.to === 'running'), 'first was not run again')
     const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'))
     t.equal(run.jobs.first.attempts.length, 1)
+    t.equal(run.jobs.first.attempts[0].id, before?.attempts[0].id, 'the one attempt of first is the first session\'s')
+    t.equal(run.jobs.first.outputs['stamp.txt'].sha256, stamp, 'first\'s output is the first session\'s')
+    t.same([...new Set(events(r).filter(e => e.event === 'job' && e.to === 'running').map(e => e.job))], ['slow'], 'the resumed session ran slow only')
     t.equal(run.jobs.slow.state, 'done')
-    t.equal(readFileSync(path.join(out, 'slow', 'again.txt'), 'utf8').trim().length > 0, true)
+    // a stamp in nanoseconds: made again, it would differ
+    t.equal(createHash('sha256').update(readFileSync(path.join(out, 'slow', 'again.txt'))).digest('hex'), stamp, 'slow copied the stamp the first session made')
   })
 
   t.test('three coordinators at once on six daemons: all finish, no worker ever serves two', async t => {
     await cluster.startDaemons(3)
     const hosts = [submitHost, cluster.lab.addHost(), cluster.lab.addHost()]
-    const runs = hosts.map((h, k) => submit(writeDag({
+    const dags = hosts.map((_h, k) => writeDag({
       name: `multi${k}`,
       // each wants every node: they must compete for all six
       workers: { min: 1, max: 6 },
       jobs: Array.from({ length: 8 }, (_, i) => ({ id: `j${i}`, cmd: `sleep 0.3; echo ${k}-${i} > o.txt`, outputs: ['o.txt'] }))
-    }), ['--out', path.join(cluster.tmp, `out-multi${k}`)], h))
+    }))
+    const outs = hosts.map((_h, k) => path.join(cluster.tmp, `out-multi${k}`))
+    const runs = hosts.map((h, k) => submit(dags[k], ['--out', outs[k]], h))
     const codes = await Promise.all(runs.map(async r => (await r.done(90_000)).code))
     t.same(codes, [0, 0, 0], 'all three runs succeeded')
     // each coordinator's own record of when it held which worker: claimed .. released/lost
@@ -163,6 +176,15 @@ if (cluster !== undefined) {
     const overlaps = held.flatMap(a => held.filter(b => b.run > a.run && b.worker === a.worker && b.from < a.to && a.from < b.to).map(b => `${a.worker.slice(-8)}: run ${a.run} ${a.from}..${a.to}, run ${b.run} ${b.from}..${b.to}`))
     t.same(overlaps, [], 'no worker held by two coordinators at the same time')
     const workersPerRun = runs.map(r => new Set(events(r).filter(e => e.event === 'worker' && e.state === 'claimed').map(e => e.worker)))
-    for (let a = 0; a < 3; a++) t.ok(workersPerRun[a].size >= 1, `run ${a} had workers (${workersPerRun[a].size})`)
+    for (let k = 0; k < 3; k++) {
+      const run = JSON.parse(readFileSync(path.join(outs[k], 'run.json'), 'utf8'))
+      const local = runLocally(dags[k], cluster.tmp)
+      t.same(compareWithLocal(local, run, outs[k]), [], `run ${k}: every output equals the local run's`)
+      local.cleanup()
+      for (let i = 0; i < 8; i++) {
+        t.equal(readFileSync(path.join(outs[k], `j${i}`, 'o.txt'), 'utf8'), `${k}-${i}\n`)
+        t.ok(workersPerRun[k].has(run.jobs[`j${i}`].worker), `run ${k}: j${i} ran on a worker it claimed`)
+      }
+    }
   })
 }

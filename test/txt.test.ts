@@ -42,3 +42,20 @@ t.test('bad records are rejected with a reason, unknown keys ignored', async t =
   t.equal(decodeTxt({ ...txt, future: 'x' }).ok, true)
   t.equal(decodeTxt(undefined).ok, false)
 })
+
+t.test('gflops: one core\'s speed, 2 decimals, optional, a bad value dropped and the node kept', async t => {
+  const txt = encodeTxt({ ...ad, gflops: 3.14159 })
+  t.equal(txt.gflops, '3.14', 'encoded with 2 decimals')
+  const back = decodeTxt(txt)
+  t.equal(back.ok && back.ad.gflops, 3.14)
+  const old = decodeTxt(encodeTxt(ad))
+  t.ok(old.ok, 'an older daemon without gflops is still a node')
+  t.equal(old.ok && 'gflops' in old.ad, false, 'and has no gflops')
+  t.notOk('gflops' in encodeTxt(ad), 'nothing sent when not measured')
+  for (const badValue of ['-1', 'fast', '', 'NaN', 'Infinity']) {
+    const bad = decodeTxt({ ...txt, gflops: badValue })
+    t.ok(bad.ok, `gflops=${badValue}: the node is kept`)
+    t.equal(bad.ok && bad.ad.gflops, undefined, `gflops=${badValue}: the value dropped`)
+  }
+  t.equal(decodeTxt({ ...txt, gflops: '0' }).ok && (decodeTxt({ ...txt, gflops: '0' }) as any).ad.gflops, 0, 'zero is a value')
+})

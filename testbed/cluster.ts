@@ -1,7 +1,7 @@
 // Daemons as real child processes, each in its own namespace of a Lab; helpers to
 // run the CLI beside them and to wait for log events (never for a fixed sleep).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,6 +14,17 @@ function findRoot (dir: string): string {
 }
 /** the built CLI (`npm run build`): what users run */
 export const BGRID = path.join(ROOT, 'dist', 'bin', 'bgrid.js')
+/** a misbehaving daemon for tests, from source (`daemon --cheat flip|flaky ...`, see the file) */
+export const CHEATING_DAEMON = path.join(ROOT, 'testbed', 'cheating-daemon.ts')
+/** the libp2p port of a lab host's first daemon; more daemons on the same host take the next ones */
+const FIRST_PORT = 4001
+
+export interface StartDaemonOptions {
+  /** the entry script to run instead of the CLI (e.g. CHEATING_DAEMON); it takes `daemon` and the CLI's daemon flags */
+  entry?: string
+  /** the libp2p port (default: the first one no live daemon of this cluster holds on that host) */
+  port?: number
+}
 
 export interface LogEvent { msg: string, [k: string]: unknown }
 
@@ -97,6 +108,8 @@ export class Cluster {
   readonly daemons: DaemonProc[] = []
   readonly procs: Proc[] = []
   private counter = 0
+  /** daemons starting (not listed yet): their host and port */
+  private readonly starting = new Set<{ ns: string, port: number }>()
   /** daemons' log level: debug for tests (logs explain failures), info for benchmarks */
   logLevel = 'debug'
 
@@ -124,12 +137,22 @@ export class Cluster {
     return { code, stdout: p.stdout, stderr: p.stderr }
   }
 
-  async startDaemon (args: string[] = ['--always-available'], host?: LabHost, name?: string): Promise<DaemonProc> {
+  /**
+   * A daemon on a new host, or on `host`: several daemons may share one host (one
+   * network namespace, one address), each on its own port and data dir, as a volunteer
+   * running several daemons on one PC would.
+   */
+  async startDaemon (args: string[] = ['--always-available'], host?: LabHost, name?: string, opts: StartDaemonOptions = {}): Promise<DaemonProc> {
     const h = host ?? this.lab.addHost()
     const dataDir = path.join(this.tmp, name ?? `d${++this.counter}`)
-    const port = this.lab.hostMode ? '0' : '4001'
-    const p = this.cli(h, ['daemon', '--data-dir', dataDir, '--json-logs', '--port', port, '--sample', '500', ...args], { BGRID_LOG_LEVEL: this.logLevel }) as DaemonProc
-    const started = await p.waitLog(e => e.msg === 'daemon started', 20_000, `daemon in ${h.ns} to start`)
+    const port = String(this.lab.hostMode ? 0 : opts.port ?? this.freePort(h))
+    // taken from now on, though the daemon is not listed until it has started
+    const pending = { ns: h.ns, port: Number(port) }
+    this.starting.add(pending)
+    const argv = ['daemon', '--data-dir', dataDir, '--json-logs', '--port', port, '--sample', '500', ...args]
+    const env = { BGRID_LOG_LEVEL: this.logLevel }
+    const p = (opts.entry !== undefined ? this.spawn(h, [process.execPath, opts.entry, ...argv], env) : this.cli(h, argv, env)) as DaemonProc
+    const started = await p.waitLog(e => e.msg === 'daemon started', 20_000, `daemon in ${h.ns} to start`).finally(() => { this.starting.delete(pending) })
     p.host = h
     p.peer = String(started.peer)
     p.port = Number(started.port)
@@ -138,10 +161,29 @@ export class Cluster {
     return p
   }
 
+  /** the first port from FIRST_PORT that no live daemon of this cluster holds on host h */
+  private freePort (h: LabHost): number {
+    const taken = new Set([...this.daemons.filter(d => d.host.ns === h.ns && d.alive), ...[...this.starting].filter(s => s.ns === h.ns)].map(d => d.port))
+    let port = FIRST_PORT
+    while (taken.has(port)) port++
+    return port
+  }
+
   async startDaemons (n: number, args?: string[]): Promise<DaemonProc[]> {
     const out: DaemonProc[] = []
     for (let i = 0; i < n; i++) out.push(this.startDaemon(args) as unknown as DaemonProc)
     return await Promise.all(out)
+  }
+
+  private dags = 0
+
+  /** A DAG file of its own directory under the cluster's scratch dir, with other files beside it (a validator script...). */
+  writeDag (dag: unknown, files: Record<string, string> = {}): string {
+    const dir = path.join(this.tmp, `dag${++this.dags}`)
+    mkdirSync(dir, { recursive: true })
+    for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text)
+    writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(dag))
+    return path.join(dir, 'dag.json')
   }
 
   async stop (): Promise<void> {

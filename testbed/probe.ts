@@ -1,8 +1,8 @@
-// A stand-alone protocol client for tests and benchmarks: speaks /bgrid/claim/1.0.0
+// A stand-alone protocol client for tests and benchmarks: speaks the claim protocol
 // as a coordinator would, or sends deliberately bad messages. Prints JSON results.
 // usage: node testbed/probe.ts --addr /ip4/.../tcp/4001/p2p/<peer> --op claim|renew|release|raw|hold|blob|steal
 //        [--run R] [--lease ms] [--count n] [--at epochMs] [--payload hex|--size n] [--grid-key f]
-//        [--hash H --blob-size N]
+//        [--hash H --blob-size N] [--middleware NAME (claim and hold: the claim names it)]
 // blob:  fetch a blob by hash (as a peer with no run on that node)
 // steal: a hostile coordinator: claims the node, then hands it a job whose input is a
 //        blob the node holds for another run (the probe does not have its bytes) and
@@ -27,7 +27,7 @@ const { values: o } = parseArgs({
     lease: { type: 'string', default: '5000' }, count: { type: 'string', default: '1' }, at: { type: 'string' },
     payload: { type: 'string' }, size: { type: 'string' }, 'grid-key': { type: 'string' }, v: { type: 'string' },
     hold: { type: 'string', default: '0' }, timeout: { type: 'string', default: '5000' },
-    hash: { type: 'string' }, 'blob-size': { type: 'string', default: '0' }
+    hash: { type: 'string' }, 'blob-size': { type: 'string', default: '0' }, middleware: { type: 'string' }
   }
 })
 
@@ -80,7 +80,9 @@ try {
     const run = count > 1 ? `${o.run}-${i}` : String(o.run)
     try {
       if (o.op === 'claim' || o.op === 'hold') {
-        const res = await call(node, target, claimSpec, { op: 'claim', v: o.v !== undefined ? Number(o.v) : PROTOCOL_VERSION, run, leaseMs: Number(o.lease) })
+        const res = await call(node, target, claimSpec, {
+          op: 'claim', v: o.v !== undefined ? Number(o.v) : PROTOCOL_VERSION, run, leaseMs: Number(o.lease), ...(o.middleware !== undefined ? { middleware: o.middleware } : {})
+        })
         out({ op: 'claim', run, ...res })
         if (o.op === 'hold') {
           const until = Date.now() + Number(o.hold)

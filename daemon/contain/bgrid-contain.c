@@ -27,8 +27,10 @@
 //             (contain 0: a plain process in cwd, as the given uid; uid -1: root's own;
 //             fsize/nofile -1: no limit)
 //   replies:  "spawned <id> <pid>\n"
-//             "exit <id> <code|-> <signal|-> <stdout bytes> <stderr bytes>[ <error>]\n"
-//             (error: why the job never ran, on one line; the job then did not start)
+//             "exit <id> <code|-> <signal|-> <stdout bytes> <stderr bytes>[ cpu=<ms>][ <error>]\n"
+//             (cpu: the job's user + system CPU time, with every descendant it waited
+//             for (as wait4 reports it); error: why the job never ran, on one line; the
+//             job then did not start)
 // Started as `bgrid-contain --serve [--cgroup cgroup.procs]...`: it joins those cgroups
 // once, so that every job it clones is born in them (moving a process into a cgroup
 // costs milliseconds: cgroup v1 waits for an RCU grace period on every move). A request
@@ -360,7 +362,9 @@ static const char *signame (int sig) {
 static void reap (void) {
   for (;;) {
     int st;
-    pid_t pid = waitpid(-1, &st, WNOHANG);
+    struct rusage ru;
+    // wait4: the job's CPU time comes with its exit (its reaped descendants included)
+    pid_t pid = wait4(-1, &st, WNOHANG, &ru);
     if (pid <= 0) return;
     struct job *j = slot_for(pid);
     if (j == NULL) continue;
@@ -376,10 +380,11 @@ static void reap (void) {
     long long esz = fstat(j->err, &se) == 0 ? (long long)se.st_size : 1;
     close(j->out);
     close(j->err);
+    long long cpu = ((long long)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 + ((long long)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
     if (j->error[0] != '\0') say("exit %s - - %lld %lld %s\n", j->id, osz, esz, j->error);
-    else if (WIFEXITED(st)) say("exit %s %d - %lld %lld\n", j->id, WEXITSTATUS(st), osz, esz);
-    else if (WIFSIGNALED(st)) say("exit %s - %s %lld %lld\n", j->id, signame(WTERMSIG(st)), osz, esz);
-    else say("exit %s - - %lld %lld\n", j->id, osz, esz);
+    else if (WIFEXITED(st)) say("exit %s %d - %lld %lld cpu=%lld\n", j->id, WEXITSTATUS(st), osz, esz, cpu);
+    else if (WIFSIGNALED(st)) say("exit %s - %s %lld %lld cpu=%lld\n", j->id, signame(WTERMSIG(st)), osz, esz, cpu);
+    else say("exit %s - - %lld %lld cpu=%lld\n", j->id, osz, esz, cpu);
     j->pid = 0;
   }
 }

@@ -12,7 +12,8 @@ const runs: string[][] = [
   ['chaos.ts'],
   ['report.ts'],
   ['quorum.ts'],
-  ['seam.ts']
+  ['seam.ts'],
+  ['dagman.ts']
 ]
 let failed = 0
 for (const [script, ...args] of runs) {

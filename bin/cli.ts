@@ -231,13 +231,15 @@ for (const [name, desc] of [['ls', 'list blobs, most recently used first'], ['du
 }
 
 program.command('import')
-  .description('turn a workflow trace into a runnable dag.json')
-  .argument('<format>', 'wfcommons')
-  .argument('<trace>', 'the trace file')
-  .requiredOption('-o, --output <file>', 'the dag.json to write (inputs go beside it)')
-  .option('--time-scale <f>', 'multiply recorded runtimes', num('--time-scale', { min: 0 }), 1)
-  .option('--size-scale <f>', 'multiply recorded file sizes', num('--size-scale', { min: 0 }), 1)
-  .option('--sleep', 'sleep instead of burning CPU', false)
+  .description('turn a workflow trace or an HTCondor DAGMan file into a runnable dag.json')
+  .argument('<format>', 'wfcommons | dagman')
+  .argument('<trace>', 'the trace file (wfcommons) or the .dag file (dagman)')
+  .requiredOption('-o, --output <file>', 'the dag.json to write (wfcommons: inputs go beside it; dagman: put it where every input is below it, e.g. next to the .dag)')
+  .option('--time-scale <f>', 'wfcommons: multiply recorded runtimes', num('--time-scale', { min: 0 }), 1)
+  .option('--size-scale <f>', 'wfcommons: multiply recorded file sizes', num('--size-scale', { min: 0 }), 1)
+  .option('--sleep', 'wfcommons: sleep instead of burning CPU', false)
+  .option('--lenient', 'dagman: drop what bgrid does not run yet (SCRIPT, FINAL, ABORT-DAG-ON, universe scheduler...), a warning each, instead of refusing the DAG', false)
+  .option('--dot <file>', 'dagman: also write the graph as a Graphviz file, in DAGMan\'s DOT style')
   .action(async (format, trace, o) => { await run(async () => { const { importCommand } = await import('./commands/import.ts'); return await importCommand(format, trace, o) }, o) })
 
 await program.parseAsync(process.argv)

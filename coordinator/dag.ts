@@ -149,9 +149,13 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
   const dir = path.dirname(path.resolve(file))
   const defaults = d.defaults ?? {}
   const byId = new Map<string, JobSpec>()
+  // one parse per distinct expression: generated DAGs repeat the same requirements on every job
+  const parsed = new Map<string, Expr>()
   const exprOf = (src: string | undefined, what: string): Expr | null => {
     if (src === undefined) return null
-    try { return parseExpr(src, what) } catch (err: any) { problems.add(err.message); return null }
+    const known = parsed.get(src)
+    if (known !== undefined) return known
+    try { const e = parseExpr(src, what); parsed.set(src, e); return e } catch (err: any) { problems.add(err.message); return null }
   }
   const statCache = new Map<string, string | null>()
   const checkFile = (abs: string): string | null => {

@@ -7,9 +7,7 @@ import path from 'node:path'
 import { controlRequest } from '../daemon/control.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { JobState } from './job-state.ts'
-
-/** coordinator.ts's runDirOf check, repeated here: importing that file would load libp2p */
-const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+import { RUN_ID } from './run-dir.ts'
 
 export function runsDirOf (dataDir: string): string { return path.join(dataDir, 'coordinator', 'runs') }
 

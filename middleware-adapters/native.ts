@@ -32,7 +32,7 @@ export class NativeAdapter implements MiddlewareAdapter {
       }
       core.announce(hc.peer, req.have ?? [])
       if (req.corrupt !== undefined) core.reportCorrupt(hc.peer, req.corrupt)
-      core.stats.prefetchedBytes += req.prefetchedBytes ?? 0
+      core.addPrefetchedBytes(req.prefetchedBytes ?? 0)
       core.reconcileRunning(hc.peer, req.running, reported, now)
       // write-ahead: results are durable before they are acknowledged or unlock children
       await ctx.persist()

@@ -18,7 +18,8 @@ async function writeRandomFile (file: string, size: number): Promise<void> {
 }
 
 export async function importCommand (format: string, trace: string, o: any): Promise<number> {
-  if (format !== 'wfcommons') throw new BgridError('INVALID_CONFIG', `unknown format ${format} (supported: wfcommons)`)
+  if (format === 'dagman') return await importDagman(trace, o)
+  if (format !== 'wfcommons') throw new BgridError('INVALID_CONFIG', `unknown format ${format} (supported: wfcommons, dagman)`)
   let raw: unknown
   try { raw = JSON.parse(await readFile(trace, 'utf8')) } catch (err: any) {
     throw new BgridError('INVALID_DAG', `cannot read ${trace}: ${err.message}`)
@@ -31,5 +32,31 @@ export async function importCommand (format: string, trace: string, o: any): Pro
   for (const f of r.external) { await writeRandomFile(path.join(dir, 'inputs', f.name), f.size); bytes += f.size }
   await writeFile(out, JSON.stringify(r.dag, null, 1) + '\n')
   process.stdout.write(`${out}: ${r.tasks} jobs, ${r.totalRuntime.toFixed(1)} s of work, ${r.external.length} input file(s) (${(bytes / 1048576).toFixed(1)} MiB) in ${path.join(dir, 'inputs')}\n`)
+  return 0
+}
+
+/** `bgrid import dagman FILE.dag -o dag.json [--lenient] [--dot graph.dot]` */
+async function importDagman (file: string, o: any): Promise<number> {
+  const { readDagmanFile } = await import('../../coordinator/dagman/dag-file.ts')
+  const { dagmanToDagJson } = await import('../../coordinator/dagman/to-dag-json.ts')
+  const { dagmanDot } = await import('../../coordinator/dagman/dot.ts')
+  const { parseDag } = await import('../../coordinator/dag.ts')
+  const lenient = o.lenient === true
+  const dag = readDagmanFile(file, { inlineSubdags: lenient })
+  // the graph is written even when bgrid cannot run the DAG: it helps to see why
+  if (typeof o.dot === 'string') await writeFile(path.resolve(o.dot), dagmanDot(dag))
+  const out = path.resolve(o.output)
+  const r = dagmanToDagJson(dag, { out, lenient })
+  parseDag(r.dag, out)
+  await mkdir(path.dirname(out), { recursive: true })
+  await writeFile(out, JSON.stringify(r.dag, null, 1) + '\n')
+  const say = (s: string): void => { process.stderr.write(s + '\n') }
+  for (const w of r.warnings) say(`warning: ${w}`)
+  if (r.ignored.length > 0) say(`accepted, not applied (pool-only): ${r.ignored.join('; ')}`)
+  for (const u of r.unknown) say(`unknown submit command: ${u}`)
+  if (r.renamed.length > 0) say(`${r.renamed.length} node name(s) changed to fit bgrid's job ids: ${r.renamed.slice(0, 5).map(([a, b]) => `${a} -> ${b}`).join(', ')}${r.renamed.length > 5 ? ', ...' : ''}`)
+  if (r.priorities.size > 0) say(`PRIORITY of ${r.priorities.size} job(s) not in dag.json (it has no priority field yet)`)
+  const s = r.summary
+  process.stdout.write(`${out}: ${s.jobs} jobs from ${s.nodes} DAGMan nodes${s.done > 0 ? ` (${s.done} DONE left out)` : ''}${s.noop > 0 ? `, ${s.noop} NOOP` : ''}, ${s.edges} edges${typeof o.dot === 'string' ? `; graph in ${path.resolve(o.dot)}` : ''}\n`)
   return 0
 }

@@ -1,0 +1,74 @@
+// What the parts of a run share (recruit.ts, collect.ts, run-status.ts): the options it
+// was submitted with, who and where it is, its core and node, and how to say and wake.
+// Made once the run is set up; the Coordinator keeps the story, the parts do the steps.
+import type { Logger } from '../protocol/log.ts'
+import type { BgridNode } from '../protocol/node.ts'
+import type { BlobStore } from '../cache/store.ts'
+import type { Dag } from './dag.ts'
+import type { RunCore } from './run-core.ts'
+import type { Journal } from './journal.ts'
+import type { Mode } from './progress.ts'
+
+export interface SubmitOptions {
+  dagFile?: string
+  resume?: string
+  runId?: string
+  dataDir: string
+  outDir?: string
+  waitSec: number
+  gridKeyFile?: string
+  mdnsInterface?: string
+  leaseSec: number
+  prefetch: boolean
+  streamOutputs: boolean
+  progress: Mode
+  log: Logger
+}
+
+export interface RunSummary {
+  runId: string
+  outDir: string
+  ok: boolean
+  /** stopped by `bgrid cancel` or a signal (exit code 5) */
+  cancelled: boolean
+  counts: Record<string, number>
+  makespanMs: number
+  workers: number
+  bytesFetched: number
+  prefetchedBytes: number
+  cacheHits: number
+  inputWaitMs: number
+  inputBytesStaged: number
+  servedBytes: number
+}
+
+/** How the run ended (or not yet): read by the reports. */
+export interface RunOutcome {
+  cancelled: boolean
+  /** what ended the run early, if anything (NO_WORKERS...): in run.json too */
+  failure: unknown
+}
+
+export interface RunContext {
+  readonly opts: SubmitOptions
+  readonly log: Logger
+  readonly runId: string
+  readonly runDir: string
+  readonly outDir: string
+  readonly dag: Dag
+  readonly core: RunCore
+  readonly node: BgridNode
+  readonly journal: Journal
+  /** the run's own blob store (collected outputs, logs, replicas compared) */
+  readonly store: BlobStore
+  /** a progress event (NDJSON with --json; `human`, when given, is the line people see) */
+  emit: (ev: Record<string, unknown>, human?: string) => void
+  /** something changed: the main loop looks again */
+  wake: () => void
+  /** jobs or workers changed: workers waiting for work look again */
+  notify: () => void
+  /** the run is closing: no new claims */
+  isClosing: () => boolean
+  /** when the run started looking for workers */
+  startedAt: () => number
+}

@@ -1,0 +1,102 @@
+// The job table (coordinator/job-table.ts), pure: jobs change state only through the
+// declared transitions, and what follows from a change (promotion, skipped descendants,
+// lost outputs made again). Through the run core, then through its own interface.
+import t from 'tap'
+import { parseDag } from '../coordinator/dag.ts'
+import { JobTable } from '../coordinator/job-table.ts'
+import type { JobRec } from '../coordinator/run-records.ts'
+import { H, ok, attrs, diamond } from './helpers/core-fixtures.ts'
+
+t.test('a lost worker: its running jobs rerun, and finished jobs whose only copy it held rerun too', async t => {
+  const core = diamond()
+  const [a] = core.assign('W1', 1, 0)
+  core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 10 }]))
+  // b waited past the steal delay on W1: W2 may take it (and fetch a's output from W1)
+  const [b] = core.assign('W2', 1, Date.now() + core.stealAfterMs)
+  t.equal(b.job, 'b')
+  const lost = core.removeWorker('W1', 'kill -9')
+  t.same(lost, [], 'W1 ran nothing at that moment')
+  t.equal(core.jobs.get('a')!.state, 'ready', 'a\'s output existed only on W1 and c still needs it: a runs again')
+  t.equal(core.jobs.get('c')!.state, 'pending', 'c waits for a again')
+  t.equal(core.jobs.get('b')!.state, 'running', 'b fetched its input already and keeps running')
+  const lost2 = core.removeWorker('W2', 'gone')
+  t.same(lost2, ['b'])
+  core.addWorker({ id: 'W3', slots: 2, attrs, addrs: [] })
+  core.replan()
+  const again = core.assign('W3', 2, 0)
+  t.same(again.map(x => x.job), ['a'])
+  t.equal(core.jobs.get('b')!.lost, 1)
+})
+
+// ---- the table on its own -----------------------------------------------------
+
+/** a -> b -> c (each reads its parent's output) and x alone; `live`: the blobs some node holds */
+function chain (): { table: JobTable, live: Set<string>, log: string[] } {
+  const dag = parseDag({ jobs: [
+    { id: 'a', cmd: ['x'], outputs: ['o'] },
+    { id: 'b', cmd: ['x'], inputs: ['job:a/o'], outputs: ['o'] },
+    { id: 'c', cmd: ['x'], inputs: ['job:b/o'] },
+    { id: 'x', cmd: ['x'] }
+  ] }, '/tmp/x.json', { checkFiles: false })
+  const live = new Set<string>()
+  const log: string[] = []
+  const table = new JobTable(dag, { hasLiveHolder: (hash) => live.has(hash), addHolder: (hash) => { live.add(hash) } }, {
+    onTransition: (job, from, to, reason) => { log.push(`${job.spec.id} ${from}->${to}: ${reason}`) },
+    onIllegal: (job, from, to) => { log.push(`ILLEGAL ${job} ${from}->${to}`) }
+  })
+  return { table, live, log }
+}
+
+t.test('the table moves jobs only through declared transitions, its counts and ready set in step; success promotes children, failure skips descendants', async t => {
+  const { table, live, log } = chain()
+  const job = (id: string): JobRec => table.jobs.get(id) as JobRec
+  table.promote()
+  t.same([...table.ready], ['a', 'x'], 'the jobs without parents are ready')
+  t.notOk(table.move(job('b'), 'done', 'no'), 'pending -> done is no declared change')
+  t.equal(job('b').state, 'pending')
+  t.same(log.at(-1), 'ILLEGAL b pending->done', 'and it is said')
+  t.ok(table.move(job('a'), 'running', 'attempt 1'))
+  t.same([...table.ready], ['x'], 'a running job is not ready')
+  job('a').outputs = new Map([['o', { hash: H('a'), size: 1 }]])
+  live.add(H('a'))
+  table.succeed(job('a'), 'attempt 1 ok')
+  t.equal(job('b').state, 'ready', 'its child can start: its input is held')
+  t.same(log.slice(-2), ['a running->done: attempt 1 ok', 'b pending->ready: parent a done'])
+  table.move(job('b'), 'running', 'attempt 2')
+  live.delete(H('a'))
+  table.requeue(job('b'), 'retry 1/1')
+  t.equal(job('b').state, 'pending', 'run again while its input has no holder: pending, not ready')
+  live.add(H('a'))
+  table.promote()
+  t.equal(job('b').state, 'ready', 'its input is back: ready')
+  table.move(job('b'), 'running', 'attempt 3')
+  table.fail(job('b'), 'exit code 1')
+  t.equal(job('b').reason, 'exit code 1')
+  t.equal(job('c').state, 'skipped')
+  t.equal(job('c').reason, 'ancestor b failed')
+  t.notOk(table.finished(), 'x is still ready')
+  table.cancelAll('stop')
+  t.equal(job('x').state, 'cancelled')
+  t.ok(table.finished())
+  t.same(table.counts(), { pending: 0, ready: 0, running: 0, done: 1, failed: 1, skipped: 1, cancelled: 1 })
+})
+
+t.test('reconcile: a done job whose needed output no node holds any more runs again; a ready job whose input went waits for it', async t => {
+  const { table, live, log } = chain()
+  const job = (id: string): JobRec => table.jobs.get(id) as JobRec
+  table.promote()
+  table.move(job('a'), 'running', 'attempt 1')
+  job('a').outputs = new Map([['o', { hash: H('a'), size: 1 }]])
+  live.add(H('a'))
+  table.succeed(job('a'), 'ok')
+  t.equal(job('b').state, 'ready')
+  table.reconcile('nothing lost')
+  t.equal(job('a').state, 'done', 'its output is still held: nothing to do')
+  live.delete(H('a'))
+  table.reconcile('holder gone')
+  t.equal(job('a').outputs, null, 'its outputs are forgotten')
+  t.equal(job('a').state, 'ready', 'the producer runs again')
+  t.equal(job('b').state, 'pending', 'its consumer waits for it')
+  t.ok(log.includes('a done->pending: outputs lost: holder gone'))
+  t.ok(log.includes('b ready->pending: inputs lost: holder gone'))
+})

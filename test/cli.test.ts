@@ -88,6 +88,15 @@ t.test('submit --json: an invalid DAG ends stdout with an error event', async t 
   t.equal(bgrid(['submit', dag, '--data-dir', home]).stdout, '')
 })
 
+t.test('submit of a DAGMan file says how to convert it instead of a JSON parse error', async t => {
+  const dag = path.join(dir, 'pipeline.dag')
+  writeFileSync(dag, 'JOB A a.sub\n')
+  const r = bgrid(['submit', dag, '--data-dir', home])
+  t.equal(r.status, 2)
+  t.match(r.stderr, /pipeline\.dag is a DAGMan file: .*bgrid import dagman .*pipeline\.dag -o dag\.json/)
+  t.notMatch(r.stderr, /not valid JSON/)
+})
+
 t.test('cache subcommands have their own options; gc needs --target and says what it evicted', async t => {
   const ls = bgrid(['cache', 'ls', '--help'])
   t.equal(ls.status, 0)

@@ -10,6 +10,10 @@ import { BgridError } from '../../protocol/errors.ts'
 import { resolveRunId } from '../../coordinator/runs.ts'
 
 export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
+  // HTCondor DAGMan files are read, not run yet: say how to get a dag.json from one
+  if (dag !== undefined && /\.dag$/i.test(dag)) {
+    throw new BgridError('INVALID_DAG', `${dag} is a DAGMan file: bgrid does not run those directly yet; convert it with \`bgrid import dagman ${dag} -o dag.json\` (see docs/condor.md for what carries over), then submit dag.json`)
+  }
   if (o.resume !== undefined) o.resume = resolveRunId(o.dataDir, o.resume)
   if (o.detach === true) return await detach(dag, o)
   const mode = Progress.pick(o)

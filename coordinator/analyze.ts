@@ -38,6 +38,11 @@ export function analyzeJob (core: RunCore, id: string, accounts: NodeAccount[], 
   })
   const fit = nodes.filter(n => n.fits)
   const summary = [`${fit.length} of ${nodes.length} node(s) seen can run it${fit.length > 0 ? `: ${fit.slice(0, 5).map(n => `${n.name} (${n.cause === 'claimed' ? 'claimed' : n.detail})`).join(', ')}` : ''}`]
+  // both sides have a say (condor_q -analyze): nodes the job rejects, nodes that reject the job
+  const byStart = (u: string): boolean => u.startsWith('the node\'s START ')
+  const jobRejects = nodes.filter(n => n.unmet.some(u => !byStart(u))).length
+  const nodeRejects = nodes.filter(n => n.unmet.some(byStart)).length
+  if (jobRejects + nodeRejects > 0) summary.push(`${jobRejects} node(s) rejected by the job's requirements, ${nodeRejects} reject the job by their START policy`)
   const unmet = new Map<string, string[]>()
   for (const n of nodes) {
     for (const u of n.unmet) {

@@ -11,6 +11,7 @@ import type { JobTable } from './job-table.ts'
 import type { Holders } from './holders.ts'
 import type { Prefetch } from './prefetch.ts'
 import type { AttemptRec, CoreOptions, JobRec, RunStats, Schedule, WorkerRec } from './run-records.ts'
+import { isStartRefusal } from '../protocol/start.ts'
 import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type InputRef, type InputProblem } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
@@ -104,7 +105,7 @@ export class Dispatch {
       if (scanned++ >= 64 && (candidates.length >= want || scanned > 4096)) break
       const job = this.table.jobs.get(id) as JobRec
       if (job.notBefore !== undefined && job.notBefore > now) continue
-      if (!jobFits(job.spec, w)) continue
+      if (!jobFits(job.spec, w) || job.refusedBy?.has(workerId) === true) continue
       if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && jobFits(job.spec, o))) continue
       const missing = this.missingBytes(job, workerId, now)
       if (missing === null) continue
@@ -205,11 +206,12 @@ export class Dispatch {
    */
   private replicaFits (job: JobRec, w: WorkerRec): boolean {
     const host = w.host ?? w.id
-    for (const a of job.attempts) {
-      if (a.void === true) continue
-      const other = this.workers.get(a.worker)
+    for (const a of this.round(job)) {
+      // never the same worker twice, even after a replica that did not count (it could void them one by one)
       if (a.worker === w.id) return false
-      if ((other?.host ?? a.worker) === host && (a.status === undefined || a.status === 'ok' || a.timedOut === true)) return false
+      if (a.void === true) continue
+      // one replica per host, whatever became of it: daemons of one PC must not add up errors or votes
+      if ((this.workers.get(a.worker)?.host ?? a.worker) === host) return false
     }
     return true
   }
@@ -217,12 +219,14 @@ export class Dispatch {
   // ---- results ------------------------------------------------------------------
 
   /** Apply a result reported by a worker. Duplicates and unknown attempts are ignored. */
-  complete (workerId: string, r: AttemptResult): 'ignored' | JobState {
+  complete (workerId: string, r: AttemptResult, byCoordinator = false): 'ignored' | JobState {
     const rec = this.attempts.get(r.attempt)
     if (rec === undefined || rec.worker !== workerId) return 'ignored'
     const w = this.workers.get(workerId)
     if (w !== undefined) this.finishAttempt(w, r.attempt)
-    if (rec.status !== undefined && rec.status !== 'lost') return 'ignored'
+    // one result per attempt from its worker; a late one is taken only over the coordinator's own `lost`
+    if (rec.reported === true || (rec.status !== undefined && rec.status !== 'lost')) return 'ignored'
+    if (!byCoordinator) rec.reported = true
     const job = this.table.jobs.get(rec.job) as JobRec
     Object.assign(rec, {
       status: r.status, exitCode: r.exitCode, signal: r.signal, startedAt: r.startedAt, endedAt: r.endedAt, reportedAt: Date.now(),
@@ -243,8 +247,7 @@ export class Dispatch {
       for (const o of r.outputs) this.holders.addHolder(o.hash, o.size, workerId)
       if (job.state === 'done') return 'ignored' // another attempt won; its holder set grew
       if (!current && !acceptLate) return 'ignored'
-      const declared = new Set(job.spec.outputs)
-      if (r.outputs.length !== declared.size || r.outputs.some(o => !declared.has(o.name))) {
+      if (!outputsAsDeclared(job, r)) {
         rec.status = 'failed'
         rec.error = 'worker reported outputs other than those declared'
       } else {
@@ -258,6 +261,14 @@ export class Dispatch {
     for (const p of r.inputProblems ?? []) this.dropInputHolders(workerId, p)
     if (!current) return 'ignored'
     const status = rec.status as AttemptResult['status']
+    if (status === 'lost' && isStartRefusal(rec.error)) {
+      // the node's START policy refused it (it changed, or we could not read it): not the
+      // job's failure, and never that node again for this job
+      (job.refusedBy ??= new Set()).add(workerId)
+      job.avoid.add(workerId)
+      this.table.requeue(job, rec.error ?? 'refused')
+      return job.state
+    }
     if (status === 'lost' && (r.inputProblems?.length ?? 0) > 0) {
       const full = r.inputProblems?.find(p => p.code === 'DISK_FULL')
       if (full !== undefined) {
@@ -291,30 +302,26 @@ export class Dispatch {
     const policy = this.opts.replication as ReplicationPolicy
     this.deadlines.delete(rec.id)
     for (const p of r.inputProblems ?? []) this.dropInputHolders(workerId, p)
+    // a result for a job already decided earns nothing: its worker may have learnt the
+    // canonical hashes from the job's children without doing the work
+    const late = job.state !== 'running'
     if (r.status === 'ok') {
-      const declared = new Set(job.spec.outputs)
-      if (r.outputs.length !== declared.size || r.outputs.some(o => !declared.has(o.name))) {
+      if (!outputsAsDeclared(job, r)) {
         rec.status = 'failed'
         rec.error = 'worker reported outputs other than those declared'
       } else {
         rec.outputs = r.outputs.map(o => ({ name: o.name, hash: o.hash, size: o.size }))
-        // its worker holds these bytes (whatever they are): only the canonical result's hashes are ever handed to children
-        for (const o of r.outputs) this.holders.addHolder(o.hash, o.size, workerId)
-        rec.key = policy.keyOf(job, rec, this.round(job).filter(a => a !== rec))
+        if (!late) {
+          // its worker holds these bytes (whatever they are): only the canonical result's hashes are ever handed to children
+          for (const o of r.outputs) this.holders.addHolder(o.hash, o.size, workerId)
+          rec.key = policy.keyOf(job, rec, this.round(job).filter(a => a !== rec))
+        }
       }
     }
     // not its worker's doing: inputs gone, the owner came back
-    if ((r.status === 'lost' && (r.inputProblems?.length ?? 0) > 0) || r.status === 'preempted') rec.void = true
+    if ((r.status === 'lost' && ((r.inputProblems?.length ?? 0) > 0 || isStartRefusal(r.error))) || r.status === 'preempted') rec.void = true
     this.opts.hooks?.onAttempt?.(job, rec)
-    if (job.state === 'done') {
-      // a late replica of a decided job is still judged, for its worker's record
-      if (rec.status === 'ok' && rec.key !== undefined && this.round(job).includes(rec)) {
-        rec.validation = rec.key === job.canonicalKey ? 'valid' : 'invalid'
-        const canonical = job.attempts.find(a => a.key === job.canonicalKey && a.validation === 'valid')
-        if (canonical !== undefined) policy.onDecided?.(job, canonical, rec.validation === 'valid' ? [rec] : [], rec.validation === 'invalid' ? [rec] : [])
-      }
-      return 'ignored'
-    }
+    if (late) return 'ignored'
     if (job.state !== 'running' || !this.round(job).includes(rec)) return 'ignored'
     if (rec.status !== 'ok' && rec.void !== true) policy.onError?.(job, rec, 'error')
     if (rec.void === true && ++job.lost > MAX_LOST_ATTEMPTS) { this.table.fail(job, `${rec.error ?? 'lost'} (${job.lost} replicas lost)`); return job.state }
@@ -342,6 +349,9 @@ export class Dispatch {
   private judge (job: JobRec): JobState {
     const policy = this.opts.replication as ReplicationPolicy
     const round = this.round(job)
+    // a trusted worker's unreplicated job whose one replica did not come back ok is
+    // replicated as any other: never a quorum of one for whoever takes its place
+    if (job.quorumNow === 1 && round.some(a => a.status !== undefined && a.status !== 'ok')) job.quorumNow = undefined
     const view: Replica[] = []
     for (const a of round) {
       if (a.void === true) continue
@@ -398,7 +408,8 @@ export class Dispatch {
     for (const [attempt] of [...w.running]) {
       if (listed.has(attempt) || reported.has(attempt)) continue
       if (now - (w.assignedAt.get(attempt) ?? now) < graceMs) continue
-      this.complete(workerId, unranResult(attempt, 'lost', 'the worker no longer runs this attempt', now))
+      // the coordinator's own `lost`: a result the worker sends later still counts
+      this.complete(workerId, unranResult(attempt, 'lost', 'the worker no longer runs this attempt', now), true)
     }
   }
 
@@ -458,4 +469,11 @@ export class Dispatch {
     w.assignedAt.delete(attempt)
     w.usedCores -= Math.max(1, this.table.jobs.get(jobId)?.spec.cores ?? 1)
   }
+}
+
+/** The outputs a worker reports are exactly the job's declared ones, each once. */
+function outputsAsDeclared (job: JobRec, r: AttemptResult): boolean {
+  const declared = new Set(job.spec.outputs)
+  const named = new Set(r.outputs.map(o => o.name))
+  return r.outputs.length === declared.size && named.size === declared.size && [...named].every(n => declared.has(n))
 }

@@ -3,16 +3,32 @@
 // says why not, clause by clause, with the node's values (condor_q -analyze).
 import type { JobSpec } from './dag.ts'
 import { evalBool, explainFailure, type Attrs, type Expr } from './expr.ts'
+import { checkStart, type NodeStart, type StartVerdict } from '../protocol/start.ts'
 
-/** What a job's fit is judged on: a claimed worker, or a node only seen advertised. */
-export interface NodeShape { name?: string, slots: number, attrs: Attrs }
+/**
+ * What a job's fit is judged on: a claimed worker, or a node only seen advertised.
+ * `start`: the node's START policy; both sides must agree (HTCondor's two-sided match).
+ */
+export interface NodeShape { name?: string, slots: number, attrs: Attrs, start?: NodeStart }
 
-export type JobNeeds = Pick<JobSpec, 'cores' | 'ram' | 'requirements'>
+export type JobNeeds = Pick<JobSpec, 'cores' | 'ram' | 'requirements'> & { disk?: number }
 
-export function jobFits (spec: JobNeeds, n: NodeShape): boolean {
+/** the node's START policy's verdict on the job (its own say in the match) */
+export function startVerdict (spec: JobNeeds, n: NodeShape): StartVerdict {
+  if (n.start === undefined) return { ok: true }
+  return checkStart(n.start.expr, n.attrs, { ram: spec.ram, cores: spec.cores, disk: spec.disk ?? 0, ...(n.start.owner !== undefined ? { owner: n.start.owner } : {}) })
+}
+
+/** does the job want this node (its requirements, cores and ram), whatever the node wants? */
+export function jobWants (spec: JobNeeds, n: NodeShape): boolean {
   if (spec.cores > n.slots) return false
   if (spec.ram > Number(n.attrs.ram)) return false
   return spec.requirements === null || evalBool(spec.requirements, n.attrs)
+}
+
+/** both sides agree: the job wants the node, and the node's START lets the job in */
+export function jobFits (spec: JobNeeds, n: NodeShape): boolean {
+  return jobWants(spec, n) && startVerdict(spec, n).ok
 }
 
 /** Each unmet need, in words: "cores: needs 8 (cores=4)", "`cost >= 5` (cost=0)". */
@@ -27,6 +43,8 @@ export function whyNotFits (spec: JobNeeds, n: NodeShape): string[] {
       out.push(cut > 0 ? `\`${c.slice(0, cut)}\`${c.slice(cut)}` : `\`${c}\``)
     }
   }
+  const v = startVerdict(spec, n)
+  if (!v.ok) for (const c of v.clauses) out.push(`the node's START ${c}`)
   return out
 }
 

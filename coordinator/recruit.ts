@@ -13,7 +13,9 @@ import type { JobSpec } from './dag.ts'
 import { selectWorkers, attrsOf, type Candidate, type Refusal } from './select.ts'
 import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
 import { jobFits, type NodeShape } from './feasibility.ts'
-import { evalBool } from './expr.ts'
+import { evalBool, type Expr } from './expr.ts'
+import { parseStart, type NodeStart } from '../protocol/start.ts'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { RunContext } from './run-context.ts'
 
 export interface ClaimedWorker {
@@ -30,8 +32,30 @@ export interface RecruitOptions {
   gridId?: string
 }
 
-export function shapeOf (c: Candidate): NodeShape {
-  return { name: c.name, slots: Math.max(1, c.ad.cores), attrs: attrsOf(c.ad) }
+/** START policies seen, parsed once each (null: it does not parse here; the node still checks it itself) */
+const starts = new Map<string, Expr | null>()
+
+/** A node's START (its source, advertised or offered), parsed and bound to the run's submitter. */
+export function startOf (source: string | undefined, owner: string | undefined): NodeStart | undefined {
+  if (source === undefined) return undefined
+  let expr = starts.get(source)
+  if (expr === undefined) {
+    try { expr = parseStart(source) } catch { expr = null }
+    if (starts.size >= 1000) starts.clear()
+    starts.set(source, expr)
+  }
+  return expr === null ? undefined : { expr, ...(owner !== undefined ? { owner } : {}) }
+}
+
+export function shapeOf (c: Candidate, owner?: string): NodeShape {
+  const start = startOf(c.ad.start, owner)
+  return { name: c.name, slots: Math.max(1, c.ad.cores), attrs: attrsOf(c.ad), ...(start !== undefined ? { start } : {}) }
+}
+
+/** a claimed worker, as it offered itself */
+function offerShape (name: string, offer: WorkerOffer, owner: string | undefined): NodeShape {
+  const start = startOf(offer.start, owner)
+  return { name, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), ...(start !== undefined ? { start } : {}) }
 }
 
 export class Recruiter {
@@ -50,9 +74,13 @@ export class Recruiter {
   /** the nodes as they were accounted for when the run ended (discovery has stopped since) */
   private finalAccounts?: NodeAccount[]
 
+  /** the submitter's `bgrid id`: what nodes' START policies see as the job's Owner */
+  private readonly owner: string
+
   constructor (ctx: RunContext, o: RecruitOptions) {
     this.ctx = ctx
     this.o = o
+    this.owner = peerIdFromPrivateKey(o.submitter).toString()
   }
 
   /** Browse for idle nodes and claim as they come (and every second); resuming, wait a while for previous holders. */
@@ -129,7 +157,7 @@ export class Recruiter {
     const onlyHolders = this.awaitedHolders !== undefined && Date.now() - this.ctx.startedAt() < 3000
     // nodes that can run a waiting job no claimed worker can run come first: a job
     // only some nodes can run waits for one of them rather than for luck
-    const covers = (c: Candidate): boolean => uncovered.some(spec => jobFits(spec, shapeOf(c)))
+    const covers = (c: Candidate): boolean => uncovered.some(spec => jobFits(spec, shapeOf(c, this.owner)))
     const rest = sel.ranked.filter(c => !holders.has(c.ad.peer))
     const chosen = room <= 0 ? (onlyHolders ? [] : rest.filter(covers).slice(0, 1))
       : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
@@ -168,7 +196,7 @@ export class Recruiter {
     for (const c of this.seenEver.values()) {
       if (c.ad.peer === self || c.ad.grid !== this.o.gridId) continue
       const w = this.claimed.get(c.ad.peer)
-      const shape = w !== undefined ? { name: c.name, slots: Math.max(1, w.offer.cores), attrs: attrsOf(w.offer) } : shapeOf(c)
+      const shape = w !== undefined ? offerShape(c.name, w.offer, this.owner) : shapeOf(c, this.owner)
       if (requirements !== null && !evalBool(requirements, shape.attrs)) continue
       out.push(shape)
     }
@@ -178,8 +206,8 @@ export class Recruiter {
   /** Every node seen, as a job's fit is judged on it: claimed workers as they offered themselves. */
   nodeShapes (): Map<string, NodeShape> {
     const shapes = new Map<string, NodeShape>()
-    for (const c of this.seenEver.values()) shapes.set(c.ad.peer, shapeOf(c))
-    for (const w of this.claimed.values()) shapes.set(w.id, { name: w.candidate.name, slots: Math.max(1, w.offer.cores), attrs: attrsOf(w.offer) })
+    for (const c of this.seenEver.values()) shapes.set(c.ad.peer, shapeOf(c, this.owner))
+    for (const w of this.claimed.values()) shapes.set(w.id, offerShape(w.candidate.name, w.offer, this.owner))
     return shapes
   }
 
@@ -213,7 +241,8 @@ export class Recruiter {
       this.refusals.delete(peer)
       // its host: the addresses it is advertised at (daemons sharing a machine share them)
       const host = [...new Set(c.addresses)].sort().join(',')
-      core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String), ...(host !== '' ? { host } : {}) })
+      const start = startOf(offer.start, this.owner)
+      core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String), ...(host !== '' ? { host } : {}), ...(start !== undefined ? { start } : {}) })
       // a tick a quarter lease: a silent worker is found lost at most a quarter lease late
       w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(250, opts.leaseSec * 1000 / 4))
       this.ctx.emit({ event: 'worker', worker: peer, name: c.name, state: 'claimed', cores: offer.cores, ram: offer.ram, mhz: offer.mhz },

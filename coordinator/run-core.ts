@@ -127,6 +127,9 @@ export class RunCore implements RunPort {
     if (b === undefined) return
     let dropped = false
     for (const h of holders) {
+      // a worker's word never takes the submitter's own copy off the list (the submitter
+      // checks its bytes before it serves them): else one liar could strand every job
+      if (opts.reporter !== undefined && h === this.opts.coordinatorId) continue
       if (!b.holders.delete(h)) continue
       dropped = true
       this.stats.holdersDropped++

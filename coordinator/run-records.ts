@@ -5,6 +5,7 @@ import type { JobSpec } from './dag.ts'
 import type { JobState } from './job-state.ts'
 import type { Plan } from './plan.ts'
 import type { Attrs } from './expr.ts'
+import type { NodeStart } from '../protocol/start.ts'
 import type { ReplicationPolicy } from './attempt-policy.ts'
 import type { AttemptResult, LogResult } from '../protocol/jobs.ts'
 
@@ -12,6 +13,8 @@ export interface WorkerInfo {
   id: string, slots: number, attrs: Attrs, addrs: string[]
   /** which machine it runs on (its addresses): replicas of a job go to distinct hosts */
   host?: string
+  /** its START policy (`bgrid daemon --start`): only jobs it lets in go to it */
+  start?: NodeStart
 }
 
 export interface WorkerRec extends WorkerInfo {
@@ -35,6 +38,8 @@ export interface AttemptRec {
   endedAt?: number
   /** when its result reached the coordinator (its clock): the end of "sending outputs" */
   reportedAt?: number
+  /** its worker's result was applied: any other report of it is ignored */
+  reported?: boolean
   /** cancelled: the run was cancelled while it ran */
   status?: AttemptResult['status'] | 'cancelled'
   exitCode?: number | null
@@ -75,6 +80,8 @@ export interface JobRec {
   noRoom?: Set<string>
   outputs: Map<string, OutputRec> | null
   avoid: Set<string>
+  /** workers whose START policy refused it: never handed to them again */
+  refusedBy?: Set<string>
   reason?: string
   collected: boolean
   /** replicated jobs: replicas still to hand out, the quorum for this job (1: unreplicated spot check) and the canonical key */

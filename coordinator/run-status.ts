@@ -32,7 +32,8 @@ function validationOf (j: JobRec, nameOf: (peer: string) => string): Record<stri
 }
 
 function iso (ms: number | undefined): string | undefined {
-  return ms === undefined ? undefined : new Date(ms).toISOString()
+  // a time no Date holds is left out rather than break the report
+  return ms === undefined || !(Math.abs(ms) <= 8.64e15) ? undefined : new Date(ms).toISOString()
 }
 
 export class RunStatus {

@@ -2,14 +2,16 @@
 // (Nomad's feasibility-then-ranking; HTCondor's Requirements/Rank). Every
 // rejection says which requirement failed with which values.
 import type { NodeAd } from '../protocol/txt.ts'
+import { nodeAttrs } from '../protocol/start.ts'
 import { evalBool, evalNumber, explainFailure, type Attrs, type Expr } from './expr.ts'
 
 export interface Candidate { name: string, ad: NodeAd, addresses: string[] }
 export interface Rejection { name: string, reasons: string[] }
 export interface Selection { ranked: Candidate[], rejected: Rejection[] }
 
-export function attrsOf (ad: Pick<NodeAd, 'ram' | 'cores' | 'mhz' | 'disk' | 'load' | 'cost' | 'os' | 'arch'>): Attrs {
-  return { ram: ad.ram, cores: ad.cores, mhz: ad.mhz, disk: ad.disk, load: ad.load, cost: ad.cost, os: ad.os, arch: ad.arch }
+/** a node's attributes as expressions see them: the built-in ones, and its custom ones (`--attr`) */
+export function attrsOf (ad: Pick<NodeAd, 'ram' | 'cores' | 'mhz' | 'disk' | 'load' | 'cost' | 'os' | 'arch' | 'attrs'>): Attrs {
+  return nodeAttrs(ad)
 }
 
 export function selectWorkers (nodes: Candidate[], requirements: Expr | null, rank: Expr, opts: { self?: string, exclude?: Set<string> } = {}): Selection {

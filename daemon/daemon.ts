@@ -28,6 +28,9 @@ import { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'
 import { ControlServer } from './control.ts'
 import type { Logger } from '../protocol/log.ts'
+import type { Assignment } from '../protocol/jobs.ts'
+import type { AttrValue, Expr } from '../protocol/expr.ts'
+import { checkStart, nodeAttrs, parseStart, refusalMessage } from '../protocol/start.ts'
 
 export interface DaemonConfig {
   dataDir: string
@@ -63,6 +66,10 @@ export interface DaemonConfig {
    * unless given. Programmatic only, never a flag: tests give misbehaving ones
    */
   drivers?: DriverRegistry
+  /** custom attributes advertised (`--attr`, checked by protocol/start.ts parseAttrs) */
+  attrs?: Record<string, AttrValue>
+  /** the START policy's source (`--start`): parsed when the daemon is made */
+  start?: string
 }
 
 /** the background scrub reads at most this fast */
@@ -112,9 +119,14 @@ export class Daemon {
   private lastAdKey = ''
   private stopping = false
 
+  /** the START policy (`--start`), parsed */
+  private readonly startExpr?: Expr
+
   constructor (cfg: DaemonConfig) {
     this.cfg = cfg
     this.log = cfg.log
+    // a START that does not parse stops the daemon before it starts (INVALID_CONFIG)
+    if (cfg.start !== undefined) this.startExpr = parseStart(cfg.start)
   }
 
   get peerId (): PeerId { return this.node.peerId }
@@ -237,7 +249,8 @@ export class Daemon {
       cost: this.cfg.cost,
       arch: this.statics.arch,
       os: this.statics.os,
-      gflops: this.gflops
+      gflops: this.gflops,
+      ...this.matching()
     }
     const claim = this.book.current
     if (claim !== undefined) { ad.coord = claim.coordinator; ad.run = claim.run }
@@ -307,7 +320,22 @@ export class Daemon {
   /** what a claim's reply tells the coordinator about this node, fresh */
   private offer (): WorkerOffer {
     const { statics: s, dynamic: d } = this
-    return { cores: s.cores, mhz: s.mhz, ram: d.ram, disk: d.disk, load: d.load, cost: this.cfg.cost, arch: s.arch, os: s.os, gflops: this.gflops }
+    return { cores: s.cores, mhz: s.mhz, ram: d.ram, disk: d.disk, load: d.load, cost: this.cfg.cost, arch: s.arch, os: s.os, gflops: this.gflops, ...this.matching() }
+  }
+
+  /** custom attributes and START, advertised and offered only when given (older coordinators refuse offers with them) */
+  private matching (): { attrs?: Record<string, AttrValue>, start?: string } {
+    return {
+      ...(this.cfg.attrs !== undefined && Object.keys(this.cfg.attrs).length > 0 ? { attrs: this.cfg.attrs } : {}),
+      ...(this.cfg.start !== undefined ? { start: this.cfg.start } : {})
+    }
+  }
+
+  /** the START policy's verdict on a job of this claim: undefined to run it, else why not */
+  private admit (claim: Claim, job: Assignment): string | undefined {
+    if (this.startExpr === undefined) return undefined
+    const v = checkStart(this.startExpr, nodeAttrs(this.offer()), { ram: job.ram, cores: job.cores, disk: job.disk, ...(claim.submitter !== undefined ? { owner: claim.submitter } : {}) })
+    return v.ok ? undefined : refusalMessage(this.startExpr, v.why)
   }
 
   private startSession (claim: Claim): void {
@@ -322,6 +350,7 @@ export class Daemon {
       slots: this.cfg.slots ?? this.statics.cores,
       log: this.log.child('worker'),
       onDone: () => { this.log.info('coordinator reports the run is over', { run: claim.run }) },
+      ...(this.startExpr !== undefined ? { admit: (job: Assignment) => this.admit(claim, job) } : {}),
       onPids: (pids) => {
         this.taskPids = pids
         this.meta.put('claim', { ...claim, pids }).catch(() => {})

@@ -312,6 +312,12 @@ export class WorkerSession implements WorkerDriver {
     if (this.running.has(a.attempt)) return
     // given back for the owner: what still arrives (a long poll sent before) goes back at once
     if (this.handingBack) { this.pushResult(unranResult(a.attempt, 'preempted', 'preempted before it started: the owner is using this machine')); this.wake(); return }
+    // the machine's say: its START policy
+    const refused = this.opts.admit?.(a)
+    if (refused !== undefined) {
+      this.opts.log.info('job refused by the START policy', { job: a.job, attempt: a.attempt, why: refused })
+      this.pushResult(unranResult(a.attempt, 'lost', refused)); this.wake(); return
+    }
     this.running.set(a.attempt, new RunningAttempt(a))
     this.fillSlots()
     // inputs of queued jobs can move while the slots are busy

@@ -9,9 +9,14 @@ import { peerIdFromString, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { ajv, type ProtocolSpec } from './rpc.ts'
 import { RUN_ID, MULTIADDR, PEER_ID } from './schemas.ts'
+import { CUSTOM_NAME } from './expr.ts'
+import { MAX_ATTRS, MAX_ATTR_VALUE, MAX_START_SOURCE } from './start.ts'
 
 // 2.1.0 over 2.0.0: a claim may name the middleware (`middleware`), the offer carries
-// `gflops`. A 2.0.0 daemon refuses unknown fields, hence the new id.
+// `gflops`. A 2.0.0 daemon refuses unknown fields, hence the new id. The offer's
+// optional `attrs` and `start` (two-sided matching) kept the id: only the coordinator
+// validates a reply, and a daemon sends them only when given --attr or --start (a
+// coordinator older than them refuses such an offer: it validates it strictly).
 export const CLAIM_PROTOCOL = '/bgrid/claim/2.1.0'
 /** what daemons of bgrid 0.1 spoke: still answered, with a VERSION refusal that says so */
 export const CLAIM_PROTOCOL_V1 = '/bgrid/claim/1.0.0'
@@ -43,6 +48,14 @@ export interface WorkerOffer {
   cores: number, mhz: number, ram: number, disk: number, load: number, cost: number, arch: string, os: string
   /** floating-point speed of one core, GFLOPS (daemon/benchmark.ts): what BOINC credit is counted in */
   gflops?: number
+  /**
+   * the node's custom attributes (`bgrid daemon --attr`), for job requirements and rank.
+   * Sent only when the node has some, as is `start`: coordinators before these fields
+   * validate the offer with additionalProperties false and refuse such a reply
+   */
+  attrs?: Record<string, number | string | boolean>
+  /** the node's START policy, its source (`--start`): the coordinator parses it and hands out only jobs it lets in */
+  start?: string
 }
 
 export interface ClaimReply { ok: true, leaseMs: number, state: string, offer?: WorkerOffer }
@@ -98,7 +111,15 @@ const reply = ajv.compile<ClaimReply>({
         cost: { type: 'number', minimum: 0 },
         arch: { type: 'string', maxLength: 32 },
         os: { type: 'string', maxLength: 32 },
-        gflops: { type: 'number', minimum: 0 }
+        // a core's GFLOPS: bounded, so that no offer can claim unbounded credit
+        gflops: { type: 'number', minimum: 0, maximum: 1000 },
+        attrs: {
+          type: 'object',
+          maxProperties: MAX_ATTRS,
+          propertyNames: { pattern: CUSTOM_NAME.source },
+          additionalProperties: { type: ['number', 'boolean', 'string'], maxLength: MAX_ATTR_VALUE }
+        },
+        start: { type: 'string', minLength: 1, maxLength: MAX_START_SOURCE }
       }
     }
   }

@@ -138,8 +138,9 @@ const result = {
     oomLimitMiB: SIZE,
     stdout: logResult,
     stderr: logResult,
-    startedAt: { type: 'number' },
-    endedAt: { type: 'number' },
+    // epoch ms, within what a Date can hold (a crafted 1e20 would break every report)
+    startedAt: { type: 'number', minimum: 0, maximum: 8.64e15 },
+    endedAt: { type: 'number', minimum: 0, maximum: 8.64e15 },
     cpuMs: { type: 'integer', minimum: 0, maximum: MAX_CPU_MS },
     inputWaitMs: { type: 'number', minimum: 0 },
     bytesFetched: SIZE,

@@ -1,5 +1,6 @@
 // DNS-SD TXT record codec for `_bgrid._tcp` (pure). See docs/protocol.md.
 import { isNodeState, type NodeState } from './node-states.ts'
+import { isCustomName, type AttrValue } from './expr.ts'
 
 export const SERVICE_TYPE = 'bgrid'           // _bgrid._tcp
 export const TXT_VERSION = 1
@@ -36,6 +37,10 @@ export interface NodeAd {
    * is defined on it: 1/200 of a day of CPU time on a 1 GFLOPS core
    */
   gflops?: number
+  /** custom attributes (`--attr`): one `a.KEY=VALUE` entry each (strings JSON-quoted), those that fit */
+  attrs?: Record<string, AttrValue>
+  /** the START policy's source (`--start`), when it fits in one TXT string */
+  start?: string
 }
 
 export type TxtRecord = Record<string, string>
@@ -71,6 +76,16 @@ export function encodeTxt (ad: NodeAd): TxtRecord {
     total += len + 1
   }
   if (total > MAX_TXT_TOTAL) throw new Error(`TXT record is ${total} bytes (max ${MAX_TXT_TOTAL})`)
+  // optional extras, each only if it fits (the claim offer carries them all anyway)
+  const extras: Array<[string, string]> = []
+  if (ad.start !== undefined) extras.push(['start', ad.start])
+  for (const [k, v] of Object.entries(ad.attrs ?? {})) extras.push([`a.${k}`, typeof v === 'string' ? JSON.stringify(v) : String(v)])
+  for (const [k, v] of extras) {
+    const len = Buffer.byteLength(`${k}=${v}`)
+    if (len > MAX_TXT_STRING || total + len + 1 > MAX_TXT_TOTAL) continue
+    txt[k] = v
+    total += len + 1
+  }
   return txt
 }
 
@@ -120,7 +135,26 @@ export function decodeTxt (txt: Record<string, unknown> | undefined): DecodeResu
   // optional, and a bad value is dropped, not the node (older daemons do not send it)
   if (typeof txt.gflops === 'string') {
     const g = nonNegative(txt, 'gflops', false)
-    if (typeof g === 'number') ad.gflops = g
+    if (typeof g === 'number' && g <= 1000) ad.gflops = g
   }
+  // custom attributes: a bad entry is dropped, not the node
+  for (const [k, raw] of Object.entries(txt)) {
+    if (!k.startsWith('a.') || typeof raw !== 'string') continue
+    const name = k.slice(2)
+    if (!isCustomName(name)) continue
+    const v = attrValue(raw)
+    if (v !== undefined) (ad.attrs ??= {})[name] = v
+  }
+  if (typeof txt.start === 'string' && txt.start !== '' && txt.start.length <= MAX_TXT_STRING) ad.start = txt.start
   return { ok: true, ad }
+}
+
+/** `true`, `12.5`, `"lab-b"` (JSON); anything else is undefined */
+function attrValue (raw: string): AttrValue | undefined {
+  if (raw === 'true' || raw === 'false') return raw === 'true'
+  if (raw.startsWith('"')) {
+    try { const s = JSON.parse(raw); return typeof s === 'string' ? s : undefined } catch { return undefined }
+  }
+  const n = Number(raw)
+  return raw !== '' && Number.isFinite(n) ? n : undefined
 }

@@ -102,8 +102,9 @@ if (cluster !== undefined) {
     // a lease longer than the deadline (4 s): the frozen worker's replicas time out before it is declared lost
     const p = submit(file, out, ['--lease', '10'])
     const frozen = honest[0]
-    await p.until(() => stdoutJson(p).some(e => e.event === 'job' && e.to === 'running') ? true : undefined, 60_000, 'jobs running')
-    await frozen.until(() => frozen.events.some(e => /attempt/.test(String(e.msg))) ? true : undefined, 30_000, 'the frozen one has work').catch(() => {})
+    // frozen the moment a replica is handed to it: that replica never reports
+    const tail = frozen.peer.slice(-8)
+    await p.until(() => stdoutJson(p).some(e => e.event === 'job' && e.to === 'running' && String(e.reason).endsWith(tail)) ? true : undefined, 60_000, 'a replica handed to the worker to freeze')
     process.kill(frozen.pid, 'SIGSTOP')
     try {
       const { code } = await p.done(180_000)

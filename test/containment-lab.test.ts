@@ -94,6 +94,9 @@ if (cluster !== undefined) {
   t.test('nothing a job starts outlives it: setsid, double fork and nohup children all die with the attempt', async t => {
     const r = await submit({ jobs: [{ id: 'linger', cmd: 'setsid sleep 300 & (sh -c "sleep 301 &" &); nohup sleep 302 >/dev/null 2>&1 & echo started > s.txt', outputs: ['s.txt'] }] })
     t.equal(r.code, 0, r.p.stderr)
+    // the attempt is over once the worker has left the run (an attempt declared lost
+    // under load is killed when the session ends, after the submit may have exited)
+    await worker.until(() => worker.events.some(e => e.msg === 'left the run' && e.run === r.run.run) ? true : undefined, 20_000, 'the worker to leave the run')
     t.same(processesMatching(/^sleep 30[012] $/), [], 'no sleep left anywhere on the machine')
   })
 

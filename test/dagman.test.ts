@@ -300,11 +300,12 @@ t.test('submit commands: honoured, pool-only (listed once), not honoured (file:l
 })
 
 t.test('requirements and rank: ClassAd to bgrid expressions', async t => {
-  t.equal(translateClassAd('(Memory >= 1024) && (OpSys == "LINUX") && (Arch =?= "X86_64")'), '(ram >= 1024) && (os == "linux") && (arch == "x64")')
-  t.equal(translateClassAd('TARGET.Disk > MY.RequestDisk || Cpus =!= 4', { requestDisk: 2048 }), '(disk * 1024) > 2048 || cores != 4')
+  t.equal(translateClassAd('(Memory >= 1024) && (OpSys == "LINUX") && (Arch =?= "X86_64")'), '(ram >= 1024) && (os == "linux") && (arch =?= "x64")')
+  t.equal(translateClassAd('TARGET.Disk > MY.RequestDisk || Cpus =!= 4', { requestDisk: 2048 }), '(disk * 1024) > 2048 || cores =!= 4')
   t.equal(translateClassAd('RequestMemory <= Target.Memory && Target.Cpus >= RequestCpus', { requestMemory: 512 }), '512 <= ram && cores >= 1')
   t.equal(translateClassAd('ifThenElse(OpSys == "linux", Memory, 0) + 1'), '(os == "linux" ? ram : 0) + 1')
-  t.equal(translateClassAd('Arch is "aarch64" && !(Memory < 10)'), 'arch == "arm64" && !(ram < 10)')
+  t.equal(translateClassAd('Arch is "aarch64" && !(Memory < 10)'), 'arch =?= "arm64" && !(ram < 10)')
+  t.equal(translateClassAd('HasMatlab =?= TRUE && TARGET.site == "lab-b"'), 'HasMatlab =?= true && Site == "lab-b"', 'machines\' custom attributes (bgrid daemon --attr) pass, capitalised')
   for (const [src, re] of [
     ['KFlops > 100', /unknown attribute "KFlops"/],
     ['OpSys == "PLAN9"', /"PLAN9" has no bgrid equivalent/],

@@ -139,3 +139,66 @@ t.test('dag.json: boinc fields validated with BOINC\'s rules', async t => {
   t.same(d.byId.get('j')?.verify, { quorum: 2, replicas: 2, maxTotal: 6, maxErrors: 3, deadlineMs: 0, compare: null, adaptive: true }, 'BOINC-like defaults')
   t.equal(d.byId.get('k')?.verify, null, 'a job may stay native')
 })
+
+// what a hostile worker tried in review (each failed before its fix)
+t.test('hostile workers: no quorum of one after a trusted worker\'s replica fails, one report per attempt, one replica per host, exact outputs, nothing earned late', async t => {
+  // a trusted worker's unreplicated job fails there: whoever takes its place is checked by a second replica
+  const a = replicated({ quorum: 2, replicas: 2 }, () => 0.5)
+  for (let i = 0; i < TRUSTED_AFTER; i++) a.trust.valid('W1', 'W1', 0)
+  const [first] = a.core.assign('W1', 2, 0)
+  a.core.complete('W1', result(first.attempt, '', 'failed'))
+  const [x] = a.core.assign('W2', 2, 0)
+  a.core.complete('W2', result(x.attempt, H('e')))
+  t.equal(a.core.jobs.get('j')?.state, 'running', 'one result after the trusted one failed is not a quorum')
+  const [y] = a.core.assign('W3', 2, 0)
+  t.equal(y?.job, 'j', 'a second replica checks it')
+
+  // the same lost report sent over and over counts once; the worker that voided a replica does not get the job again
+  const b = replicated({ quorum: 2, replicas: 2 })
+  const [r1] = b.core.assign('W1', 2, 0)
+  const lost = { ...result(r1.attempt, '', 'lost'), inputProblems: [{ hash: H('f'), holders: ['C'], code: 'NOT_FOUND' as const, message: 'gone' }] }
+  b.core.complete('W1', lost)
+  t.equal(b.core.complete('W1', lost), 'ignored', 'a second report of one attempt is ignored')
+  t.equal(b.core.jobs.get('j')?.lost, 1)
+  t.same(b.core.assign('W1', 2, 0), [], 'not the same worker again')
+  // one replica per host, whatever became of it
+  b.core.addWorker({ id: 'W2b', slots: 2, attrs, addrs: [], host: 'h2' })
+  const [r2] = b.core.assign('W2', 2, 0)
+  b.core.complete('W2', result(r2.attempt, '', 'failed'))
+  t.same(b.core.assign('W2b', 2, 0), [], 'W2b shares the host of W2, whose replica failed')
+
+  // outputs reported twice under one name (another declared one missing) are not a result
+  const dag = parseDag({ middleware: 'boinc', jobs: [{ id: 'j', cmd: ['x'], outputs: ['o', 'p'] }] }, '/tmp/x.json', { checkFiles: false })
+  const trust = new TrustBook('/nonexistent')
+  const core = new RunCore(dag, { coordinatorId: 'C', prefetch: false, nonce: 'n', replication: new QuorumPolicy({ trust, gflopsOf: () => 1, nameOf: p => p }) })
+  for (const [id, host] of [['W1', 'h1'], ['W2', 'h2']]) core.addWorker({ id, slots: 2, attrs, addrs: [], host })
+  core.replan(); core.promote()
+  const [d1] = core.assign('W1', 2, 0)
+  core.complete('W1', { ...result(d1.attempt, H('a')), outputs: [{ name: 'o', hash: H('a'), size: 1 }, { name: 'o', hash: H('a'), size: 1 }] })
+  t.equal(core.jobs.get('j')?.attempts[0].status, 'failed', 'duplicate output names: refused')
+
+  // a result for a job already decided earns no credit, no trust, no place among the holders
+  const c = replicated({ quorum: 2, replicas: 3 })
+  const [p1] = c.core.assign('W1', 2, 0)
+  const [p2] = c.core.assign('W2', 2, 0)
+  const [p3] = c.core.assign('W3', 2, 0)
+  c.core.complete('W1', result(p1.attempt, H('a')))
+  c.core.complete('W2', result(p2.attempt, H('a')))
+  t.equal(c.core.jobs.get('j')?.state, 'done')
+  c.core.complete('W3', result(p3.attempt, H('a')))
+  t.same([c.trust.get('W3').valid, c.trust.get('W3').credit, c.trust.get('W3').consecutiveValid], [0, 0, 0], 'the late result earns nothing')
+  t.notOk(c.core.liveHolders(H('a')).includes('W3'), 'nor is its worker taken for a holder of bytes it may not have')
+})
+
+t.test('a worker\'s report never takes the submitter\'s own copy of an input off the holder list', async t => {
+  const dag = parseDag({ jobs: [{ id: 'j', cmd: ['x'], inputs: ['in.txt'] }] }, '/tmp/x.json', { checkFiles: false })
+  const core = new RunCore(dag, { coordinatorId: 'C', prefetch: false, nonce: 'n' })
+  core.addWorker({ id: 'W1', slots: 2, attrs, addrs: [] })
+  core.setFileInput('/tmp/in.txt', H('1'), 1)
+  core.replan(); core.promote()
+  const [a] = core.assign('W1', 2, 0)
+  core.complete('W1', { ...result(a.attempt, '', 'lost'), inputProblems: [{ hash: H('1'), holders: ['C'], code: 'HASH_MISMATCH', message: 'says the liar' }] })
+  core.reportCorrupt('W1', [{ hash: H('1'), holder: 'C' }])
+  t.same(core.liveHolders(H('1')), ['C'], 'the submitter still serves it')
+  t.equal(core.jobs.get('j')?.state, 'ready', 'the job can run again')
+})

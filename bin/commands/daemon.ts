@@ -2,11 +2,15 @@ import { Daemon, DEFAULT_DAEMON_CONFIG } from '../../daemon/daemon.ts'
 import { createLogger } from '../../protocol/log.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { parsePeerId } from '../../protocol/node.ts'
+import { parseAttrs, parseStart } from '../../protocol/start.ts'
 
 export async function daemonCommand (o: any): Promise<number> {
   for (const p of o.allowCoordinator as string[]) {
     try { parsePeerId(p) } catch { throw new BgridError('INVALID_CONFIG', `--allow-coordinator: not a peer id: ${p}`) }
   }
+  // machines have a say: parsed before anything starts (a bad one exits 2, INVALID_CONFIG)
+  const attrs = parseAttrs(o.attr ?? [])
+  if (o.start !== undefined) parseStart(o.start)
   const log = createLogger({ json: o.jsonLogs, scope: 'daemon' })
   const daemon = new Daemon({
     ...DEFAULT_DAEMON_CONFIG,
@@ -17,6 +21,8 @@ export async function daemonCommand (o: any): Promise<number> {
     slots: o.slots,
     gridKeyFile: o.gridKey,
     allowCoordinators: o.allowCoordinator,
+    ...(Object.keys(attrs).length > 0 ? { attrs } : {}),
+    ...(o.start !== undefined ? { start: o.start } : {}),
     alwaysAvailable: o.alwaysAvailable,
     policy: {
       startIdleSec: o.idleStart,

@@ -3,7 +3,9 @@
 // ram, Cpus -> cores, Disk (KiB) -> disk * 1024, OpSys -> os and Arch -> arch (with their
 // values: "LINUX" -> "linux", "X86_64" -> "x64"...), the job's own RequestMemory,
 // RequestCpus and RequestDisk as numbers, TARGET./MY. scopes, the operators C has plus
-// =?= and =!= (is, isnt), and ifThenElse(). Anything else is refused with its column:
+// =?= and =!= (is, isnt; kept: bgrid's expressions have them), and ifThenElse(). Other
+// names are the machines' custom attributes (`bgrid daemon --attr`), UNDEFINED on a
+// machine that lacks them. Anything else is refused with its column:
 // nothing is evaluated here, and the result is checked by bgrid's own parser.
 import { parseExpr } from '../expr.ts'
 
@@ -92,6 +94,11 @@ function attribute (t: Tok, job: JobValues): { text: string, valueMap?: Record<s
     case 'true': case 'false': if (scope === '') return { text: name }
   }
   if (name === 'undefined' || name === 'error') throw new ClassAdError(`${t.text}: bgrid's expressions have no UNDEFINED or ERROR values`, t.pos)
+  // a machine's custom attribute (`bgrid daemon --attr HasMatlab=true`): names ignore
+  // case, as in ClassAds; bgrid spells custom ones with a capital first. KFlops and Mips
+  // are HTCondor's measurements, which bgrid does not map (yet): refused, not UNDEFINED
+  const own = parts[parts.length - 1]
+  if (name !== 'kflops' && name !== 'mips' && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(own)) return { text: own[0].toUpperCase() + own.slice(1) }
   throw new ClassAdError(`unknown attribute "${t.text}" (bgrid translates Memory, Cpus, Disk, OpSys, Arch, and the job's RequestMemory, RequestCpus, RequestDisk; its own attributes are ram, cores, mhz, disk, load, cost, os, arch)`, t.pos)
 }
 
@@ -156,7 +163,7 @@ function translate (toks: Tok[], from: number, end: number, job: JobValues): str
       continue
     }
     if (t.text === ',') throw new ClassAdError('"," outside a function call', t.pos)
-    out.push(t.text === '=?=' ? '==' : t.text === '=!=' ? '!=' : t.text)
+    out.push(t.text)
   }
   return out.join(' ').replace(/\( /g, '(').replace(/ \)/g, ')').replace(/! /g, '!')
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../../protocol/log.ts'
 import type { BlobStore } from '../../cache/store.ts'
 import type { Containment } from '../containment.ts'
 import type { Claim } from '../claim-book.ts'
+import type { Assignment } from '../../protocol/jobs.ts'
 
 /** What a driver gets from the daemon for one claim. */
 export interface DriverContext {
@@ -21,6 +22,12 @@ export interface DriverContext {
   onDone: () => void
   /** pids of running tasks changed (for the owner-load meter, and crash clean-up) */
   onPids?: (pids: number[]) => void
+  /**
+   * the node's START policy on a job it is handed: undefined to run it, else the error
+   * to report it with (a lost attempt; protocol/start.ts START_REFUSED tells the
+   * coordinator it is no failure of the job's)
+   */
+  admit?: (job: Assignment) => string | undefined
 }
 
 /** One claim's work on this node, from claim to release. */

@@ -14,8 +14,11 @@ export const COBBLESTONES_PER_GFLOPS_DAY = 200
 
 /** The credit a result claims: its CPU time (or, unmeasured, its run time x cores) on a core of `gflops`. */
 export function claimedCredit (rec: AttemptRec, gflops: number, cores: number): number {
-  const cpuSec = rec.cpuMs !== undefined ? rec.cpuMs / 1000 : Math.max(0, ((rec.endedAt ?? 0) - (rec.startedAt ?? 0)) / 1000) * cores
-  return cpuSec / 86400 * Math.max(0, gflops) * COBBLESTONES_PER_GFLOPS_DAY
+  // never more CPU than the attempt's cores for as long as the coordinator saw it out (its own clock)
+  const seenSec = Math.max(0, ((rec.reportedAt ?? rec.endedAt ?? 0) - rec.assignedAt) / 1000) * cores
+  const cpuSec = Math.min(seenSec, rec.cpuMs !== undefined ? rec.cpuMs / 1000 : Math.max(0, ((rec.endedAt ?? 0) - (rec.startedAt ?? 0)) / 1000) * cores)
+  const credit = cpuSec / 86400 * Math.min(1000, Math.max(0, gflops)) * COBBLESTONES_PER_GFLOPS_DAY
+  return Number.isFinite(credit) ? credit : 0
 }
 
 export interface QuorumPolicyOptions {

@@ -8,6 +8,36 @@ export interface LabHost { ns: string, ip: string, ifname: string }
 
 const live = new Set<Lab>()
 process.on('exit', () => { for (const lab of live) lab.destroySync() })
+// a test killed by its runner's timeout (SIGTERM) or Ctrl-C cleans up too
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => { for (const lab of live) lab.destroySync(); process.exit(128 + (sig === 'SIGHUP' ? 1 : sig === 'SIGINT' ? 2 : 15)) })
+}
+
+/** Lab namespaces are named bg<owner pid>x<nonce>-...; older ones bg<digits>-... */
+const LAB_NS = /^bg(\d+)x\d+-(hub|h\d+)$/
+const OLD_LAB_NS = /^bg\d+-(hub|h\d+)$/
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' }
+}
+
+/**
+ * Remove the namespaces of labs whose process is gone (killed with SIGKILL, or by a
+ * machine restart, before its exit hook could run): a lab never outlives its owner
+ * for longer than the next lab's start.
+ */
+export function sweepStaleLabs (): string[] {
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+  const removed: string[] = []
+  for (const line of (r.stdout ?? '').split('\n')) {
+    const ns = line.split(' ')[0]
+    const m = LAB_NS.exec(ns)
+    if (m === null ? !OLD_LAB_NS.test(ns) : alive(Number(m[1]))) continue
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' })
+    removed.push(ns)
+  }
+  return removed
+}
 
 function ip (...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -46,7 +76,8 @@ export class Lab {
 
   constructor (opts: LabOptions = {}) {
     this.opts = opts
-    this.id = `bg${process.pid % 100000}${Math.floor(Math.random() * 1000)}`
+    sweepStaleLabs()
+    this.id = `bg${process.pid}x${Math.floor(Math.random() * 1000)}`
     this.hub = `${this.id}-hub`
     const k = Math.floor(Math.random() * 200) + 20
     this.subnet = `10.${k}.${Math.floor(Math.random() * 250)}`

@@ -67,6 +67,12 @@ function sealHolds (seal: Seal | undefined, size: number, s: Stats): boolean {
     s.mode === seal.mode && s.uid === seal.uid
 }
 
+/** Where a blob lives under a store's cas/ directory (also for readers without the store open). */
+export function blobFile (casRoot: string, hash: string): string {
+  checkHash(hash)
+  return path.join(casRoot, hash.slice(0, 2), hash)
+}
+
 export class BlobStore {
   readonly root: string
   private readonly tmpDir: string
@@ -107,10 +113,7 @@ export class BlobStore {
     for (const f of await readdir(this.tmpDir)) if (f.endsWith('.tmp')) await unlink(path.join(this.tmpDir, f)).catch(() => {})
   }
 
-  blobPath (hash: string): string {
-    checkHash(hash)
-    return path.join(this.root, hash.slice(0, 2), hash)
-  }
+  blobPath (hash: string): string { return blobFile(this.root, hash) }
 
   partPath (hash: string): string {
     checkHash(hash)

@@ -217,13 +217,19 @@ export class Coordinator {
 
   private async mainLoop (): Promise<void> {
     let lastStatus = 0
+    let placeableSeen = ''
     while (!this.core.finished() && !this.outcome.cancelled) {
       this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
       if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.status.writeStatus().catch(() => {}) }
       // replicas past their deadline count as no reply (BOINC-style jobs)
       this.core.tick(Date.now())
       // the grid has been looked at for --wait: a job no node seen can ever run fails, naming why
-      if (Date.now() - this.startedAt >= this.opts.waitSec * 1000) this.core.failNeverPlaceable(this.recruiter.possibleNodes())
+      // (again only when the workers or the nodes seen changed: nothing else changes the answer)
+      const seen = `${this.core.workersVersion}/${this.recruiter.seenEver.size}`
+      if (seen !== placeableSeen && Date.now() - this.startedAt >= this.opts.waitSec * 1000) {
+        placeableSeen = seen
+        this.core.failNeverPlaceable(this.recruiter.possibleNodes())
+      }
       if (this.core.aliveWorkers().length === 0 && this.recruiter.claimed.size === 0) {
         // every worker was lost: wait for new ones, as at the start
         await this.waitForWorkers()
@@ -271,6 +277,7 @@ export class Coordinator {
     const cancelled = this.outcome.cancelled
     const ok = failure === undefined && !cancelled && counts.done === this.core.jobs.size && this.collector.collectErrors.size === 0
     if (failure !== undefined) this.outcome.failure = failure
+    this.outcome.final = cancelled ? 'cancelled' : ok ? 'succeeded' : 'failed'
     await this.status.writeFinal()
     this.meta.state = cancelled ? 'cancelled' : ok ? 'finished' : 'failed'
     this.meta.finishedAt = Date.now()

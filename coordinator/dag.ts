@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Ajv } from 'ajv'
 import { BgridError } from '../protocol/errors.ts'
 import { unsafeRelPath } from '../protocol/paths.ts'
-import { parseExpr, DEFAULT_RANK, type Expr } from './expr.ts'
+import { parseExpr, DEFAULT_RANK, type Expr } from '../protocol/expr.ts'
 
 // schema/ sits at the package root, whether this runs from source or from dist/
 function schemaFile (): string {
@@ -347,8 +347,4 @@ export function readDagJson (file: string): unknown {
     throw new BgridError('INVALID_DAG', `${file}: not valid JSON: ${err.message}`)
   }
   return raw
-}
-
-export function loadDag (file: string): Dag {
-  return parseDag(readDagJson(file), file)
 }

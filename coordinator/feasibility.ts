@@ -2,7 +2,7 @@
 // claimed workers and whether a job is unplaceable on every node seen, and it
 // says why not, clause by clause, with the node's values (condor_q -analyze).
 import type { JobSpec } from './dag.ts'
-import { evalBool, explainFailure, type Attrs, type Expr } from './expr.ts'
+import { evalBool, explainFailure, type Attrs, type Expr } from '../protocol/expr.ts'
 import { checkStart, type NodeStart, type StartVerdict } from '../protocol/start.ts'
 
 /**

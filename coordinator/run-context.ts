@@ -47,6 +47,8 @@ export interface RunOutcome {
   cancelled: boolean
   /** what ended the run early, if anything (NO_WORKERS...): in run.json too */
   failure: unknown
+  /** decided once, when the run is over (finish): what run.json and the exit code say */
+  final?: 'succeeded' | 'failed' | 'cancelled'
 }
 
 export interface RunContext {

@@ -16,7 +16,10 @@ export function newRunId (name: string): string {
   return `${slug(name)}-${t}-${randomBytes(2).toString('hex')}`
 }
 
+/** where a data dir keeps its runs */
+export function runsDirOf (dataDir: string): string { return path.join(dataDir, 'coordinator', 'runs') }
+
 export function runDirOf (dataDir: string, runId: string): string {
   if (!RUN_ID.test(runId)) throw new BgridError('INVALID_CONFIG', `not a run id: ${runId}`)
-  return path.join(dataDir, 'coordinator', 'runs', runId)
+  return path.join(runsDirOf(dataDir), runId)
 }

@@ -4,7 +4,7 @@
 import type { JobSpec } from './dag.ts'
 import type { JobState } from './job-state.ts'
 import type { Plan } from './plan.ts'
-import type { Attrs } from './expr.ts'
+import type { Attrs } from '../protocol/expr.ts'
 import type { NodeStart } from '../protocol/start.ts'
 import type { ReplicationPolicy } from './attempt-policy.ts'
 import type { AttemptResult, LogResult } from '../protocol/jobs.ts'

@@ -130,11 +130,21 @@ export class RunStatus {
     return out
   }
 
-  async writeStatus (final = false): Promise<void> {
-    const report = this.report(final)
-    const tmp = path.join(this.ctx.runDir, `status.json.${process.pid}.tmp`)
-    await writeFile(tmp, JSON.stringify(report, null, 2))
-    await rename(tmp, path.join(this.ctx.runDir, 'status.json'))
+  /** the status.json write under way: one at a time (they share a temp file, and the last one written wins) */
+  private writing?: Promise<void>
+
+  /** status.json for `bgrid status` when the coordinator is gone: at most one write at a time, the final one last. */
+  async writeStatus (final = false, report?: Record<string, unknown>): Promise<void> {
+    if (this.writing !== undefined) {
+      if (!final) return // the one under way says nearly as much; the next tick writes again
+      await this.writing
+    }
+    this.writing = (async () => {
+      const tmp = path.join(this.ctx.runDir, `status.json.${process.pid}.tmp`)
+      await writeFile(tmp, JSON.stringify(report ?? this.report(final)))
+      await rename(tmp, path.join(this.ctx.runDir, 'status.json'))
+    })().finally(() => { this.writing = undefined })
+    await this.writing
   }
 
   /** The end: run.json, report.html and trace.tsv in --out, the final status.json. */
@@ -144,13 +154,13 @@ export class RunStatus {
     await writeFile(path.join(outDir, 'run.json'), JSON.stringify(report, null, 2))
     // report.html and trace.tsv beside it; a report that cannot be drawn costs the run nothing
     await writeRunReport(outDir, report as unknown as RunJson).catch(err => { log.warn('run report not written', { err: errorMessage(err) }) })
-    await this.writeStatus(true).catch(() => {})
+    await this.writeStatus(true, report).catch(() => {})
   }
 
   report (final: boolean): Record<string, unknown> {
     const { core, dag, opts } = this.ctx
     const { collectErrors } = this.collector
-    const { cancelled, failure } = this.outcome
+    const { failure } = this.outcome
     const nameOf = (peer: string): string => this.recruiter.nameOf(peer)
     const jobs: Record<string, unknown> = {}
     const now = Date.now()
@@ -194,7 +204,7 @@ export class RunStatus {
     return {
       run: this.ctx.runId,
       dag: dag.name,
-      state: final ? (cancelled ? 'cancelled' : failure === undefined && collectErrors.size === 0 && core.counts().done === core.jobs.size ? 'succeeded' : 'failed') : 'running',
+      state: final ? (this.outcome.final ?? 'failed') : 'running',
       ...(failure !== undefined ? { error: { code: failure instanceof BgridError ? failure.code : 'INTERNAL', message: errorMessage(failure) } } : {}),
       pid: process.pid,
       outDir: this.ctx.outDir,

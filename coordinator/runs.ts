@@ -7,9 +7,10 @@ import path from 'node:path'
 import { controlRequest } from '../daemon/control.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { JobState } from './job-state.ts'
-import { RUN_ID } from './run-dir.ts'
+import { RUN_ID, runsDirOf } from './run-dir.ts'
 
-export function runsDirOf (dataDir: string): string { return path.join(dataDir, 'coordinator', 'runs') }
+export { runsDirOf }
+
 
 /** Run ids in a data dir, unsorted (none when there is no runs dir yet). */
 function runIds (dataDir: string): string[] {

@@ -3,7 +3,7 @@
 // rejection says which requirement failed with which values.
 import type { NodeAd } from '../protocol/txt.ts'
 import { nodeAttrs } from '../protocol/start.ts'
-import { evalBool, evalNumber, explainFailure, type Attrs, type Expr } from './expr.ts'
+import { evalBool, evalNumber, explainFailure, type Attrs, type Expr } from '../protocol/expr.ts'
 
 export interface Candidate { name: string, ad: NodeAd, addresses: string[] }
 export interface Rejection { name: string, reasons: string[] }

@@ -2,7 +2,7 @@
 // accounted for by exactly one cause, from what it advertises and what it answered.
 import type { Candidate, Refusal } from './select.ts'
 import { attrsOf } from './select.ts'
-import { explainFailure, evalBool, type Expr } from './expr.ts'
+import { explainFailure, evalBool, type Expr } from '../protocol/expr.ts'
 
 export type Cause =
   | 'claimed' | 'requirements' | 'grid-key' | 'owner' | 'busy' | 'refused' | 'unreachable' | 'untried'

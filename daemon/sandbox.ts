@@ -18,7 +18,7 @@
 // it opens outputs component by component without following a link (openOutput), and
 // removes what the job left only once every process of the attempt is dead (rm does
 // not follow links either).
-import { mkdirSync, chownSync, chmodSync, readdirSync, renameSync, unlinkSync, openSync, closeSync, fstatSync, lstatSync, existsSync } from 'node:fs'
+import { mkdirSync, chownSync, chmodSync, renameSync, unlinkSync, openSync, closeSync, fstatSync, lstatSync, existsSync, opendirSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { rm, opendir, lstat, constants as fsConst } from 'node:fs/promises'
 import path from 'node:path'
@@ -126,8 +126,12 @@ export class RunSandboxes {
     for (const f of box.topInputs) { try { unlinkSync(f) } catch {} }
     // out of the way at once (a rename); what it holds is deleted in the background
     this.discard(box.work)
-    // what the job put in tmp/ (its entries only: the directory is root's)
-    for (const name of readdirSync(box.tmp)) this.discard(path.join(box.tmp, name))
+    // what the job put in tmp/ goes with it, whole (one rename, however many entries it
+    // made); a fresh root-owned sticky tmp/ takes its place
+    if (!isEmptyDir(box.tmp)) {
+      this.discard(box.tmp)
+      try { mkdirSync(box.tmp); chmodSync(box.tmp, 0o1777) } catch {}
+    }
     if (this.free.length < (this.opts.spare ?? 16)) this.free.push(box.dir)
     else this.discard(box.dir)
   }
@@ -146,7 +150,7 @@ export class RunSandboxes {
     const to = path.join(this.runDir, '.trash', String(++this.trashed))
     try { renameSync(p, to) } catch { return }
     let empty = false
-    try { empty = lstatSync(to).isDirectory() && readdirSync(to).length === 0 } catch {}
+    try { empty = lstatSync(to).isDirectory() && isEmptyDir(to) } catch {}
     if (empty) return
     this.doomed.push(to)
     if (!this.deleting) this.deleteNext()
@@ -217,6 +221,13 @@ function notAFile (name: string, err: any, what: string): Error {
   return new BgridError('PATH', `${name}: ${err?.message ?? err}`)
 }
 
+/** Whether a directory has no entry, read one entry at most (a job may leave millions). */
+function isEmptyDir (d: string): boolean {
+  let dir
+  try { dir = opendirSync(d) } catch { return true }
+  try { return dir.readSync() === null } finally { dir.closeSync() }
+}
+
 /**
  * diskUsage, synchronously, for the check when a job ends (most leave a few files: a
  * walk of metadata calls, without a thread-pool round trip for each).
@@ -226,15 +237,18 @@ export function diskUsageSync (dirs: string[], notOwnedBy?: number, maxEntries =
   let entries = 0
   const inodes = new Set<number>()
   const walk = (d: string): void => {
-    let names: string[]
-    try { names = readdirSync(d) } catch { return }
-    for (const name of names) {
-      if (++entries > maxEntries) return
-      let s
-      try { s = lstatSync(path.join(d, name)) } catch { continue }
-      if (!inodes.has(s.ino) && s.uid !== notOwnedBy) { inodes.add(s.ino); bytes += s.blocks * 512 }
-      if (s.isDirectory()) walk(path.join(d, name))
-    }
+    // entry by entry: a directory of millions is not read whole before the cap applies
+    let dir
+    try { dir = opendirSync(d) } catch { return }
+    try {
+      for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
+        if (++entries > maxEntries) return
+        let s
+        try { s = lstatSync(path.join(d, e.name)) } catch { continue }
+        if (!inodes.has(s.ino) && s.uid !== notOwnedBy) { inodes.add(s.ino); bytes += s.blocks * 512 }
+        if (s.isDirectory()) walk(path.join(d, e.name))
+      }
+    } finally { dir.closeSync() }
   }
   for (const d of dirs) walk(d)
   return { bytes, entries }
@@ -247,8 +261,8 @@ export function diskUsageSync (dirs: string[], notOwnedBy?: number, maxEntries =
  * over its limit by that alone).
  */
 export async function diskUsage (dirs: string[], notOwnedBy?: number, maxEntries = 200_000): Promise<{ bytes: number, entries: number }> {
-  // the common case, a job that left nothing: two readdirs
-  try { if (dirs.every(d => readdirSync(d).length === 0)) return { bytes: 0, entries: 0 } } catch {}
+  // the common case, a job that left nothing: one entry read per directory
+  if (dirs.every(d => isEmptyDir(d))) return { bytes: 0, entries: 0 }
   let bytes = 0
   let entries = 0
   const inodes = new Set<number>()

@@ -15,6 +15,9 @@ import type { RunJail } from './containment.ts'
 import type { Claim } from './claim-book.ts'
 import type { DriverContext, WorkerDriver } from './drivers/driver.ts'
 
+/** the longest error a result carries (protocol/jobs.ts allows 4096) */
+const MAX_ERROR_CHARS = 4000
+
 export interface WorkerSessionOptions extends DriverContext {
   /**
    * runs one attempt (default: executor.ts runAttempt). Another driver may wrap it:
@@ -380,6 +383,10 @@ export class WorkerSession implements WorkerDriver {
   }
 
   private pushResult (r: AttemptResult): void {
+    // within the schema's bounds, whatever the job's inputs were called: a result the
+    // coordinator refuses would stay at the head of the queue and block every later one
+    if (r.error !== undefined && r.error.length > MAX_ERROR_CHARS) r.error = r.error.slice(0, MAX_ERROR_CHARS - 1) + '…'
+    if (r.inputProblems !== undefined) r.inputProblems = r.inputProblems.slice(0, 1024).map(p => p.message.length > MAX_ERROR_CHARS ? { ...p, message: p.message.slice(0, MAX_ERROR_CHARS - 1) + '…' } : p)
     if (this.results.length === 0) this.firstResultAt = Date.now()
     this.results.push(r)
   }

@@ -30,7 +30,8 @@ jsep.addBinaryOp('=!=', 6)
 
 const BINARY = new Set(['+', '-', '*', '/', '%', '<', '<=', '>', '>=', '==', '!=', '===', '!==', '=?=', '=!=', '&&', '||'])
 const UNARY = new Set(['!', '-', '+'])
-const FUNCTIONS: Record<string, (...a: number[]) => number> = { min: Math.min, max: Math.max, log: Math.log, sqrt: Math.sqrt }
+// no prototype: an expression from a peer (a START policy) must not reach `constructor` or `__proto__`
+const FUNCTIONS: Record<string, (...a: number[]) => number> = Object.assign(Object.create(null), { min: Math.min, max: Math.max, log: Math.log, sqrt: Math.sqrt })
 
 export interface Expr { source: string, ast: jsep.Expression }
 
@@ -113,7 +114,8 @@ export function parseExpr (source: string, what = 'expression'): Expr {
 /** an attribute's value; undefined: the node does not have it (ClassAd's UNDEFINED) */
 export function lookup (a: Attrs, name: string): AttrValue | undefined {
   if ((ATTRIBUTES as readonly string[]).includes(name)) return a[name as Attribute]
-  return a.extra?.[name.toLowerCase()]
+  const key = name.toLowerCase()
+  return a.extra !== undefined && Object.hasOwn(a.extra, key) ? a.extra[key] : undefined
 }
 
 type Value = AttrValue | undefined

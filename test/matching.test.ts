@@ -2,7 +2,7 @@
 // (--start), ClassAd's UNDEFINED and meta-equals in expressions, the TXT round trip of
 // attributes, the claim offer carrying them, and the run core honouring both sides.
 import t from 'tap'
-import { parseExpr, evalBool, evalNumber, explainFailure } from '../protocol/expr.ts'
+import { parseExpr, evalBool, evalNumber, explainFailure, lookup } from '../protocol/expr.ts'
 import { parseAttr, parseAttrs, parseStart, checkStart, startAttrs, nodeAttrs, refusalMessage, isStartRefusal, START_REFUSED } from '../protocol/start.ts'
 import { encodeTxt, decodeTxt, MAX_TXT_TOTAL, type NodeAd } from '../protocol/txt.ts'
 import { claimSpec } from '../protocol/claim.ts'
@@ -181,4 +181,14 @@ t.test('the worker side: a job the node\'s START refuses is not run, and goes ba
   t.notOk(session.running.has('big'), 'not run')
   t.ok(session.running.has('small'), 'the one it lets in is taken')
   t.equal(logged[0].msg, 'job refused by the START policy')
+})
+
+t.test('a START policy from a peer cannot reach Object.prototype: no crash, no inherited "attribute"', async t => {
+  for (const src of ['__proto__(1)', 'constructor(1) > 0', 'valueOf() == 1', '__defineSetter__(1, 2)', 'hasOwnProperty(1)']) {
+    t.throws(() => parseStart(src), { code: 'INVALID_CONFIG', message: /unknown function/ }, `${src}: refused when parsed`)
+  }
+  // a custom attribute the node does not have is UNDEFINED, even named like a prototype member
+  const node = nodeAttrs({ cores: 2, mhz: 2000, ram: 4000, disk: 1000, load: 0, cost: 0, os: 'linux', arch: 'x64' } as any)
+  t.equal(lookup(node, 'Constructor'), undefined, 'Constructor is UNDEFINED, not Object')
+  t.equal(lookup({ ...node, extra: { hasmatlab: true } }, 'HasMatlab'), true, 'an attribute it has is found')
 })

@@ -205,6 +205,8 @@ if (cluster !== undefined) {
       await new Promise(resolve => setTimeout(resolve, 300))
     }
     t.ok(id !== '' && existsSync(path.join(runsDir, id)), 'first job done')
+    // the attempt that made `first` (its id carries this session's nonce): the resume must keep it
+    const firstAttempt = JSON.parse((await cli(['status', id, '--json'])).stdout).jobs.first.attempts[0].id
     p.kill('SIGINT')
     const { code } = await p.done(30_000)
     t.equal(code, 5, 'cancelled exits 5')
@@ -212,7 +214,7 @@ if (cluster !== undefined) {
     const r = await cluster.runCli(user, ['submit', '--resume', id, '--data-dir', home, '--lease', '3', '--wait', '20', '--json'], 90_000)
     t.equal(r.code, 0, r.stderr)
     const run = runJson(out)
-    t.equal(run.jobs.first.attempts.length, 1, 'the done job was not run again')
+    t.same(run.jobs.first.attempts.map((a: any) => a.id), [firstAttempt], 'the done job was not run again: its one attempt is the first session\'s')
     t.same(compareWithLocal(local, run, out), [], 'outputs equal the local ones')
   })
 }

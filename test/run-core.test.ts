@@ -6,7 +6,7 @@ import { planPlacement, upwardRank, edgeBytes, makespanLowerBound } from '../coo
 import { parseDag } from '../coordinator/dag.ts'
 import { selectWorkers } from '../coordinator/select.ts'
 import { accountNodes, summariseAccounts } from '../coordinator/why.ts'
-import { parseExpr, evalBool, evalNumber, explainFailure } from '../coordinator/expr.ts'
+import { parseExpr, evalBool, evalNumber, explainFailure } from '../protocol/expr.ts'
 import type { NodeAd } from '../protocol/txt.ts'
 import type { RunPort } from '../middleware-adapters/adapter.ts'
 import { attrs, H, ok, diamond } from './helpers/core-fixtures.ts'

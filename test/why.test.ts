@@ -4,7 +4,7 @@
 import t from 'tap'
 import { parseDag } from '../coordinator/dag.ts'
 import { RunCore } from '../coordinator/run-core.ts'
-import { parseExpr } from '../coordinator/expr.ts'
+import { parseExpr } from '../protocol/expr.ts'
 import { jobFits, whyNotFits, describeNeeds, summariseMisfits } from '../coordinator/feasibility.ts'
 import { accountNodes, summariseAccounts } from '../coordinator/why.ts'
 import type { NodeAd } from '../protocol/txt.ts'

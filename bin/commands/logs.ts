@@ -2,6 +2,8 @@
 // run goes, its coordinator brings the attempt's logs from the worker that holds them;
 // once it is over, they are read from --out (the last attempt) or the run's own store.
 import { readFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { blobFile } from '../../cache/store.ts'
 import path from 'node:path'
 import { controlRequest } from '../../daemon/control.ts'
 import { resolveRunId, readRun, runsDirOf } from '../../coordinator/runs.ts'
@@ -9,9 +11,18 @@ import { BgridError } from '../../protocol/errors.ts'
 
 interface LogsOptions { dataDir: string, attempt?: number, follow?: boolean, stdout?: boolean, stderr?: boolean, timeout?: number }
 
-async function show (file: string | undefined, tail: string | undefined, to: NodeJS.WriteStream): Promise<boolean> {
+async function show (file: string | undefined, tail: string | undefined, to: NodeJS.WriteStream, sha256?: string): Promise<boolean> {
   if (file !== undefined) {
-    try { to.write(await readFile(file)); return true } catch {}
+    try {
+      const bytes = await readFile(file)
+      // a stored copy is shown only if it still is what its worker reported
+      if (sha256 !== undefined && createHash('sha256').update(bytes).digest('hex') !== sha256) {
+        process.stderr.write(`(the stored copy of ${path.basename(file)} no longer matches its hash: not shown)\n`)
+        return false
+      }
+      to.write(bytes)
+      return true
+    } catch {}
   }
   if (tail !== undefined) { to.write(tail); return true }
   return false
@@ -55,9 +66,10 @@ export async function logsCommand (runArg: string, job: string, o: LogsOptions):
   for (const which of ['stdout', 'stderr'] as const) {
     if (!want[which]) continue
     const to = which === 'stdout' ? process.stdout : process.stderr
-    const inStore = typeof a[which]?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(a[which].sha256) ? path.join(dir, 'cas', a[which].sha256.slice(0, 2), a[which].sha256) : undefined
+    const sha: string | undefined = typeof a[which]?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(a[which].sha256) ? a[which].sha256 : undefined
+    const inStore = sha !== undefined ? blobFile(path.join(dir, 'cas'), sha) : undefined
     const inOut = n === attempts.length && run.outDir !== undefined ? path.join(run.outDir, 'logs', `${job}.${which}`) : undefined
-    found = (await show(inStore, undefined, to)) || (await show(inOut, undefined, to)) ||
+    found = (await show(inStore, undefined, to, sha)) || (await show(inOut, undefined, to)) ||
       (n === attempts.length && run.outDir !== undefined && await show(path.join(run.outDir, 'logs', `${job}.${which}.tail`), undefined, to)) || found
   }
   if (!found && a[want.stdout ? 'stdout' : 'stderr'] !== undefined) process.stderr.write(`the logs of attempt ${n} were not kept (only the last attempt's are collected into --out)\n`)

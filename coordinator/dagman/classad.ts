@@ -7,7 +7,7 @@
 // names are the machines' custom attributes (`bgrid daemon --attr`), UNDEFINED on a
 // machine that lacks them. Anything else is refused with its column:
 // nothing is evaluated here, and the result is checked by bgrid's own parser.
-import { parseExpr } from '../expr.ts'
+import { parseExpr } from '../../protocol/expr.ts'
 
 export interface JobValues {
   /** MiB, cores, KiB: what RequestMemory, RequestCpus and RequestDisk mean in the job's ad */

@@ -13,7 +13,8 @@ const runs: string[][] = [
   ['report.ts'],
   ['quorum.ts'],
   ['seam.ts'],
-  ['dagman.ts']
+  ['dagman.ts'],
+  ['dagman-bag.ts']
 ]
 let failed = 0
 for (const [script, ...args] of runs) {

@@ -22,6 +22,24 @@ for (const stream of [process.stdout, process.stderr]) {
 
 const program = new Command()
 
+// `bgrid submit FILE.dag -maxjobs 4 -verbose`: condor_submit_dag's single-dash options are
+// taken out before commander reads the line (it would read -verbose as -v -e -r...)
+const CSD_WITH_VALUE = new Set(['-notification', '-outfile_dir', '-autorescue', '-dorescuefrom', '-maxjobs', '-maxidle', '-maxpre', '-maxpost',
+  '-config', '-batch-name', '-debug', '-append', '-insert_sub_file', '-load_save', '-schedd-daemon-ad-file', '-schedd-address-file', '-priority'])
+if (process.argv[2] === 'submit') {
+  const rest = process.argv.slice(3)
+  const csd: string[] = []
+  const kept: string[] = []
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]
+    if (/^-[A-Za-z][A-Za-z_-]+$/.test(a)) {
+      csd.push(a)
+      if (CSD_WITH_VALUE.has(a.toLowerCase()) && i + 1 < rest.length) csd.push(rest[++i])
+    } else kept.push(a)
+  }
+  if (csd.length > 0) process.argv.splice(3, rest.length, ...kept, '--condor-args', JSON.stringify(csd))
+}
+
 export function defaultDataDir (): string {
   return process.env.BGRID_HOME ?? path.join(os.homedir(), '.bgrid')
 }
@@ -157,8 +175,8 @@ program.command('id')
   })
 
 program.command('submit')
-  .description('run a DAG (dag.json) on idle nodes, with a coordinator created here for this run')
-  .argument('[dag]', 'the DAG file')
+  .description('run a DAG (dag.json, or an HTCondor DAGMan file with condor_submit_dag\'s options) on idle nodes, with a coordinator created here for this run')
+  .argument('[dag]', 'the DAG file: dag.json, or FILE.dag (DAGMan; see docs/condor.md)')
   .option('--resume <run-id>', 'continue a run whose coordinator crashed or was interrupted (a unique prefix will do; completed jobs are not re-run)')
   .option('--detach', 'run in the background, beyond this terminal: print the run id and return (see bgrid status, logs, report, cancel)', false)
   .option('--out <dir>', 'where outputs and run.json go (default ./bgrid-runs/<run-id>)')
@@ -171,7 +189,9 @@ program.command('submit')
   .option('--stream-outputs', 'pull final outputs as they appear, not at the end', false)
   .option('--json', 'NDJSON events on stdout', false)
   .option('--quiet', 'only errors and the final summary', false)
+  .option('--no-rescue', 'DAGMan files: start over, ignoring the rescue DAG a failed run left (condor_submit_dag -autorescue 0)')
   .addOption(new Option('--run-id <id>', 'choose the run id').hideHelp())
+  .addOption(new Option('--condor-args <json>', 'condor_submit_dag options given').hideHelp())
   .action(async (dag, o) => { await run(async () => { const { submitCommand } = await import('./commands/submit.ts'); return await submitCommand(dag, o) }, o) })
 
 program.command('status')

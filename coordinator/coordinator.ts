@@ -17,7 +17,10 @@ import { serveBlobs } from '../cache/blob-protocol.ts'
 import { StagedFiles, combineSources } from '../cache/staged-files.ts'
 import type { openDb } from '../protocol/db.ts'
 import type { Dag } from './dag.ts'
-import { RunCore } from './run-core.ts'
+import { RunCore, type JobRec } from './run-core.ts'
+import { TERMINAL } from './job-state.ts'
+import { parseDag } from './dag.ts'
+import path from 'node:path'
 import type { Journal, RunMeta } from './journal.ts'
 import { Progress } from './progress.ts'
 import { NativeAdapter } from '../middleware-adapters/native.ts'
@@ -59,6 +62,11 @@ export class Coordinator {
   private progress!: Progress
   private readonly outcome: RunOutcome = { cancelled: false, failure: undefined }
   private closing = false
+  /** an open run takes more jobs until closeJobs() */
+  private openJobs: boolean
+  private markStarted: () => void = () => {}
+  /** resolved once the run can take jobs (addJobs) */
+  readonly started = new Promise<void>(resolve => { this.markStarted = resolve })
   private wakeMain: () => void = () => {}
   private localDaemon?: { end: () => void }
   private startedAt = Date.now()
@@ -66,6 +74,24 @@ export class Coordinator {
   constructor (opts: SubmitOptions) {
     this.opts = opts
     this.log = opts.log
+    this.openJobs = opts.open !== undefined
+  }
+
+  /** Jobs for an open run (their ids new, no parents): checked as dag.json jobs, inputs hashed, then queued. */
+  async addJobs (rawJobs: unknown[]): Promise<JobRec[]> {
+    if (!this.openJobs) throw new BgridError('INVALID_CONFIG', 'this run takes no more jobs')
+    const more = parseDag({ name: this.dag.name, collect: 'all', defaults: { retries: 0 }, jobs: rawJobs }, path.join(this.dag.dir, 'added.json'))
+    await hashInputs(more, this.opts.dataDir, this.staged, this.core, this.log)
+    const recs = more.jobs.map(spec => this.core.addJob(spec))
+    this.adapter.notify()
+    this.wakeMain()
+    return recs
+  }
+
+  /** An open run takes no more jobs: it ends once those it has are over. */
+  closeJobs (): void {
+    this.openJobs = false
+    this.wakeMain()
   }
 
   private emit (ev: Record<string, unknown>, human?: string): void { this.progress.event({ run: this.runId, ...ev }, human) }
@@ -107,6 +133,7 @@ export class Coordinator {
       persist: async () => { await this.journal.flush() },
       onResult: () => { this.wakeMain() }
     })
+    this.markStarted()
     this.localDaemon = await leaveLocalDaemon(o.dataDir, this.runId, this.log)
     // `bgrid cancel`, `bgrid status RUN` and `bgrid logs` talk to the run's own socket
     await this.status.serve(() => { this.cancel('cancelled by bgrid cancel') })
@@ -157,7 +184,12 @@ export class Coordinator {
       hooks: {
         onTransition: (job, from, to, reason) => {
           this.status.announce(job, from, to, reason)
-          if (to === 'done' && this.opts.streamOutputs && this.core.isCollected(job.spec.id)) this.collector.collect(job).catch(err => { this.log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
+          const open = this.opts.open
+          if (open !== undefined && TERMINAL.has(to)) {
+            // an open run says each job's end once its outputs are here
+            if (to === 'done') this.collector.collect(job).catch(err => { this.log.warn('outputs not collected', { job: job.spec.id, err: errorMessage(err) }) }).finally(() => { open.onJobEnd(job) })
+            else open.onJobEnd(job)
+          } else if (to === 'done' && this.opts.streamOutputs && this.core.isCollected(job.spec.id)) this.collector.collect(job).catch(err => { this.log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
           this.wakeMain()
         },
         onIllegal: (job, from, to, reason) => { this.log.error('illegal job transition refused', { job, from, to, reason }) }
@@ -218,7 +250,7 @@ export class Coordinator {
   private async mainLoop (): Promise<void> {
     let lastStatus = 0
     let placeableSeen = ''
-    while (!this.core.finished() && !this.outcome.cancelled) {
+    while ((!this.core.finished() || this.openJobs) && !this.outcome.cancelled) {
       this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
       if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.status.writeStatus().catch(() => {}) }
       // replicas past their deadline count as no reply (BOINC-style jobs)

@@ -34,6 +34,15 @@ export class JobTable {
     this.tally.pending = this.jobs.size
   }
 
+  /** A job submitted while the run goes (a DAGMan node's job): pending, ready once its inputs can be had. */
+  add (spec: JobSpec): JobRec {
+    const rec: JobRec = { spec, state: 'pending', attempts: [], failures: 0, lost: 0, inputWaits: 0, outputs: null, avoid: new Set(), collected: false }
+    this.jobs.set(spec.id, rec)
+    this.tally.pending++
+    this.tryPromote(spec.id, 'submitted')
+    return rec
+  }
+
   // ---- transitions --------------------------------------------------------------
 
   /** The one way a live run changes a job's state; an undeclared change is refused (and said). */

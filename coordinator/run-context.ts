@@ -5,12 +5,20 @@ import type { Logger } from '../protocol/log.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { BlobStore } from '../cache/store.ts'
 import type { Dag } from './dag.ts'
-import type { RunCore } from './run-core.ts'
+import type { RunCore, JobRec } from './run-core.ts'
 import type { Journal } from './journal.ts'
 import type { Mode } from './progress.ts'
 
 export interface SubmitOptions {
   dagFile?: string
+  /** the DAG as JSON already (its inputs relative to `file`'s directory), instead of dagFile */
+  dagJson?: { raw: unknown, file: string }
+  /**
+   * An open run (`bgrid submit FILE.dag`): jobs are added while it goes (Coordinator.addJobs),
+   * it ends once closeJobs() is called and they are over; each job's end is said here
+   * (after its outputs are collected, for a done one).
+   */
+  open?: { onJobEnd: (job: JobRec) => void }
   resume?: string
   runId?: string
   dataDir: string

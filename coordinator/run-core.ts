@@ -76,6 +76,22 @@ export class RunCore implements RunPort {
 
   // ---- the job table ------------------------------------------------------------
 
+  /**
+   * A job submitted to a run that is under way (an open run: `bgrid submit FILE.dag`): it
+   * joins the DAG with no parents (DAGMan orders the nodes itself) and waits for workers
+   * like any other. Its id must be new.
+   */
+  addJob (spec: JobSpec): JobRec {
+    const dag = this.dag
+    if (dag.byId.has(spec.id)) throw new Error(`job ${spec.id} is already in the run`)
+    if (spec.after.length > 0) throw new Error(`job ${spec.id}: a job added to a run has no parents`)
+    dag.jobs.push(spec)
+    dag.byId.set(spec.id, spec)
+    dag.children.set(spec.id, [])
+    dag.order.push(spec.id)
+    return this.table.add(spec)
+  }
+
   restoreDone (id: string, outputs: Array<{ name: string, hash: string, size: number, holders: string[] }>, attempts: AttemptRec[], collected: boolean): void { this.table.restoreDone(id, outputs, attempts, collected) }
   restoreFinal (id: string, state: 'failed' | 'skipped', reason: string, attempts: AttemptRec[]): void { this.table.restoreFinal(id, state, reason, attempts) }
   promote (): void { this.table.promote() }

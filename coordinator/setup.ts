@@ -41,10 +41,10 @@ export async function prepare (o: SubmitOptions): Promise<RunSetup> {
     if (meta.state === 'finished') throw new BgridError('INVALID_CONFIG', `run ${runId} already finished`)
     s = { runId, runDir, journal, meta: { ...meta, state: 'running', pid: process.pid }, dag: parseDag(meta.dag, meta.dagFile), outDir: meta.outDir }
   } else {
-    if (o.dagFile === undefined) throw new BgridError('INVALID_CONFIG', 'submit needs a DAG file (or --resume RUN_ID)')
+    if (o.dagFile === undefined && o.dagJson === undefined) throw new BgridError('INVALID_CONFIG', 'submit needs a DAG file (or --resume RUN_ID)')
     // read and validate once; the journal keeps the JSON as submitted
-    const dagFile = path.resolve(o.dagFile)
-    const raw = readDagJson(dagFile)
+    const dagFile = path.resolve(o.dagJson?.file ?? o.dagFile as string)
+    const raw = o.dagJson !== undefined ? o.dagJson.raw : readDagJson(dagFile)
     const dag = parseDag(raw, dagFile)
     const runId = o.runId ?? newRunId(dag.name)
     const runDir = runDirOf(o.dataDir, runId)

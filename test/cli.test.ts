@@ -1,7 +1,7 @@
 // The CLI as users meet it (the built dist/bin/bgrid.js, as child processes): the
 // Node version check, a closed pipe, --json errors, the cache subcommands' options.
 import t from 'tap'
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs'
 import { spawnSync, spawn } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
@@ -88,13 +88,50 @@ t.test('submit --json: an invalid DAG ends stdout with an error event', async t 
   t.equal(bgrid(['submit', dag, '--data-dir', home]).stdout, '')
 })
 
-t.test('submit of a DAGMan file says how to convert it instead of a JSON parse error', async t => {
-  const dag = path.join(dir, 'pipeline.dag')
-  writeFileSync(dag, 'JOB A a.sub\n')
-  const r = bgrid(['submit', dag, '--data-dir', home])
-  t.equal(r.status, 2)
-  t.match(r.stderr, /pipeline\.dag is a DAGMan file: .*bgrid import dagman .*pipeline\.dag -o dag\.json/)
+t.test('submit of a DAGMan file: a bad line names file:line; an unknown condor_submit_dag option is refused; nothing is run', async t => {
+  const d = path.join(dir, 'dagman-bad')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'pipeline.dag'), 'JOB A a.sub\nPARENT A CHILD\n')
+  const r = bgrid(['submit', path.join(d, 'pipeline.dag'), '--data-dir', home])
+  t.equal(r.status, 2, r.stderr)
+  t.match(r.stderr, /pipeline\.dag:2/)
   t.notMatch(r.stderr, /not valid JSON/)
+  writeFileSync(path.join(d, 'ok.dag'), 'JOB A a.sub\n')
+  writeFileSync(path.join(d, 'a.sub'), 'executable = /bin/true\nuniverse = scheduler\nqueue\n')
+  const u = bgrid(['submit', path.join(d, 'ok.dag'), '-frobnicate', '--data-dir', home])
+  t.equal(u.status, 2)
+  t.match(u.stderr, /-frobnicate: not a condor_submit_dag option/)
+  t.notOk(existsSync(path.join(d, 'ok.dag.dagman.out')), 'nothing ran')
+})
+
+t.test('submit of a DAGMan file (scheduler universe): a failed node leaves a rescue DAG, the next submit runs only what is left, --no-rescue starts over', async t => {
+  const d = path.join(dir, 'dagman-rescue')
+  mkdirSync(d, { recursive: true })
+  // B fails until the file "fixed" exists; A counts its runs
+  writeFileSync(path.join(d, 'a.sh'), '#!/bin/sh\necho run >> a.count\necho A done\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'b.sh'), '#!/bin/sh\n[ -e fixed ] && echo B done && exit 0\necho B broken; exit 4\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'a.sub'), 'executable = a.sh\nuniverse = scheduler\noutput = a.out\nqueue\n')
+  writeFileSync(path.join(d, 'b.sub'), 'executable = b.sh\nuniverse = local\noutput = b.out\nerror = b.err\nqueue\n')
+  writeFileSync(path.join(d, 'p.dag'), 'JOB A a.sub\nJOB B b.sub\nPARENT A CHILD B\nNODE_STATUS_FILE p.status\nJOBSTATE_LOG p.jobstate.log\n')
+  const first = spawnSync(process.execPath, [BGRID, 'submit', 'p.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8' })
+  t.equal(first.status, 1, 'the DAG failed: exit 1, as condor_dagman')
+  t.equal(readFileSync(path.join(d, 'b.out'), 'utf8'), 'B broken\n', 'the node\'s output is where its submit file says')
+  const rescue = readFileSync(path.join(d, 'p.dag.rescue001'), 'utf8')
+  t.match(rescue, /^DONE A$/m)
+  t.notMatch(rescue, /^DONE B$/m)
+  t.match(rescue, /# Nodes that failed: 1\n#   B,<ENDLIST>/)
+  t.match(readFileSync(path.join(d, 'p.status'), 'utf8'), /DagStatus = 6; \/\* "STATUS_ERROR \(failed\)" \*\/[\s\S]*Node = "B";\n  NodeStatus = 6;/)
+  t.match(readFileSync(path.join(d, 'p.jobstate.log'), 'utf8'), /^\d+ B JOB_FAILURE 2\.0 4 - \d+$/m)
+  t.match(readFileSync(path.join(d, 'p.dag.dagman.out'), 'utf8'), /EXITING WITH STATUS 1\n$/)
+  writeFileSync(path.join(d, 'fixed'), '')
+  const second = spawnSync(process.execPath, [BGRID, 'submit', 'p.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8' })
+  t.equal(second.status, 0, second.stderr)
+  t.equal(readFileSync(path.join(d, 'a.count'), 'utf8'), 'run\n', 'A, done in the rescue DAG, did not run again')
+  t.equal(readFileSync(path.join(d, 'b.out'), 'utf8'), 'B done\n')
+  t.equal(JSON.parse(readFileSync(path.join(d, 'p.dag.metrics'), 'utf8')).rescue_dag_number, 1)
+  const third = spawnSync(process.execPath, [BGRID, 'submit', 'p.dag', '--data-dir', home, '--quiet', '--no-rescue'], { cwd: d, encoding: 'utf8' })
+  t.equal(third.status, 0, third.stderr)
+  t.equal(readFileSync(path.join(d, 'a.count'), 'utf8'), 'run\nrun\n', '--no-rescue: every node again')
 })
 
 t.test('cache subcommands have their own options; gc needs --target and says what it evicted', async t => {

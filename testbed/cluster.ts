@@ -118,9 +118,9 @@ export class Cluster {
     this.tmp = scratchDir('lab-')
   }
 
-  spawn (host: LabHost, argv: string[], env: Record<string, string> = {}): Proc {
+  spawn (host: LabHost, argv: string[], env: Record<string, string> = {}, cwd = ROOT): Proc {
     const full = this.lab.exec(host, argv)
-    const child = spawn(full[0], full.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    const child = spawn(full[0], full.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     const p = new Proc(child)
     this.procs.push(p)
     return p

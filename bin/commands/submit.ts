@@ -9,11 +9,23 @@ import { controlRequest } from '../../daemon/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { resolveRunId } from '../../coordinator/runs.ts'
 
+/** a DAGMan file: FILE.dag, a rescue DAG, or any file whose first word is not JSON's `{` */
+export function isDagmanFile (file: string): boolean {
+  if (/\.dag$/i.test(file) || /\.rescue\d{3}$/i.test(file)) return true
+  if (/\.json$/i.test(file)) return false
+  try {
+    const head = readFileSync(file, 'utf8').slice(0, 4096).replace(/^\s*(#[^\n]*\n\s*)*/, '')
+    return head !== '' && !head.startsWith('{')
+  } catch { return false }
+}
+
 export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
-  // HTCondor DAGMan files are read, not run yet: say how to get a dag.json from one
-  if (dag !== undefined && /\.dag$/i.test(dag)) {
-    throw new BgridError('INVALID_DAG', `${dag} is a DAGMan file: bgrid does not run those directly yet; convert it with \`bgrid import dagman ${dag} -o dag.json\` (see docs/condor.md for what carries over), then submit dag.json`)
+  // HTCondor DAGMan files run as condor_dagman runs them (coordinator/dagman/run-dagman.ts)
+  if (dag !== undefined && o.resume === undefined && isDagmanFile(dag)) {
+    const { dagmanSubmit } = await import('./submit-dagman.ts')
+    return await dagmanSubmit(dag, o)
   }
+  if (o.condorArgs !== undefined) throw new BgridError('INVALID_CONFIG', `${JSON.parse(o.condorArgs).join(' ')}: condor_submit_dag options are for DAGMan files (.dag)`)
   if (o.resume !== undefined) o.resume = resolveRunId(o.dataDir, o.resume)
   if (o.detach === true) return await detach(dag, o)
   const mode = Progress.pick(o)

@@ -33,6 +33,31 @@ export interface ConvertOptions {
   out: string
   /** the environment $ENV() reads (default: this process's) */
   env?: Record<string, string | undefined>
+  /**
+   * Running the DAG (run-dagman.ts), one node attempt at a time: $(RETRY), $(DAG_STATUS)
+   * and $(FAILED_COUNT) are known, and scheduler/local universe jobs are the submitter's.
+   */
+  run?: { retry: number, dagStatus: number, failedCount: number }
+}
+
+/** One job of a node attempt, as run-dagman.ts runs it. */
+export interface NodeJob {
+  id: string
+  /** vanilla (a worker runs it) or scheduler/local (the submitter does) */
+  universe: 'vanilla' | 'local'
+  /** initialdir: where output and error land, relative names start */
+  iwd: string
+  /** the executable: absolute, or a name looked up in PATH */
+  exe: string
+  args: string[]
+  env: Record<string, string>
+  stdin: string | null
+  stdout: string | null
+  stderr: string | null
+  /** files brought back: the name in the job's directory, and where they go */
+  outputs: Array<{ name: string, abs: string }>
+  /** the job as dag.json has it (inputs relative to /) */
+  record: Record<string, unknown>
 }
 
 export interface Converted {
@@ -99,6 +124,7 @@ function resolveIn (dir: string, name: string): string {
 interface InputDraft { abs: string, as: string, at: Loc, what: string }
 interface JobDraft {
   id: string
+  universe: 'vanilla' | 'local'
   node: DagmanNode
   proc: number
   iwd: string
@@ -108,6 +134,7 @@ interface JobDraft {
   args: string[]
   env: Record<string, string>
   stdin: string | null
+  stdinAbs?: string
   stdout: string | null
   stderr: string | null
   inputs: InputDraft[]
@@ -141,6 +168,11 @@ export function dagmanToDagJson (dag: DagmanDag, opts: ConvertOptions): Converte
   return new Converter(dag, opts).run()
 }
 
+/** One node attempt's jobs, to run now: $(RETRY) and the DAG's status known, inputs read from disk. */
+export function dagmanNodeJobs (dag: DagmanDag, node: number, run: NonNullable<ConvertOptions['run']>, env?: Record<string, string | undefined>): NodeJob[] {
+  return new Converter(dag, { out: '/dagman-node.json', lenient: true, run, env }).runNode(dag.nodes[node])
+}
+
 class Converter {
   private readonly problems: Problems
   private readonly lenient: boolean
@@ -163,6 +195,8 @@ class Converter {
   private readonly producers = new Map<string, JobDraft[]>()
   /** input files not below the dag.json's directory, and where the first is named */
   private readonly outside = new Map<string, Loc>()
+  private readonly runMode: ConvertOptions['run']
+  private readonly dagmanMacros: typeof DAGMAN_MACROS
 
   constructor (dag: DagmanDag, opts: ConvertOptions) {
     this.dag = dag
@@ -170,6 +204,37 @@ class Converter {
     this.lenient = opts.lenient === true
     this.outDir = path.dirname(path.resolve(opts.out))
     this.env = opts.env ?? process.env
+    this.runMode = opts.run
+    this.dagmanMacros = opts.run === undefined ? DAGMAN_MACROS : { retry: String(opts.run.retry), dag_status: String(opts.run.dagStatus), failed_count: String(opts.run.failedCount) }
+  }
+
+  /** One node's jobs for one attempt (run mode): its inputs are files on disk now, as DAGMan's are. */
+  runNode (n: DagmanNode): NodeJob[] {
+    try { this.nodeJobs(n) } catch (err) {
+      if (err instanceof SubmitError) this.problems.error(err.at, err.message, n.name)
+      else throw err
+    }
+    this.problems.throwIfAny(`node ${n.name}: its job cannot be submitted`)
+    this.assignIds()
+    this.resolveInputs()
+    this.problems.throwIfAny(`node ${n.name}: its job cannot be submitted`)
+    return (this.jobsOf.get(n.index) ?? []).map(j => {
+      const record: Record<string, unknown> = { id: j.id, cmd: j.cmd }
+      if (j.resolved.length > 0) record.inputs = j.resolved
+      if (j.outputs.length > 0) record.outputs = j.outputs.map(o => o.name)
+      if (Object.keys(j.env).length > 0) record.env = j.env
+      if (j.timeout !== undefined) record.timeout = j.timeout
+      if (j.cores !== undefined) record.cores = j.cores
+      if (j.ram !== undefined) record.ram = j.ram
+      if (j.disk !== undefined) record.disk = j.disk
+      if (j.requirements !== undefined) record.requirements = j.requirements
+      const exe = j.exe.kind === 'path' ? j.exe.path : j.exe.abs
+      const abs = (f: string | null): string | null => f === null ? null : resolveIn(j.iwd, f)
+      return {
+        id: j.id, universe: j.universe, iwd: j.iwd, exe, args: j.args, env: j.env,
+        stdin: j.stdinAbs ?? null, stdout: abs(j.stdout), stderr: abs(j.stderr), outputs: j.outputs, record
+      }
+    })
   }
 
   /** a feature bgrid does not run yet; `note` says what --lenient makes of it */
@@ -286,7 +351,7 @@ class Converter {
 
   private noopJob (n: DagmanNode): JobDraft {
     return {
-      id: '', node: n, proc: 0, iwd: n.dir, declaredOutputs: true, exe: { kind: 'path', path: '/bin/true' }, args: [], env: {},
+      id: '', universe: 'vanilla', node: n, proc: 0, iwd: n.dir, declaredOutputs: true, exe: { kind: 'path', path: '/bin/true' }, args: [], env: {},
       stdin: null, stdout: null, stderr: null, inputs: [], outputs: [], resolved: [], cmd: ['/bin/true']
     }
   }
@@ -339,7 +404,7 @@ class Converter {
     const desc = this.description(n)
     this.checkDescription(desc)
     // DAGMan itself puts the node's name and retry count in VARS values
-    const own = (v: string): string => v.includes('$(') ? v.replaceAll('$(JOB)', n.name).replaceAll('$(RETRY)', RETRY_MARK) : v
+    const own = (v: string): string => v.includes('$(') ? v.replaceAll('$(JOB)', n.name).replaceAll('$(RETRY)', this.dagmanMacros.retry) : v
     const vars: NodeMacros['vars'] = []
     const attrs: NodeMacros['attrs'] = []
     for (const v of n.vars) {
@@ -349,7 +414,7 @@ class Converter {
     const macros: NodeMacros = {
       vars,
       attrs,
-      dagman: { job: n.name, ...DAGMAN_MACROS },
+      dagman: { job: n.name, ...this.dagmanMacros },
       automatic: this.automatic(desc),
       cluster: n.index + 1,
       env: this.env,
@@ -370,7 +435,7 @@ class Converter {
       return v.trim()
     }
     const universe = (p.get('universe') ?? 'vanilla').trim().toLowerCase()
-    if (ON_SUBMITTER.has(universe)) this.feature(`universe ${universe}`, at('universe'), 'the job runs on a worker, as vanilla, not on the submitting machine')
+    if (ON_SUBMITTER.has(universe) && this.runMode !== undefined) { /* the submitter runs it */ } else if (ON_SUBMITTER.has(universe)) this.feature(`universe ${universe}`, at('universe'), 'the job runs on a worker, as vanilla, not on the submitting machine')
     else if (!VANILLA.has(universe)) throw new SubmitError(at('universe'), `universe ${universe}: bgrid runs vanilla jobs (and scheduler/local ones with --lenient)`)
 
     const initialdir = fileValue('initialdir')
@@ -410,7 +475,7 @@ class Converter {
     if (envText !== undefined) try { env = parseEnvironment(envText) } catch (err: any) { throw new SubmitError(at('environment'), `environment: ${err.message}`) }
 
     const job: JobDraft = {
-      id: '', node: n, proc: p.process, iwd, declaredOutputs: fileValue('transfer_output_files') !== undefined, exe, args, env,
+      id: '', universe: ON_SUBMITTER.has(universe) && this.runMode !== undefined ? 'local' : 'vanilla', node: n, proc: p.process, iwd, declaredOutputs: fileValue('transfer_output_files') !== undefined, exe, args, env,
       stdin: null, stdout: null, stderr: null, inputs: [], outputs: [], resolved: [], cmd: ''
     }
     if (exeInput !== null) job.inputs.push(exeInput)
@@ -418,6 +483,7 @@ class Converter {
     if (input !== undefined && input !== '' && input !== '/dev/null') {
       const abs = resolveIn(iwd, input)
       job.stdin = path.basename(abs)
+      job.stdinAbs = abs
       job.inputs.push({ abs, as: job.stdin, at: at('input'), what: 'input' })
     }
     const tif = fileValue('transfer_input_files')
@@ -480,8 +546,10 @@ class Converter {
       if (k === 'requirements') job.requirements = text
       else job.rank = { text, at: at(k) }
     }
+    // run mode: the submitter runs local-universe jobs itself, from these parts
+    if (job.universe === 'local' && this.runMode !== undefined) { job.inputs = []; return job }
     job.cmd = this.command(job)
-    job.args = NO_ARGS
+    if (this.runMode === undefined) job.args = NO_ARGS
     return job
   }
 
@@ -529,7 +597,7 @@ class Converter {
       const name = m[2].toLowerCase()
       if (name === 'dagparentnodenames') return [...n.parents].sort((x, y) => x - y).map(i => this.dag.nodes[i].name).join(',')
       if (name === 'dagnodename') return n.name
-      if (name === 'dagmannoderetry') return RETRY_MARK
+      if (name === 'dagmannoderetry') return this.dagmanMacros.retry
       const a = p.attrs.get(name)
       if (a === undefined) throw new SubmitError(at, `${all}: the job has no attribute ${m[2]}`)
       const v = p.expand(a.value, a.at).trim()

@@ -1,0 +1,128 @@
+// Where a DAGMan file's vanilla jobs run: bgrid workers, through one coordinator run kept
+// open for the whole DAG (Coordinator with `open`). DAGMan submits a node's job once its
+// PRE script is done and its parents' outputs are back in the submit directory; here the
+// job is added to the run then, its inputs hashed from disk as they are now. Its outputs
+// (output, error, transfer_output_files) come back to where the submit file says, as
+// HTCondor brings them back; its exit value comes back as data (a job that exits 3 is a
+// finished job to bgrid, and a failed node to DAGMan only if POST or the value says so).
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { Coordinator } from '../coordinator.ts'
+import type { JobRec } from '../run-core.ts'
+import type { SubmitOptions } from '../run-context.ts'
+import { errorMessage } from '../../protocol/errors.ts'
+import type { NodeJob } from './to-dag-json.ts'
+import type { JobRunner } from './run-dagman.ts'
+
+/** the file the wrapper leaves the job's exit value in */
+const EXIT_FILE = '.bgrid-dagman-exit'
+
+function shq (s: string): string { return /^[A-Za-z0-9_./=:,+@%-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'` }
+
+type PoolOptions = Omit<SubmitOptions, 'dagFile' | 'dagJson' | 'open' | 'resume'> & { name: string }
+
+export class GridPool implements JobRunner {
+  private readonly opts: PoolOptions
+  private coordinator?: Coordinator
+  private ended?: Promise<unknown>
+  private broken: string | null = null
+  private seq = 0
+  private readonly waiting = new Map<string, (job: JobRec | null) => void>()
+
+  constructor (opts: PoolOptions) { this.opts = opts }
+
+  async run (job: NodeJob, signal: AbortSignal): Promise<{ code: number, why?: string }> {
+    if (this.broken !== null) return { code: 1, why: this.broken }
+    const id = `${job.id.slice(0, 100)}-${++this.seq}`
+    const inner = typeof job.record.cmd === 'string' ? job.record.cmd : (job.record.cmd as string[]).map(shq).join(' ')
+    // a job with files to bring back exits 0 to bgrid, its exit value left in a file: its
+    // output and error come back whatever the value (DAGMan decides what it means); a job
+    // with none is run as it is and its value read from its attempt (no file to fetch)
+    const wrapped = job.outputs.length > 0
+    const raw = wrapped
+      ? { ...job.record, id, cmd: `( ${inner} ); echo $? > ${EXIT_FILE}`, outputs: [...((job.record.outputs as string[] | undefined) ?? []), EXIT_FILE] }
+      : { ...job.record, id }
+    const ended = new Promise<JobRec | null>(resolve => { this.waiting.set(id, resolve) })
+    try {
+      if (this.coordinator === undefined) this.start(raw)
+      else await this.add(raw)
+    } catch (err) {
+      this.waiting.delete(id)
+      return { code: 1, why: `Job submit failed: ${errorMessage(err)}` }
+    }
+    const onAbort = (): void => { this.waiting.get(id)?.(null) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    const rec = await ended
+    signal.removeEventListener('abort', onAbort)
+    this.waiting.delete(id)
+    if (rec === null) return { code: this.broken !== null ? 1 : -9, why: this.broken ?? 'removed' }
+    if (!wrapped) {
+      if (rec.state === 'done') return { code: 0 }
+      const last = rec.attempts.at(-1)
+      if (last?.status === 'failed' && last.exitCode !== null && last.exitCode !== undefined) return { code: last.exitCode }
+      if (last?.status === 'failed' && typeof last.signal === 'string') return { code: -(os.constants.signals[last.signal as NodeJS.Signals] ?? 9) }
+    }
+    if (rec.state !== 'done') return { code: 1, why: `${rec.state}: ${rec.reason ?? ''}`.trim() }
+    // outputs to where HTCondor would have put them (copies: the run's store keeps its own)
+    const from = path.join(this.coordinator?.outDir ?? '', id)
+    try {
+      for (const o of job.outputs) {
+        await mkdir(path.dirname(o.abs), { recursive: true })
+        await copyFile(path.join(from, o.name), o.abs)
+      }
+      const code = Number((await readFile(path.join(from, EXIT_FILE), 'utf8')).trim())
+      await rm(from, { recursive: true, force: true })
+      return Number.isInteger(code) ? { code } : { code: 1, why: 'the job\'s exit value did not come back' }
+    } catch (err) {
+      return { code: 1, why: `outputs not brought back: ${errorMessage(err)}` }
+    }
+  }
+
+  private batch: { jobs: Array<Record<string, unknown>>, done: Promise<void> } | null = null
+
+  /** Jobs submitted in the same turn join the run together (one check, one hashing pass). */
+  private async add (raw: Record<string, unknown>): Promise<void> {
+    if (this.batch === null) {
+      const jobs: Array<Record<string, unknown>> = []
+      const c = this.coordinator as Coordinator
+      const done = (async () => {
+        await c.started
+        await new Promise(resolve => setImmediate(resolve))
+        this.batch = null
+        await c.addJobs(jobs)
+      })()
+      this.batch = { jobs, done }
+    }
+    this.batch.jobs.push(raw)
+    await this.batch.done
+  }
+
+  private start (first: Record<string, unknown>): void {
+    const { name, ...o } = this.opts
+    const c = new Coordinator({
+      ...o,
+      dagJson: { raw: { name, collect: 'all', defaults: { retries: 0 }, jobs: [first] }, file: '/dagman-jobs.json' },
+      open: { onJobEnd: (job) => { this.waiting.get(job.spec.id)?.(job) } }
+    })
+    this.coordinator = c
+    this.ended = c.run().then(s => {
+      if (!s.ok) this.fail(s.cancelled ? 'the grid run was cancelled' : 'the grid run failed')
+    }, err => { this.fail(errorMessage(err)) })
+  }
+
+  private fail (why: string): void {
+    this.broken = why
+    for (const w of [...this.waiting.values()]) w(null)
+  }
+
+  cancel (why: string): void { this.coordinator?.cancel(why) }
+
+  /** No more jobs: the run ends once its jobs are over, and its workers go idle again. */
+  async close (): Promise<void> {
+    if (this.coordinator === undefined) return
+    await this.coordinator.started
+    this.coordinator.closeJobs()
+    await this.ended
+  }
+}

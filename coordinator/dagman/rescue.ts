@@ -1,0 +1,112 @@
+// Rescue DAGs, as condor_dagman writes and finds them: FILE.rescue001, 002... next to
+// the DAG file. A partial rescue DAG (the default) holds only the DONE nodes and is read
+// together with the original DAG; a full one (DAGMAN_WRITE_PARTIAL_RESCUE = False) is
+// the whole DAG again, with DONE on the nodes that finished and the retries left, and
+// is run on its own.
+import { readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import type { DagmanDag, DagmanNode } from './dag-file.ts'
+import type { DagmanEngine } from './engine.ts'
+import { splitLines } from './lexer/lines.ts'
+
+/** DAGMAN_MAX_RESCUE_NUM's default */
+export const MAX_RESCUE = 100
+
+export function rescueName (dagFile: string, n: number): string {
+  return `${dagFile}.rescue${String(n).padStart(3, '0')}`
+}
+
+/** the highest rescue number written for this DAG file (0: none) */
+export function lastRescue (dagFile: string): number {
+  const base = path.basename(dagFile) + '.rescue'
+  let best = 0
+  let names: string[] = []
+  try { names = readdirSync(path.dirname(dagFile)) } catch {}
+  for (const f of names) {
+    if (!f.startsWith(base)) continue
+    const m = /^(\d{3})$/.exec(f.slice(base.length))
+    if (m !== null) best = Math.max(best, Number(m[1]))
+  }
+  return best
+}
+
+/** the node names a partial rescue DAG says are DONE (a full one is run as a DAG of its own) */
+export function rescueDoneNodes (file: string): { done: string[], full: boolean } {
+  const text = readFileSync(file, 'utf8')
+  const done: string[] = []
+  let full = false
+  const lines = splitLines(text)
+  for (let i = 0; i < lines.text.length; i++) {
+    if (lines.comment[i]) continue
+    const toks = lines.text[i].trim().split(/\s+/)
+    const kw = toks[0]?.toUpperCase()
+    if (kw === undefined || kw === '') continue
+    if (kw === 'DONE' && toks[1] !== undefined) done.push(toks[1])
+    else full = true
+  }
+  return { done, full }
+}
+
+function header (dag: DagmanDag, engine: DagmanEngine, partial: boolean, now: Date): string[] {
+  const failed = engine.nodes.flatMap((n, i) => engine.state[i].status === 'error' ? [n.name] : [])
+  const two = (n: number): string => String(n).padStart(2, '0')
+  return [
+    '# Rescue DAG file, created after running',
+    `#   the ${path.basename(dag.file)} DAG file`,
+    `# Created ${now.getUTCMonth() + 1}/${now.getUTCDate()}/${now.getUTCFullYear()} ${two(now.getUTCHours())}:${two(now.getUTCMinutes())}:${two(now.getUTCSeconds())} UTC`,
+    `# Rescue DAG version: 2.0.1 (${partial ? 'partial' : 'full'})`,
+    '#',
+    `# Total number of Nodes: ${engine.nodes.length}`,
+    `# Nodes premarked DONE: ${engine.state.filter(s => s.status === 'done').length}`,
+    `# Nodes that failed: ${failed.length}`,
+    `#   ${failed.map(f => f + ',').join('')}<ENDLIST>`,
+    ''
+  ]
+}
+
+/** a partial rescue DAG: the DONE nodes (read with the original DAG file) */
+export function partialRescue (dag: DagmanDag, engine: DagmanEngine, now: Date): string {
+  const lines = header(dag, engine, true, now)
+  engine.nodes.forEach((n, i) => { if (engine.state[i].status === 'done' && !n.final) lines.push(`DONE ${n.name}`) })
+  return lines.join('\n') + '\n'
+}
+
+function vq (v: string): string { return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"` }
+
+/** a full rescue DAG: every node again, DONE where it finished, with the retries it has left */
+export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, resetRetries: boolean): string {
+  const lines = header(dag, engine, false, now)
+  const byName = new Map(engine.nodes.map((n, i) => [n.name, i]))
+  const rel = (f: string): string => { const r = path.relative(dag.dir, f); return r === '' || r.startsWith('..') ? f : r }
+  for (const n of dag.nodes) {
+    const i = byName.get(n.name) as number
+    const s = engine.state[i]
+    const kw = n.kind === 'SUBDAG' ? 'SUBDAG EXTERNAL' : n.kind
+    const dir = n.dir !== path.dirname(n.at.file) ? ` DIR ${rel(n.dir)}` : ''
+    lines.push('', `${kw} ${n.name} ${n.submit}${dir}${n.noop ? ' NOOP' : ''}`)
+    for (const sc of n.scripts) lines.push(`SCRIPT ${sc.kind} ${n.name} ${sc.command}`)
+    if (n.preSkip !== null) lines.push(`PRE_SKIP ${n.name} ${n.preSkip.code}`)
+    if (n.retry !== null && n.retry.count > 0) {
+      const left = Math.max(0, n.retry.count - s.retries)
+      if (s.status === 'error' && s.retryStopped) lines.push(`# ${s.retries} of ${n.retry.count} retries performed; remaining attempts aborted after node returned ${s.returnValue ?? ''}`)
+      else if (!resetRetries) lines.push(`# ${s.retries} of ${n.retry.count} retries already performed; ${left} remaining`)
+      lines.push(`RETRY ${n.name} ${resetRetries ? n.retry.count : left}${n.retry.unlessExit !== null ? ` UNLESS-EXIT ${n.retry.unlessExit}` : ''}`)
+    }
+    if (n.vars.length > 0) lines.push(`VARS ${n.name} ${n.vars.map(v => `${v.name}=${vq(v.value)}`).join(' ')}`)
+    if (n.abortDagOn !== null) lines.push(`ABORT-DAG-ON ${n.name} ${n.abortDagOn.value}${n.abortDagOn.returnValue !== null ? ` RETURN ${n.abortDagOn.returnValue}` : ''}`)
+    if (n.priority !== null && n.priority.value !== 0) lines.push(`PRIORITY ${n.name} ${n.priority.value}`)
+    if (n.category !== null) lines.push(`CATEGORY ${n.name} ${n.category.name}`)
+    // a FINAL node is never marked DONE
+    if (s.status === 'done' && n.kind !== 'FINAL') lines.push(`DONE ${n.name}`)
+  }
+  lines.push('')
+  for (const n of dag.nodes) {
+    if (n.parents.length === 0) continue
+    lines.push(`PARENT ${n.parents.map(p => dag.nodes[p].name).join(' ')} CHILD ${n.name}`)
+  }
+  for (const m of dag.maxJobs) lines.push(`MAXJOBS ${m.category} ${m.limit}`)
+  for (const c of dag.commands) lines.push(`${c.keyword} ${c.args}`)
+  return lines.join('\n') + '\n'
+}
+
+export type { DagmanNode }

@@ -1,0 +1,390 @@
+// `bgrid submit FILE.dag`: a DAGMan file run as condor_dagman runs it, on the submitter's
+// machine. The story: read the DAG (and the rescue DAG a failed run left) -> the engine
+// (engine.ts) says what starts -> PRE and POST scripts run here, in the node's directory;
+// scheduler/local universe jobs run here too; vanilla jobs go to bgrid workers through
+// one run of the coordinator kept open for the DAG (grid-pool.ts); a SUBDAG EXTERNAL is
+// this same function on its DAG file -> the node status file, jobstate.log, dagman.out
+// and metrics as it goes -> a rescue DAG when the DAG did not succeed.
+import { spawn } from 'node:child_process'
+import { openSync, closeSync, writeFileSync, existsSync, readFileSync, statSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { BgridError, errorMessage } from '../../protocol/errors.ts'
+import { readDagmanFile, type DagmanDag, type DagmanNode } from './dag-file.ts'
+import { dagmanNodeJobs, type NodeJob } from './to-dag-json.ts'
+import { DagmanEngine, DEFAULT_ENGINE_OPTIONS, type Action, type EngineNode, type EngineOptions, type DagResult } from './engine.ts'
+import { nodeStatusFile } from './status-file.ts'
+import { rescueName, lastRescue, rescueDoneNodes, partialRescue, fullRescue, MAX_RESCUE } from './rescue.ts'
+import { DagmanOut, JobstateLog, writeMetrics } from './dagman-logs.ts'
+
+/** Where vanilla jobs run: bgrid workers (grid-pool.ts). */
+export interface JobRunner {
+  run: (job: NodeJob, signal: AbortSignal) => Promise<{ code: number, why?: string }>
+}
+
+export interface DagmanRunOptions {
+  dagFile: string
+  /** condor_submit_dag's options as given (kept in FILE.dag.condor.sub, passed to SUBDAGs) */
+  csdArgs: string[]
+  /** -autorescue 0 / --no-rescue: false; undefined: DAGMAN_AUTO_RESCUE (default true) */
+  autoRescue?: boolean
+  /** -dorescuefrom N */
+  doRescueFrom?: number
+  maxJobs?: number
+  maxPre?: number
+  maxPost?: number
+  /** -outfile_dir: where dagman.out goes */
+  outfileDir?: string
+  /** vanilla jobs: made on the first one (a DAG of scheduler-universe nodes needs no worker) */
+  grid: () => Promise<JobRunner>
+  /** each dagman.out line, as it is written (the terminal) */
+  echo?: (line: string) => void
+  signal: AbortSignal
+  /** nesting (SUBDAG EXTERNAL) */
+  depth?: number
+  env?: Record<string, string | undefined>
+}
+
+export interface DagmanRunResult extends DagResult {
+  dagFile: string
+  rescue: string | null
+  nodes: number
+  done: number
+}
+
+/** DAGMan configuration: the DAG's CONFIG file, then _CONDOR_ variables (which win) */
+function dagmanConfig (dag: DagmanDag, env: Record<string, string | undefined>): Map<string, string> {
+  const cfg = new Map<string, string>()
+  for (const c of dag.commands) {
+    if (c.keyword !== 'CONFIG') continue
+    const f = path.resolve(dag.dir, c.args.trim())
+    let text: string
+    try { text = readFileSync(f, 'utf8') } catch (err) { throw new BgridError('INVALID_DAG', `${path.relative(dag.dir, c.at.file) || c.at.file}:${c.at.line}: CONFIG ${c.args}: ${errorMessage(err)}`) }
+    for (const line of text.split('\n')) {
+      const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$/.exec(line)
+      if (m !== null) cfg.set(m[1].toUpperCase(), m[2])
+    }
+  }
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('_CONDOR_') && v !== undefined) cfg.set(k.slice(8).toUpperCase(), v)
+  return cfg
+}
+
+function bool (v: string | undefined, dflt: boolean): boolean {
+  if (v === undefined || v.trim() === '') return dflt
+  return /^(true|t|yes|y|1)$/i.test(v.trim()) ? true : /^(false|f|no|n|0)$/i.test(v.trim()) ? false : dflt
+}
+function int (v: string | undefined, dflt: number): number {
+  const n = Number(v)
+  return v === undefined || v.trim() === '' || !Number.isInteger(n) ? dflt : n
+}
+
+/** a child's exit as DAGMan sees it: its code, or its signal's number negated */
+function exitValue (code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code
+  return -(os.constants.signals[signal ?? 'SIGKILL'] ?? 9)
+}
+
+/** Run a process to its end in `cwd`; killed (its whole group) when `signal` aborts. */
+async function runProcess (file: string, args: string[], o: { cwd: string, env: Record<string, string>, stdin?: string | null, stdout?: string | null, stderr?: string | null, signal: AbortSignal }): Promise<{ code: number, why?: string }> {
+  const fds: number[] = []
+  const open = (f: string | null | undefined, flags: string): number | 'ignore' => {
+    if (f === null || f === undefined) return 'ignore'
+    const fd = openSync(f, flags, 0o644)
+    fds.push(fd)
+    return fd
+  }
+  try {
+    const inFd = open(o.stdin, 'r')
+    const outFd = open(o.stdout, 'w')
+    const errFd = o.stderr !== null && o.stderr === o.stdout ? outFd : open(o.stderr, 'w')
+    return await new Promise(resolve => {
+      let child: ReturnType<typeof spawn>
+      try {
+        child = spawn(file, args, { cwd: o.cwd, env: o.env, stdio: [inFd, outFd, errFd], detached: true })
+      } catch (err) { resolve({ code: 1, why: `cannot start ${file}: ${errorMessage(err)}` }); return }
+      const kill = (): void => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch {} }
+      o.signal.addEventListener('abort', kill, { once: true })
+      child.once('error', err => { o.signal.removeEventListener('abort', kill); resolve({ code: 1, why: `cannot start ${file}: ${err.message}` }) })
+      child.once('exit', (code, sig) => {
+        o.signal.removeEventListener('abort', kill)
+        // nothing it started outlives it
+        kill()
+        resolve({ code: exitValue(code, sig) })
+      })
+    })
+  } catch (err) {
+    return { code: 1, why: errorMessage(err) }
+  } finally {
+    for (const fd of fds) closeSync(fd)
+  }
+}
+
+/** a script's or executable's name: a file in `dir` when there is one there, else looked up in PATH */
+function program (name: string, dir: string): string {
+  if (name.includes('/')) return path.resolve(dir, name)
+  const local = path.join(dir, name)
+  return existsSync(local) ? local : name
+}
+
+function baseEnv (env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const k of ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'PERL5LIB']) if (env[k] !== undefined) out[k] = env[k] as string
+  return out
+}
+
+export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> {
+  const env = o.env ?? process.env
+  let dagFile = path.resolve(o.dagFile)
+  if (!existsSync(dagFile) || !statSync(dagFile).isFile()) throw new BgridError('NOT_FOUND', `${o.dagFile}: no such DAG file`)
+  const depth = o.depth ?? 0
+  // condor_submit_dag's output files are named after the DAG file given, rescue or not
+  const outBase = dagFile
+  const outDir = o.outfileDir !== undefined ? path.resolve(path.dirname(dagFile), o.outfileDir) : path.dirname(dagFile)
+  const out = new DagmanOut(path.join(outDir, path.basename(outBase) + '.dagman.out'), o.echo)
+  out.line('******************************************************')
+  out.line(`** bgrid ${depth > 0 ? 'SUBDAG ' : ''}run of ${path.basename(dagFile)} (condor_dagman semantics)`)
+  out.line(`** PID = ${process.pid}`)
+  out.line('******************************************************')
+  writeCondorSub(dagFile, o.csdArgs)
+
+  // the rescue DAG a failed run left: DONE nodes (partial) or the DAG to run (full)
+  let first = readDagmanFile(dagFile)
+  let cfg = dagmanConfig(first, env)
+  const autoRescue = o.autoRescue ?? bool(cfg.get('DAGMAN_AUTO_RESCUE'), true)
+  const maxRescue = int(cfg.get('DAGMAN_MAX_RESCUE_NUM'), MAX_RESCUE)
+  let rescueNum = o.doRescueFrom ?? (autoRescue ? lastRescue(dagFile) : 0)
+  if (rescueNum > maxRescue) rescueNum = maxRescue
+  const done = new Set<string>()
+  if (rescueNum > 0) {
+    const rf = rescueName(dagFile, rescueNum)
+    if (!existsSync(rf)) throw new BgridError('NOT_FOUND', `rescue DAG ${rf} does not exist (-dorescuefrom ${rescueNum})`)
+    const r = rescueDoneNodes(rf)
+    out.line(`Running rescue DAG ${rescueNum} (${path.basename(rf)})${r.full ? ', a full rescue DAG' : ''}`)
+    if (r.full) { first = readDagmanFile(rf); cfg = dagmanConfig(first, env); dagFile = rf } else for (const d of r.done) done.add(d)
+  }
+  const dag = first
+  for (const n of dag.nodes) {
+    if (n.kind === 'PROVISIONER' || n.kind === 'SERVICE') throw new BgridError('INVALID_DAG', `${path.relative(dag.dir, n.at.file) || n.at.file}:${n.at.line}: ${n.kind} nodes are not supported by bgrid`)
+  }
+  for (const d of done) if (!dag.byName.has(d)) throw new BgridError('INVALID_DAG', `the rescue DAG marks node ${d} DONE, but ${path.basename(dagFile)} has no such node`)
+
+  const engineOpts: EngineOptions = {
+    ...DEFAULT_ENGINE_OPTIONS,
+    maxJobs: o.maxJobs ?? int(cfg.get('DAGMAN_MAX_JOBS_SUBMITTED'), 0),
+    maxPre: o.maxPre ?? int(cfg.get('DAGMAN_MAX_PRE_SCRIPTS'), DEFAULT_ENGINE_OPTIONS.maxPre),
+    maxPost: o.maxPost ?? int(cfg.get('DAGMAN_MAX_POST_SCRIPTS'), DEFAULT_ENGINE_OPTIONS.maxPost),
+    categoryLimits: new Map(dag.maxJobs.map(m => [m.category, m.limit])),
+    alwaysRunPost: bool(cfg.get('DAGMAN_ALWAYS_RUN_POST'), false)
+  }
+  const engine = new DagmanEngine(dag.nodes.map((n): EngineNode => ({
+    name: n.name,
+    parents: n.parents,
+    final: n.kind === 'FINAL',
+    pre: n.scripts.some(s => s.kind === 'PRE'),
+    post: n.scripts.some(s => s.kind === 'POST'),
+    retryMax: n.retry?.count ?? 0,
+    unlessExit: n.retry?.unlessExit ?? null,
+    abortOn: n.abortDagOn === null ? null : { value: n.abortDagOn.value, returnValue: n.abortDagOn.returnValue },
+    priority: n.priority?.value ?? 0,
+    category: n.category?.name ?? null,
+    preSkip: n.preSkip?.code ?? null,
+    done: n.done !== null || done.has(n.name)
+  })), engineOpts)
+  out.line(`Dag contains ${dag.nodes.length} total jobs`)
+
+  const statusCmd = dag.commands.filter(c => c.keyword === 'NODE_STATUS_FILE').at(-1)
+  const statusArgs = statusCmd?.args.trim().split(/\s+/) ?? []
+  const statusFile = statusArgs[0] !== undefined ? path.resolve(dag.dir, statusArgs[0]) : null
+  const jobstateCmd = dag.commands.filter(c => c.keyword === 'JOBSTATE_LOG').at(-1)
+  const jobstate = new JobstateLog(jobstateCmd !== undefined ? path.resolve(dag.dir, jobstateCmd.args.trim()) : null)
+  jobstate.internal('DAGMAN_STARTED', `${process.pid}.0`)
+  const startedAt = Date.now()
+  const dagFiles = [path.basename(dagFile)]
+  const writeStatus = (result: DagResult | null): void => {
+    if (statusFile === null) return
+    try { writeFileSync(statusFile, nodeStatusFile(dagFiles, engine, result, new Date(), Math.floor(Date.now() / 1000) + 60)) } catch (err) { out.line(`ERROR: cannot write the node status file ${statusFile}: ${errorMessage(err)}`) }
+  }
+  writeStatus(null)
+
+  // ---- running what the engine says ----------------------------------------------
+  const running = new Map<number, AbortController>()
+  let wake: () => void = () => {}
+  let cluster = 0
+  const clusterOf = new Map<number, string>()
+  let statusDirty = true
+  const nodeAbort = (i: number): AbortController => {
+    const ac = new AbortController()
+    running.set(i, ac)
+    return ac
+  }
+  const onAbortAll = (): void => { for (const ac of running.values()) ac.abort() }
+  o.signal.addEventListener('abort', onAbortAll, { once: true })
+  const finish = (i: number, fn: () => void): void => {
+    running.delete(i)
+    fn()
+    statusDirty = true
+    wake()
+  }
+
+  const scriptArgs = (n: DagmanNode, i: number, command: string, a: Action): string[] => {
+    const s = engine.state[i]
+    const macros: Record<string, string> = {
+      $JOB: n.name,
+      $RETRY: String(a.retry),
+      $MAX_RETRIES: String(n.retry?.count ?? 0),
+      $DAG_STATUS: String(engine.dagStatus()),
+      $FAILED_COUNT: String(engine.count('error')),
+      $FUTILE_COUNT: String(engine.count('futile')),
+      $DONE_COUNT: String(engine.count('done')),
+      $QUEUED_COUNT: String(engine.count('submitted')),
+      $NODE_COUNT: String(engine.nodes.length),
+      $PRE_SCRIPT_RETURN: String(s.preReturn ?? -1)
+    }
+    if (a.kind === 'post') {
+      macros.$RETURN = String(a.ret)
+      macros.$JOBID = clusterOf.get(i) ?? '-1.-1'
+    }
+    // DAGMan splits a script's line on white space and replaces whole arguments only
+    return command.trim().split(/\s+/).map(t => macros[t] ?? t)
+  }
+
+  const runScript = (a: Extract<Action, { kind: 'pre' | 'post' }>): void => {
+    const n = dag.nodes[a.node]
+    const sc = n.scripts.find(s => s.kind === (a.kind === 'pre' ? 'PRE' : 'POST'))
+    if (sc === undefined) throw new Error(`node ${n.name} has no ${a.kind} script`)
+    const argv = scriptArgs(n, a.node, sc.command, a)
+    const what = a.kind === 'pre' ? 'PRE' : 'POST'
+    out.line(`Running ${what} script of Node ${n.name}...`)
+    jobstate.event(n.name, `${what}_SCRIPT_STARTED`, '-')
+    const ac = nodeAbort(a.node)
+    const dbg = sc.debug !== null ? path.resolve(n.dir, sc.debug.file) : null
+    const so = dbg !== null && /^(STDOUT|ALL)$/i.test(sc.debug?.stream ?? '') ? dbg : null
+    const se = dbg !== null && /^(STDERR|ALL)$/i.test(sc.debug?.stream ?? '') ? dbg : null
+    runProcess(program(argv[0], n.dir), argv.slice(1), { cwd: n.dir, env: { ...env } as Record<string, string>, stdout: so, stderr: se, signal: ac.signal })
+      .then(r => {
+        const ok = r.code === 0
+        out.line(`${what} Script of node ${n.name} ${ok ? 'completed successfully.' : `failed with status ${r.code}${r.why !== undefined ? ` (${r.why})` : ''}`}`)
+        jobstate.event(n.name, `${what}_SCRIPT_${ok ? 'SUCCESS' : 'FAILURE'}`, '-', String(r.code))
+        finish(a.node, () => { if (a.kind === 'pre') engine.preDone(a.node, r.code); else engine.postDone(a.node, r.code) })
+      }, err => { finish(a.node, () => { out.line(`ERROR: ${what} script of ${n.name}: ${errorMessage(err)}`); if (a.kind === 'pre') engine.preDone(a.node, 1); else engine.postDone(a.node, 1) }) })
+  }
+
+  const runJob = async (n: DagmanNode, a: Action, signal: AbortSignal): Promise<{ code: number, why?: string }> => {
+    if (n.noop) return { code: 0 }
+    if (n.kind === 'SUBDAG') {
+      const sub = await runDagman({ ...o, dagFile: path.resolve(n.dir, n.submit), depth: depth + 1, signal, outfileDir: o.outfileDir })
+      return { code: sub.exitCode }
+    }
+    let jobs: NodeJob[]
+    try {
+      jobs = dagmanNodeJobs(dag, a.node, { retry: a.retry, dagStatus: engine.dagStatus(), failedCount: engine.count('error') }, env)
+    } catch (err) {
+      return { code: 1, why: `Job submit failed: ${errorMessage(err)}` }
+    }
+    const results = await Promise.all(jobs.map(async j => {
+      if (j.universe === 'local') {
+        return await runProcess(program(j.exe, n.dir), j.args, { cwd: j.iwd, env: { ...baseEnv(env), ...j.env }, stdin: j.stdin, stdout: j.stdout, stderr: j.stderr, signal })
+      }
+      return await (await o.grid()).run(j, signal)
+    }))
+    const bad = results.find(r => r.code !== 0)
+    return bad ?? results[results.length - 1] ?? { code: 0 }
+  }
+
+  const submit = (a: Extract<Action, { kind: 'submit' }>): void => {
+    const n = dag.nodes[a.node]
+    const id = `${++cluster}.0`
+    clusterOf.set(a.node, id)
+    out.line(`Submitting ${n.kind === 'SUBDAG' ? 'sub-DAG' : n.noop ? 'NOOP' : 'HTCondor'} Node ${n.name} job(s)...`)
+    out.line(`	assigned HTCondor ID (${id.replace('.0', '.0.0')})`)
+    jobstate.event(n.name, 'SUBMIT', id)
+    jobstate.event(n.name, 'EXECUTE', id)
+    const ac = nodeAbort(a.node)
+    runJob(n, a, ac.signal).then(r => {
+      jobstate.event(n.name, 'JOB_TERMINATED', id, String(r.code))
+      jobstate.event(n.name, r.code === 0 ? 'JOB_SUCCESS' : 'JOB_FAILURE', id, String(r.code))
+      out.line(`Node ${n.name} job proc (${id}.0) ${r.code === 0 ? 'completed successfully.' : `failed with status ${r.code}.${r.why !== undefined ? ` ${r.why}` : ''}`}`)
+      finish(a.node, () => { engine.jobDone(a.node, r.code, r.why) })
+    }, err => {
+      finish(a.node, () => { engine.jobDone(a.node, 1, `Job submit failed: ${errorMessage(err)}`) })
+    })
+  }
+
+  let lastCounts = ''
+  let lastTable = 0
+  let result: DagResult | null = null
+  let lastStatusWrite = 0
+  while (true) {
+    for (const a of [...engine.next(), ...engine.nextPosts()]) {
+      if (a.kind === 'submit') submit(a)
+      else runScript(a)
+    }
+    for (const i of engine.toStop()) running.get(i)?.abort()
+    for (const t of engine.transitions.splice(0)) if (t.from === t.to || t.to === 'error' || t.to === 'futile') out.line(`Node ${t.node}: ${t.why}`)
+    const counts = `${engine.count('done')}/${engine.count('prerun')}/${engine.count('submitted')}/${engine.count('postrun')}/${engine.count('ready')}/${engine.count('not_ready')}/${engine.count('error')}/${engine.count('futile')}`
+    // the table on a tick, as DAGMan prints it (not after every event)
+    if (counts !== lastCounts && Date.now() - lastTable >= 1000) {
+      lastCounts = counts
+      lastTable = Date.now()
+      out.counts(engine.dagStatus(), engine.nodes.length, { done: engine.count('done'), pre: engine.count('prerun'), queued: engine.count('submitted'), post: engine.count('postrun'), ready: engine.count('ready'), unready: engine.count('not_ready'), failed: engine.count('error'), futile: engine.count('futile') })
+    }
+    if (statusDirty && Date.now() - lastStatusWrite > 1000) { statusDirty = false; lastStatusWrite = Date.now(); writeStatus(null) }
+    result = engine.result()
+    if (result !== null) break
+    if (o.signal.aborted && running.size === 0) break
+    await new Promise<void>(resolve => { const t = setTimeout(resolve, 1000); wake = () => { clearTimeout(t); wake = () => {}; resolve() } })
+  }
+  o.signal.removeEventListener('abort', onAbortAll)
+  if (result === null) result = { exitCode: 2, status: 4, failed: engine.count('error') }
+
+  out.counts(engine.dagStatus(), engine.nodes.length, { done: engine.count('done'), pre: 0, queued: 0, post: 0, ready: engine.count('ready'), unready: engine.count('not_ready'), failed: engine.count('error'), futile: engine.count('futile') })
+  writeStatus(result)
+  let rescue: string | null = null
+  // as DAGMan: none when the DAG succeeded (ABORT-DAG-ON ... RETURN 0 included)
+  if (result.exitCode !== 0) {
+    const num = lastRescue(outBase) + 1
+    if (num <= maxRescue) {
+      rescue = rescueName(outBase, num)
+      const partial = bool(cfg.get('DAGMAN_WRITE_PARTIAL_RESCUE'), true)
+      const text = partial ? partialRescue(dag, engine, new Date()) : fullRescue(dag, engine, new Date(), bool(cfg.get('DAGMAN_RESET_RETRIES_UPON_RESCUE'), true))
+      writeFileSync(rescue, text)
+      out.line(`Writing Rescue DAG file ${path.basename(rescue)}`)
+    } else out.line(`Rescue DAG ${num} would be more than DAGMAN_MAX_RESCUE_NUM (${maxRescue}): none written`)
+  }
+  const nodeCount = engine.nodes.length
+  const isSub = (i: number): boolean => dag.nodes[i].kind === 'SUBDAG'
+  const tally = (sub: boolean, st: 'done' | 'error'): number => engine.state.filter((s, i) => isSub(i) === sub && s.status === st).length
+  writeMetrics(outBase + '.metrics', {
+    startTime: startedAt, endTime: Date.now(), result, rescueNum, dagmanId: String(process.pid), parentDagId: depth > 0 ? String(process.pid) : '',
+    jobs: dag.nodes.length - dag.nodes.filter(n => n.kind === 'SUBDAG').length, jobsSucceeded: tally(false, 'done'), jobsFailed: tally(false, 'error'),
+    dagJobs: dag.nodes.filter(n => n.kind === 'SUBDAG').length, dagJobsSucceeded: tally(true, 'done'), dagJobsFailed: tally(true, 'error')
+  })
+  out.line(`Wrote metrics file ${path.basename(outBase)}.metrics.`)
+  jobstate.internal('DAGMAN_FINISHED', String(result.exitCode))
+  out.line(`All jobs ${result.exitCode === 0 ? 'Completed!' : 'did not complete.'}`)
+  out.exiting(result.exitCode)
+  return { ...result, dagFile, rescue, nodes: nodeCount, done: engine.count('done') }
+}
+
+/** FILE.dag.condor.sub: the submit description condor_submit_dag would have queued for condor_dagman */
+function writeCondorSub (dagFile: string, csdArgs: string[]): void {
+  const base = path.basename(dagFile)
+  const args = ['-p', '0', '-f', '-l', '.', '-Lockfile', `${base}.lock`, '-Dag', base, ...csdArgs]
+  const quoted = args.map(a => /[\s'"]/.test(a) ? `'${a.replace(/'/g, "''").replace(/"/g, '""')}'` : a).join(' ')
+  const text = [
+    `# Filename: ${base}.condor.sub`,
+    `# Generated by bgrid submit ${[base, ...csdArgs].join(' ')}`,
+    '# bgrid ran this DAG itself; this is the job condor_submit_dag would queue on an HTCondor pool',
+    'universe\t= scheduler',
+    'executable\t= condor_dagman',
+    'getenv\t\t= CONDOR_CONFIG,_CONDOR_*,PATH,PYTHONPATH,PERL*,PEGASUS_*,TZ,HOME,USER,LANG,LC_ALL',
+    `output\t\t= ${base}.lib.out`,
+    `error\t\t= ${base}.lib.err`,
+    `log\t\t= ${base}.dagman.log`,
+    'remove_kill_sig\t= SIGUSR1',
+    `arguments\t= "${quoted}"`,
+    'queue',
+    ''
+  ].join('\n')
+  try { writeFileSync(`${dagFile}.condor.sub`, text) } catch {}
+}

@@ -1,0 +1,54 @@
+// Conformance with HTCondor's own DAGMan tests (issue 10): each test of
+// ../shared/corpus/htcondor-dagman (its DAG, submit files, Perl node programs and .run
+// driver), copied to a scratch directory and run by its own .run driver unchanged, with
+// testbed/condor-perl standing in for HTCondor's CondorTest.pm: RunDagTest runs
+// `bgrid submit FILE.dag -verbose` inside a lab namespace where bgrid daemons serve the
+// vanilla jobs, and the driver checks the files, lines and exit codes it expects.
+import t from 'tap'
+import path from 'node:path'
+import { cpSync, existsSync, readdirSync, readFileSync, copyFileSync } from 'node:fs'
+import { clusterOrSkip, ROOT, BGRID } from '../testbed/cluster.ts'
+
+const CORPUS = path.resolve(ROOT, '..', 'shared', 'corpus', 'htcondor-dagman')
+const SHIM = path.join(ROOT, 'testbed', 'condor-perl')
+
+if (!existsSync(CORPUS)) t.plan(0, `needs HTCondor's DAGMan tests in ${CORPUS}`)
+else {
+  const cluster = clusterOrSkip(t)
+  if (cluster !== undefined) {
+    await cluster.startDaemons(3)
+    const user = cluster.lab.addHost()
+    const home = path.join(cluster.tmp, 'home')
+    const tests = readdirSync(CORPUS).filter(d => existsSync(path.join(CORPUS, d, `${d}.run`))).sort()
+    const passed: string[] = []
+    for (const name of tests) {
+      t.test(name, async t => {
+        const dir = path.join(cluster.tmp, name)
+        cpSync(path.join(CORPUS, name), dir, { recursive: true })
+        copyFileSync(path.join(SHIM, 'appendmsg'), path.join(dir, 'appendmsg'))
+        const submit = [process.execPath, BGRID, 'submit', '--data-dir', home, '--quiet', '--wait', '20', '--lease', '3']
+        const p = cluster.spawn(user, ['perl', '-I', SHIM, `${name}.run`], { BGRID_SUBMIT: JSON.stringify(submit) }, dir)
+        const { code } = await p.done(240_000)
+        const out = (f: string): string => { try { return readFileSync(path.join(dir, f), 'utf8').slice(-1500) } catch { return '(none)' } }
+        t.equal(code, 0, code === 0 ? `${name}.run accepts what bgrid did` : `${name}.run refuses what bgrid did\n${p.stderr.slice(-2000)}\n--- dagman.out:\n${out(`${name}.dag.dagman.out`)}`)
+        // vanilla jobs ran on the lab's daemons (the grid run's run.json names their workers)
+        const vanilla = readdirSync(dir).filter(f => /\.(cmd|sub)$/.test(f) && !/universe\s*=\s*(scheduler|local)/i.test(readFileSync(path.join(dir, f), 'utf8')))
+        if (vanilla.length > 0) {
+          const runs = existsSync(path.join(dir, 'bgrid-runs')) ? readdirSync(path.join(dir, 'bgrid-runs')) : []
+          const workers = new Set<string>()
+          for (const r of runs) {
+            const run = JSON.parse(readFileSync(path.join(dir, 'bgrid-runs', r, 'run.json'), 'utf8'))
+            for (const j of Object.values(run.jobs) as any[]) if (j.worker !== undefined) workers.add(j.worker)
+          }
+          const peers = new Set(cluster.daemons.map(d => d.peer))
+          t.ok(workers.size > 0 && [...workers].every(w => peers.has(w)), `${name}: its vanilla jobs (${vanilla.join(', ')}) ran on the lab's bgrid daemons (${workers.size} of them)`)
+        }
+        if (code === 0) passed.push(name)
+      })
+    }
+    t.test('summary', async t => {
+      t.comment(`${passed.length} of ${tests.length} of HTCondor's DAGMan tests pass: ${passed.join(' ')}`)
+      t.equal(passed.length, tests.length, 'every corpus test passes')
+    })
+  }
+}

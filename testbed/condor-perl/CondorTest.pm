@@ -1,0 +1,53 @@
+# A stand-in for HTCondor's test-suite module (src/condor_tests/CondorTest.pm), just
+# enough to run its DAGMan tests' .run drivers unchanged against bgrid: RunDagTest runs
+# `bgrid submit DAG ARGS` (the command in $ENV{BGRID_SUBMIT}, a JSON array) and calls the
+# callbacks the driver registered as the DAGMan job's events would have: submit and
+# execute, then exited-success (exit 0), exited-failure (any other exit) or
+# exited-abnormal (a signal). A callback that dies fails the test, as in HTCondor's.
+package CondorTest;
+use strict;
+use warnings;
+use JSON::PP;
+
+my %callbacks;
+my $debug = $ENV{BGRID_CONDORTEST_DEBUG} ? 1 : 0;
+
+sub debug { my ($msg, $level) = @_; print STDERR "CondorTest: $msg" if $debug; }
+
+sub _register { my ($what, $name, $sub) = @_; $callbacks{$what} = $sub; }
+sub RegisterExitedSuccess { _register('success', @_); }
+sub RegisterExitedFailure { _register('failure', @_); }
+sub RegisterExitedAbnormal { _register('abnormal', @_); }
+sub RegisterExecute { _register('execute', @_); }
+sub RegisterSubmit { _register('submit', @_); }
+sub RegisterAbort { _register('abort', @_); }
+sub RegisterHold { _register('hold', @_); }
+sub RegisterEvictedWithoutCheckpoint { _register('evicted', @_); }
+
+sub RunDagTest {
+    my ($name, $dag, $wants_checkpoint, $dagman_args) = @_;
+    my @submit = @{ decode_json($ENV{BGRID_SUBMIT} // die "BGRID_SUBMIT is not set\n") };
+    my @args = defined $dagman_args ? split(' ', $dagman_args) : ();
+    my %info = (cluster => 1, proc => 0, name => $name, log => "$dag.dagman.log");
+    $callbacks{submit}->(%info) if $callbacks{submit};
+    $callbacks{execute}->(%info) if $callbacks{execute};
+    print STDERR "CondorTest: running @submit $dag @args\n";
+    my $rc = system(@submit, $dag, @args);
+    if ($rc == -1) { die "CondorTest: cannot run @submit: $!\n"; }
+    if ($rc & 127) {
+        $info{signal} = $rc & 127;
+        if ($callbacks{abnormal}) { $callbacks{abnormal}->(%info); return 1; }
+        return 0;
+    }
+    my $code = $rc >> 8;
+    $info{retval} = $code;
+    print STDERR "CondorTest: $dag exited with $code\n";
+    if ($code == 0) {
+        $callbacks{success}->(%info) if $callbacks{success};
+        return 1;
+    }
+    if ($callbacks{failure}) { $callbacks{failure}->(%info); return 1; }
+    return 0;
+}
+
+1;

@@ -4,7 +4,7 @@
 // (json, dagman, json, dagman...), each timed from the submit's spawn to its exit.
 // Target: the DAGMan bag runs at >= 0.8x the dag.json rate.
 import path from 'node:path'
-import { writeFileSync, mkdirSync, readFileSync, readdirSync, rmSync, copyFileSync } from 'node:fs'
+import { cpSync, writeFileSync, mkdirSync, readFileSync, readdirSync, rmSync, copyFileSync } from 'node:fs'
 import { Cluster, BGRID } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
 import { median } from './measure.ts'
@@ -31,7 +31,7 @@ try {
   /** ms from the submit's spawn to its exit */
   const submit = async (args: string[], what: string): Promise<number> => {
     const t0 = performance.now()
-    const p = c.spawn(h, [process.execPath, BGRID, 'submit', ...args, '--data-dir', home, '--quiet', '--wait', '20'], {}, dir)
+    const p = c.spawn(h, [process.execPath, BGRID, 'submit', ...args, '--data-dir', home, '--quiet', '--wait', '20'], process.env.BGRID_BENCH_SUBMIT_NODE_OPTIONS !== undefined ? { NODE_OPTIONS: process.env.BGRID_BENCH_SUBMIT_NODE_OPTIONS } : {}, dir)
     const { code, signal } = await p.done(600_000)
     const ms = performance.now() - t0
     if (code !== 0) throw new Error(`${what}: bgrid submit exited ${String(code ?? signal)}\n${p.stderr.slice(-3000)}`)
@@ -45,7 +45,11 @@ try {
     clean()
     const dagmanMs = await submit(['bag.dag'], `round ${k + 1} DAGMan`)
     const dout = readFileSync(path.join(dir, 'bag.dag.dagman.out'), 'utf8')
-    if (process.env.BGRID_BENCH_KEEP !== undefined) copyFileSync(path.join(dir, 'bag.dag.dagman.out'), path.join(process.env.BGRID_BENCH_KEEP, `dagman-bag-run${k}.dagman.out`))
+    if (process.env.BGRID_BENCH_KEEP !== undefined) {
+      copyFileSync(path.join(dir, 'bag.dag.dagman.out'), path.join(process.env.BGRID_BENCH_KEEP, `dagman-bag-run${k}.dagman.out`))
+      cpSync(path.join(dir, 'bgrid-runs'), path.join(process.env.BGRID_BENCH_KEEP, `dagman-runs${k}`), { recursive: true })
+      cpSync(path.join(c.tmp, `json-out${k}`), path.join(process.env.BGRID_BENCH_KEEP, `json-out${k}`), { recursive: true })
+    }
     if (!/EXITING WITH STATUS 0\s*$/.test(dout)) throw new Error(`round ${k + 1} DAGMan: bag.dag.dagman.out does not end with EXITING WITH STATUS 0:\n${dout.slice(-2000)}`)
     await idle()
     clean()

@@ -29,6 +29,8 @@ export class GridPool implements JobRunner {
   private broken: string | null = null
   private seq = 0
   private readonly waiting = new Map<string, (job: JobRec | null) => void>()
+  /** jobs whose node no longer waits for them (removed) */
+  private readonly abandoned = new Set<string>()
 
   constructor (opts: PoolOptions) { this.opts = opts }
 
@@ -51,7 +53,9 @@ export class GridPool implements JobRunner {
       this.waiting.delete(id)
       return { code: 1, why: `Job submit failed: ${errorMessage(err)}` }
     }
-    const onAbort = (): void => { this.waiting.get(id)?.(null) }
+    // the node is removed (ABORT-DAG-ON, interrupt): DAGMan condor_rm's the job; here the
+    // run is cancelled when the DAG closes it, and the workers kill what still runs then
+    const onAbort = (): void => { this.abandoned.add(id); this.waiting.get(id)?.(null) }
     signal.addEventListener('abort', onAbort, { once: true })
     const rec = await ended
     signal.removeEventListener('abort', onAbort)
@@ -103,7 +107,7 @@ export class GridPool implements JobRunner {
     const c = new Coordinator({
       ...o,
       dagJson: { raw: { name, collect: 'all', defaults: { retries: 0 }, jobs: [first] }, file: '/dagman-jobs.json' },
-      open: { onJobEnd: (job) => { this.waiting.get(job.spec.id)?.(job) } }
+      open: { onJobEnd: (job) => { this.abandoned.delete(job.spec.id); this.waiting.get(job.spec.id)?.(job) } }
     })
     this.coordinator = c
     this.ended = c.run().then(s => {
@@ -122,6 +126,8 @@ export class GridPool implements JobRunner {
   async close (): Promise<void> {
     if (this.coordinator === undefined) return
     await this.coordinator.started
+    // jobs removed while they ran are not waited for: cancelling the run ends them on their workers
+    if (this.abandoned.size > 0) this.coordinator.cancel(`the DAG is over: ${this.abandoned.size} removed job(s) still running are stopped`)
     this.coordinator.closeJobs()
     await this.ended
   }

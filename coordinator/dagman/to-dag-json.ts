@@ -448,7 +448,8 @@ class Converter {
       const exeAbs = resolveIn(n.dir, exeText)
       let exe: JobDraft['exe']
       if (!transferExe) exe = { kind: 'path', path: exeText }
-      else if (path.isAbsolute(exeText) && this.rel(exeAbs) === null) {
+      else if (path.isAbsolute(exeText) && (this.rel(exeAbs) === null || (this.runMode !== undefined && SYSTEM_DIRS.some(d => exeText.startsWith(d))))) {
+        // a system program (or one outside the dag.json's directory) runs where it is on the worker
         exe = { kind: 'path', path: exeText }
         if (!SYSTEM_DIRS.some(d => exeText.startsWith(d))) this.warn(`executable ${exeText} at ${this.problems.at(at('executable'))} is outside the dag.json's directory: not sent, run where it is on the worker (it must be there)`)
       } else exe = { kind: 'staged', name: path.basename(exeAbs), abs: exeAbs, at: at('executable') }

@@ -10,7 +10,7 @@ export interface Rejection { name: string, reasons: string[] }
 export interface Selection { ranked: Candidate[], rejected: Rejection[] }
 
 /** a node's attributes as expressions see them: the built-in ones, and its custom ones (`--attr`) */
-export function attrsOf (ad: Pick<NodeAd, 'ram' | 'cores' | 'mhz' | 'disk' | 'load' | 'cost' | 'os' | 'arch' | 'attrs'>): Attrs {
+export function attrsOf (ad: Pick<NodeAd, 'ram' | 'cores' | 'mhz' | 'disk' | 'load' | 'cost' | 'os' | 'arch' | 'gflops' | 'attrs'>): Attrs {
   return nodeAttrs(ad)
 }
 

@@ -14,11 +14,11 @@
 import jsep from 'jsep'
 import { BgridError } from './errors.ts'
 
-export const ATTRIBUTES = ['ram', 'cores', 'mhz', 'disk', 'load', 'cost', 'os', 'arch'] as const
+export const ATTRIBUTES = ['ram', 'cores', 'mhz', 'disk', 'load', 'cost', 'os', 'arch', 'gflops'] as const
 export type Attribute = typeof ATTRIBUTES[number]
 export type AttrValue = number | string | boolean
 /** a node's attributes; `extra`: its custom ones, keyed by lower-case name */
-export type Attrs = Record<Attribute, number | string> & { extra?: Readonly<Record<string, AttrValue>> }
+export type Attrs = Record<Exclude<Attribute, 'gflops'>, number | string> & { gflops?: number, extra?: Readonly<Record<string, AttrValue>> }
 
 /** a custom attribute's name: a capital letter first (built-in ones are lower case) */
 export const CUSTOM_NAME = /^[A-Z][A-Za-z0-9_]{0,31}$/
@@ -113,7 +113,8 @@ export function parseExpr (source: string, what = 'expression'): Expr {
 
 /** an attribute's value; undefined: the node does not have it (ClassAd's UNDEFINED) */
 export function lookup (a: Attrs, name: string): AttrValue | undefined {
-  if ((ATTRIBUTES as readonly string[]).includes(name)) return a[name as Attribute]
+  // gflops: UNDEFINED on a node that has not measured it
+  if ((ATTRIBUTES as readonly string[]).includes(name)) return a[name as Attribute] ?? undefined
   const key = name.toLowerCase()
   return a.extra !== undefined && Object.hasOwn(a.extra, key) ? a.extra[key] : undefined
 }

@@ -70,12 +70,13 @@ export function extraOf (attrs: Readonly<Record<string, AttrValue>> | undefined)
 }
 
 /** what a node says of itself (an advertisement, a claim offer) */
-export interface NodeFacts { ram: number, cores: number, mhz: number, disk: number, load: number, cost: number, os: string, arch: string, attrs?: Readonly<Record<string, AttrValue>> }
+/** gflops: the daemon's measured floating-point speed (0 when it has not measured it) */
+export interface NodeFacts { ram: number, cores: number, mhz: number, disk: number, load: number, cost: number, os: string, arch: string, gflops?: number, attrs?: Readonly<Record<string, AttrValue>> }
 
 /** a node's attributes as expressions see them: the built-in ones, and its custom ones (`--attr`) */
 export function nodeAttrs (n: NodeFacts): Attrs {
   const extra = extraOf(n.attrs)
-  return { ram: n.ram, cores: n.cores, mhz: n.mhz, disk: n.disk, load: n.load, cost: n.cost, os: n.os, arch: n.arch, ...(extra !== undefined ? { extra } : {}) }
+  return { ram: n.ram, cores: n.cores, mhz: n.mhz, disk: n.disk, load: n.load, cost: n.cost, os: n.os, arch: n.arch, ...(n.gflops !== undefined && n.gflops > 0 ? { gflops: n.gflops } : {}), ...(extra !== undefined ? { extra } : {}) }
 }
 
 /** Parse a START policy (`--start`); throws INVALID_CONFIG with the column. */

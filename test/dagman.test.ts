@@ -17,6 +17,7 @@ import { dagmanToDagJson, type Converted } from '../coordinator/dagman/to-dag-js
 import { dagmanDot } from '../coordinator/dagman/dot.ts'
 import { parseDag } from '../coordinator/dag.ts'
 import { BgridError } from '../protocol/errors.ts'
+import { parseExpr, evalBool } from '../protocol/expr.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'bgrid-dagman-'))
@@ -307,14 +308,20 @@ t.test('requirements and rank: ClassAd to bgrid expressions', async t => {
   t.equal(translateClassAd('Arch is "aarch64" && !(Memory < 10)'), 'arch =?= "arm64" && !(ram < 10)')
   t.equal(translateClassAd('HasMatlab =?= TRUE && TARGET.site == "lab-b"'), 'HasMatlab =?= true && Site == "lab-b"', 'machines\' custom attributes (bgrid daemon --attr) pass, capitalised')
   for (const [src, re] of [
-    ['KFlops > 100', /unknown attribute "KFlops"/],
     ['OpSys == "PLAN9"', /"PLAN9" has no bgrid equivalent/],
     ['stringListMember("a", "b")', /function stringListMember\(\) is not translated/],
     ['Memory > 1 & 1', /"&" is not something bgrid translates/],
     ['RequestMemory < Memory', /the job sets no request_memory/]
   ] as const) t.throws(() => translateClassAd(src), re, src)
-  const dir = fixture({ 'x.dag': 'JOB A a.sub\n', 'a.sub': 'executable = run.sh\nrequirements = Memory > 1 && KFlops > 2\nqueue\n', 'run.sh': SH })
-  t.match(refused(() => convert(dir)), /a\.sub:2: requirements: unknown attribute "KFlops" .* at column 15 \(node A\)\n {4}Memory > 1 && KFlops > 2\n {18}\^/)
+  const dir = fixture({ 'x.dag': 'JOB A a.sub\n', 'a.sub': 'executable = run.sh\nrequirements = Memory > 1 && Cpus & 2\nqueue\n', 'run.sh': SH })
+  t.match(refused(() => convert(dir)), /a\.sub:2: requirements: "&" is not something bgrid translates .* at column 20 \(node A\)\n {4}Memory > 1 && Cpus & 2\n {23}\^/)
+  // HTCondor's benchmark attributes, from what daemons measure
+  t.equal(translateClassAd('KFlops >= 2000000 && Mips > 1500'), '(gflops * 1000000) >= 2000000 && mhz > 1500')
+  const kf = parseExpr(translateClassAd('KFlops >= 2000000'))
+  const machine = { ram: 4096, cores: 4, mhz: 2400, disk: 1000, load: 0, cost: 0, os: 'linux', arch: 'x64' }
+  t.equal(evalBool(kf, { ...machine, gflops: 2.5 }), true, 'a 2.5 GFLOPS node has 2,500,000 KFlops')
+  t.equal(evalBool(kf, { ...machine, gflops: 1.5 }), false)
+  t.equal(evalBool(kf, machine), false, 'a node that has not measured it: UNDEFINED, so not matched')
   const ok = fixture({ 'x.dag': 'JOB A a.sub\nJOB B a.sub\n', 'a.sub': 'executable = run.sh\nrequest_memory = 1G\nrequirements = OpSys == "LINUX" && Memory >= RequestMemory\nrank = Memory\nqueue\n', 'run.sh': SH })
   const r = convert(ok)
   t.equal(byId(r, 'A').requirements, 'os == "linux" && ram >= 1024')

@@ -90,16 +90,19 @@ function attribute (t: Tok, job: JobValues): { text: string, valueMap?: Record<s
     case 'cpus': return { text: 'cores' }
     case 'disk': return { text: '(disk * 1024)' }
     case 'opsys': return { text: 'os', valueMap: OPSYS }
+    // HTCondor's benchmarks, from what the daemon measures: KFlops from its GFLOPS
+    // benchmark, Mips from its clock (an instruction per cycle: Dhrystone MIPS are of that order)
+    case 'kflops': return { text: '(gflops * 1000000)' }
+    case 'mips': return { text: 'mhz' }
     case 'arch': return { text: 'arch', valueMap: ARCH }
     case 'true': case 'false': if (scope === '') return { text: name }
   }
   if (name === 'undefined' || name === 'error') throw new ClassAdError(`${t.text}: bgrid's expressions have no UNDEFINED or ERROR values`, t.pos)
   // a machine's custom attribute (`bgrid daemon --attr HasMatlab=true`): names ignore
-  // case, as in ClassAds; bgrid spells custom ones with a capital first. KFlops and Mips
-  // are HTCondor's measurements, which bgrid does not map (yet): refused, not UNDEFINED
+  // case, as in ClassAds; bgrid spells custom ones with a capital first
   const own = parts[parts.length - 1]
-  if (name !== 'kflops' && name !== 'mips' && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(own)) return { text: own[0].toUpperCase() + own.slice(1) }
-  throw new ClassAdError(`unknown attribute "${t.text}" (bgrid translates Memory, Cpus, Disk, OpSys, Arch, and the job's RequestMemory, RequestCpus, RequestDisk; its own attributes are ram, cores, mhz, disk, load, cost, os, arch)`, t.pos)
+  if (/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(own)) return { text: own[0].toUpperCase() + own.slice(1) }
+  throw new ClassAdError(`unknown attribute "${t.text}" (bgrid translates Memory, Cpus, Disk, OpSys, Arch, KFlops, Mips, and the job's RequestMemory, RequestCpus, RequestDisk; its own attributes are ram, cores, mhz, disk, load, cost, os, arch, gflops)`, t.pos)
 }
 
 /** the index of the `)` closing the `(` at k, within [k, end) */

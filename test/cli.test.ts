@@ -166,3 +166,13 @@ t.test('cache subcommands have their own options; gc needs --target and says wha
   t.equal(all.keptBytes, 1048576, 'the pinned blob stays')
   t.notOk(all.evicted.some((e: any) => e.hash === a.hash || e.hash === pinned.hash), 'names the blobs it evicted')
 })
+
+t.test('submit of a DAGMan file: a SUBDAG that runs its own DAG fails its node with why, instead of recursing forever', async t => {
+  const d = path.join(dir, 'dagman-selfsub')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'top.dag'), 'SUBDAG EXTERNAL S inner.dag\n')
+  writeFileSync(path.join(d, 'inner.dag'), 'SUBDAG EXTERNAL T top.dag\n')
+  const r = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 1, r.stderr)
+  t.match(readFileSync(path.join(d, 'inner.dag.dagman.out'), 'utf8'), /top\.dag is already running above it \(top\.dag -> inner\.dag\)/)
+})

@@ -5,7 +5,7 @@
 // (output, error, transfer_output_files) come back to where the submit file says, as
 // HTCondor brings them back; its exit value comes back as data (a job that exits 3 is a
 // finished job to bgrid, and a failed node to DAGMan only if POST or the value says so).
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdir, open, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { Coordinator } from '../coordinator.ts'
@@ -75,7 +75,12 @@ export class GridPool implements JobRunner {
         await mkdir(path.dirname(o.abs), { recursive: true })
         await copyFile(path.join(from, o.name), o.abs)
       }
-      const code = Number((await readFile(path.join(from, EXIT_FILE), 'utf8')).trim())
+      // a few bytes from a worker: read as little, and only a whole number counts
+      const fh = await open(path.join(from, EXIT_FILE), 'r')
+      const buf = Buffer.alloc(16)
+      const { bytesRead } = await fh.read(buf, 0, 16, 0).finally(() => { void fh.close() })
+      const text = buf.subarray(0, bytesRead).toString('utf8').trim()
+      const code = /^-?\d{1,6}$/.test(text) ? Number(text) : NaN
       await rm(from, { recursive: true, force: true })
       return Number.isInteger(code) ? { code } : { code: 1, why: 'the job\'s exit value did not come back' }
     } catch (err) {

@@ -17,6 +17,9 @@ import { nodeStatusFile } from './status-file.ts'
 import { rescueName, lastRescue, rescueDoneNodes, partialRescue, fullRescue, MAX_RESCUE } from './rescue.ts'
 import { DagmanOut, JobstateLog, writeMetrics } from './dagman-logs.ts'
 
+/** sub-DAGs nested deeper than this fail their node */
+const MAX_SUBDAG_DEPTH = 32
+
 /** Where vanilla jobs run: bgrid workers (grid-pool.ts). */
 export interface JobRunner {
   run: (job: NodeJob, signal: AbortSignal) => Promise<{ code: number, why?: string }>
@@ -40,8 +43,9 @@ export interface DagmanRunOptions {
   /** each dagman.out line, as it is written (the terminal) */
   echo?: (line: string) => void
   signal: AbortSignal
-  /** nesting (SUBDAG EXTERNAL) */
+  /** nesting (SUBDAG EXTERNAL): the DAG files running above this one */
   depth?: number
+  ancestors?: string[]
   env?: Record<string, string | undefined>
 }
 
@@ -272,8 +276,18 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
   const runJob = async (n: DagmanNode, a: Action, signal: AbortSignal): Promise<{ code: number, why?: string }> => {
     if (n.noop) return { code: 0 }
     if (n.kind === 'SUBDAG') {
-      const sub = await runDagman({ ...o, dagFile: path.resolve(n.dir, n.submit), depth: depth + 1, signal, outfileDir: o.outfileDir })
-      return { code: sub.exitCode }
+      const file = path.resolve(n.dir, n.submit)
+      // a sub-DAG that runs itself (directly or further down) would never end
+      const above = [...(o.ancestors ?? []), path.resolve(o.dagFile)]
+      if (above.includes(file)) return { code: 1, why: `SUBDAG EXTERNAL ${n.name}: ${path.basename(file)} is already running above it (${above.map(f => path.basename(f)).join(' -> ')})` }
+      if (depth + 1 > MAX_SUBDAG_DEPTH) return { code: 1, why: `SUBDAG EXTERNAL ${n.name}: sub-DAGs nested more than ${MAX_SUBDAG_DEPTH} deep` }
+      try {
+        const sub = await runDagman({ ...o, dagFile: file, depth: depth + 1, ancestors: above, signal, outfileDir: o.outfileDir })
+        return { code: sub.exitCode }
+      } catch (err) {
+        // a sub-DAG that cannot be read fails its node, as a condor_dagman that exits at once would
+        return { code: 1, why: `SUBDAG EXTERNAL ${n.name}: ${errorMessage(err)}` }
+      }
     }
     let jobs: NodeJob[]
     try {

@@ -264,4 +264,12 @@ program.command('import')
   .option('--dot <file>', 'dagman: also write the graph as a Graphviz file, in DAGMan\'s DOT style')
   .action(async (format, trace, o) => { await run(async () => { const { importCommand } = await import('./commands/import.ts'); return await importCommand(format, trace, o) }, o) })
 
+program.command('export')
+  .description('write a dag.json as an HTCondor DAGMan DAG that condor_submit_dag accepts: FILE.dag, and a directory per job with its submit file')
+  .argument('<format>', 'dagman')
+  .argument('<dag>', 'the dag.json')
+  .requiredOption('-o, --output <dir>', 'the directory to write into (made if missing): NAME.dag, NAME.log, and <job>/<job>.sub; outputs come back to <job>/')
+  .option('--force', 'replace an existing NAME.dag and its submit files', false)
+  .action(async (format, dag, o) => { await run(async () => { const { exportCommand } = await import('./commands/export.ts'); return await exportCommand(format, dag, o) }, o) })
+
 await program.parseAsync(process.argv)

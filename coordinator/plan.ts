@@ -69,34 +69,47 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
   const start = new Map<string, number>()
   const finish = new Map<string, number>()
   if (workers.length === 0) return { worker, start, makespan: 0 }
-  const slots = workers.map(w => Array.from({ length: Math.max(1, w.slots) }, () => 0))
+  const slots = workers.map(w => new Float64Array(Math.max(1, w.slots)))
   // each worker's earliest-free slot, kept up to date as jobs are placed
-  const earliest = workers.map(() => 0)
-  const ids = [...dag.order].sort((a, b) => (rank.get(b) ?? 0) - (rank.get(a) ?? 0))
-  // for each job with several parents: worker index -> bytes its placed parents give it
-  const fanIn = new Map<string, Map<number, number>>()
+  const earliest = new Int32Array(workers.length)
+  // jobs by decreasing upward rank (ranks read once: a comparator reading maps is most of the cost at 100k jobs)
+  const order = dag.order
+  const rk = new Float64Array(order.length)
+  for (let i = 0; i < order.length; i++) rk[i] = rank.get(order[i]) ?? 0
+  const byRank = new Uint32Array(order.length)
+  for (let i = 0; i < byRank.length; i++) byRank[i] = i
+  byRank.sort((a, b) => rk[b] - rk[a])
+  // for each job with several parents: bytes its placed parents give it, per worker index
+  const fanIn = new Map<string, Float64Array>()
   const credit = new Float64Array(workers.length)
+  // a job's parents, reused from job to job
+  let pFinish = new Float64Array(16)
+  let pWorker = new Int32Array(16)
+  let pMove = new Float64Array(16)
+  const placedAt = new Map<string, number>()
   let makespan = 0
-  for (const id of ids) {
+  for (let r = 0; r < byRank.length; r++) {
+    const id = order[byRank[r]]
     const job = dag.byId.get(id)
     if (job === undefined) continue
-    let best = { w: -1, s: 0, slot: 0, f: Infinity, cost: Infinity }
+    let bestW = -1; let bs = 0; let bslot = 0; let bf = Infinity; let bcost = Infinity
     // parents once per job, not once per worker
-    const pFinish: number[] = []
-    const pWorker: Array<string | undefined> = []
-    const pMove: number[] = []
-    for (const p of job.after) {
-      pFinish.push(finish.get(p) ?? 0)
-      pWorker.push(worker.get(p))
-      pMove.push((edges.get(`${p}>${id}`) ?? 0) / bw)
+    const np = job.after.length
+    if (np > pFinish.length) { pFinish = new Float64Array(np); pWorker = new Int32Array(np); pMove = new Float64Array(np) }
+    for (let k = 0; k < np; k++) {
+      const p = job.after[k]
+      pFinish[k] = finish.get(p) ?? 0
+      pWorker[k] = placedAt.get(p) ?? -1
+      pMove[k] = (edges.get(`${p}>${id}`) ?? 0) / bw
     }
     // transfer time each worker saves for this job's children (see the look-ahead above)
     credit.fill(0)
-    for (const c of dag.children.get(id) ?? []) {
+    const kids = dag.children.get(id) ?? []
+    for (const c of kids) {
       const placed = fanIn.get(c)
       if (placed === undefined) continue
       const mine = edges.get(`${id}>${c}`) ?? 0
-      for (const [wi, bytes] of placed) credit[wi] += Math.min(mine, bytes) / bw
+      for (let wi = 0; wi < placed.length; wi++) if (placed[wi] > 0) credit[wi] += Math.min(mine, placed[wi]) / bw
     }
     // undefined: every worker can run this job (the common case, checked once per job)
     const canRun = opts.feasible?.(id)
@@ -105,8 +118,8 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
       if (canRun !== undefined && !canRun(wi)) continue
       let ready = 0
       let moved = 0
-      for (let k = 0; k < pFinish.length; k++) {
-        const move = pWorker[k] === w.id ? 0 : pMove[k]
+      for (let k = 0; k < np; k++) {
+        const move = pWorker[k] === wi ? 0 : pMove[k]
         moved += move
         if (pFinish[k] + move > ready) ready = pFinish[k] + move
       }
@@ -115,24 +128,26 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
       const s = Math.max(ready, slots[wi][slot]) + staged
       const f = s + job.runtime / Math.max(0.01, w.speed)
       const cost = f + moved - credit[wi]
-      if (cost < best.cost) best = { w: wi, s, slot, f, cost }
+      if (cost < bcost) { bestW = wi; bs = s; bslot = slot; bf = f; bcost = cost }
     }
-    if (best.w < 0) continue // no feasible worker: the run loop reports it
-    slots[best.w][best.slot] = best.f
-    const ws = slots[best.w]
+    if (bestW < 0) continue // no feasible worker: the run loop reports it
+    const ws = slots[bestW]
+    ws[bslot] = bf
     let e = 0
     for (let k = 1; k < ws.length; k++) if (ws[k] < ws[e]) e = k
-    earliest[best.w] = e
-    worker.set(id, workers[best.w].id)
-    for (const c of dag.children.get(id) ?? []) {
+    earliest[bestW] = e
+    worker.set(id, workers[bestW].id)
+    placedAt.set(id, bestW)
+    for (const c of kids) {
       if ((dag.byId.get(c)?.after.length ?? 0) < 2) continue
       let placed = fanIn.get(c)
-      if (placed === undefined) { placed = new Map(); fanIn.set(c, placed) }
-      placed.set(best.w, Math.max(placed.get(best.w) ?? 0, edges.get(`${id}>${c}`) ?? 0))
+      if (placed === undefined) { placed = new Float64Array(workers.length); fanIn.set(c, placed) }
+      // a parent that gives 0 bytes still marks the worker (it saves nothing: min(mine, 0) is 0)
+      placed[bestW] = Math.max(placed[bestW], edges.get(`${id}>${c}`) ?? 0)
     }
-    start.set(id, best.s)
-    finish.set(id, best.f)
-    if (best.f > makespan) makespan = best.f
+    start.set(id, bs)
+    finish.set(id, bf)
+    if (bf > makespan) makespan = bf
   }
   return { worker, start, makespan }
 }

@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { BgridError, errorMessage, exitCodeFor } from '../protocol/errors.ts'
 import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.ts'
+import { takeCsdOptions } from './commands/csd-options.ts'
 
 // The daemon's V8 flags must be set before the heap exists: re-exec (same PID) with them.
 const missingFlags = DAEMON_NODE_FLAGS.filter(f => !process.execArgv.includes(f))
@@ -23,20 +24,10 @@ for (const stream of [process.stdout, process.stderr]) {
 const program = new Command()
 
 // `bgrid submit FILE.dag -maxjobs 4 -verbose`: condor_submit_dag's single-dash options are
-// taken out before commander reads the line (it would read -verbose as -v -e -r...)
-const CSD_WITH_VALUE = new Set(['-notification', '-outfile_dir', '-autorescue', '-dorescuefrom', '-maxjobs', '-maxidle', '-maxpre', '-maxpost',
-  '-config', '-batch-name', '-debug', '-append', '-insert_sub_file', '-load_save', '-schedd-daemon-ad-file', '-schedd-address-file', '-priority'])
+// taken out before commander reads the line
 if (process.argv[2] === 'submit') {
   const rest = process.argv.slice(3)
-  const csd: string[] = []
-  const kept: string[] = []
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]
-    if (/^-[A-Za-z][A-Za-z_-]+$/.test(a)) {
-      csd.push(a)
-      if (CSD_WITH_VALUE.has(a.toLowerCase()) && i + 1 < rest.length) csd.push(rest[++i])
-    } else kept.push(a)
-  }
+  const { kept, csd } = takeCsdOptions(rest)
   if (csd.length > 0) process.argv.splice(3, rest.length, ...kept, '--condor-args', JSON.stringify(csd))
 }
 

@@ -65,8 +65,9 @@ export class Coordinator {
   /** an open run takes more jobs until closeJobs() */
   private openJobs: boolean
   private markStarted: () => void = () => {}
-  /** resolved once the run can take jobs (addJobs) */
-  readonly started = new Promise<void>(resolve => { this.markStarted = resolve })
+  private failStarted: (err: unknown) => void = () => {}
+  /** resolved once the run can take jobs (addJobs); rejected when the run fails before */
+  readonly started = new Promise<void>((resolve, reject) => { this.markStarted = resolve; this.failStarted = reject })
   private wakeMain: () => void = () => {}
   private localDaemon?: { end: () => void }
   private startedAt = Date.now()
@@ -97,6 +98,15 @@ export class Coordinator {
   private emit (ev: Record<string, unknown>, human?: string): void { this.progress.event({ run: this.runId, ...ev }, human) }
 
   async run (): Promise<RunSummary> {
+    // nobody may be waiting on `started`: its rejection is not an unhandled one
+    this.started.catch(() => {})
+    try { return await this.runSteps() } catch (err) {
+      this.failStarted(err)
+      throw err
+    }
+  }
+
+  private async runSteps (): Promise<RunSummary> {
     const o = this.opts
     // dag: a new run, or the one a crashed coordinator left
     ;({ runId: this.runId, runDir: this.runDir, outDir: this.outDir, dag: this.dag, journal: this.journal, meta: this.meta } = await prepare(o))

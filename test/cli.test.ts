@@ -2,7 +2,7 @@
 // Node version check, a closed pipe, --json errors, the cache subcommands' options.
 import t from 'tap'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs'
-import { spawnSync, spawn } from 'node:child_process'
+import { spawnSync, spawn, execFileSync } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import { BGRID, ROOT } from '../testbed/cluster.ts'
@@ -121,7 +121,7 @@ t.test('submit of a DAGMan file (scheduler universe): a failed node leaves a res
   t.notMatch(rescue, /^DONE B$/m)
   t.match(rescue, /# Nodes that failed: 1\n#   B,<ENDLIST>/)
   t.match(readFileSync(path.join(d, 'p.status'), 'utf8'), /DagStatus = 6; \/\* "STATUS_ERROR \(failed\)" \*\/[\s\S]*Node = "B";\n  NodeStatus = 6;/)
-  t.match(readFileSync(path.join(d, 'p.jobstate.log'), 'utf8'), /^\d+ B JOB_FAILURE 2\.0 4 - \d+$/m)
+  t.match(readFileSync(path.join(d, 'p.jobstate.log'), 'utf8'), /^\d+ B JOB_FAILURE 4 - - \d+$/m)
   t.match(readFileSync(path.join(d, 'p.dag.dagman.out'), 'utf8'), /EXITING WITH STATUS 1\n$/)
   writeFileSync(path.join(d, 'fixed'), '')
   const second = spawnSync(process.execPath, [BGRID, 'submit', 'p.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8' })
@@ -175,4 +175,98 @@ t.test('submit of a DAGMan file: a SUBDAG that runs its own DAG fails its node w
   const r = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000 })
   t.equal(r.status, 1, r.stderr)
   t.match(readFileSync(path.join(d, 'inner.dag.dagman.out'), 'utf8'), /top\.dag is already running above it \(top\.dag -> inner\.dag\)/)
+})
+
+t.test('submit of a DAGMan file: Ctrl-C removes the DAG as condor_rm does: no retry, no POST, what runs is killed, FINAL runs, a rescue DAG; exit 2', async t => {
+  const d = path.join(dir, 'dagman-interrupt')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'long.sh'), '#!/bin/sh\ntouch long.started\nsleep 307\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'post.sh'), '#!/bin/sh\necho post ran >> post.log\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'fin.sh'), '#!/bin/sh\necho "final ran" > final.log\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'long.sub'), 'executable = long.sh\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'fin.sub'), 'executable = fin.sh\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'i.dag'), 'JOB L long.sub\nRETRY L 3\nSCRIPT POST L post.sh\nJOB K long.sub\nPARENT L CHILD K\nFINAL F fin.sub\nNODE_STATUS_FILE i.status\n')
+  const p = spawn(process.execPath, [BGRID, 'submit', 'i.dag', '--data-dir', home, '--quiet'], { cwd: d, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  p.stderr.on('data', (c) => { stderr += String(c) })
+  const exited = new Promise<number | null>(resolve => p.once('exit', (code) => { resolve(code) }))
+  for (let i = 0; i < 200 && !existsSync(path.join(d, 'long.started')); i++) await new Promise(resolve => setTimeout(resolve, 50))
+  t.ok(existsSync(path.join(d, 'long.started')), 'the long job started')
+  p.kill('SIGINT')
+  const code = await exited
+  t.equal(code, 2, `removed: exit 2 ${stderr}`)
+  t.notOk(existsSync(path.join(d, 'post.log')), 'no POST script for a removed job')
+  t.equal(readFileSync(path.join(d, 'final.log'), 'utf8'), 'final ran\n', 'FINAL ran')
+  t.match(readFileSync(path.join(d, 'i.status'), 'utf8'), /Node = "L";\n {2}NodeStatus = 6;[^\n]*\n {2}StatusDetails = "removed: interrupted";\n {2}RetryCount = 0;/)
+  t.ok(existsSync(path.join(d, 'i.dag.rescue001')), 'a rescue DAG')
+  let left = ''
+  try { left = execFileSync('pgrep', ['-af', 'sleep 307'], { encoding: 'utf8' }) } catch {}
+  t.equal(left.trim(), '', 'no process of the removed job is left')
+})
+
+t.test('submit of a DAGMan file: the grid run failing before it starts fails the vanilla nodes with why, at once', async t => {
+  const d = path.join(dir, 'dagman-nogrid')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'v.sub'), 'executable = /bin/true\nqueue\n')
+  writeFileSync(path.join(d, 'v.dag'), 'JOB A v.sub\nJOB B v.sub\n')
+  const r = spawnSync(process.execPath, [BGRID, 'submit', 'v.dag', '--data-dir', home, '--quiet', '--grid-key', path.join(d, 'no-such.key')], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 1, `the DAG failed (it did not hang, nor exit 0) ${r.stderr}`)
+  t.match(readFileSync(path.join(d, 'v.dag.dagman.out'), 'utf8'), /no-such\.key/)
+})
+
+t.test('submit of a DAGMan file: a FINAL node that succeeds after a failure still leaves the rescue DAG (written before FINAL, as DAGMan does)', async t => {
+  const d = path.join(dir, 'dagman-final-rescue')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'bad.sub'), 'executable = /bin/false\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'ok.sub'), 'executable = /bin/true\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'f.dag'), 'JOB A ok.sub\nJOB B bad.sub\nFINAL F ok.sub\n')
+  const r = spawnSync(process.execPath, [BGRID, 'submit', 'f.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 0, 'FINAL succeeded: the DAG succeeds')
+  const rescue = readFileSync(path.join(d, 'f.dag.rescue001'), 'utf8')
+  t.match(rescue, /^DONE A$/m)
+  t.notMatch(rescue, /^DONE F$/m, 'a FINAL node is never marked DONE')
+})
+
+t.test('submit of a DAGMan file: condor_submit_dag options -no_submit, -force, an unknown one with a value; --detach and --resume are refused with why', async t => {
+  const d = path.join(dir, 'dagman-options')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'ok.sub'), 'executable = /bin/true\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'o.dag'), 'JOB A ok.sub\n')
+  const run = (...args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [BGRID, 'submit', 'o.dag', '--data-dir', home, '--quiet', ...args], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  const ns = run('-no_submit')
+  t.equal(ns.status, 0)
+  t.ok(existsSync(path.join(d, 'o.dag.condor.sub')))
+  t.notOk(existsSync(path.join(d, 'o.dag.dagman.out')), '-no_submit: not run')
+  const foo = run('-foo', '1')
+  t.equal(foo.status, 2)
+  t.match(String(foo.stderr), /-foo: not a condor_submit_dag option/)
+  t.match(String(run('--detach').stderr), /--detach is for dag\.json runs/)
+  t.match(String(run('--resume', 'x').stderr), /--resume is for dag\.json runs: .*rescue DAG/)
+  t.match(String(run('-outfile_dir', 'nowhere').stderr), /-outfile_dir nowhere: .* is not a directory/)
+  writeFileSync(path.join(d, 'o.dag.rescue001'), 'DONE A\n')
+  const forced = run('-force')
+  t.equal(forced.status, 0)
+  t.ok(existsSync(path.join(d, 'o.dag.rescue001.old')), '-force: the old rescue DAG is kept aside')
+  t.match(readFileSync(path.join(d, 'o.dag.dagman.out'), 'utf8'), /Node A job proc .* completed successfully/, 'and A ran again')
+})
+
+t.test('submit of a DAGMan file: a full rescue DAG of a DAG with splices reads back (splice+node names, their DIR kept)', async t => {
+  const d = path.join(dir, 'dagman-full-rescue')
+  mkdirSync(path.join(d, 'sub'), { recursive: true })
+  writeFileSync(path.join(d, 'sub', 'ok.sub'), 'executable = /bin/true\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'sub', 'gate.sub'), 'executable = gate.sh\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'sub', 'gate.sh'), '#!/bin/sh\n[ -e open ]\n', { mode: 0o755 })
+  // the splice's file and nodes are in DIR sub
+  writeFileSync(path.join(d, 'sub', 'sp.dag'), 'JOB A ok.sub\nJOB B gate.sub\nPARENT A CHILD B\n')
+  writeFileSync(path.join(d, 'top.dag'), 'SPLICE SP sp.dag DIR sub\n')
+  const env = { ...process.env, _CONDOR_DAGMAN_WRITE_PARTIAL_RESCUE: 'False' }
+  const first = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
+  t.equal(first.status, 1)
+  const rescue = readFileSync(path.join(d, 'top.dag.rescue001'), 'utf8')
+  t.match(rescue, /^JOB SP\+A ok\.sub DIR sub$/m)
+  t.match(rescue, /^DONE SP\+A$/m)
+  writeFileSync(path.join(d, 'sub', 'open'), '')
+  const second = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
+  t.equal(second.status, 0, second.stderr)
+  t.match(readFileSync(path.join(d, 'top.dag.dagman.out'), 'utf8'), /Running rescue DAG 1 \(top\.dag\.rescue001\), a full rescue DAG/)
 })

@@ -45,12 +45,12 @@ t.test('ABORT-DAG-ON is looked at before RETRY; RETURN is the DAG\'s exit; desce
   const e = new DagmanEngine([node('A'), node('C', { parents: [0], retryMax: 3, abortOn: { value: 5, returnValue: 0 } }), node('D', { parents: [1] })])
   const log = drive(e, (a, n) => n === 'C' ? 5 : 0)
   t.equal(log.filter(l => l.node === 'C').length, 1, 'C ran once: no retry after the abort value')
-  t.same(e.result(), { exitCode: 0, status: DAG_STATUS.abort, failed: 1 })
+  t.same(e.result(), { exitCode: 0, status: DAG_STATUS.ok, failed: 1 }, 'RETURN 0: the DAG ends as a success (DAGMan: DAG_STATUS_OK)')
   t.same(e.state.map(s => s.status), ['done', 'error', 'not_ready'])
   // without RETURN the node's value is the exit code
   const e2 = new DagmanEngine([node('C', { abortOn: { value: 7, returnValue: null } })])
   drive(e2, () => 7)
-  t.equal(e2.result()?.exitCode, 7)
+  t.same(e2.result(), { exitCode: 7, status: DAG_STATUS.abort, failed: 1 })
 })
 
 t.test('RETRY n UNLESS-EXIT v: retried up to n times, not at all when the value is v; POST decides', async t => {
@@ -131,4 +131,29 @@ t.test('an undeclared state change is refused loudly', async t => {
   const e = new DagmanEngine([node('A')])
   drive(e, () => 0)
   t.throws(() => { e.jobDone(0, 0) }, /cannot go from done/)
+})
+
+t.test('interrupt (condor_rm): nothing new starts, what runs ends without POST or retry, FINAL still runs; exit 2, status removed', async t => {
+  const e = new DagmanEngine([node('A', { post: true, retryMax: 3 }), node('B', { parents: [0] }), node('F', { final: true })])
+  const started = e.next()
+  t.same(started.map(a => `${a.kind}:${e.nodes[a.node].name}`), ['submit:A'])
+  e.interrupt('interrupted')
+  t.same(e.toStop(), [0], 'A, which runs, is to be stopped')
+  e.jobDone(0, -9)
+  t.same(e.nextPosts(), [], 'no POST script for a removed job')
+  const fin = e.next()
+  t.same(fin.map(a => `${a.kind}:${e.nodes[a.node].name}`), ['submit:F'], 'FINAL runs, nothing else')
+  t.equal(e.dagStatus(), DAG_STATUS.removed, 'FINAL is told the DAG was removed')
+  e.jobDone(2, 0)
+  t.same(e.result(), { exitCode: 2, status: DAG_STATUS.removed, failed: 1 }, 'a removed DAG stays removed, whatever FINAL did')
+  t.same(e.beforeFinal(), { exitCode: 2, status: DAG_STATUS.removed, failed: 1 }, 'before FINAL: removed, exit 2 (the rescue DAG is judged on it)')
+  t.equal(e.state[0].retries, 0, 'no retry')
+  t.equal(e.state[1].status, 'not_ready')
+})
+
+t.test('the outcome before FINAL is kept: a failed DAG whose FINAL succeeds still failed before it', async t => {
+  const e = new DagmanEngine([node('A'), node('F', { final: true })])
+  drive(e, (a, n) => n === 'A' ? 1 : 0)
+  t.equal(e.result()?.exitCode, 0)
+  t.equal(e.beforeFinal()?.exitCode, 1)
 })

@@ -6,7 +6,7 @@
 import t from 'tap'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs'
+import { mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs'
 import { clusterOrSkip, BGRID } from '../testbed/cluster.ts'
 
 const cluster = clusterOrSkip(t)
@@ -57,6 +57,8 @@ if (cluster !== undefined) {
     const made = ['split.out', 'split.err', 'part1.txt', 'part2.txt', 'W1.out', 'W1.err', 'W2.out', 'W2.err', 'sum1.txt', 'sum2.txt', 'total.txt', 'join.out', 'post.log']
     for (const f of made) t.equal(readFileSync(path.join(grid, f), 'utf8'), readFileSync(path.join(local, f), 'utf8'), `${f}: the same bytes`)
     t.equal(readFileSync(path.join(grid, 'post.log'), 'utf8'), 'JOIN returned 0\n')
+    // brought back as a file the user made (not the store's read-only blob mode): a RETRY or a re-run can write it again
+    t.equal(statSync(path.join(grid, 'part1.txt')).mode & 0o777, 0o666 & ~process.umask())
     t.match(readFileSync(path.join(grid, 'total.txt'), 'utf8'), /^part1\.txt 250 \d+\npart2\.txt 250 \d+\n$/)
     // the vanilla jobs ran on the daemons: the grid run names them
     const runs = readdirSync(path.join(grid, 'bgrid-runs'))
@@ -66,6 +68,21 @@ if (cluster !== undefined) {
     t.equal(workers.length, 4, 'four vanilla jobs in the grid run')
     t.ok(workers.every(w => peers.has(w)), 'each ran on a lab daemon')
     t.notOk(existsSync(path.join(local, 'bgrid-runs')), 'the local run needed no worker')
+    await idle()
+  })
+
+  t.test('a file a worker sent is never run or read as a submit file on the submitter: the node that would fails, saying why', async t => {
+    const dir = path.join(cluster.tmp, 'worker-file')
+    mkdirSync(dir, { recursive: true })
+    // a worker's job writes the submit file of a later node (a hostile worker could write anything there)
+    writeFileSync(path.join(dir, 'gen.sh'), ['#!/bin/sh', "cat > next.sub <<'X'", 'universe = local', 'executable = /bin/sh', 'arguments = "-c \'touch PWNED\'"', 'queue', 'X', ''].join('\n'), { mode: 0o755 })
+    writeFileSync(path.join(dir, 'gen.sub'), 'universe = vanilla\nexecutable = gen.sh\ntransfer_output_files = next.sub\nqueue\n')
+    writeFileSync(path.join(dir, 'w.dag'), 'JOB GEN gen.sub\nJOB RUN next.sub\nPARENT GEN CHILD RUN\n')
+    const r = await submit(dir, 'w.dag')
+    t.equal(r.code, 1, r.stderr)
+    t.match(readFileSync(path.join(dir, 'next.sub'), 'utf8'), /touch PWNED/, 'the worker\'s file came back')
+    t.notOk(existsSync(path.join(dir, 'PWNED')), 'but nothing it says ran here')
+    t.match(readFileSync(path.join(dir, 'w.dag.dagman.out'), 'utf8'), /the submit file .*next\.sub was brought back from a worker in this run/)
     await idle()
   })
 

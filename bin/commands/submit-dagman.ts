@@ -1,42 +1,79 @@
 // `bgrid submit FILE.dag [condor_submit_dag options]`: the DAG run as DAGMan runs it
 // (coordinator/dagman/run-dagman.ts), its vanilla jobs on bgrid workers. The exit code is
-// condor_dagman's: 0 the DAG succeeded, 1 it failed, or an ABORT-DAG-ON RETURN value.
+// condor_dagman's: 0 the DAG succeeded, 1 it failed, 2 it was removed (interrupted), or an
+// ABORT-DAG-ON RETURN value. A first Ctrl-C (or SIGTERM, SIGHUP) removes the DAG as
+// condor_rm does (what runs is stopped, a rescue DAG written, FINAL still runs); a second
+// one kills what is left at once.
+import { readdirSync, renameSync } from 'node:fs'
+import path from 'node:path'
 import { BgridError } from '../../protocol/errors.ts'
 import { createLogger } from '../../protocol/log.ts'
 import { Progress } from '../../coordinator/progress.ts'
-import { runDagman } from '../../coordinator/dagman/run-dagman.ts'
+import { runDagman, writeCondorSub } from '../../coordinator/dagman/run-dagman.ts'
 import { GridPool } from '../../coordinator/dagman/grid-pool.ts'
-import path from 'node:path'
-
-const FLAGS = new Set(['-verbose', '-force', '-no_submit', '-allowversionmismatch', '-update_submit', '-import_env', '-usedagdir', '-no_recurse',
-  '-do_recurse', '-allowlogerror', '-dont_use_default_node_log', '-dorecov', '-suppress_notification', '-dumprescue', '-f', '-notification',
-  '-outfile_dir', '-autorescue', '-dorescuefrom', '-maxjobs', '-maxidle', '-maxpre', '-maxpost', '-config', '-batch-name', '-debug', '-priority'])
+import { CSD_OPTIONS } from './csd-options.ts'
 
 function whole (opt: string, v: string | undefined): number {
-  const n = Number(v)
   if (v === undefined || !/^\d+$/.test(v)) throw new BgridError('INVALID_CONFIG', `${opt} needs a whole number (got ${v ?? 'nothing'})`)
-  return n
+  return Number(v)
+}
+
+interface DagmanOptions {
+  autoRescue?: boolean
+  doRescueFrom?: number
+  maxJobs?: number
+  maxPre?: number
+  maxPost?: number
+  outfileDir?: string
+  configFile?: string
+  verbose: boolean
+  force: boolean
+  noSubmit: boolean
+}
+
+/** condor_submit_dag's options, checked: an unknown one is named with the ones bgrid knows */
+function readOptions (csd: string[]): DagmanOptions {
+  const opts: DagmanOptions = { verbose: false, force: false, noSubmit: false }
+  for (let i = 0; i < csd.length; i++) {
+    const a = csd[i].toLowerCase()
+    const takes = CSD_OPTIONS.get(a)
+    if (takes === undefined) throw new BgridError('INVALID_CONFIG', `${csd[i]}: not a condor_submit_dag option bgrid knows (it knows ${[...CSD_OPTIONS.keys()].join(' ')})`)
+    const v = takes ? csd[++i] : undefined
+    if (takes && v === undefined) throw new BgridError('INVALID_CONFIG', `${csd[i - 1]} needs a value`)
+    switch (a) {
+      case '-autorescue': opts.autoRescue = whole(a, v) !== 0; break
+      // 0: not given (condor_submit_dag's default)
+      case '-dorescuefrom': { const n = whole(a, v); if (n > 0) opts.doRescueFrom = n; break }
+      case '-maxjobs': opts.maxJobs = whole(a, v); break
+      case '-maxpre': opts.maxPre = whole(a, v); break
+      case '-maxpost': opts.maxPost = whole(a, v); break
+      case '-outfile_dir': opts.outfileDir = v; break
+      case '-config': opts.configFile = v; break
+      case '-verbose': opts.verbose = true; break
+      case '-force': case '-f': opts.force = true; break
+      case '-no_submit': opts.noSubmit = true; break
+    }
+  }
+  return opts
 }
 
 export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   const csd: string[] = o.condorArgs !== undefined ? JSON.parse(o.condorArgs) : []
-  const opts: { autoRescue?: boolean, doRescueFrom?: number, maxJobs?: number, maxPre?: number, maxPost?: number, outfileDir?: string, verbose: boolean } = { verbose: false }
-  for (let i = 0; i < csd.length; i++) {
-    const a = csd[i].toLowerCase()
-    if (!FLAGS.has(a)) throw new BgridError('INVALID_CONFIG', `${csd[i]}: not a condor_submit_dag option bgrid knows (it knows ${[...FLAGS].join(' ')})`)
-    const v = csd[i + 1]
-    switch (a) {
-      case '-autorescue': opts.autoRescue = whole(a, v) !== 0; i++; break
-      case '-dorescuefrom': opts.doRescueFrom = whole(a, v); i++; break
-      case '-maxjobs': opts.maxJobs = whole(a, v); i++; break
-      case '-maxpre': opts.maxPre = whole(a, v); i++; break
-      case '-maxpost': opts.maxPost = whole(a, v); i++; break
-      case '-outfile_dir': opts.outfileDir = v; i++; break
-      case '-verbose': opts.verbose = true; break
-      default: if (['-notification', '-maxidle', '-config', '-batch-name', '-debug', '-priority'].includes(a)) i++
-    }
-  }
+  const opts = readOptions(csd)
+  if (o.detach === true) throw new BgridError('INVALID_CONFIG', `--detach is for dag.json runs: a DAGMan file runs here, as condor_dagman would (start it with nohup or in a terminal multiplexer; ${path.basename(dag)}.dagman.out says how it goes)`)
   if (o.rescue === false) opts.autoRescue = false
+  const file = path.resolve(dag)
+  if (opts.noSubmit) {
+    writeCondorSub(file, csd)
+    process.stderr.write(`${file}.condor.sub written; the DAG is not run (-no_submit)\n`)
+    return 0
+  }
+  if (opts.force) {
+    // start over: the rescue DAGs of earlier runs are kept aside, as condor_submit_dag -force does
+    opts.autoRescue = false
+    const base = path.basename(file) + '.rescue'
+    for (const f of readdirSync(path.dirname(file))) if (f.startsWith(base) && /^\d{3}$/.test(f.slice(base.length))) renameSync(path.join(path.dirname(file), f), path.join(path.dirname(file), f + '.old'))
+  }
   const mode = Progress.pick(o)
   const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? 'warn' })
   const pool = new GridPool({
@@ -44,23 +81,31 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
     dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease,
     prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log
   })
-  const ac = new AbortController()
-  const onSignal = (): void => { ac.abort(); pool.cancel('interrupted') }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const interrupt = new AbortController()
+  const kill = new AbortController()
+  let signals = 0
+  const onSignal = (sig: string): void => {
+    if (++signals === 1) {
+      process.stderr.write(`${sig}: removing the DAG (running jobs stopped, a rescue DAG written; again to kill everything at once)\n`)
+      interrupt.abort()
+    } else {
+      kill.abort()
+      pool.cancel('killed')
+    }
+  }
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map(sig => { const h = (): void => { onSignal(sig) }; process.on(sig, h); return [sig, h] as const })
   let code: number
   try {
     const r = await runDagman({
-      dagFile: dag, csdArgs: csd, ...opts, signal: ac.signal,
+      dagFile: dag, csdArgs: csd, ...opts, signal: interrupt.signal, kill: kill.signal,
       grid: async () => pool,
-      echo: mode === 'quiet' ? undefined : (mode === 'json' ? (l) => { process.stdout.write(JSON.stringify({ event: 'dagman', line: l }) + '\n') } : (l) => { if (opts.verbose || /EXITING|Rescue|failed|ERROR|Submitting|completed/.test(l)) process.stderr.write(l + '\n') })
+      echo: mode === 'quiet' ? undefined : (mode === 'json' ? (l) => { process.stdout.write(JSON.stringify({ event: 'dagman', line: l }) + '\n') } : (l) => { if (opts.verbose || /EXITING|Rescue|failed|ERROR|Submitting|completed|removed|ABORT/i.test(l)) process.stderr.write(l + '\n') })
     })
     code = r.exitCode
     if (mode !== 'json') process.stderr.write(`${path.basename(dag)}: ${r.exitCode === 0 ? 'succeeded' : 'FAILED'}: ${r.done} of ${r.nodes} node(s) done${r.rescue !== null ? `; rescue DAG ${r.rescue} (the next \`bgrid submit ${dag}\` runs what is left)` : ''}\n`)
   } finally {
     await pool.close()
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+    for (const [sig, h] of handlers) process.off(sig, h)
   }
   setTimeout(() => { process.exit(code) }, 20).unref()
   return code

@@ -21,7 +21,8 @@ export function isDagmanFile (file: string): boolean {
 
 export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
   // HTCondor DAGMan files run as condor_dagman runs them (coordinator/dagman/run-dagman.ts)
-  if (dag !== undefined && o.resume === undefined && isDagmanFile(dag)) {
+  if (dag !== undefined && isDagmanFile(dag)) {
+    if (o.resume !== undefined) throw new BgridError('INVALID_CONFIG', `--resume is for dag.json runs: a DAGMan file picks up where it failed through its rescue DAG (\`bgrid submit ${dag}\` again runs what is left)`)
     const { dagmanSubmit } = await import('./submit-dagman.ts')
     return await dagmanSubmit(dag, o)
   }

@@ -87,6 +87,8 @@ export interface ReadOptions {
   /** read each SUBDAG EXTERNAL's DAG file into this one, as a SPLICE of the node's name (--lenient) */
   inlineSubdags?: boolean
   readFile?: (file: string) => string
+  /** a full rescue DAG: node names keep their splice scopes (`splice+node`), as DAGMan writes them */
+  rescue?: boolean
 }
 
 interface Scope { prefix: string, dir: string, id: number }
@@ -244,7 +246,7 @@ class Parser {
     const name = t.next()
     if (name === null) throw new ParseError(`no node name (${syntax})`)
     if (RESERVED.some(w => isKeyword(name, w))) throw new ParseError(`node name ${name} is a reserved word`)
-    if (name.includes('+')) throw new ParseError(`node name ${name} contains an illegal character ('+')`)
+    if (name.includes('+') && this.opts.rescue !== true) throw new ParseError(`node name ${name} contains an illegal character ('+')`)
     const submit = t.nextPossiblyQuoted()
     if (submit === null) throw new ParseError(`no submit file or submit description for node ${name} (${syntax})`)
     let { dir, tok } = dirOption(t, scope.dir, syntax, true)

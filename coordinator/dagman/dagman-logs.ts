@@ -4,10 +4,11 @@
 // FILE.dag.metrics (JSON).
 import { appendFileSync, writeFileSync } from 'node:fs'
 import type { DagResult } from './engine.ts'
+import { twoDigits } from './quote.ts'
 
 const DAG_STATUS_NAMES = ['DAG_STATUS_OK', 'DAG_STATUS_ERROR', 'DAG_STATUS_NODE_FAILED', 'DAG_STATUS_ABORT', 'DAG_STATUS_RM', 'DAG_STATUS_CYCLE', 'DAG_STATUS_HALTED']
 
-function two (n: number): string { return String(n).padStart(2, '0') }
+const two = twoDigits
 
 /** DAGMan's log time stamp: MM/DD/YY HH:MM:SS */
 export function dagmanTime (d: Date): string {
@@ -22,10 +23,18 @@ export class DagmanOut {
     this.echo = echo
   }
 
+  private failed = false
   line (msg: string): void {
-    const l = `${dagmanTime(new Date())} ${msg}`
-    try { appendFileSync(this.file, l + '\n') } catch {}
-    this.echo?.(l)
+    // a message of several lines: each with its time stamp
+    for (const part of msg.split('\n')) {
+      const l = `${dagmanTime(new Date())} ${part}`
+      try { appendFileSync(this.file, l + '\n') } catch (err) {
+        // said once, on the terminal: the log itself cannot say it
+        if (!this.failed) process.stderr.write(`bgrid: cannot write ${this.file}: ${(err as Error).message}\n`)
+        this.failed = true
+      }
+      this.echo?.(l)
+    }
   }
 
   /** the summary table DAGMan prints as the DAG goes */
@@ -45,9 +54,15 @@ export class DagmanOut {
 }
 
 /** JOBSTATE_LOG: `time node event condor-id tag - sequence` */
+/**
+ * JOBSTATE_LOG: `time node EVENT id tag - seq`, the id being the job's cluster.proc (or a
+ * value: JOB_SUCCESS/JOB_FAILURE carry the node's return value, scripts `-`); the tag is `-`
+ * (bgrid reads no +job_tag_name); seq numbers one attempt of one node.
+ */
 export class JobstateLog {
   private readonly file: string | null
   private seq = 0
+  private readonly seqOf = new Map<string, number>()
   constructor (file: string | null) { this.file = file }
 
   private write (text: string): void {
@@ -59,8 +74,12 @@ export class JobstateLog {
     this.write(`${Math.floor(Date.now() / 1000)} INTERNAL *** ${event} ${extra} ***`)
   }
 
-  event (node: string, event: string, condorId: string, tag = '-'): void {
-    this.write(`${Math.floor(Date.now() / 1000)} ${node} ${event} ${condorId} ${tag} - ${++this.seq}`)
+  /** a line about one attempt (`retry`) of a node: its sequence number is given on its first line */
+  event (node: string, retry: number, event: string, id: string): void {
+    const key = `${node}\u0000${retry}`
+    let seq = this.seqOf.get(key)
+    if (seq === undefined) { seq = ++this.seq; this.seqOf.set(key, seq) }
+    this.write(`${Math.floor(Date.now() / 1000)} ${node} ${event} ${id} - - ${seq}`)
   }
 }
 

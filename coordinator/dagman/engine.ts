@@ -98,16 +98,21 @@ export class DagmanEngine {
   readonly state: NodeState[]
   private readonly opts: EngineOptions
   private readonly children: number[][]
-  /** waiting to start (PRE or job): node -> [priority, sequence] */
+  /** waiting to start (PRE or job): node -> the order it became ready in (ties of PRIORITY) */
   private readonly queue = new Map<number, number>()
   private seq = 0
   private running = { jobs: 0, pre: 0, post: 0 }
   private readonly runningByCategory = new Map<string, number>()
-  private aborted: { exitCode: number } | null = null
+  /** ABORT-DAG-ON, or the DAG removed (interrupt): nothing new starts but FINAL */
+  private aborted: { exitCode: number, status: DagStatus, why: string } | null = null
+  /** the DAG's outcome when its FINAL node(s) started (a rescue DAG is judged on it) */
+  private beforeFinalOutcome: DagResult | null = null
   private finalStarted = false
   private over: DagResult | null = null
   /** every state change, in order (the shell logs them and writes the status files) */
   readonly transitions: Transition[] = []
+  /** what happened to the DAG as a whole (aborted, removed), for the log */
+  readonly notes: string[] = []
   private readonly finals: number[]
 
   constructor (nodes: EngineNode[], opts: EngineOptions = DEFAULT_ENGINE_OPTIONS) {
@@ -185,7 +190,7 @@ export class DagmanEngine {
     const s = this.state[i]
     this.running.pre--
     s.preReturn = code
-    if (this.aborted !== null && !n.final) { s.details = 'removed: the DAG was aborted'; this.move(i, 'error', s.details); return }
+    if (this.aborted !== null && !n.final) { s.details = `removed: ${this.aborted.why}`; this.move(i, 'error', s.details); return }
     if (n.preSkip !== null && code === n.preSkip) {
       s.returnValue = 0
       s.details = `PRE_SKIP: PRE script returned ${code}`
@@ -215,7 +220,7 @@ export class DagmanEngine {
     if (n.category !== null) this.runningByCategory.set(n.category, (this.runningByCategory.get(n.category) ?? 1) - 1)
     s.jobReturn = code
     // an aborted DAG removes its jobs: no POST script, no retry
-    if (this.aborted !== null && !n.final) { s.returnValue = code; s.details = 'removed: the DAG was aborted'; this.move(i, 'error', s.details); return }
+    if (this.aborted !== null && !n.final) { s.returnValue = code; s.details = `removed: ${this.aborted.why}`; this.move(i, 'error', s.details); return }
     if (n.post) {
       this.move(i, 'postrun', `job ended with ${code}: POST script runs`)
       this.postQueue.push({ kind: 'post', node: i, retry: s.retries, ret: code, preRet: s.preReturn })
@@ -251,7 +256,7 @@ export class DagmanEngine {
 
   /** $DAG_STATUS now (what a FINAL node is told) */
   dagStatus (): DagStatus {
-    if (this.aborted !== null) return DAG_STATUS.abort
+    if (this.aborted !== null) return this.aborted.status
     return this.count('error') > 0 ? DAG_STATUS.nodeFailed : DAG_STATUS.ok
   }
 
@@ -262,6 +267,20 @@ export class DagmanEngine {
   }
 
   isAborted (): boolean { return this.aborted !== null }
+
+  /** The DAG's outcome before its FINAL node ran (the result itself when it has none); null before. */
+  beforeFinal (): DagResult | null { return this.beforeFinalOutcome ?? this.over }
+
+  /**
+   * The DAG is removed (Ctrl-C, SIGTERM: condor_rm of the DAGMan job): nothing new starts,
+   * what runs is stopped (toStop) and ends without POST script or retry; FINAL still runs.
+   */
+  interrupt (why: string): void {
+    if (this.over !== null || this.aborted !== null) return
+    this.aborted = { exitCode: 2, status: DAG_STATUS.removed, why }
+    this.notes.push(`the DAG is removed: ${why}`)
+    for (const q of [...this.queue.keys()]) if (!this.nodes[q].final) this.queue.delete(q)
+  }
 
   /** Nodes to stop now (the DAG was aborted): what still runs, FINAL aside. */
   toStop (): number[] {
@@ -338,13 +357,24 @@ export class DagmanEngine {
     if (this.aborted !== null) return
     const n = this.nodes[i]
     const rv = n.abortOn?.returnValue ?? code
-    this.aborted = { exitCode: rv }
-    this.transitions.push({ node: n.name, from: this.state[i].status, to: this.state[i].status, why: `ABORT-DAG-ON: the DAG is aborted (exit ${rv})` })
+    // ABORT-DAG-ON ... RETURN 0 ends the DAG as a success (DAGMan: DAG_STATUS_OK)
+    this.aborted = { exitCode: rv, status: rv === 0 ? DAG_STATUS.ok : DAG_STATUS.abort, why: `ABORT-DAG-ON of node ${n.name}` }
+    this.notes.push(`node ${n.name} returned ${code}: ABORT-DAG-ON, the DAG is aborted (exit ${rv})`)
     for (const q of [...this.queue.keys()]) if (!this.nodes[q].final) this.queue.delete(q)
   }
 
   private busy (): boolean {
     return this.running.jobs > 0 || this.running.pre > 0 || this.running.post > 0 || this.postQueue.length > 0
+  }
+
+  /** the DAG's outcome from its non-FINAL nodes */
+  private outcome (): DagResult {
+    const failed = this.count('error')
+    const stuck = this.state.some((s, i) => !this.nodes[i].final && s.status === 'not_ready')
+    if (this.aborted !== null) return { exitCode: this.aborted.exitCode, status: this.aborted.status, failed }
+    if (failed > 0) return { exitCode: 1, status: DAG_STATUS.nodeFailed, failed }
+    if (stuck) return { exitCode: 1, status: DAG_STATUS.cycle, failed }
+    return { exitCode: 0, status: DAG_STATUS.ok, failed }
   }
 
   private checkOver (): void {
@@ -354,19 +384,17 @@ export class DagmanEngine {
     // everything else is over: the FINAL node(s) now
     if (!this.finalStarted && this.finals.length > 0) {
       this.finalStarted = true
+      this.beforeFinalOutcome = this.outcome()
       for (const f of this.finals) if (this.state[f].status === 'not_ready') { this.move(f, 'ready', 'the rest of the DAG is over'); this.enqueue(f) }
       if (this.queue.size > 0) return
     }
-    const failed = this.count('error')
-    const stuck = this.state.some((s, i) => !this.nodes[i].final && s.status === 'not_ready')
-    let status: DagStatus
-    let exitCode: number
-    if (this.aborted !== null) { status = DAG_STATUS.abort; exitCode = this.aborted.exitCode } else if (failed > 0) { status = DAG_STATUS.nodeFailed; exitCode = 1 } else if (stuck) { status = DAG_STATUS.cycle; exitCode = 1 } else { status = DAG_STATUS.ok; exitCode = 0 }
-    // a FINAL node's result is the DAG's
-    for (const f of this.finals) {
+    const r = this.outcome()
+    // a FINAL node's result is the DAG's (not when the DAG was removed: it did not finish)
+    for (const f of this.aborted?.status === DAG_STATUS.removed ? [] : this.finals) {
       const st = this.state[f].status
-      if (st === 'done') { exitCode = 0 } else if (st === 'error') { exitCode = 1; if (status === DAG_STATUS.ok) status = DAG_STATUS.nodeFailed }
+      if (st === 'done') r.exitCode = 0
+      else if (st === 'error') { r.exitCode = 1; r.failed++; if (r.status === DAG_STATUS.ok) r.status = DAG_STATUS.nodeFailed }
     }
-    this.over = { exitCode, status, failed: failed + this.finals.filter(f => this.state[f].status === 'error').length }
+    this.over = r
   }
 }

@@ -13,13 +13,14 @@
 // comes from (`as`, or a name with a directory) cannot be written, and is refused. So is
 // what has no DAGMan form at all (BOINC-style verified execution). What HTCondor has no
 // knob for (network: false, bgrid-only attributes in requirements) is left out with a
-// warning. docs: /tmp/export-doc.md (to go into docs/condor.md).
+// warning. docs/condor.md says what maps to what.
 import { existsSync, mkdirSync, writeFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type jsep from 'jsep'
 import { BgridError } from '../../protocol/errors.ts'
 import { DEFAULT_RANK, type Expr } from '../../protocol/expr.ts'
 import { parseDag, readDagJson, type Dag, type JobSpec } from '../dag.ts'
+import { doubleQuoted } from './quote.ts'
 
 export interface ExportedFile { path: string, text: string }
 
@@ -117,7 +118,7 @@ interface Printed { text: string, prec: number }
 
 function stringLiteral (v: string): string {
   if (/[\u0000-\u001f\u007f]/.test(v)) throw new Untranslatable(`the string ${JSON.stringify(v)} has a control character`)
-  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+  return doubleQuoted(v)
 }
 
 /** a bgrid expression as a ClassAd expression; throws Untranslatable */

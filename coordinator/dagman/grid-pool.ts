@@ -3,22 +3,29 @@
 // PRE script is done and its parents' outputs are back in the submit directory; here the
 // job is added to the run then, its inputs hashed from disk as they are now. Its outputs
 // (output, error, transfer_output_files) come back to where the submit file says, as
-// HTCondor brings them back; its exit value comes back as data (a job that exits 3 is a
-// finished job to bgrid, and a failed node to DAGMan only if POST or the value says so).
-import { copyFile, mkdir, open, rm } from 'node:fs/promises'
+// HTCondor brings them back, whatever the job's exit value (a job with files to bring
+// back exits 0 to bgrid and leaves its value in a file; one with none is read from its
+// attempt): DAGMan, not bgrid, decides what the value means. Files written from what a
+// worker sent are remembered: run-dagman.ts never runs them or reads them as instructions.
+import { chmod, copyFile, mkdir, open, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { Coordinator } from '../coordinator.ts'
 import type { JobRec } from '../run-core.ts'
 import type { SubmitOptions } from '../run-context.ts'
 import { errorMessage } from '../../protocol/errors.ts'
-import type { NodeJob } from './to-dag-json.ts'
+import { shq, type NodeJob } from './to-dag-json.ts'
 import type { JobRunner } from './run-dagman.ts'
 
 /** the file the wrapper leaves the job's exit value in */
 const EXIT_FILE = '.bgrid-dagman-exit'
 
-function shq (s: string): string { return /^[A-Za-z0-9_./=:,+@%-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'` }
+/** what a worker said, fit for a log line: no control characters, one line, bounded */
+function oneLine (s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim().slice(0, 300)
+}
+
 
 type PoolOptions = Omit<SubmitOptions, 'dagFile' | 'dagJson' | 'open' | 'resume'> & { name: string }
 
@@ -31,6 +38,10 @@ export class GridPool implements JobRunner {
   private readonly waiting = new Map<string, (job: JobRec | null) => void>()
   /** jobs whose node no longer waits for them (removed) */
   private readonly abandoned = new Set<string>()
+  /** every file written here from what a worker sent (run-dagman.ts never runs or reads them as instructions) */
+  private readonly written = new Set<string>()
+
+  broughtBack (file: string): boolean { return this.written.has(file) }
 
   constructor (opts: PoolOptions) { this.opts = opts }
 
@@ -67,13 +78,17 @@ export class GridPool implements JobRunner {
       if (last?.status === 'failed' && last.exitCode !== null && last.exitCode !== undefined) return { code: last.exitCode }
       if (last?.status === 'failed' && typeof last.signal === 'string') return { code: -(os.constants.signals[last.signal as NodeJS.Signals] ?? 9) }
     }
-    if (rec.state !== 'done') return { code: 1, why: `${rec.state}: ${rec.reason ?? ''}`.trim() }
+    if (rec.state !== 'done') return { code: 1, why: oneLine(`${rec.state}: ${rec.reason ?? ''}`) }
     // outputs to where HTCondor would have put them (copies: the run's store keeps its own)
     const from = path.join(this.coordinator?.outDir ?? '', id)
     try {
       for (const o of job.outputs) {
         await mkdir(path.dirname(o.abs), { recursive: true })
+        // a new file, as one the user made: not the store's read-only blob mode, not through a link left there
+        await rm(o.abs, { force: true })
+        this.written.add(o.abs)
         await copyFile(path.join(from, o.name), o.abs)
+        await chmod(o.abs, 0o666 & ~process.umask())
       }
       // a few bytes from a worker: read as little, and only a whole number counts
       const fh = await open(path.join(from, EXIT_FILE), 'r')
@@ -130,7 +145,7 @@ export class GridPool implements JobRunner {
   /** No more jobs: the run ends once its jobs are over, and its workers go idle again. */
   async close (): Promise<void> {
     if (this.coordinator === undefined) return
-    await this.coordinator.started
+    if (!await this.coordinator.started.then(() => true, () => false)) { await this.ended; return }
     // jobs removed while they ran are not waited for: cancelling the run ends them on their workers
     if (this.abandoned.size > 0) this.coordinator.cancel(`the DAG is over: ${this.abandoned.size} removed job(s) still running are stopped`)
     this.coordinator.closeJobs()

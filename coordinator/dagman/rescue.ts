@@ -8,6 +8,7 @@ import path from 'node:path'
 import type { DagmanDag, DagmanNode } from './dag-file.ts'
 import type { DagmanEngine } from './engine.ts'
 import { splitLines } from './lexer/lines.ts'
+import { doubleQuoted, twoDigits } from './quote.ts'
 
 /** DAGMAN_MAX_RESCUE_NUM's default */
 export const MAX_RESCUE = 100
@@ -49,11 +50,10 @@ export function rescueDoneNodes (file: string): { done: string[], full: boolean 
 
 function header (dag: DagmanDag, engine: DagmanEngine, partial: boolean, now: Date): string[] {
   const failed = engine.nodes.flatMap((n, i) => engine.state[i].status === 'error' ? [n.name] : [])
-  const two = (n: number): string => String(n).padStart(2, '0')
   return [
     '# Rescue DAG file, created after running',
     `#   the ${path.basename(dag.file)} DAG file`,
-    `# Created ${now.getUTCMonth() + 1}/${now.getUTCDate()}/${now.getUTCFullYear()} ${two(now.getUTCHours())}:${two(now.getUTCMinutes())}:${two(now.getUTCSeconds())} UTC`,
+    `# Created ${now.getUTCMonth() + 1}/${now.getUTCDate()}/${now.getUTCFullYear()} ${twoDigits(now.getUTCHours())}:${twoDigits(now.getUTCMinutes())}:${twoDigits(now.getUTCSeconds())} UTC`,
     `# Rescue DAG version: 2.0.1 (${partial ? 'partial' : 'full'})`,
     '#',
     `# Total number of Nodes: ${engine.nodes.length}`,
@@ -71,7 +71,6 @@ export function partialRescue (dag: DagmanDag, engine: DagmanEngine, now: Date):
   return lines.join('\n') + '\n'
 }
 
-function vq (v: string): string { return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"` }
 
 /** a full rescue DAG: every node again, DONE where it finished, with the retries it has left */
 export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, resetRetries: boolean): string {
@@ -82,7 +81,8 @@ export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, res
     const i = byName.get(n.name) as number
     const s = engine.state[i]
     const kw = n.kind === 'SUBDAG' ? 'SUBDAG EXTERNAL' : n.kind
-    const dir = n.dir !== path.dirname(n.at.file) ? ` DIR ${rel(n.dir)}` : ''
+    // relative names in the rescue DAG start from the top DAG's directory (splices' nodes included)
+    const dir = n.dir !== dag.dir ? ` DIR ${rel(n.dir)}` : ''
     lines.push('', `${kw} ${n.name} ${n.submit}${dir}${n.noop ? ' NOOP' : ''}`)
     for (const sc of n.scripts) lines.push(`SCRIPT ${sc.kind} ${n.name} ${sc.command}`)
     if (n.preSkip !== null) lines.push(`PRE_SKIP ${n.name} ${n.preSkip.code}`)
@@ -92,7 +92,7 @@ export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, res
       else if (!resetRetries) lines.push(`# ${s.retries} of ${n.retry.count} retries already performed; ${left} remaining`)
       lines.push(`RETRY ${n.name} ${resetRetries ? n.retry.count : left}${n.retry.unlessExit !== null ? ` UNLESS-EXIT ${n.retry.unlessExit}` : ''}`)
     }
-    if (n.vars.length > 0) lines.push(`VARS ${n.name} ${n.vars.map(v => `${v.name}=${vq(v.value)}`).join(' ')}`)
+    if (n.vars.length > 0) lines.push(`VARS ${n.name} ${n.vars.map(v => `${v.name}=${doubleQuoted(v.value)}`).join(' ')}`)
     if (n.abortDagOn !== null) lines.push(`ABORT-DAG-ON ${n.name} ${n.abortDagOn.value}${n.abortDagOn.returnValue !== null ? ` RETURN ${n.abortDagOn.returnValue}` : ''}`)
     if (n.priority !== null && n.priority.value !== 0) lines.push(`PRIORITY ${n.name} ${n.priority.value}`)
     if (n.category !== null) lines.push(`CATEGORY ${n.name} ${n.category.name}`)

@@ -6,7 +6,7 @@
 // this same function on its DAG file -> the node status file, jobstate.log, dagman.out
 // and metrics as it goes -> a rescue DAG when the DAG did not succeed.
 import { spawn } from 'node:child_process'
-import { openSync, closeSync, writeFileSync, existsSync, readFileSync, statSync } from 'node:fs'
+import { openSync, closeSync, writeFileSync, existsSync, readFileSync, statSync, renameSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { BgridError, errorMessage } from '../../protocol/errors.ts'
@@ -23,7 +23,12 @@ const MAX_SUBDAG_DEPTH = 32
 /** Where vanilla jobs run: bgrid workers (grid-pool.ts). */
 export interface JobRunner {
   run: (job: NodeJob, signal: AbortSignal) => Promise<{ code: number, why?: string }>
+  /** whether this file was written from what a worker sent, in this DAG run */
+  broughtBack: (file: string) => boolean
 }
+
+/** scheduler/local universe jobs running at once at most (HTCondor's schedd: START_LOCAL_UNIVERSE) */
+export const MAX_LOCAL_JOBS = 200
 
 export interface DagmanRunOptions {
   dagFile: string
@@ -38,8 +43,12 @@ export interface DagmanRunOptions {
   maxPost?: number
   /** -outfile_dir: where dagman.out goes */
   outfileDir?: string
+  /** -config FILE: DAGMan configuration read before the DAG's own CONFIG files */
+  configFile?: string
   /** vanilla jobs: made on the first one (a DAG of scheduler-universe nodes needs no worker) */
   grid: () => Promise<JobRunner>
+  /** a second interrupt: kill everything still running at once, FINAL included */
+  kill?: AbortSignal
   /** each dagman.out line, as it is written (the terminal) */
   echo?: (line: string) => void
   signal: AbortSignal
@@ -57,17 +66,20 @@ export interface DagmanRunResult extends DagResult {
 }
 
 /** DAGMan configuration: the DAG's CONFIG file, then _CONDOR_ variables (which win) */
-function dagmanConfig (dag: DagmanDag, env: Record<string, string | undefined>): Map<string, string> {
+function dagmanConfig (dag: DagmanDag, env: Record<string, string | undefined>, configFile?: string): Map<string, string> {
   const cfg = new Map<string, string>()
-  for (const c of dag.commands) {
-    if (c.keyword !== 'CONFIG') continue
-    const f = path.resolve(dag.dir, c.args.trim())
+  const read = (f: string, where: string): void => {
     let text: string
-    try { text = readFileSync(f, 'utf8') } catch (err) { throw new BgridError('INVALID_DAG', `${path.relative(dag.dir, c.at.file) || c.at.file}:${c.at.line}: CONFIG ${c.args}: ${errorMessage(err)}`) }
+    try { text = readFileSync(f, 'utf8') } catch (err) { throw new BgridError('INVALID_DAG', `${where}: ${errorMessage(err)}`) }
     for (const line of text.split('\n')) {
       const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$/.exec(line)
       if (m !== null) cfg.set(m[1].toUpperCase(), m[2])
     }
+  }
+  if (configFile !== undefined) read(path.resolve(configFile), `-config ${configFile}`)
+  for (const c of dag.commands) {
+    if (c.keyword !== 'CONFIG') continue
+    read(path.resolve(dag.dir, c.args.trim()), `${path.relative(dag.dir, c.at.file) || c.at.file}:${c.at.line}: CONFIG ${c.args}`)
   }
   for (const [k, v] of Object.entries(env)) if (k.startsWith('_CONDOR_') && v !== undefined) cfg.set(k.slice(8).toUpperCase(), v)
   return cfg
@@ -144,6 +156,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
   // condor_submit_dag's output files are named after the DAG file given, rescue or not
   const outBase = dagFile
   const outDir = o.outfileDir !== undefined ? path.resolve(path.dirname(dagFile), o.outfileDir) : path.dirname(dagFile)
+  if (!existsSync(outDir) || !statSync(outDir).isDirectory()) throw new BgridError('INVALID_CONFIG', `-outfile_dir ${o.outfileDir ?? ''}: ${outDir} is not a directory`)
   const out = new DagmanOut(path.join(outDir, path.basename(outBase) + '.dagman.out'), o.echo)
   out.line('******************************************************')
   out.line(`** bgrid ${depth > 0 ? 'SUBDAG ' : ''}run of ${path.basename(dagFile)} (condor_dagman semantics)`)
@@ -153,7 +166,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
 
   // the rescue DAG a failed run left: DONE nodes (partial) or the DAG to run (full)
   let first = readDagmanFile(dagFile)
-  let cfg = dagmanConfig(first, env)
+  let cfg = dagmanConfig(first, env, o.configFile)
   const autoRescue = o.autoRescue ?? bool(cfg.get('DAGMAN_AUTO_RESCUE'), true)
   const maxRescue = int(cfg.get('DAGMAN_MAX_RESCUE_NUM'), MAX_RESCUE)
   let rescueNum = o.doRescueFrom ?? (autoRescue ? lastRescue(dagFile) : 0)
@@ -164,13 +177,13 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     if (!existsSync(rf)) throw new BgridError('NOT_FOUND', `rescue DAG ${rf} does not exist (-dorescuefrom ${rescueNum})`)
     const r = rescueDoneNodes(rf)
     out.line(`Running rescue DAG ${rescueNum} (${path.basename(rf)})${r.full ? ', a full rescue DAG' : ''}`)
-    if (r.full) { first = readDagmanFile(rf); cfg = dagmanConfig(first, env); dagFile = rf } else for (const d of r.done) done.add(d)
+    if (r.full) { first = readDagmanFile(rf, { rescue: true }); cfg = dagmanConfig(first, env, o.configFile); dagFile = rf } else for (const d of r.done) done.add(d)
   }
   const dag = first
   for (const n of dag.nodes) {
     if (n.kind === 'PROVISIONER' || n.kind === 'SERVICE') throw new BgridError('INVALID_DAG', `${path.relative(dag.dir, n.at.file) || n.at.file}:${n.at.line}: ${n.kind} nodes are not supported by bgrid`)
   }
-  for (const d of done) if (!dag.byName.has(d)) throw new BgridError('INVALID_DAG', `the rescue DAG marks node ${d} DONE, but ${path.basename(dagFile)} has no such node`)
+  for (const d of done) if (!dag.byName.has(d)) throw new BgridError('INVALID_DAG', `the rescue DAG marks node ${d} DONE, but ${path.basename(dagFile)} has no such node: the DAG changed since (\`bgrid submit ${path.basename(dagFile)} --no-rescue\` starts over)`)
 
   const engineOpts: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
@@ -206,7 +219,8 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
   const dagFiles = [path.basename(dagFile)]
   const writeStatus = (result: DagResult | null): void => {
     if (statusFile === null) return
-    try { writeFileSync(statusFile, nodeStatusFile(dagFiles, engine, result, new Date(), Math.floor(Date.now() / 1000) + 60)) } catch (err) { out.line(`ERROR: cannot write the node status file ${statusFile}: ${errorMessage(err)}`) }
+    // a new file renamed over the old one: readers never see half of it
+    try { writeFileSync(statusFile + '.tmp', nodeStatusFile(dagFiles, engine, result, new Date(), Math.floor(Date.now() / 1000) + 60)); renameSync(statusFile + '.tmp', statusFile) } catch (err) { out.line(`ERROR: cannot write the node status file ${statusFile}: ${errorMessage(err)}`) }
   }
   writeStatus(null)
 
@@ -221,8 +235,22 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     running.set(i, ac)
     return ac
   }
-  const onAbortAll = (): void => { for (const ac of running.values()) ac.abort() }
-  o.signal.addEventListener('abort', onAbortAll, { once: true })
+  // an interrupt removes the DAG (condor_rm): nothing new but FINAL, what runs is stopped; a second one kills FINAL too
+  const onInterrupt = (): void => { engine.interrupt('interrupted'); for (const i of engine.toStop()) running.get(i)?.abort(); wake() }
+  const onKill = (): void => { engine.interrupt('killed'); for (const ac of running.values()) ac.abort(); wake() }
+  if (o.signal.aborted) onInterrupt(); else o.signal.addEventListener('abort', onInterrupt, { once: true })
+  if (o.kill?.aborted === true) onKill(); else o.kill?.addEventListener('abort', onKill, { once: true })
+  // a file a worker sent never becomes something this machine runs or reads as instructions
+  let grid: JobRunner | undefined
+  const fromWorker = (file: string): boolean => grid?.broughtBack(path.resolve(file)) === true
+  const refuseWorkerFile = (what: string, file: string): string => `${what} ${file} was brought back from a worker in this run: bgrid does not let a worker choose what runs on this machine (make it in a scheduler or local universe node)`
+  let localRunning = 0
+  const localWaiters: Array<() => void> = []
+  const localSlot = async (): Promise<() => void> => {
+    while (localRunning >= MAX_LOCAL_JOBS) await new Promise<void>(resolve => localWaiters.push(resolve))
+    localRunning++
+    return () => { localRunning--; localWaiters.shift()?.() }
+  }
   const finish = (i: number, fn: () => void): void => {
     running.delete(i)
     fn()
@@ -258,17 +286,25 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     if (sc === undefined) throw new Error(`node ${n.name} has no ${a.kind} script`)
     const argv = scriptArgs(n, a.node, sc.command, a)
     const what = a.kind === 'pre' ? 'PRE' : 'POST'
+    const prog = program(argv[0], n.dir)
+    if (fromWorker(prog)) {
+      out.line(`ERROR: ${what} script of node ${n.name}: ${refuseWorkerFile('the script', prog)}`)
+      finish(a.node, () => { if (a.kind === 'pre') engine.preDone(a.node, 1); else engine.postDone(a.node, 1) })
+      return
+    }
     out.line(`Running ${what} script of Node ${n.name}...`)
-    jobstate.event(n.name, `${what}_SCRIPT_STARTED`, '-')
+    // POST lines carry the job's id, as DAGMan's do
+    const scriptId = a.kind === 'post' ? (clusterOf.get(a.node) ?? '-') : '-'
+    jobstate.event(n.name, a.retry, `${what}_SCRIPT_STARTED`, scriptId)
     const ac = nodeAbort(a.node)
     const dbg = sc.debug !== null ? path.resolve(n.dir, sc.debug.file) : null
     const so = dbg !== null && /^(STDOUT|ALL)$/i.test(sc.debug?.stream ?? '') ? dbg : null
     const se = dbg !== null && /^(STDERR|ALL)$/i.test(sc.debug?.stream ?? '') ? dbg : null
-    runProcess(program(argv[0], n.dir), argv.slice(1), { cwd: n.dir, env: { ...env } as Record<string, string>, stdout: so, stderr: se, signal: ac.signal })
+    runProcess(prog, argv.slice(1), { cwd: n.dir, env: { ...env } as Record<string, string>, stdout: so, stderr: se, signal: ac.signal })
       .then(r => {
         const ok = r.code === 0
         out.line(`${what} Script of node ${n.name} ${ok ? 'completed successfully.' : `failed with status ${r.code}${r.why !== undefined ? ` (${r.why})` : ''}`}`)
-        jobstate.event(n.name, `${what}_SCRIPT_${ok ? 'SUCCESS' : 'FAILURE'}`, '-', String(r.code))
+        jobstate.event(n.name, a.retry, `${what}_SCRIPT_${ok ? 'SUCCESS' : 'FAILURE'}`, scriptId)
         finish(a.node, () => { if (a.kind === 'pre') engine.preDone(a.node, r.code); else engine.postDone(a.node, r.code) })
       }, err => { finish(a.node, () => { out.line(`ERROR: ${what} script of ${n.name}: ${errorMessage(err)}`); if (a.kind === 'pre') engine.preDone(a.node, 1); else engine.postDone(a.node, 1) }) })
   }
@@ -277,6 +313,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     if (n.noop) return { code: 0 }
     if (n.kind === 'SUBDAG') {
       const file = path.resolve(n.dir, n.submit)
+      if (fromWorker(file)) return { code: 1, why: refuseWorkerFile('the sub-DAG', file) }
       // a sub-DAG that runs itself (directly or further down) would never end
       const above = [...(o.ancestors ?? []), path.resolve(o.dagFile)]
       if (above.includes(file)) return { code: 1, why: `SUBDAG EXTERNAL ${n.name}: ${path.basename(file)} is already running above it (${above.map(f => path.basename(f)).join(' -> ')})` }
@@ -290,6 +327,8 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
       }
     }
     let jobs: NodeJob[]
+    const submitFile = n.inline === null && !dag.descriptions.has(n.submit) ? path.resolve(n.dir, n.submit) : null
+    if (submitFile !== null && fromWorker(submitFile)) return { code: 1, why: `Job submit failed: ${refuseWorkerFile('the submit file', submitFile)}` }
     try {
       jobs = dagmanNodeJobs(dag, a.node, { retry: a.retry, dagStatus: engine.dagStatus(), failedCount: engine.count('error') }, env)
     } catch (err) {
@@ -297,9 +336,16 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     }
     const results = await Promise.all(jobs.map(async j => {
       if (j.universe === 'local') {
-        return await runProcess(program(j.exe, n.dir), j.args, { cwd: j.iwd, env: { ...baseEnv(env), ...j.env }, stdin: j.stdin, stdout: j.stdout, stderr: j.stderr, signal })
+        const exe = program(j.exe, n.dir)
+        if (fromWorker(exe)) return { code: 1, why: refuseWorkerFile('the executable', exe) }
+        const release = await localSlot()
+        try {
+          if (signal.aborted) return { code: -9, why: 'removed' }
+          return await runProcess(exe, j.args, { cwd: j.iwd, env: { ...baseEnv(env), ...j.env }, stdin: j.stdin, stdout: j.stdout, stderr: j.stderr, signal })
+        } finally { release() }
       }
-      return await (await o.grid()).run(j, signal)
+      grid ??= await o.grid()
+      return await grid.run(j, signal)
     }))
     const bad = results.find(r => r.code !== 0)
     return bad ?? results[results.length - 1] ?? { code: 0 }
@@ -311,12 +357,12 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     clusterOf.set(a.node, id)
     out.line(`Submitting ${n.kind === 'SUBDAG' ? 'sub-DAG' : n.noop ? 'NOOP' : 'HTCondor'} Node ${n.name} job(s)...`)
     out.line(`	assigned HTCondor ID (${id.replace('.0', '.0.0')})`)
-    jobstate.event(n.name, 'SUBMIT', id)
-    jobstate.event(n.name, 'EXECUTE', id)
+    jobstate.event(n.name, a.retry, 'SUBMIT', id)
+    jobstate.event(n.name, a.retry, 'EXECUTE', id)
     const ac = nodeAbort(a.node)
     runJob(n, a, ac.signal).then(r => {
-      jobstate.event(n.name, 'JOB_TERMINATED', id, String(r.code))
-      jobstate.event(n.name, r.code === 0 ? 'JOB_SUCCESS' : 'JOB_FAILURE', id, String(r.code))
+      jobstate.event(n.name, a.retry, 'JOB_TERMINATED', id)
+      jobstate.event(n.name, a.retry, r.code === 0 ? 'JOB_SUCCESS' : 'JOB_FAILURE', String(r.code))
       out.line(`Node ${n.name} job proc (${id}.0) ${r.code === 0 ? 'completed successfully.' : `failed with status ${r.code}.${r.why !== undefined ? ` ${r.why}` : ''}`}`)
       finish(a.node, () => { engine.jobDone(a.node, r.code, r.why) })
     }, err => {
@@ -334,7 +380,8 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
       else runScript(a)
     }
     for (const i of engine.toStop()) running.get(i)?.abort()
-    for (const t of engine.transitions.splice(0)) if (t.from === t.to || t.to === 'error' || t.to === 'futile') out.line(`Node ${t.node}: ${t.why}`)
+    for (const note of engine.notes.splice(0)) out.line(note)
+    for (const t of engine.transitions.splice(0)) if (t.to === 'error' || t.to === 'futile') out.line(`Node ${t.node}: ${t.why}`)
     const counts = `${engine.count('done')}/${engine.count('prerun')}/${engine.count('submitted')}/${engine.count('postrun')}/${engine.count('ready')}/${engine.count('not_ready')}/${engine.count('error')}/${engine.count('futile')}`
     // the table on a tick, as DAGMan prints it (not after every event)
     if (counts !== lastCounts && Date.now() - lastTable >= 1000) {
@@ -345,17 +392,17 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     if (statusDirty && Date.now() - lastStatusWrite > 1000) { statusDirty = false; lastStatusWrite = Date.now(); writeStatus(null) }
     result = engine.result()
     if (result !== null) break
-    if (o.signal.aborted && running.size === 0) break
     await new Promise<void>(resolve => { const t = setTimeout(resolve, 1000); wake = () => { clearTimeout(t); wake = () => {}; resolve() } })
   }
-  o.signal.removeEventListener('abort', onAbortAll)
-  if (result === null) result = { exitCode: 2, status: 4, failed: engine.count('error') }
+  o.signal.removeEventListener('abort', onInterrupt)
+  o.kill?.removeEventListener('abort', onKill)
 
-  out.counts(engine.dagStatus(), engine.nodes.length, { done: engine.count('done'), pre: 0, queued: 0, post: 0, ready: engine.count('ready'), unready: engine.count('not_ready'), failed: engine.count('error'), futile: engine.count('futile') })
+  out.counts(result.status, engine.nodes.length, { done: engine.count('done'), pre: 0, queued: 0, post: 0, ready: engine.count('ready'), unready: engine.count('not_ready'), failed: engine.count('error'), futile: engine.count('futile') })
   writeStatus(result)
   let rescue: string | null = null
-  // as DAGMan: none when the DAG succeeded (ABORT-DAG-ON ... RETURN 0 included)
-  if (result.exitCode !== 0) {
+  // as DAGMan: when the DAG failed before its FINAL node (whatever FINAL then did); none when
+  // it succeeded (ABORT-DAG-ON ... RETURN 0 included)
+  if ((engine.beforeFinal() ?? result).exitCode !== 0) {
     const num = lastRescue(outBase) + 1
     if (num <= maxRescue) {
       rescue = rescueName(outBase, num)
@@ -381,7 +428,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
 }
 
 /** FILE.dag.condor.sub: the submit description condor_submit_dag would have queued for condor_dagman */
-function writeCondorSub (dagFile: string, csdArgs: string[]): void {
+export function writeCondorSub (dagFile: string, csdArgs: string[]): void {
   const base = path.basename(dagFile)
   const args = ['-p', '0', '-f', '-l', '.', '-Lockfile', `${base}.lock`, '-Dag', base, ...csdArgs]
   const quoted = args.map(a => /[\s'"]/.test(a) ? `'${a.replace(/'/g, "''").replace(/"/g, '""')}'` : a).join(' ')

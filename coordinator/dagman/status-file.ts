@@ -1,5 +1,6 @@
 // NODE_STATUS_FILE: the DAG's and each node's state as ClassAds, in the layout
 // condor_dagman writes (Dag::DumpNodeStatus), which tools and HTCondor's own tests read.
+import { doubleQuoted, twoDigits } from './quote.ts'
 import { NODE_STATUS, DAG_STATUS, type DagmanEngine, type DagResult } from './engine.ts'
 
 const STATUS_NAME = ['STATUS_NOT_READY', 'STATUS_READY', 'STATUS_PRERUN', 'STATUS_SUBMITTED', 'STATUS_POSTRUN', 'STATUS_DONE', 'STATUS_ERROR', 'STATUS_FUTILE']
@@ -13,19 +14,23 @@ function dagEnd (r: DagResult): { code: number, note: string } {
   return { code: 6, note: `STATUS_ERROR (${why})` }
 }
 
-function q (s: string): string { return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"` }
+const q = doubleQuoted
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+/** ctime()'s format, as DAGMan's comments have it: "Tue Nov 14 22:13:20 2023" */
+function ctime (d: Date): string {
+  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2)} ${twoDigits(d.getHours())}:${twoDigits(d.getMinutes())}:${twoDigits(d.getSeconds())} ${d.getFullYear()}`
+}
 
 export function nodeStatusFile (dagFiles: string[], engine: DagmanEngine, result: DagResult | null, now: Date, nextUpdate: number): string {
   const ts = Math.floor(now.getTime() / 1000)
   const st = result === null ? { code: 3, note: 'STATUS_SUBMITTED ()' } : dagEnd(result)
   const c = (s: typeof NODE_STATUS[number]): number => engine.count(s)
-  let procsQueued = 0
-  for (const s of engine.state) if (s.status === 'submitted') procsQueued++
   const out: string[] = [
     '[',
     '  Type = "DagStatus";',
     `  DagFiles = {\n    ${dagFiles.map(q).join(',\n    ')}\n  };`,
-    `  Timestamp = ${ts}; /* ${q(now.toString())} */`,
+    `  Timestamp = ${ts}; /* ${q(ctime(now))} */`,
     `  DagStatus = ${st.code}; /* ${q(st.note)} */`,
     `  NodesTotal = ${engine.nodes.filter(n => !n.final).length};`,
     `  NodesDone = ${c('done')};`,
@@ -55,9 +60,8 @@ export function nodeStatusFile (dagFiles: string[], engine: DagmanEngine, result
   })
   out.push('[',
     '  Type = "StatusEnd";',
-    `  EndTime = ${ts}; /* ${q(now.toString())} */`,
-    `  NextUpdate = ${result === null ? nextUpdate : 0}; /* ${q(result === null ? new Date(nextUpdate * 1000).toString() : 'none')} */`,
+    `  EndTime = ${ts}; /* ${q(ctime(now))} */`,
+    `  NextUpdate = ${result === null ? nextUpdate : 0}; /* ${q(result === null ? ctime(new Date(nextUpdate * 1000)) : 'none')} */`,
     ']')
-  void procsQueued
   return out.join('\n') + '\n'
 }

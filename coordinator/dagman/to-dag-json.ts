@@ -153,7 +153,7 @@ interface JobDraft {
 
 const SAFE = /^[A-Za-z0-9_./=:,+@%-]+$/
 /** quote for sh (what needs it); $(RETRY) becomes the attempt's $BGRID_RETRY */
-function shq (s: string): string {
+export function shq (s: string): string {
   if (SAFE.test(s)) return s
   if (!s.includes(RETRY_MARK)) return `'${s.replace(/'/g, "'\\''")}'`
   return s.split(RETRY_MARK).map(p => p === '' ? '' : shq(p)).join('"$BGRID_RETRY"')

@@ -219,11 +219,21 @@ export class Coordinator {
     }
   }
 
-  private async waitForWorkers (): Promise<void> {
-    const deadline = Date.now() + this.opts.waitSec * 1000
+  /**
+   * Until the run has its workers.min, for --wait at most (NO_WORKERS says why). An open run
+   * that had workers and lost them all waits on (its jobs stay queued, as HTCondor's idle
+   * jobs do until machines come back), saying why every --wait.
+   */
+  private async waitForWorkers (opts: { patient?: boolean } = {}): Promise<void> {
+    let deadline = Date.now() + this.opts.waitSec * 1000
     while (this.recruiter.claimed.size < this.dag.workers.min) {
-      if (this.outcome.cancelled) return
-      if (Date.now() >= deadline) throw this.recruiter.noWorkers()
+      if (this.outcome.cancelled || (opts.patient === true && !this.openJobs && this.core.finished())) return
+      if (Date.now() >= deadline) {
+        const why = this.recruiter.noWorkers()
+        if (opts.patient !== true) throw why
+        this.emit({ event: 'warning', message: errorMessage(why) }, `waiting for workers: ${errorMessage(why)}`)
+        deadline = Date.now() + this.opts.waitSec * 1000
+      }
       await this.sleep(Math.min(500, deadline - Date.now()))
     }
   }
@@ -273,8 +283,8 @@ export class Coordinator {
         this.core.failNeverPlaceable(this.recruiter.possibleNodes())
       }
       if (this.core.aliveWorkers().length === 0 && this.recruiter.claimed.size === 0) {
-        // every worker was lost: wait for new ones, as at the start
-        await this.waitForWorkers()
+        // every worker was lost: wait for new ones, as at the start (an open run, for as long as it takes)
+        await this.waitForWorkers({ patient: this.opts.open !== undefined })
       }
       // jobs left to a planned worker become stealable after a while: let waiting workers look again
       if (this.core.ready.size > 0) this.adapter.notify()

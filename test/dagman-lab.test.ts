@@ -21,7 +21,7 @@ if (cluster !== undefined) {
     return { code, stderr: p.stderr, ms: Date.now() - t0 }
   }
   const idle = async (): Promise<void> => {
-    await Promise.all(cluster.daemons.map(async d => await d.until(() => {
+    await Promise.all(cluster.daemons.filter(d => d.alive).map(async d => await d.until(() => {
       const st = d.events.filter(e => e.msg === 'state').at(-1)
       return st === undefined || st.to === 'idle' ? true : undefined
     }, 30_000, 'idle')))
@@ -107,5 +107,29 @@ if (cluster !== undefined) {
     let left = ''
     try { left = execFileSync('pgrep', ['-af', 'sleep 417'], { encoding: 'utf8' }) } catch {}
     t.equal(left.trim(), '', 'no process of the removed job is left')
+  })
+
+  t.test('workers gone while local nodes run, back later: the next vanilla node waits for them and runs (the grid run does not give up)', async t => {
+    const dir = path.join(cluster.tmp, 'gap')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(path.join(dir, 'v.sub'), 'universe = vanilla\nexecutable = /bin/echo\narguments = ran on a worker\noutput = $(JOB).out\nqueue\n')
+    writeFileSync(path.join(dir, 'hold.sh'), '#!/bin/sh\ntouch hold.started\nfor i in $(seq 1 600); do [ -e go ] && exit 0; sleep 0.1; done\nexit 1\n', { mode: 0o755 })
+    writeFileSync(path.join(dir, 'hold.sub'), 'universe = local\nexecutable = hold.sh\nqueue\n')
+    writeFileSync(path.join(dir, 'g.dag'), 'JOB A v.sub\nJOB B hold.sub\nJOB C v.sub\nPARENT A CHILD B\nPARENT B CHILD C\n')
+    const p = submit(dir, 'g.dag', ['--wait', '3'])
+    for (let i = 0; i < 600 && !existsSync(path.join(dir, 'hold.started')); i++) await new Promise(resolve => setTimeout(resolve, 100))
+    t.ok(existsSync(path.join(dir, 'hold.started')), 'A ran, B holds')
+    // every daemon goes away, for longer than --wait
+    const gone = cluster.daemons.filter(d => d.alive)
+    for (const d of gone) d.kill('SIGTERM')
+    await Promise.all(gone.map(async d => await d.done(20_000)))
+    await new Promise(resolve => setTimeout(resolve, 5000))
+    writeFileSync(path.join(dir, 'go'), '')
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    // they come back (same hosts, same data)
+    for (const d of gone) await cluster.startDaemon(['--always-available'], d.host, path.basename(d.dataDir))
+    const r = await p
+    t.equal(r.code, 0, r.stderr)
+    t.equal(readFileSync(path.join(dir, 'C.out'), 'utf8'), 'ran on a worker\n')
   })
 }

@@ -270,3 +270,19 @@ t.test('submit of a DAGMan file: a full rescue DAG of a DAG with splices reads b
   t.equal(second.status, 0, second.stderr)
   t.match(readFileSync(path.join(d, 'top.dag.dagman.out'), 'utf8'), /Running rescue DAG 1 \(top\.dag\.rescue001\), a full rescue DAG/)
 })
+
+t.test('submit of a DAGMan file: with DAGMAN_RESET_RETRIES_UPON_RESCUE = False the partial rescue DAG carries the retries left, and the next run has only those', async t => {
+  const d = path.join(dir, 'dagman-retries-left')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'b.sh'), '#!/bin/sh\necho try >> tries\nexit 3\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'b.sub'), 'executable = b.sh\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'r.dag'), 'JOB B b.sub\nRETRY B 2\n')
+  const env = { ...process.env, _CONDOR_DAGMAN_RESET_RETRIES_UPON_RESCUE: 'False' }
+  const run = (): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [BGRID, 'submit', 'r.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
+  t.equal(run().status, 1)
+  t.equal(readFileSync(path.join(d, 'tries'), 'utf8'), 'try\ntry\ntry\n', 'three attempts: the first and two retries')
+  const rescue = readFileSync(path.join(d, 'r.dag.rescue001'), 'utf8')
+  t.match(rescue, /^# 2 of 2 retries already performed; 0 remaining\nRETRY B 0$/m)
+  t.equal(run().status, 1)
+  t.equal(readFileSync(path.join(d, 'tries'), 'utf8'), 'try\ntry\ntry\ntry\n', 'the rescue run had no retry left')
+})

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { DagmanDag, DagmanNode } from './dag-file.ts'
-import type { DagmanEngine } from './engine.ts'
+import type { DagmanEngine, NodeState } from './engine.ts'
 import { splitLines } from './lexer/lines.ts'
 import { doubleQuoted, twoDigits } from './quote.ts'
 
@@ -32,9 +32,11 @@ export function lastRescue (dagFile: string): number {
 }
 
 /** the node names a partial rescue DAG says are DONE (a full one is run as a DAG of its own) */
-export function rescueDoneNodes (file: string): { done: string[], full: boolean } {
+/** what a partial rescue DAG says: DONE nodes, and RETRY counts left (its other lines make it a full one) */
+export function rescueDoneNodes (file: string): { done: string[], retries: Map<string, number>, full: boolean } {
   const text = readFileSync(file, 'utf8')
   const done: string[] = []
+  const retries = new Map<string, number>()
   let full = false
   const lines = splitLines(text)
   for (let i = 0; i < lines.text.length; i++) {
@@ -43,9 +45,10 @@ export function rescueDoneNodes (file: string): { done: string[], full: boolean 
     const kw = toks[0]?.toUpperCase()
     if (kw === undefined || kw === '') continue
     if (kw === 'DONE' && toks[1] !== undefined) done.push(toks[1])
+    else if (kw === 'RETRY' && toks[1] !== undefined && /^\d+$/.test(toks[2] ?? '')) retries.set(toks[1], Number(toks[2]))
     else full = true
   }
-  return { done, full }
+  return { done, retries, full }
 }
 
 function header (dag: DagmanDag, engine: DagmanEngine, partial: boolean, now: Date): string[] {
@@ -65,10 +68,27 @@ function header (dag: DagmanDag, engine: DagmanEngine, partial: boolean, now: Da
 }
 
 /** a partial rescue DAG: the DONE nodes (read with the original DAG file) */
-export function partialRescue (dag: DagmanDag, engine: DagmanEngine, now: Date): string {
+export function partialRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, resetRetries: boolean): string {
   const lines = header(dag, engine, true, now)
-  engine.nodes.forEach((n, i) => { if (engine.state[i].status === 'done' && !n.final) lines.push(`DONE ${n.name}`) })
+  dag.nodes.forEach((n, i) => {
+    const s = engine.state[i]
+    if (s.status === 'done' && n.kind !== 'FINAL') lines.push(`DONE ${n.name}`)
+    // as DAGMan's: the retries left, when they are not reset upon rescue (DAGMAN_RESET_RETRIES_UPON_RESCUE)
+    if (n.retry !== null && n.retry.count > 0 && !resetRetries && s.status !== 'done') lines.push(...retryLines(n, s))
+  })
   return lines.join('\n') + '\n'
+}
+
+/** a node's RETRY block in a rescue DAG: what was performed, and what is left */
+function retryLines (n: DagmanNode, s: NodeState, resetRetries = false): string[] {
+  const retry = n.retry
+  if (retry === null || retry.count === 0) return []
+  const out: string[] = []
+  const left = Math.max(0, retry.count - s.retries)
+  if (s.status === 'error' && s.retryStopped) out.push(`# ${s.retries} of ${retry.count} retries performed; remaining attempts aborted after node returned ${s.returnValue ?? ''}`)
+  else if (!resetRetries) out.push(`# ${s.retries} of ${retry.count} retries already performed; ${left} remaining`)
+  out.push(`RETRY ${n.name} ${resetRetries ? retry.count : left}${retry.unlessExit !== null ? ` UNLESS-EXIT ${retry.unlessExit}` : ''}`)
+  return out
 }
 
 
@@ -86,12 +106,7 @@ export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, res
     lines.push('', `${kw} ${n.name} ${n.submit}${dir}${n.noop ? ' NOOP' : ''}`)
     for (const sc of n.scripts) lines.push(`SCRIPT ${sc.kind} ${n.name} ${sc.command}`)
     if (n.preSkip !== null) lines.push(`PRE_SKIP ${n.name} ${n.preSkip.code}`)
-    if (n.retry !== null && n.retry.count > 0) {
-      const left = Math.max(0, n.retry.count - s.retries)
-      if (s.status === 'error' && s.retryStopped) lines.push(`# ${s.retries} of ${n.retry.count} retries performed; remaining attempts aborted after node returned ${s.returnValue ?? ''}`)
-      else if (!resetRetries) lines.push(`# ${s.retries} of ${n.retry.count} retries already performed; ${left} remaining`)
-      lines.push(`RETRY ${n.name} ${resetRetries ? n.retry.count : left}${n.retry.unlessExit !== null ? ` UNLESS-EXIT ${n.retry.unlessExit}` : ''}`)
-    }
+    lines.push(...retryLines(n, s, resetRetries))
     if (n.vars.length > 0) lines.push(`VARS ${n.name} ${n.vars.map(v => `${v.name}=${doubleQuoted(v.value)}`).join(' ')}`)
     if (n.abortDagOn !== null) lines.push(`ABORT-DAG-ON ${n.name} ${n.abortDagOn.value}${n.abortDagOn.returnValue !== null ? ` RETURN ${n.abortDagOn.returnValue}` : ''}`)
     if (n.priority !== null && n.priority.value !== 0) lines.push(`PRIORITY ${n.name} ${n.priority.value}`)

@@ -172,12 +172,13 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
   let rescueNum = o.doRescueFrom ?? (autoRescue ? lastRescue(dagFile) : 0)
   if (rescueNum > maxRescue) rescueNum = maxRescue
   const done = new Set<string>()
+  let retriesLeft = new Map<string, number>()
   if (rescueNum > 0) {
     const rf = rescueName(dagFile, rescueNum)
     if (!existsSync(rf)) throw new BgridError('NOT_FOUND', `rescue DAG ${rf} does not exist (-dorescuefrom ${rescueNum})`)
     const r = rescueDoneNodes(rf)
     out.line(`Running rescue DAG ${rescueNum} (${path.basename(rf)})${r.full ? ', a full rescue DAG' : ''}`)
-    if (r.full) { first = readDagmanFile(rf, { rescue: true }); cfg = dagmanConfig(first, env, o.configFile); dagFile = rf } else for (const d of r.done) done.add(d)
+    if (r.full) { first = readDagmanFile(rf, { rescue: true }); cfg = dagmanConfig(first, env, o.configFile); dagFile = rf } else { for (const d of r.done) done.add(d); retriesLeft = r.retries }
   }
   const dag = first
   for (const n of dag.nodes) {
@@ -199,7 +200,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     final: n.kind === 'FINAL',
     pre: n.scripts.some(s => s.kind === 'PRE'),
     post: n.scripts.some(s => s.kind === 'POST'),
-    retryMax: n.retry?.count ?? 0,
+    retryMax: retriesLeft.get(n.name) ?? n.retry?.count ?? 0,
     unlessExit: n.retry?.unlessExit ?? null,
     abortOn: n.abortDagOn === null ? null : { value: n.abortDagOn.value, returnValue: n.abortDagOn.returnValue },
     priority: n.priority?.value ?? 0,
@@ -407,7 +408,8 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     if (num <= maxRescue) {
       rescue = rescueName(outBase, num)
       const partial = bool(cfg.get('DAGMAN_WRITE_PARTIAL_RESCUE'), true)
-      const text = partial ? partialRescue(dag, engine, new Date()) : fullRescue(dag, engine, new Date(), bool(cfg.get('DAGMAN_RESET_RETRIES_UPON_RESCUE'), true))
+      const reset = bool(cfg.get('DAGMAN_RESET_RETRIES_UPON_RESCUE'), true)
+      const text = partial ? partialRescue(dag, engine, new Date(), reset) : fullRescue(dag, engine, new Date(), reset)
       writeFileSync(rescue, text)
       out.line(`Writing Rescue DAG file ${path.basename(rescue)}`)
     } else out.line(`Rescue DAG ${num} would be more than DAGMAN_MAX_RESCUE_NUM (${maxRescue}): none written`)

@@ -1,13 +1,13 @@
 # A stand-in for HTCondor's test-suite module (src/condor_tests/CondorTest.pm), just
 # enough to run its DAGMan tests' .run drivers unchanged against bgrid: RunDagTest runs
-# `bgrid submit DAG ARGS` (the command in $ENV{BGRID_SUBMIT}, a JSON array) and calls the
+# `bgrid submit DAG ARGS` (the command in $ENV{BGRID_SUBMIT}, its words separated by the
+# ASCII unit separator \x1f, so that perl needs no module beyond its base) and calls the
 # callbacks the driver registered as the DAGMan job's events would have: submit and
 # execute, then exited-success (exit 0), exited-failure (any other exit) or
 # exited-abnormal (a signal). A callback that dies fails the test, as in HTCondor's.
 package CondorTest;
 use strict;
 use warnings;
-use JSON::PP;
 
 my %callbacks;
 my $debug = $ENV{BGRID_CONDORTEST_DEBUG} ? 1 : 0;
@@ -26,7 +26,7 @@ sub RegisterEvictedWithoutCheckpoint { _register('evicted', @_); }
 
 sub RunDagTest {
     my ($name, $dag, $wants_checkpoint, $dagman_args) = @_;
-    my @submit = @{ decode_json($ENV{BGRID_SUBMIT} // die "BGRID_SUBMIT is not set\n") };
+    my @submit = split(/\x1f/, $ENV{BGRID_SUBMIT} // die "BGRID_SUBMIT is not set\n");
     my @args = defined $dagman_args ? split(' ', $dagman_args) : ();
     my %info = (cluster => 1, proc => 0, name => $name, log => "$dag.dagman.log");
     $callbacks{submit}->(%info) if $callbacks{submit};

@@ -1,9 +1,9 @@
-// `npm run demo`: three volunteer daemons, then two DAGs submitted end to end.
+// `npm run demo`: three volunteer daemons, then two DAGs and a DAGMan file submitted end to end.
 // As root each daemon gets its own network namespace (no multicast on the real LAN);
 // as an ordinary user they run on this machine and announce _bgrid._tcp on the LAN.
 import path from 'node:path'
-import { readFileSync } from 'node:fs'
-import { Cluster, ROOT } from '../testbed/cluster.ts'
+import { readFileSync, cpSync } from 'node:fs'
+import { Cluster, ROOT, BGRID } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
 
 const say = (s: string): void => { process.stdout.write(s + '\n') }
@@ -39,6 +39,16 @@ try {
     for (const j of Object.values(run.jobs) as any[]) perWorker.set(String(j.worker).slice(-8), (perWorker.get(String(j.worker).slice(-8)) ?? 0) + 1)
     say(`jobs per worker: ${[...perWorker].map(([w, n]) => `${w}=${n}`).join(' ')}`)
   }
+  // an HTCondor DAGMan file, run as it is (in a copy: DAGMan writes beside the DAG)
+  const dagman = path.join(cluster.tmp, 'dagman')
+  cpSync(path.join(ROOT, 'examples', 'dagman'), dagman, { recursive: true })
+  say(`\n$ cd ${dagman} && bgrid submit wordcount.dag`)
+  const dm = cluster.spawn(user, [process.execPath, BGRID, 'submit', 'wordcount.dag', '--data-dir', home, '--wait', '20'], {}, dagman)
+  dm.child.stderr?.on('data', (c: Buffer) => { process.stdout.write(c) })
+  const dr = await dm.done(120_000)
+  if (dr.code !== 0) throw new Error(`submit wordcount.dag exited ${String(dr.code)}`)
+  say(`report.txt (its FINAL node): ${readFileSync(path.join(dagman, 'report.txt'), 'utf8').trim()}; dagman.out, the node status file and jobstate.log are beside it`)
+
   say('\n$ bgrid peers   (workers released: idle again)')
   process.stdout.write((await cluster.runCli(user, ['peers', '--timeout', '1.5'])).stdout)
   code = 0

@@ -6,8 +6,8 @@
 import t from 'tap'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs'
-import { clusterOrSkip, BGRID } from '../testbed/cluster.ts'
+import { mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync, statSync, cpSync } from 'node:fs'
+import { clusterOrSkip, BGRID, ROOT } from '../testbed/cluster.ts'
 
 const cluster = clusterOrSkip(t)
 if (cluster !== undefined) {
@@ -68,6 +68,25 @@ if (cluster !== undefined) {
     t.equal(workers.length, 4, 'four vanilla jobs in the grid run')
     t.ok(workers.every(w => peers.has(w)), 'each ran on a lab daemon')
     t.notOk(existsSync(path.join(local, 'bgrid-runs')), 'the local run needed no worker')
+    await idle()
+  })
+
+  t.test('examples/dagman/wordcount.dag: the files it leaves equal those of the same DAG with every job local', async t => {
+    const grid = path.join(cluster.tmp, 'wc-grid')
+    const local = path.join(cluster.tmp, 'wc-local')
+    cpSync(path.join(ROOT, 'examples', 'dagman'), grid, { recursive: true })
+    cpSync(path.join(ROOT, 'examples', 'dagman'), local, { recursive: true })
+    for (const f of ['split.sub', 'count.sub', 'sum.sub']) writeFileSync(path.join(local, f), readFileSync(path.join(local, f), 'utf8').replace('universe = vanilla', 'universe = local'))
+    const g = await submit(grid, 'wordcount.dag')
+    t.equal(g.code, 0, g.stderr)
+    await idle()
+    const l = await submit(local, 'wordcount.dag')
+    t.equal(l.code, 0, l.stderr)
+    for (const f of ['part-a.txt', 'part-b.txt', 'count-COUNT_A.txt', 'count-COUNT_B.txt', 'total.txt', 'split.out', 'COUNT_A.out', 'COUNT_B.out', 'sum.out', 'report.txt']) {
+      t.equal(readFileSync(path.join(grid, f), 'utf8'), readFileSync(path.join(local, f), 'utf8'), `${f}: the same bytes`)
+    }
+    t.equal(readFileSync(path.join(grid, 'total.txt'), 'utf8').trim(), execFileSync('sh', ['-c', 'wc -w < words.txt'], { cwd: grid, encoding: 'utf8' }).trim())
+    t.match(readFileSync(path.join(grid, 'report.txt'), 'utf8'), /^DAG status 0, 0 failed node\(s\); words: \d+\n$/)
     await idle()
   })
 

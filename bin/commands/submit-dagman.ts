@@ -99,7 +99,7 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
     const r = await runDagman({
       dagFile: dag, csdArgs: csd, ...opts, signal: interrupt.signal, kill: kill.signal,
       grid: async () => pool,
-      echo: mode === 'quiet' ? undefined : (mode === 'json' ? (l) => { process.stdout.write(JSON.stringify({ event: 'dagman', line: l }) + '\n') } : (l) => { if (opts.verbose || /EXITING|Rescue|failed|ERROR|Submitting|completed|removed|ABORT/i.test(l)) process.stderr.write(l + '\n') })
+      echo: mode === 'quiet' ? undefined : (mode === 'json' ? (l) => { process.stdout.write(JSON.stringify({ event: 'dagman', line: l }) + '\n') } : (l) => { if (opts.verbose || /EXITING|Rescue DAG|failed with|ERROR|Submitting|completed|removed|ABORT-DAG-ON/.test(l)) process.stderr.write(l + '\n') })
     })
     code = r.exitCode
     if (mode !== 'json') process.stderr.write(`${path.basename(dag)}: ${r.exitCode === 0 ? 'succeeded' : 'FAILED'}: ${r.done} of ${r.nodes} node(s) done${r.rescue !== null ? `; rescue DAG ${r.rescue} (the next \`bgrid submit ${dag}\` runs what is left)` : ''}\n`)

@@ -426,7 +426,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
   jobstate.internal('DAGMAN_FINISHED', String(result.exitCode))
   out.line(`All jobs ${result.exitCode === 0 ? 'Completed!' : 'did not complete.'}`)
   out.exiting(result.exitCode)
-  return { ...result, dagFile, rescue, nodes: nodeCount, done: engine.count('done') }
+  return { ...result, dagFile, rescue, nodes: nodeCount, done: engine.state.filter(st => st.status === 'done').length }
 }
 
 /** FILE.dag.condor.sub: the submit description condor_submit_dag would have queued for condor_dagman */

@@ -88,14 +88,21 @@ t.test('submit --json: an invalid DAG ends stdout with an error event', async t 
   t.equal(bgrid(['submit', dag, '--data-dir', home]).stdout, '')
 })
 
-t.test('submit of a DAGMan file: a bad line names file:line; an unknown condor_submit_dag option is refused; nothing is run', async t => {
+t.test('submit of a DAGMan file: a bad line names file:line (on the terminal and in dagman.out, exit 1 as condor_dagman); REJECT; an unknown condor_submit_dag option is refused; nothing is run', async t => {
   const d = path.join(dir, 'dagman-bad')
   mkdirSync(d, { recursive: true })
   writeFileSync(path.join(d, 'pipeline.dag'), 'JOB A a.sub\nPARENT A CHILD\n')
   const r = bgrid(['submit', path.join(d, 'pipeline.dag'), '--data-dir', home])
-  t.equal(r.status, 2, r.stderr)
+  t.equal(r.status, 1, r.stderr)
   t.match(r.stderr, /pipeline\.dag:2/)
   t.notMatch(r.stderr, /not valid JSON/)
+  const out = readFileSync(path.join(d, 'pipeline.dag.dagman.out'), 'utf8')
+  t.match(out, /ERROR: .*pipeline\.dag:2/)
+  t.match(out, /EXITING WITH STATUS 1\n$/)
+  writeFileSync(path.join(d, 'rejected.dag'), 'JOB A a.sub\nREJECT\n')
+  const rj = bgrid(['submit', path.join(d, 'rejected.dag'), '--data-dir', home])
+  t.equal(rj.status, 1)
+  t.match(readFileSync(path.join(d, 'rejected.dag.dagman.out'), 'utf8'), /rejected\.dag:2: Exiting because of REJECT specification/)
   writeFileSync(path.join(d, 'ok.dag'), 'JOB A a.sub\n')
   writeFileSync(path.join(d, 'a.sub'), 'executable = /bin/true\nuniverse = scheduler\nqueue\n')
   const u = bgrid(['submit', path.join(d, 'ok.dag'), '-frobnicate', '--data-dir', home])
@@ -233,10 +240,15 @@ t.test('submit of a DAGMan file: condor_submit_dag options -no_submit, -force, a
   writeFileSync(path.join(d, 'ok.sub'), 'executable = /bin/true\nuniverse = local\nqueue\n')
   writeFileSync(path.join(d, 'o.dag'), 'JOB A ok.sub\n')
   const run = (...args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [BGRID, 'submit', 'o.dag', '--data-dir', home, '--quiet', ...args], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  const dump = run('-dumprescue')
+  t.equal(dump.status, 0)
+  t.match(readFileSync(path.join(d, 'o.dag.rescue001'), 'utf8'), /Rescue DAG version: 2\.0\.1 \(full\)[\s\S]*^JOB A ok\.sub $/m, '-dumprescue: the DAG as a full rescue DAG')
+  t.notOk(existsSync(path.join(d, 'o.dag.dagman.out')) && /Submitting/.test(readFileSync(path.join(d, 'o.dag.dagman.out'), 'utf8')), 'nothing run')
+  rmSync(path.join(d, 'o.dag.rescue001'))
   const ns = run('-no_submit')
   t.equal(ns.status, 0)
   t.ok(existsSync(path.join(d, 'o.dag.condor.sub')))
-  t.notOk(existsSync(path.join(d, 'o.dag.dagman.out')), '-no_submit: not run')
+  t.notOk(/Submitting/.test(readFileSync(path.join(d, 'o.dag.dagman.out'), 'utf8')), '-no_submit: not run')
   const foo = run('-foo', '1')
   t.equal(foo.status, 2)
   t.match(String(foo.stderr), /-foo: not a condor_submit_dag option/)
@@ -263,7 +275,7 @@ t.test('submit of a DAGMan file: a full rescue DAG of a DAG with splices reads b
   const first = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
   t.equal(first.status, 1)
   const rescue = readFileSync(path.join(d, 'top.dag.rescue001'), 'utf8')
-  t.match(rescue, /^JOB SP\+A ok\.sub DIR sub$/m)
+  t.match(rescue, /^JOB SP\+A ok\.sub DIR sub $/m)
   t.match(rescue, /^DONE SP\+A$/m)
   writeFileSync(path.join(d, 'sub', 'open'), '')
   const second = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
@@ -285,4 +297,33 @@ t.test('submit of a DAGMan file: with DAGMAN_RESET_RETRIES_UPON_RESCUE = False t
   t.match(rescue, /^# 2 of 2 retries already performed; 0 remaining\nRETRY B 0$/m)
   t.equal(run().status, 1)
   t.equal(readFileSync(path.join(d, 'tries'), 'utf8'), 'try\ntry\ntry\ntry\n', 'the rescue run had no retry left')
+})
+
+t.test('submit of a DAGMan file: SCRIPT DEFER runs a script again later, DAGMAN_SUBMIT_DEPTH_FIRST orders newly ready nodes first, dagman.out says retries and PRE_SKIP as DAGMan does', async t => {
+  const d = path.join(dir, 'dagman-defer')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'pre.sh'), '#!/bin/sh\necho pre >> pre.count\n[ "$(wc -l < pre.count)" -ge 2 ] || exit 7\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'skip.sh'), '#!/bin/sh\nexit 9\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'rec.sh'), '#!/bin/sh\nprintf "%s " "$1" >> order\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'flaky.sh'), '#!/bin/sh\necho x >> flaky.count\n[ "$(wc -l < flaky.count)" -ge 2 ]\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'rec.sub'), 'executable = rec.sh\narguments = $(JOB)\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'flaky.sub'), 'executable = flaky.sh\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'cfg'), 'DAGMAN_SUBMIT_DEPTH_FIRST = True\n')
+  writeFileSync(path.join(d, 'x.dag'), [
+    'CONFIG cfg',
+    'JOB A rec.sub', 'SCRIPT DEFER 7 1 PRE A pre.sh',
+    'JOB B1 rec.sub', 'JOB B2 rec.sub', 'JOB C1 rec.sub', 'PARENT A CHILD B1 B2', 'PARENT B1 CHILD C1',
+    'JOB S rec.sub', 'SCRIPT PRE S skip.sh', 'PRE_SKIP S 9',
+    'JOB F flaky.sub', 'RETRY F 2', ''
+  ].join('\n'))
+  const r = spawnSync(process.execPath, [BGRID, 'submit', 'x.dag', '--data-dir', home, '--quiet', '-maxjobs', '1'], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 0, r.stderr)
+  t.equal(readFileSync(path.join(d, 'pre.count'), 'utf8'), 'pre\npre\n', 'the deferred PRE script ran again')
+  const out = readFileSync(path.join(d, 'x.dag.dagman.out'), 'utf8')
+  t.match(out, /Deferring PRE script of node A for 1 seconds \(exit status 7\)/)
+  t.match(out, /Retrying node F \(retry #1 of 2\)\.\.\./)
+  t.match(out, /PRE_SKIP return value 9 indicates we are done with node S/)
+  t.notMatch(readFileSync(path.join(d, 'order'), 'utf8'), /(^| )S /, 'S was skipped')
+  // depth first: B1's child C1 goes before B2, which was ready earlier
+  t.match(readFileSync(path.join(d, 'order'), 'utf8'), /A B1 C1 B2 |A B2 B1 C1 /)
 })

@@ -136,7 +136,7 @@ t.test('every DAG error names its file and line', async t => {
     ['JOB A a.sub\nVARS A x="1\n', /x\.dag:2: .*missing end quote/],
     ['\n\nFROB A\n', /x\.dag:3: expected JOB, .* \(found FROB\)/],
     ['JOB Parent a.sub\n', /x\.dag:1: node name Parent is a reserved word/],
-    ['JOB a+b a.sub\n', /x\.dag:1: .*illegal character \('\+'\)/],
+    ['JOB a+b a.sub\n', /x\.dag:1: .*illegal characters \('\+'\)/],
     ['JOB A a.sub\nJOB A b.sub\n', /x\.dag:2: node A is defined twice \(first at x\.dag:1\)/],
     ['JOB A a.sub\nPARENT A B\n', /x\.dag:2: unknown node B|expected CHILD/],
     ['JOB A a.sub\nJOB B b.sub\nPARENT A\n', /x\.dag:3: expected CHILD/],

@@ -29,11 +29,12 @@ interface DagmanOptions {
   verbose: boolean
   force: boolean
   noSubmit: boolean
+  dumpRescue: boolean
 }
 
 /** condor_submit_dag's options, checked: an unknown one is named with the ones bgrid knows */
 function readOptions (csd: string[]): DagmanOptions {
-  const opts: DagmanOptions = { verbose: false, force: false, noSubmit: false }
+  const opts: DagmanOptions = { verbose: false, force: false, noSubmit: false, dumpRescue: false }
   for (let i = 0; i < csd.length; i++) {
     const a = csd[i].toLowerCase()
     const takes = CSD_OPTIONS.get(a)
@@ -52,6 +53,7 @@ function readOptions (csd: string[]): DagmanOptions {
       case '-verbose': opts.verbose = true; break
       case '-force': case '-f': opts.force = true; break
       case '-no_submit': opts.noSubmit = true; break
+      case '-dumprescue': opts.dumpRescue = true; break
     }
   }
   return opts
@@ -102,6 +104,8 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
       echo: mode === 'quiet' ? undefined : (mode === 'json' ? (l) => { process.stdout.write(JSON.stringify({ event: 'dagman', line: l }) + '\n') } : (l) => { if (opts.verbose || /EXITING|Rescue DAG|failed with|ERROR|Submitting|completed|removed|ABORT-DAG-ON/.test(l)) process.stderr.write(l + '\n') })
     })
     code = r.exitCode
+    // a DAG that could not be run at all: why, here too (dagman.out has it)
+    if (r.error !== undefined) process.stderr.write(`bgrid: ${path.basename(dag)} cannot be run:\n  ${r.error.split('\n').join('\n  ')}\n`)
     if (mode !== 'json') process.stderr.write(`${path.basename(dag)}: ${r.exitCode === 0 ? 'succeeded' : 'FAILED'}: ${r.done} of ${r.nodes} node(s) done${r.rescue !== null ? `; rescue DAG ${r.rescue} (the next \`bgrid submit ${dag}\` runs what is left)` : ''}\n`)
   } finally {
     await pool.close()

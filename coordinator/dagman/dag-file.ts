@@ -246,7 +246,7 @@ class Parser {
     const name = t.next()
     if (name === null) throw new ParseError(`no node name (${syntax})`)
     if (RESERVED.some(w => isKeyword(name, w))) throw new ParseError(`node name ${name} is a reserved word`)
-    if (name.includes('+') && this.opts.rescue !== true) throw new ParseError(`node name ${name} contains an illegal character ('+')`)
+    if (name.includes('+') && this.opts.rescue !== true) throw new ParseError(`node name ${name} contains one or more illegal characters ('+')`)
     const submit = t.nextPossiblyQuoted()
     if (submit === null) throw new ParseError(`no submit file or submit description for node ${name} (${syntax})`)
     let { dir, tok } = dirOption(t, scope.dir, syntax, true)
@@ -534,7 +534,8 @@ class Parser {
     const command = t.rest()
     if (command === '') throw new ParseError(`a ${k} script for node ${name} but no script file name`)
     for (const n of this.nodes(name, scope, r, 'SCRIPT', true)) {
-      if (n.scripts.some(s => s.kind === k)) throw new ParseError(`node ${n.name} has a ${k} script already`)
+      // a later SCRIPT (or an ALL_NODES one after a node's own) replaces the earlier one, as in DAGMan
+      n.scripts = n.scripts.filter(s => s.kind !== k)
       n.scripts.push({ kind: k, command, defer, debug, at: r.at })
     }
   }

@@ -59,6 +59,8 @@ export interface EngineOptions {
   categoryLimits: Map<string, number>
   /** DAGMAN_ALWAYS_RUN_POST: run POST even when PRE failed ($RETURN -1004) */
   alwaysRunPost: boolean
+  /** DAGMAN_SUBMIT_DEPTH_FIRST: nodes that just became ready go first (among equal priorities) */
+  depthFirst?: boolean
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = { maxJobs: 0, maxPre: 20, maxPost: 20, categoryLimits: new Map(), alwaysRunPost: false }
@@ -194,6 +196,7 @@ export class DagmanEngine {
     if (n.preSkip !== null && code === n.preSkip) {
       s.returnValue = 0
       s.details = `PRE_SKIP: PRE script returned ${code}`
+      this.notes.push(`PRE_SKIP return value ${code} indicates we are done with node ${n.name}`)
       this.succeed(i, `PRE script returned ${code} (PRE_SKIP): job and POST script skipped`)
       return
     }
@@ -300,7 +303,8 @@ export class DagmanEngine {
   }
 
   private enqueue (i: number): void {
-    if (!this.queue.has(i)) this.queue.set(i, this.seq++)
+    // breadth first: in the order nodes became ready; depth first: the newest first
+    if (!this.queue.has(i)) this.queue.set(i, this.opts.depthFirst === true ? -this.seq++ : this.seq++)
   }
 
   /** A node whose parents are all done is ready (FINAL nodes wait for the end). */
@@ -336,6 +340,7 @@ export class DagmanEngine {
         s.retries++
         s.preReturn = null
         s.jobReturn = null
+        this.notes.push(`Retrying node ${n.name} (retry #${s.retries} of ${n.retryMax})...`)
         this.move(i, 'ready', `${why}: retry ${s.retries} of ${n.retryMax}`)
         this.enqueue(i)
         return

@@ -103,22 +103,28 @@ export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, res
     const kw = n.kind === 'SUBDAG' ? 'SUBDAG EXTERNAL' : n.kind
     // relative names in the rescue DAG start from the top DAG's directory (splices' nodes included)
     const dir = n.dir !== dag.dir ? ` DIR ${rel(n.dir)}` : ''
-    lines.push('', `${kw} ${n.name} ${n.submit}${dir}${n.noop ? ' NOOP' : ''}`)
-    for (const sc of n.scripts) lines.push(`SCRIPT ${sc.kind} ${n.name} ${sc.command}`)
+    // DAGMan's layout (Dag::WriteNodeToRescue): the JOB line with a space after each part
+    lines.push('', `${kw} ${n.name} ${n.submit} ${dir !== '' ? `${dir.trim()} ` : ''}${n.noop ? 'NOOP ' : ''}`)
+    const script = (k: string): void => { for (const sc of n.scripts) if (sc.kind === k) lines.push(`SCRIPT ${sc.kind} ${n.name} ${sc.command}`) }
+    script('PRE')
     if (n.preSkip !== null) lines.push(`PRE_SKIP ${n.name} ${n.preSkip.code}`)
-    lines.push(...retryLines(n, s, resetRetries))
-    if (n.vars.length > 0) lines.push(`VARS ${n.name} ${n.vars.map(v => `${v.name}=${doubleQuoted(v.value)}`).join(' ')}`)
+    script('POST')
+    // one value per name (the last given wins), $(JOB) as DAGMan put it in
+    const vars = new Map<string, string>()
+    for (const v of n.vars) vars.set(v.name, v.value.replaceAll('$(JOB)', n.name))
+    if (vars.size > 0) lines.push(`VARS ${n.name} ${[...vars].map(([k, v]) => `${k}=${doubleQuoted(v)}`).join(' ')}`)
     if (n.abortDagOn !== null) lines.push(`ABORT-DAG-ON ${n.name} ${n.abortDagOn.value}${n.abortDagOn.returnValue !== null ? ` RETURN ${n.abortDagOn.returnValue}` : ''}`)
     if (n.priority !== null && n.priority.value !== 0) lines.push(`PRIORITY ${n.name} ${n.priority.value}`)
     if (n.category !== null) lines.push(`CATEGORY ${n.name} ${n.category.name}`)
     // a FINAL node is never marked DONE
     if (s.status === 'done' && n.kind !== 'FINAL') lines.push(`DONE ${n.name}`)
+    lines.push(...retryLines(n, s, resetRetries))
   }
   lines.push('')
-  for (const n of dag.nodes) {
-    if (n.parents.length === 0) continue
-    lines.push(`PARENT ${n.parents.map(p => dag.nodes[p].name).join(' ')} CHILD ${n.name}`)
-  }
+  // one line per parent, with its children
+  const childrenOf = new Map<number, string[]>()
+  for (const n of dag.nodes) for (const p of n.parents) { let c = childrenOf.get(p); if (c === undefined) { c = []; childrenOf.set(p, c) } c.push(n.name) }
+  for (const [p, kids] of childrenOf) lines.push(`PARENT ${dag.nodes[p].name} CHILD ${kids.join(' ')}`)
   for (const m of dag.maxJobs) lines.push(`MAXJOBS ${m.category} ${m.limit}`)
   for (const c of dag.commands) lines.push(`${c.keyword} ${c.args}`)
   return lines.join('\n') + '\n'

@@ -16,29 +16,39 @@ export interface Plan {
  * (Dask assumes 100 MB/s inside a cluster; that would make moving data look free here) */
 export const DEFAULT_BANDWIDTH = 12.5e6
 
+/** bytes each job reads from each parent: parent -> child -> bytes (keys are the jobs' own id strings: no key is built per lookup) */
+export type EdgeBytes = Map<string, Map<string, number>>
+
 /** Sizes (bytes) of what each job reads from each parent. */
-export function edgeBytes (dag: Dag, outSize: (job: string, file: string) => number): Map<string, number> {
-  const m = new Map<string, number>()
+export function edgeBytes (dag: Dag, outSize: (job: string, file: string) => number): EdgeBytes {
+  const m: EdgeBytes = new Map()
   for (const j of dag.jobs) {
     for (const i of j.inputs) {
       if (i.source.kind !== 'job') continue
-      const k = `${i.source.job}>${j.id}`
-      m.set(k, (m.get(k) ?? 0) + outSize(i.source.job, i.source.file))
+      let to = m.get(i.source.job)
+      if (to === undefined) { to = new Map(); m.set(i.source.job, to) }
+      to.set(j.id, (to.get(j.id) ?? 0) + outSize(i.source.job, i.source.file))
     }
   }
   return m
 }
 
+/** the bytes a child reads from a parent (0: none) */
+export function edgeOf (edges: EdgeBytes, parent: string, child: string): number {
+  return edges.get(parent)?.get(child) ?? 0
+}
+
 /** HEFT upward rank: runtime plus the longest (transfer + rank) path to an exit job. */
-export function upwardRank (dag: Dag, edges: Map<string, number>, bandwidth = DEFAULT_BANDWIDTH): Map<string, number> {
+export function upwardRank (dag: Dag, edges: EdgeBytes, bandwidth = DEFAULT_BANDWIDTH): Map<string, number> {
   const rank = new Map<string, number>()
   for (let i = dag.order.length - 1; i >= 0; i--) {
     const id = dag.order[i]
     const job = dag.byId.get(id)
     if (job === undefined) continue
     let best = 0
+    const out = edges.get(id)
     for (const c of dag.children.get(id) ?? []) {
-      const v = (edges.get(`${id}>${c}`) ?? 0) / bandwidth + (rank.get(c) ?? 0)
+      const v = (out?.get(c) ?? 0) / bandwidth + (rank.get(c) ?? 0)
       if (v > best) best = v
     }
     // a tiny term by topological depth keeps parents ahead of children when runtimes are 0
@@ -62,7 +72,7 @@ export function upwardRank (dag: Dag, edges: Map<string, number>, bandwidth = DE
  *   edges). Plain HEFT deals such siblings round-robin, so every child of a fan-in must
  *   fetch from another worker (the idea of data-aware clustering in Pegasus).
  */
-export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<string, number>, rank: Map<string, number>,
+export function planPlacement (dag: Dag, workers: PlanWorker[], edges: EdgeBytes, rank: Map<string, number>,
   opts: { bandwidth?: number, inputBytes?: (job: string, worker: string) => number, feasible?: (job: string) => ((workerIndex: number) => boolean) | undefined } = {}): Plan {
   const bw = opts.bandwidth ?? DEFAULT_BANDWIDTH
   const worker = new Map<string, string>()
@@ -100,15 +110,16 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
       const p = job.after[k]
       pFinish[k] = finish.get(p) ?? 0
       pWorker[k] = placedAt.get(p) ?? -1
-      pMove[k] = (edges.get(`${p}>${id}`) ?? 0) / bw
+      pMove[k] = edgeOf(edges, p, id) / bw
     }
     // transfer time each worker saves for this job's children (see the look-ahead above)
     credit.fill(0)
     const kids = dag.children.get(id) ?? []
+    const out = edges.get(id)
     for (const c of kids) {
       const placed = fanIn.get(c)
       if (placed === undefined) continue
-      const mine = edges.get(`${id}>${c}`) ?? 0
+      const mine = out?.get(c) ?? 0
       for (let wi = 0; wi < placed.length; wi++) if (placed[wi] > 0) credit[wi] += Math.min(mine, placed[wi]) / bw
     }
     // undefined: every worker can run this job (the common case, checked once per job)
@@ -143,7 +154,7 @@ export function planPlacement (dag: Dag, workers: PlanWorker[], edges: Map<strin
       let placed = fanIn.get(c)
       if (placed === undefined) { placed = new Float64Array(workers.length); fanIn.set(c, placed) }
       // a parent that gives 0 bytes still marks the worker (it saves nothing: min(mine, 0) is 0)
-      placed[bestW] = Math.max(placed[bestW], edges.get(`${id}>${c}`) ?? 0)
+      placed[bestW] = Math.max(placed[bestW], out?.get(c) ?? 0)
     }
     start.set(id, bs)
     finish.set(id, bf)

@@ -2,8 +2,12 @@
 import path from 'node:path'
 import { BgridError } from './errors.ts'
 
+const PLAIN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/
+
 /** Why a relative file name is unsafe, or null if it is fine. */
 export function unsafeRelPath (name: string): string | null {
+  // the common case, one plain component (a job's output `out.7`): nothing more to look at
+  if (PLAIN.test(name)) return null
   if (name.length === 0) return 'empty file name'
   if (name.includes('\0')) return 'NUL byte in file name'
   if (name.includes('\\')) return 'backslash in file name'

@@ -151,4 +151,29 @@ if (cluster !== undefined) {
     t.equal(r.code, 0, r.stderr)
     t.equal(readFileSync(path.join(dir, 'C.out'), 'utf8'), 'ran on a worker\n')
   })
+
+  t.test('a long local phase gives the workers back (--release-after), and the next vanilla node claims them again', async t => {
+    await idle()
+    const dir = path.join(cluster.tmp, 'release')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(path.join(dir, 'v.sub'), 'universe = vanilla\nexecutable = /bin/echo\narguments = $(JOB) on a worker\noutput = $(JOB).out\nqueue\n')
+    writeFileSync(path.join(dir, 'hold.sh'), '#!/bin/sh\ntouch hold.started\nfor i in $(seq 1 1200); do [ -e go ] && exit 0; sleep 0.1; done\nexit 1\n', { mode: 0o755 })
+    writeFileSync(path.join(dir, 'hold.sub'), 'universe = local\nexecutable = hold.sh\nqueue\n')
+    writeFileSync(path.join(dir, 'r.dag'), 'JOB A v.sub\nJOB B hold.sub\nJOB C v.sub\nPARENT A CHILD B\nPARENT B CHILD C\n')
+    const live = cluster.daemons.filter(d => d.alive)
+    const p = submit(dir, 'r.dag', ['--release-after', '1'])
+    for (let i = 0; i < 600 && !existsSync(path.join(dir, 'hold.started')); i++) await new Promise(resolve => setTimeout(resolve, 100))
+    t.ok(existsSync(path.join(dir, 'hold.started')), 'A ran on a worker, B (local) holds')
+    // while B holds, every daemon is offered again (released), not kept by the DAG
+    await Promise.all(live.map(async d => await d.until(() => {
+      const st = d.events.filter(e => e.msg === 'state').at(-1)
+      return st?.to === 'idle' ? true : undefined
+    }, 20_000, 'released while the DAG runs locally')))
+    t.pass('the workers were given back during the local phase')
+    writeFileSync(path.join(dir, 'go'), '')
+    const r = await p
+    t.equal(r.code, 0, r.stderr)
+    t.equal(readFileSync(path.join(dir, 'C.out'), 'utf8'), 'C on a worker\n', 'C ran on a worker claimed again')
+    t.equal(readdirSync(path.join(dir, 'bgrid-runs')).length, 2, 'two grid runs: before and after the local phase')
+  })
 }

@@ -27,7 +27,15 @@ function oneLine (s: string): string {
 }
 
 
-type PoolOptions = Omit<SubmitOptions, 'dagFile' | 'dagJson' | 'open' | 'resume'> & { name: string }
+/**
+ * releaseAfterSec: a grid run with no job for this long ends, and its workers go back to
+ * being offered (a DAG in a long local phase holds no machine); the next vanilla job
+ * claims again
+ */
+type PoolOptions = Omit<SubmitOptions, 'dagFile' | 'dagJson' | 'open' | 'resume'> & { name: string, releaseAfterSec?: number }
+
+/** how long a grid run with nothing to do keeps its workers, by default */
+export const RELEASE_AFTER_SEC = 30
 
 export class GridPool implements JobRunner {
   private readonly opts: PoolOptions
@@ -40,13 +48,34 @@ export class GridPool implements JobRunner {
   private readonly abandoned = new Set<string>()
   /** every file written here from what a worker sent (run-dagman.ts never runs or reads them as instructions) */
   private readonly written = new Set<string>()
+  private idleTimer?: NodeJS.Timeout
+  /** the current grid run ending (released while the DAG goes on) */
+  private closing?: Promise<void>
 
   broughtBack (file: string): boolean { return this.written.has(file) }
 
   constructor (opts: PoolOptions) { this.opts = opts }
 
   async run (job: NodeJob, signal: AbortSignal): Promise<{ code: number, why?: string }> {
-    if (this.broken !== null) return { code: 1, why: this.broken }
+    clearTimeout(this.idleTimer)
+    if (this.closing !== undefined) await this.closing
+    try { return await this.runNow(job, signal) } finally { this.releaseWhenIdle() }
+  }
+
+  /** No job for releaseAfterSec: the grid run ends and its workers are offered again. */
+  private releaseWhenIdle (): void {
+    clearTimeout(this.idleTimer)
+    if (this.waiting.size > 0 || this.coordinator === undefined) return
+    this.idleTimer = setTimeout(() => {
+      if (this.waiting.size > 0 || this.coordinator === undefined || this.closing !== undefined) return
+      this.closing = this.closeCurrent().finally(() => { this.closing = undefined })
+    }, (this.opts.releaseAfterSec ?? RELEASE_AFTER_SEC) * 1000)
+    this.idleTimer.unref()
+  }
+
+  private async runNow (job: NodeJob, signal: AbortSignal): Promise<{ code: number, why?: string }> {
+    // the current grid run failed: its jobs fail at once (a later one, once released, tries again)
+    if (this.broken !== null && this.coordinator !== undefined) return { code: 1, why: this.broken }
     const id = `${job.id.slice(0, 100)}-${++this.seq}`
     const inner = typeof job.record.cmd === 'string' ? job.record.cmd : (job.record.cmd as string[]).map(shq).join(' ')
     // a job with files to bring back exits 0 to bgrid, its exit value left in a file: its
@@ -57,9 +86,10 @@ export class GridPool implements JobRunner {
       ? { ...job.record, id, cmd: `( ${inner} ); echo $? > ${EXIT_FILE}`, outputs: [...((job.record.outputs as string[] | undefined) ?? []), EXIT_FILE] }
       : { ...job.record, id }
     const ended = new Promise<JobRec | null>(resolve => { this.waiting.set(id, resolve) })
+    let c: Coordinator
     try {
-      if (this.coordinator === undefined) this.start(raw)
-      else await this.add(raw)
+      if (this.coordinator === undefined) c = this.start(raw)
+      else { c = this.coordinator; await this.add(raw) }
     } catch (err) {
       this.waiting.delete(id)
       return { code: 1, why: `Job submit failed: ${errorMessage(err)}` }
@@ -80,7 +110,7 @@ export class GridPool implements JobRunner {
     }
     if (rec.state !== 'done') return { code: 1, why: oneLine(`${rec.state}: ${rec.reason ?? ''}`) }
     // outputs to where HTCondor would have put them (copies: the run's store keeps its own)
-    const from = path.join(this.coordinator?.outDir ?? '', id)
+    const from = path.join(c.outDir, id)
     try {
       for (const o of job.outputs) {
         await mkdir(path.dirname(o.abs), { recursive: true })
@@ -122,17 +152,21 @@ export class GridPool implements JobRunner {
     await this.batch.done
   }
 
-  private start (first: Record<string, unknown>): void {
-    const { name, ...o } = this.opts
+  private start (first: Record<string, unknown>): Coordinator {
+    const { name, releaseAfterSec: _, ...o } = this.opts
+    // a new grid run tries again whatever ended the last one
+    this.broken = null
     const c = new Coordinator({
       ...o,
       dagJson: { raw: { name, collect: 'all', defaults: { retries: 0 }, jobs: [first] }, file: '/dagman-jobs.json' },
       open: { onJobEnd: (job) => { this.abandoned.delete(job.spec.id); this.waiting.get(job.spec.id)?.(job) } }
     })
     this.coordinator = c
+    // jobs still waiting when the run ends will not get an answer from it: they fail, saying why
     this.ended = c.run().then(s => {
-      if (!s.ok) this.fail(s.cancelled ? 'the grid run was cancelled' : 'the grid run failed')
+      if (this.waiting.size > 0) this.fail(s.cancelled ? 'the grid run was cancelled' : 'the grid run ended before its jobs')
     }, err => { this.fail(errorMessage(err)) })
+    return c
   }
 
   private fail (why: string): void {
@@ -144,11 +178,21 @@ export class GridPool implements JobRunner {
 
   /** No more jobs: the run ends once its jobs are over, and its workers go idle again. */
   async close (): Promise<void> {
-    if (this.coordinator === undefined) return
-    if (!await this.coordinator.started.then(() => true, () => false)) { await this.ended; return }
-    // jobs removed while they ran are not waited for: cancelling the run ends them on their workers
-    if (this.abandoned.size > 0) this.coordinator.cancel(`the DAG is over: ${this.abandoned.size} removed job(s) still running are stopped`)
-    this.coordinator.closeJobs()
+    clearTimeout(this.idleTimer)
+    if (this.closing !== undefined) await this.closing
+    await this.closeCurrent()
+  }
+
+  private async closeCurrent (): Promise<void> {
+    const c = this.coordinator
+    if (c === undefined) return
+    if (await c.started.then(() => true, () => false)) {
+      // jobs removed while they ran are not waited for: cancelling the run ends them on their workers
+      if (this.abandoned.size > 0) c.cancel(`${this.abandoned.size} removed job(s) still running are stopped`)
+      c.closeJobs()
+    }
     await this.ended
+    this.abandoned.clear()
+    if (this.coordinator === c) { this.coordinator = undefined; this.ended = undefined }
   }
 }

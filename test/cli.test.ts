@@ -327,3 +327,19 @@ t.test('submit of a DAGMan file: SCRIPT DEFER runs a script again later, DAGMAN_
   // depth first: B1's child C1 goes before B2, which was ready earlier
   t.match(readFileSync(path.join(d, 'order'), 'utf8'), /A B1 C1 B2 |A B2 B1 C1 /)
 })
+
+t.test('submit of a DAGMan file: a node of several jobs (queue 3) fails as soon as one does, and its other jobs are removed', async t => {
+  const d = path.join(dir, 'dagman-cluster')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 'p.sh'), '#!/bin/sh\n[ "$1" = 0 ] && exit 6\nexec sleep 313\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'p.sub'), 'executable = p.sh\narguments = $(Process)\nuniverse = local\nqueue 3\n')
+  writeFileSync(path.join(d, 'c.dag'), 'JOB N p.sub\n')
+  const t0 = Date.now()
+  const r = spawnSync(process.execPath, [BGRID, 'submit', 'c.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 120_000 })
+  t.equal(r.status, 1, r.stderr)
+  t.ok(Date.now() - t0 < 60_000, 'it did not wait for the other jobs\' 313 s')
+  t.match(readFileSync(path.join(d, 'c.dag.dagman.out'), 'utf8'), /Node N job proc .* failed with status 6\./)
+  let left = ''
+  try { left = execFileSync('pgrep', ['-af', 'sleep 313'], { encoding: 'utf8' }) } catch {}
+  t.equal(left.trim(), '', 'the node\'s other jobs were removed')
+})

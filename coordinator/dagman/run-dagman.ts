@@ -379,21 +379,32 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
       } catch (err) {
         return { code: 1, why: `Job submit failed: ${errorMessage(err)}` }
       }
-      const results = await Promise.all(jobs.map(async j => {
-        if (j.universe === 'local') {
-          const exe = program(j.exe, n.dir)
-          if (fromWorker(exe)) return { code: 1, why: refuseWorkerFile('the executable', exe) }
-          const release = await localSlot()
-          try {
-            if (signal.aborted) return { code: -9, why: 'removed' }
-            return await runProcess(exe, j.args, { cwd: j.iwd, env: { ...baseEnv(env), ...j.env }, stdin: j.stdin, stdout: j.stdout, stderr: j.stderr, signal })
-          } finally { release() }
-        }
-        grid ??= await o.grid()
-        return await grid.run(j, signal)
-      }))
-      const bad = results.find(r => r.code !== 0)
-      return bad ?? results[results.length - 1] ?? { code: 0 }
+      // the node's jobs (queue N) end together: the first that fails removes the others, as DAGMan does
+      const siblings = new AbortController()
+      const stopAll = (): void => { siblings.abort() }
+      signal.addEventListener('abort', stopAll, { once: true })
+      let first: { code: number, why?: string } | undefined
+      const results = await Promise.all(jobs.map(async (j): Promise<{ code: number, why?: string }> => {
+        const r = await runOne(j, n.dir, siblings.signal)
+        if (r.code !== 0 && first === undefined && !siblings.signal.aborted) { first = r; siblings.abort() }
+        return r
+      })).finally(() => { signal.removeEventListener('abort', stopAll) })
+      return first ?? results.find(r => r.code !== 0) ?? results[results.length - 1] ?? { code: 0 }
+    }
+
+    /** one job of a node: here (scheduler/local universe) or on a worker; `dir`: the node's, where condor_submit would run */
+    const runOne = async (j: NodeJob, dir: string, signal: AbortSignal): Promise<{ code: number, why?: string }> => {
+      if (j.universe === 'local') {
+        const exe = program(j.exe, dir)
+        if (fromWorker(exe)) return { code: 1, why: refuseWorkerFile('the executable', exe) }
+        const release = await localSlot()
+        try {
+          if (signal.aborted) return { code: -9, why: 'removed' }
+          return await runProcess(exe, j.args, { cwd: j.iwd, env: { ...baseEnv(env), ...j.env }, stdin: j.stdin, stdout: j.stdout, stderr: j.stderr, signal })
+        } finally { release() }
+      }
+      grid ??= await o.grid()
+      return await grid.run(j, signal)
     }
 
     const submit = (a: Extract<Action, { kind: 'submit' }>): void => {

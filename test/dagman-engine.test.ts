@@ -3,7 +3,7 @@
 // at run time, FINAL nodes and their say on the DAG's exit, PRIORITY under
 // DAGMAN_MAX_JOBS_SUBMITTED, MAXJOBS per CATEGORY.
 import t from 'tap'
-import { DagmanEngine, DEFAULT_ENGINE_OPTIONS, DAG_STATUS, PRE_FAILED_RETURN, type EngineNode, type EngineOptions, type Action } from '../coordinator/dagman/engine.ts'
+import { DagmanEngine, DEFAULT_ENGINE_OPTIONS, DAG_STATUS, PRE_FAILED_RETURN, NODE_STATUS, type EngineNode, type EngineOptions, type Action } from '../coordinator/dagman/engine.ts'
 
 function node (name: string, o: Partial<EngineNode> = {}): EngineNode {
   return { name, parents: [], final: false, pre: false, post: false, retryMax: 0, unlessExit: null, abortOn: null, priority: 0, category: null, preSkip: null, done: false, ...o }
@@ -19,6 +19,11 @@ function drive (e: DagmanEngine, exit: (a: Action, name: string) => number, opts
   for (let step = 0; step < 10_000; step++) {
     for (const a of [...e.next(), ...e.nextPosts()]) { running.push(a); log.push({ kind: a.kind, node: e.nodes[a.node].name, retry: a.retry, ...(a.kind === 'post' ? { ret: a.ret } : {}) }) }
     opts.concurrency?.(running)
+    // the counts kept as nodes move are those a recount gives
+    for (const st of NODE_STATUS) {
+      const recount = e.state.filter((x, i) => x.status === st && !e.nodes[i].final).length
+      if (e.count(st) !== recount) throw new Error(`count(${st}) is ${e.count(st)}, a recount says ${recount}`)
+    }
     if (e.result() !== null) return log
     const a = running.shift()
     if (a === undefined) throw new Error('nothing runs and the DAG is not over')
@@ -39,6 +44,21 @@ t.test('ready nodes start by PRIORITY, higher first, under DAGMAN_MAX_JOBS_SUBMI
   const log = drive(e, () => 0, { concurrency: running => { if (running.filter(a => a.kind === 'submit').length > 1) throw new Error('two jobs at once') } })
   t.same(log.map(l => l.node).join(' '), 'A B5 B7 B3 B9 B4 B1 B10 B2 B8 B6 C')
   t.same(e.result(), { exitCode: 0, status: DAG_STATUS.ok, failed: 0 })
+})
+
+t.test('many ready nodes start in PRIORITY order, then in the order they became ready; a category at its MAXJOBS keeps its nodes in that order too', async t => {
+  // a fixed pseudo-random sequence of priorities
+  let x = 7
+  const rnd = (): number => { x = (x * 1103515245 + 12345) % 2147483648; return x % 9 }
+  const nodes = Array.from({ length: 300 }, (_, i) => node(`N${i}`, { priority: rnd(), category: i % 3 === 0 ? 'c' : null }))
+  const expected = nodes.map((n, i) => ({ n, i })).sort((a, b) => b.n.priority - a.n.priority || a.i - b.i).map(o => o.n.name)
+  const e = new DagmanEngine(nodes, opts({ maxJobs: 1 }))
+  t.same(drive(e, () => 0).map(l => l.node), expected, 'maxjobs 1: one at a time, in order')
+  // a category of one: its nodes in order among themselves, the others not held up by it
+  const e2 = new DagmanEngine(nodes, opts({ maxJobs: 2, categoryLimits: new Map([['c', 1]]) }))
+  const order = drive(e2, () => 0).map(l => l.node)
+  t.same(order.filter(n => Number(n.slice(1)) % 3 === 0), expected.filter(n => Number(n.slice(1)) % 3 === 0))
+  t.equal(order.length, 300)
 })
 
 t.test('ABORT-DAG-ON is looked at before RETRY; RETURN is the DAG\'s exit; descendants stay not ready', async t => {

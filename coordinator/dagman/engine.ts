@@ -7,6 +7,7 @@
 // FINAL node runs once everything else is over (or the DAG was aborted) and its result
 // is the DAG's. Ready nodes start by PRIORITY (higher first), then in the order they
 // became ready, under DAGMAN_MAX_JOBS_SUBMITTED, MAXJOBS per CATEGORY and the script limits.
+import { ReadyQueue, type Waiting } from './ready-queue.ts'
 
 /** DAGMan's node states, with the numbers the node status file uses */
 export const NODE_STATUS = ['not_ready', 'ready', 'prerun', 'submitted', 'postrun', 'done', 'error', 'futile'] as const
@@ -100,9 +101,17 @@ export class DagmanEngine {
   readonly state: NodeState[]
   private readonly opts: EngineOptions
   private readonly children: number[][]
-  /** waiting to start (PRE or job): node -> the order it became ready in (ties of PRIORITY) */
-  private readonly queue = new Map<number, number>()
+  /** nodes waiting for their PRE script, and nodes waiting to be submitted (each in DAGMan's order) */
+  private readonly preQueue = new ReadyQueue()
+  private readonly jobQueue = new ReadyQueue()
+  /** nodes of a category at its MAXJOBS, waiting for one of its jobs to end */
+  private readonly categoryQueue = new Map<string, ReadyQueue>()
+  /** whether a node is waiting in one of the queues (one taken out lazily when it is not) */
+  private readonly queued: boolean[]
+  private queuedCount = 0
   private seq = 0
+  /** nodes (FINAL aside) per state, kept by move(): the shell asks for them after every event */
+  private readonly tally: Record<NodeStatus, number> = { not_ready: 0, ready: 0, prerun: 0, submitted: 0, postrun: 0, done: 0, error: 0, futile: 0 }
   private running = { jobs: 0, pre: 0, post: 0 }
   private readonly runningByCategory = new Map<string, number>()
   /** ABORT-DAG-ON, or the DAG removed (interrupt): nothing new starts but FINAL */
@@ -124,6 +133,8 @@ export class DagmanEngine {
     for (let i = 0; i < nodes.length; i++) for (const p of nodes[i].parents) this.children[p].push(i)
     this.state = nodes.map(() => ({ status: 'not_ready', retries: 0, returnValue: null, preReturn: null, jobReturn: null, details: '', retryStopped: false, submits: 0 }))
     this.finals = nodes.flatMap((n, i) => n.final ? [i] : [])
+    this.queued = nodes.map(() => false)
+    this.tally.not_ready = nodes.length - this.finals.length
     for (let i = 0; i < nodes.length; i++) if (nodes[i].done) this.move(i, 'done', 'DONE in the DAG file')
     for (let i = 0; i < nodes.length; i++) this.tryReady(i)
   }
@@ -136,43 +147,50 @@ export class DagmanEngine {
     // the rest being over lets the FINAL node(s) in
     this.checkOver()
     if (this.over !== null) return out
-    const order = [...this.queue.keys()].sort((a, b) => (this.nodes[b].priority - this.nodes[a].priority) || ((this.queue.get(a) as number) - (this.queue.get(b) as number)))
-    for (const i of order) {
-      const n = this.nodes[i]
+    const preFull = (): boolean => this.opts.maxPre > 0 && this.running.pre >= this.opts.maxPre
+    const jobsFull = (): boolean => this.opts.maxJobs > 0 && this.running.jobs >= this.opts.maxJobs
+    while (this.preQueue.size > 0 && !preFull()) {
+      const i = this.take(this.preQueue)
+      if (i === undefined) continue
       const s = this.state[i]
-      if (this.aborted !== null && !n.final) { this.queue.delete(i); continue }
-      const wantsPre = n.pre && s.status === 'ready' && s.preReturn === null
-      if (wantsPre) {
-        if (this.opts.maxPre > 0 && this.running.pre >= this.opts.maxPre) continue
-        this.queue.delete(i)
-        this.running.pre++
-        this.move(i, 'prerun', 'PRE script started')
-        out.push({ kind: 'pre', node: i, retry: s.retries })
+      this.running.pre++
+      this.move(i, 'prerun', 'PRE script started')
+      out.push({ kind: 'pre', node: i, retry: s.retries })
+    }
+    while (this.jobQueue.size > 0 && !jobsFull()) {
+      const w = this.jobQueue.pop() as Waiting
+      if (!this.queued[w.node]) continue
+      const cat = this.nodes[w.node].category
+      const limit = cat !== null ? this.opts.categoryLimits.get(cat) : undefined
+      if (cat !== null && limit !== undefined && (this.runningByCategory.get(cat) ?? 0) >= limit) {
+        // its category is full: it waits for one of the category's jobs to end
+        let q = this.categoryQueue.get(cat)
+        if (q === undefined) { q = new ReadyQueue(); this.categoryQueue.set(cat, q) }
+        q.push(w)
         continue
       }
-      if (this.opts.maxJobs > 0 && this.running.jobs >= this.opts.maxJobs) continue
-      const cat = n.category
-      const limit = cat !== null ? this.opts.categoryLimits.get(cat) : undefined
-      if (cat !== null && limit !== undefined && (this.runningByCategory.get(cat) ?? 0) >= limit) continue
-      this.queue.delete(i)
+      this.dequeue(w.node)
+      const s = this.state[w.node]
       this.running.jobs++
       if (cat !== null) this.runningByCategory.set(cat, (this.runningByCategory.get(cat) ?? 0) + 1)
       s.submits++
-      this.move(i, 'submitted', 'job submitted')
-      out.push({ kind: 'submit', node: i, retry: s.retries })
+      this.move(w.node, 'submitted', 'job submitted')
+      out.push({ kind: 'submit', node: w.node, retry: s.retries })
     }
     this.checkOver()
     return out
   }
 
-  /** POST scripts waiting for a slot (DAGMAN_MAX_POST_SCRIPTS) */
+  /** POST scripts waiting for a slot (DAGMAN_MAX_POST_SCRIPTS), first in first out from postHead */
   private readonly postQueue: Array<Extract<Action, { kind: 'post' }>> = []
+  private postHead = 0
 
   /** POST scripts that may start now. */
   nextPosts (): Action[] {
     const out: Action[] = []
-    while (this.postQueue.length > 0 && (this.opts.maxPost === 0 || this.running.post < this.opts.maxPost)) {
-      const a = this.postQueue.shift() as Extract<Action, { kind: 'post' }>
+    while (this.postHead < this.postQueue.length && (this.opts.maxPost === 0 || this.running.post < this.opts.maxPost)) {
+      const a = this.postQueue[this.postHead++]
+      if (this.postHead === this.postQueue.length) { this.postQueue.length = 0; this.postHead = 0 }
       this.running.post++
       out.push(a)
     }
@@ -220,7 +238,12 @@ export class DagmanEngine {
     const n = this.nodes[i]
     const s = this.state[i]
     this.running.jobs--
-    if (n.category !== null) this.runningByCategory.set(n.category, (this.runningByCategory.get(n.category) ?? 1) - 1)
+    if (n.category !== null) {
+      this.runningByCategory.set(n.category, (this.runningByCategory.get(n.category) ?? 1) - 1)
+      // a slot of its category is free: the first node waiting for one goes back in line
+      const w = this.categoryQueue.get(n.category)?.pop()
+      if (w !== undefined) this.jobQueue.push(w)
+    }
     s.jobReturn = code
     // an aborted DAG removes its jobs: no POST script, no retry
     if (this.aborted !== null && !n.final) { s.returnValue = code; s.details = `removed: ${this.aborted.why}`; this.move(i, 'error', s.details); return }
@@ -263,11 +286,8 @@ export class DagmanEngine {
     return this.count('error') > 0 ? DAG_STATUS.nodeFailed : DAG_STATUS.ok
   }
 
-  count (st: NodeStatus): number {
-    let k = 0
-    for (let i = 0; i < this.state.length; i++) if (this.state[i].status === st && !this.nodes[i].final) k++
-    return k
-  }
+  /** how many nodes (FINAL aside) are in this state */
+  count (st: NodeStatus): number { return this.tally[st] }
 
   isAborted (): boolean { return this.aborted !== null }
 
@@ -282,7 +302,7 @@ export class DagmanEngine {
     if (this.over !== null || this.aborted !== null) return
     this.aborted = { exitCode: 2, status: DAG_STATUS.removed, why }
     this.notes.push(`the DAG is removed: ${why}`)
-    for (const q of [...this.queue.keys()]) if (!this.nodes[q].final) this.queue.delete(q)
+    this.dequeueAllButFinal()
   }
 
   /** Nodes to stop now (the DAG was aborted): what still runs, FINAL aside. */
@@ -299,12 +319,39 @@ export class DagmanEngine {
     if (from === to) return
     if (!TRANSITIONS[from].includes(to)) throw new Error(`DAGMan engine: node ${this.nodes[i].name} cannot go from ${from} to ${to} (${why})`)
     s.status = to
+    if (!this.nodes[i].final) { this.tally[from]--; this.tally[to]++ }
     this.transitions.push({ node: this.nodes[i].name, from, to, why })
   }
 
   private enqueue (i: number): void {
+    if (this.queued[i]) return
+    this.queued[i] = true
+    this.queuedCount++
+    const n = this.nodes[i]
+    const s = this.state[i]
     // breadth first: in the order nodes became ready; depth first: the newest first
-    if (!this.queue.has(i)) this.queue.set(i, this.opts.depthFirst === true ? -this.seq++ : this.seq++)
+    const w: Waiting = { node: i, priority: n.priority, seq: this.opts.depthFirst === true ? -this.seq++ : this.seq++ }
+    if (n.pre && s.status === 'ready' && s.preReturn === null) this.preQueue.push(w)
+    else this.jobQueue.push(w)
+  }
+
+  private dequeue (i: number): void {
+    if (!this.queued[i]) return
+    this.queued[i] = false
+    this.queuedCount--
+  }
+
+  /** the next node of a queue still waiting (taken out of the queues), or undefined */
+  private take (q: ReadyQueue): number | undefined {
+    const w = q.pop() as Waiting
+    if (!this.queued[w.node]) return undefined
+    this.dequeue(w.node)
+    return w.node
+  }
+
+  /** an aborted or removed DAG starts nothing but FINAL: the others leave the queues (lazily) */
+  private dequeueAllButFinal (): void {
+    for (let i = 0; i < this.queued.length; i++) if (this.queued[i] && !this.nodes[i].final) this.dequeue(i)
   }
 
   /** A node whose parents are all done is ready (FINAL nodes wait for the end). */
@@ -365,11 +412,11 @@ export class DagmanEngine {
     // ABORT-DAG-ON ... RETURN 0 ends the DAG as a success (DAGMan: DAG_STATUS_OK)
     this.aborted = { exitCode: rv, status: rv === 0 ? DAG_STATUS.ok : DAG_STATUS.abort, why: `ABORT-DAG-ON of node ${n.name}` }
     this.notes.push(`node ${n.name} returned ${code}: ABORT-DAG-ON, the DAG is aborted (exit ${rv})`)
-    for (const q of [...this.queue.keys()]) if (!this.nodes[q].final) this.queue.delete(q)
+    this.dequeueAllButFinal()
   }
 
   private busy (): boolean {
-    return this.running.jobs > 0 || this.running.pre > 0 || this.running.post > 0 || this.postQueue.length > 0
+    return this.running.jobs > 0 || this.running.pre > 0 || this.running.post > 0 || this.postHead < this.postQueue.length
   }
 
   /** the DAG's outcome from its non-FINAL nodes */
@@ -384,14 +431,14 @@ export class DagmanEngine {
 
   private checkOver (): void {
     if (this.over !== null || this.busy()) return
-    if (this.queue.size > 0 && this.aborted === null) return
-    if (this.queue.size > 0 && [...this.queue.keys()].some(q => this.nodes[q].final)) return
+    // nodes wait (after an abort, only FINAL ones are left in line)
+    if (this.queuedCount > 0) return
     // everything else is over: the FINAL node(s) now
     if (!this.finalStarted && this.finals.length > 0) {
       this.finalStarted = true
       this.beforeFinalOutcome = this.outcome()
       for (const f of this.finals) if (this.state[f].status === 'not_ready') { this.move(f, 'ready', 'the rest of the DAG is over'); this.enqueue(f) }
-      if (this.queue.size > 0) return
+      if (this.queuedCount > 0) return
     }
     const r = this.outcome()
     // a FINAL node's result is the DAG's (not when the DAG was removed: it did not finish)

@@ -11,7 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { BgridError, errorMessage } from '../../protocol/errors.ts'
 import { readDagmanFile, type DagmanDag, type DagmanNode } from './dag-file.ts'
-import { dagmanNodeJobs, type NodeJob } from './to-dag-json.ts'
+import { dagmanNodeJobs, type NodeJob, type SubmitFileCache } from './to-dag-json.ts'
 import { DagmanEngine, DEFAULT_ENGINE_OPTIONS, DAG_STATUS, type Action, type EngineNode, type EngineOptions, type DagResult } from './engine.ts'
 import { nodeStatusFile } from './status-file.ts'
 import { rescueName, lastRescue, rescueDoneNodes, partialRescue, fullRescue, MAX_RESCUE } from './rescue.ts'
@@ -261,6 +261,8 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
     const running = new Map<number, AbortController>()
     let wake: () => void = () => {}
     let cluster = 0
+    /** each submit file read once for the DAG (again when it changes), not once per node */
+    const submitFiles: SubmitFileCache = new Map()
     const clusterOf = new Map<number, string>()
     let statusDirty = true
     const nodeAbort = (i: number): AbortController => {
@@ -375,7 +377,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
       const submitFile = n.inline === null && !dag.descriptions.has(n.submit) ? path.resolve(n.dir, n.submit) : null
       if (submitFile !== null && fromWorker(submitFile)) return { code: 1, why: `Job submit failed: ${refuseWorkerFile('the submit file', submitFile)}` }
       try {
-        jobs = dagmanNodeJobs(dag, a.node, { retry: a.retry, dagStatus: engine.dagStatus(), failedCount: engine.count('error') }, env)
+        jobs = dagmanNodeJobs(dag, a.node, { retry: a.retry, dagStatus: engine.dagStatus(), failedCount: engine.count('error') }, env, submitFiles)
       } catch (err) {
         return { code: 1, why: `Job submit failed: ${errorMessage(err)}` }
       }

@@ -38,7 +38,12 @@ export interface ConvertOptions {
    * and $(FAILED_COUNT) are known, and scheduler/local universe jobs are the submitter's.
    */
   run?: { retry: number, dagStatus: number, failedCount: number }
+  /** submit files read before (run mode: one DAG run reads each once, again only when it changed on disk) */
+  submitFiles?: SubmitFileCache
 }
+
+/** submit files as read: path -> its size and mtime then, and what it says */
+export type SubmitFileCache = Map<string, { size: number, mtimeMs: number, desc: SubmitDescription }>
 
 /** One job of a node attempt, as run-dagman.ts runs it. */
 export interface NodeJob {
@@ -169,8 +174,8 @@ export function dagmanToDagJson (dag: DagmanDag, opts: ConvertOptions): Converte
 }
 
 /** One node attempt's jobs, to run now: $(RETRY) and the DAG's status known, inputs read from disk. */
-export function dagmanNodeJobs (dag: DagmanDag, node: number, run: NonNullable<ConvertOptions['run']>, env?: Record<string, string | undefined>): NodeJob[] {
-  return new Converter(dag, { out: '/dagman-node.json', lenient: true, run, env }).runNode(dag.nodes[node])
+export function dagmanNodeJobs (dag: DagmanDag, node: number, run: NonNullable<ConvertOptions['run']>, env?: Record<string, string | undefined>, submitFiles?: SubmitFileCache): NodeJob[] {
+  return new Converter(dag, { out: '/dagman-node.json', lenient: true, run, env, submitFiles }).runNode(dag.nodes[node])
 }
 
 class Converter {
@@ -196,6 +201,7 @@ class Converter {
   /** input files not below the dag.json's directory, and where the first is named */
   private readonly outside = new Map<string, Loc>()
   private readonly runMode: ConvertOptions['run']
+  private readonly submitFiles: SubmitFileCache | undefined
   private readonly dagmanMacros: typeof DAGMAN_MACROS
 
   constructor (dag: DagmanDag, opts: ConvertOptions) {
@@ -205,6 +211,7 @@ class Converter {
     this.outDir = path.dirname(path.resolve(opts.out))
     this.env = opts.env ?? process.env
     this.runMode = opts.run
+    this.submitFiles = opts.submitFiles
     this.dagmanMacros = opts.run === undefined ? DAGMAN_MACROS : { retry: String(opts.run.retry), dag_status: String(opts.run.dagStatus), failed_count: String(opts.run.failedCount) }
   }
 
@@ -364,9 +371,16 @@ class Converter {
     if (d === undefined) {
       if (named !== undefined) d = parseSubmitLines(named.lines, named.at.file, true)
       else {
-        try { d = readSubmitFile(key) } catch (err) {
-          if (err instanceof SubmitError && err.at.line === 0) throw new SubmitError(n.at, `submit file ${n.submit}: ${err.message.replace(/^cannot read the submit file: /, '')}`)
-          throw err
+        // read once per DAG run, again only once it changed (a node may write another's submit file)
+        const st = this.submitFiles !== undefined ? this.stat(key) : null
+        const known = st !== null ? this.submitFiles?.get(key) : undefined
+        if (known !== undefined && st !== null && known.size === st.size && known.mtimeMs === st.mtimeMs) d = known.desc
+        else {
+          try { d = readSubmitFile(key) } catch (err) {
+            if (err instanceof SubmitError && err.at.line === 0) throw new SubmitError(n.at, `submit file ${n.submit}: ${err.message.replace(/^cannot read the submit file: /, '')}`)
+            throw err
+          }
+          if (st !== null) this.submitFiles?.set(key, { size: st.size, mtimeMs: st.mtimeMs, desc: d })
         }
       }
       this.descs.set(key, d)

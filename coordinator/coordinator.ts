@@ -27,7 +27,8 @@ import { NativeAdapter } from '../middleware-adapters/native.ts'
 import type { MiddlewareAdapter } from '../middleware-adapters/adapter.ts'
 import type { QuorumPolicy } from '../middleware-adapters/boinc/policy.ts'
 import type { TrustBook } from '../middleware-adapters/boinc/trust.ts'
-import { prepare, openRunStore, loadRunIdentity, hashInputs, restoreJournal, leaveLocalDaemon } from './setup.ts'
+import { prepare, openRunStore, loadRunIdentity, hashInputs, openStatCache, restoreJournal, leaveLocalDaemon } from './setup.ts'
+import type { StatCache } from '../cache/staged-files.ts'
 import { Recruiter } from './recruit.ts'
 import { Collector } from './collect.ts'
 import { RunStatus } from './run-status.ts'
@@ -64,6 +65,8 @@ export class Coordinator {
   private closing = false
   /** an open run takes more jobs until closeJobs() */
   private openJobs: boolean
+  /** the stat cache an open run hashes its added jobs' inputs with (saved when the run ends) */
+  private addedInputs?: Promise<StatCache>
   private markStarted: () => void = () => {}
   private failStarted: (err: unknown) => void = () => {}
   /** resolved once the run can take jobs (addJobs); rejected when the run fails before */
@@ -82,7 +85,8 @@ export class Coordinator {
   async addJobs (rawJobs: unknown[]): Promise<JobRec[]> {
     if (!this.openJobs) throw new BgridError('INVALID_CONFIG', 'this run takes no more jobs')
     const more = parseDag({ name: this.dag.name, collect: 'all', defaults: { retries: 0 }, jobs: rawJobs }, path.join(this.dag.dir, 'added.json'))
-    await hashInputs(more, this.opts.dataDir, this.staged, this.core, this.log)
+    this.addedInputs ??= openStatCache(this.opts.dataDir)
+    await hashInputs(more, this.opts.dataDir, this.staged, this.core, this.log, await this.addedInputs)
     const recs = more.jobs.map(spec => this.core.addJob(spec))
     this.adapter.notify()
     this.wakeMain()
@@ -323,6 +327,7 @@ export class Coordinator {
 
   /** Whatever happened, the report and the final status are written, and the journal closed. */
   private async finish (failure: unknown): Promise<RunSummary> {
+    await this.addedInputs?.then(async c => { await c.save() }).catch(() => {})
     // what this run learnt of its workers (BOINC-style runs): kept for the next runs
     await this.trust?.save().catch(err => { this.log.warn('worker records not saved', { err: errorMessage(err) }) })
     const counts = this.core.counts()

@@ -81,10 +81,20 @@ export async function loadRunIdentity (dir: string): Promise<ReturnType<typeof p
   return key
 }
 
-/** Hash the DAG's input files (a stat cache spares unchanged ones): staged, and known to the core. */
-export async function hashInputs (dag: Dag, dataDir: string, staged: StagedFiles, core: RunCore, log: Logger): Promise<void> {
+/** The submitter's stat cache of input files it hashed (the run saves it when it is done with it). */
+export async function openStatCache (dataDir: string): Promise<StatCache> {
   const cache = new StatCache(path.join(dataDir, 'coordinator', 'stat-cache.json'))
   await cache.load()
+  return cache
+}
+
+/**
+ * Hash the DAG's input files (a stat cache spares unchanged ones): staged, and known to the
+ * core. With `cache`, that one is used and left to its owner to save (an open run adds jobs
+ * many times: the cache is read and written once, not per batch).
+ */
+export async function hashInputs (dag: Dag, dataDir: string, staged: StagedFiles, core: RunCore, log: Logger, shared?: StatCache): Promise<void> {
+  const cache = shared ?? await openStatCache(dataDir)
   const files = new Set<string>()
   for (const j of dag.jobs) for (const i of j.inputs) if (i.source.kind === 'file') files.add(i.source.path)
   for (const f of files) {
@@ -93,7 +103,7 @@ export async function hashInputs (dag: Dag, dataDir: string, staged: StagedFiles
     await staged.add(f, h.hash, h.size)
     core.setFileInput(f, h.hash, h.size)
   }
-  await cache.save().catch(() => {})
+  if (shared === undefined) await cache.save().catch(() => {})
   log.debug('inputs hashed', { files: files.size, rehashed: cache.misses, fromStatCache: cache.hits })
 }
 

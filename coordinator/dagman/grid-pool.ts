@@ -15,6 +15,7 @@ import type { JobRec } from '../run-core.ts'
 import type { SubmitOptions } from '../run-context.ts'
 import { errorMessage } from '../../protocol/errors.ts'
 import { shq, type NodeJob } from './to-dag-json.ts'
+import { hashFile } from '../../cache/hasher.ts'
 import type { JobRunner } from './run-dagman.ts'
 
 /** the file the wrapper leaves the job's exit value in */
@@ -112,6 +113,12 @@ export class GridPool implements JobRunner {
     // outputs to where HTCondor would have put them (copies: the run's store keeps its own)
     const from = path.join(c.outDir, id)
     try {
+      // bytes are checked against the hash the run recorded for them, at their last stop too
+      const intact = async (file: string, name: string): Promise<boolean> => {
+        const want = rec.outputs?.get(name)
+        const got = await hashFile(file)
+        return want !== undefined && got.hash === want.hash && got.size === want.size
+      }
       for (const o of job.outputs) {
         await mkdir(path.dirname(o.abs), { recursive: true })
         // a new file, as one the user made: not the store's read-only blob mode, not through a link left there
@@ -119,7 +126,12 @@ export class GridPool implements JobRunner {
         this.written.add(o.abs)
         await copyFile(path.join(from, o.name), o.abs)
         await chmod(o.abs, 0o666 & ~process.umask())
+        if (!await intact(o.abs, o.name)) {
+          await rm(o.abs, { force: true })
+          return { code: 1, why: `output ${o.name}: its bytes do not match the hash the worker's result gave (not kept)` }
+        }
       }
+      if (!await intact(path.join(from, EXIT_FILE), EXIT_FILE)) return { code: 1, why: 'the job\'s exit value: its bytes do not match their hash' }
       // a few bytes from a worker: read as little, and only a whole number counts
       const fh = await open(path.join(from, EXIT_FILE), 'r')
       const buf = Buffer.alloc(16)

@@ -88,9 +88,7 @@ export class RunSandboxes {
     if (dir === undefined) {
       dir = path.join(this.runDir, `b${++this.seq}`)
       mkdirSync(dir, { mode: traverse })
-      mkdirSync(path.join(dir, 'tmp'))
-      // mode after mkdir: the umask must not take the sticky, world-writable bits away
-      chmodSync(path.join(dir, 'tmp'), 0o1777)
+      makeTmp(dir)
     }
     const work = path.join(dir, 'work')
     // mkdir fails if anything is there: work/ is always new
@@ -128,11 +126,12 @@ export class RunSandboxes {
     this.discard(box.work)
     // what the job put in tmp/ goes with it, whole (one rename, however many entries it
     // made); a fresh root-owned sticky tmp/ takes its place
-    if (!isEmptyDir(box.tmp)) {
-      this.discard(box.tmp)
-      try { mkdirSync(box.tmp); chmodSync(box.tmp, 0o1777) } catch {}
-    }
-    if (this.free.length < (this.opts.spare ?? 16)) this.free.push(box.dir)
+    if (!isEmptyDir(box.tmp)) this.discard(box.tmp)
+    if (!exists(box.tmp)) { try { makeTmp(box.dir) } catch {} }
+    // the box is used again only as new: no work/ left, an empty tmp/ of the daemon's
+    // (a rename that failed leaves what the job owned where it was: the whole box goes)
+    const fresh = !exists(box.work) && exists(box.tmp) && isEmptyDir(box.tmp)
+    if (fresh && this.free.length < (this.opts.spare ?? 16)) this.free.push(box.dir)
     else this.discard(box.dir)
   }
 
@@ -219,6 +218,19 @@ function notAFile (name: string, err: any, what: string): Error {
   if (err?.code === 'ENOENT') return Object.assign(new Error(`${name}: missing`), { code: 'ENOENT' })
   if (err?.code === 'ELOOP' || err?.code === 'ENOTDIR') return new BgridError('PATH', `${name}: ${what} a symbolic link or not a directory (links are never followed)`)
   return new BgridError('PATH', `${name}: ${err?.message ?? err}`)
+}
+
+/** a box's tmp/: root's, sticky and world-writable, as /tmp is */
+function makeTmp (boxDir: string): void {
+  const tmp = path.join(boxDir, 'tmp')
+  mkdirSync(tmp)
+  // mode after mkdir: the umask must not take the sticky, world-writable bits away
+  chmodSync(tmp, 0o1777)
+}
+
+/** whether anything is at this path (a link itself, not what it points to) */
+function exists (p: string): boolean {
+  try { lstatSync(p); return true } catch { return false }
 }
 
 /** Whether a directory has no entry, read one entry at most (a job may leave millions). */

@@ -2,7 +2,7 @@
 // Node version check, a closed pipe, --json errors, the cache subcommands' options.
 import t from 'tap'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs'
-import { spawnSync, spawn, execFileSync } from 'node:child_process'
+import { spawnSync, spawn, execFileSync, type SpawnSyncReturns } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import { BGRID, ROOT } from '../testbed/cluster.ts'
@@ -88,6 +88,11 @@ t.test('submit --json: an invalid DAG ends stdout with an error event', async t 
   t.equal(bgrid(['submit', dag, '--data-dir', home]).stdout, '')
 })
 
+/** `bgrid submit FILE` of a DAGMan file, run in its directory (as condor_submit_dag is) */
+function dagmanRun (d: string, file: string, args: string[] = [], o: { timeoutMs?: number, env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BGRID, 'submit', file, '--data-dir', home, '--quiet', ...args], { cwd: d, encoding: 'utf8', timeout: o.timeoutMs ?? 60_000, ...(o.env !== undefined ? { env: o.env } : {}) })
+}
+
 t.test('submit of a DAGMan file: a bad line names file:line (on the terminal and in dagman.out, exit 1 as condor_dagman); REJECT; an unknown condor_submit_dag option is refused; nothing is run', async t => {
   const d = path.join(dir, 'dagman-bad')
   mkdirSync(d, { recursive: true })
@@ -120,7 +125,7 @@ t.test('submit of a DAGMan file (scheduler universe): a failed node leaves a res
   writeFileSync(path.join(d, 'a.sub'), 'executable = a.sh\nuniverse = scheduler\noutput = a.out\nqueue\n')
   writeFileSync(path.join(d, 'b.sub'), 'executable = b.sh\nuniverse = local\noutput = b.out\nerror = b.err\nqueue\n')
   writeFileSync(path.join(d, 'p.dag'), 'JOB A a.sub\nJOB B b.sub\nPARENT A CHILD B\nNODE_STATUS_FILE p.status\nJOBSTATE_LOG p.jobstate.log\n')
-  const first = spawnSync(process.execPath, [BGRID, 'submit', 'p.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8' })
+  const first = dagmanRun(d, 'p.dag')
   t.equal(first.status, 1, 'the DAG failed: exit 1, as condor_dagman')
   t.equal(readFileSync(path.join(d, 'b.out'), 'utf8'), 'B broken\n', 'the node\'s output is where its submit file says')
   const rescue = readFileSync(path.join(d, 'p.dag.rescue001'), 'utf8')
@@ -131,12 +136,12 @@ t.test('submit of a DAGMan file (scheduler universe): a failed node leaves a res
   t.match(readFileSync(path.join(d, 'p.jobstate.log'), 'utf8'), /^\d+ B JOB_FAILURE 4 - - \d+$/m)
   t.match(readFileSync(path.join(d, 'p.dag.dagman.out'), 'utf8'), /EXITING WITH STATUS 1\n$/)
   writeFileSync(path.join(d, 'fixed'), '')
-  const second = spawnSync(process.execPath, [BGRID, 'submit', 'p.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8' })
+  const second = dagmanRun(d, 'p.dag')
   t.equal(second.status, 0, second.stderr)
   t.equal(readFileSync(path.join(d, 'a.count'), 'utf8'), 'run\n', 'A, done in the rescue DAG, did not run again')
   t.equal(readFileSync(path.join(d, 'b.out'), 'utf8'), 'B done\n')
   t.equal(JSON.parse(readFileSync(path.join(d, 'p.dag.metrics'), 'utf8')).rescue_dag_number, 1)
-  const third = spawnSync(process.execPath, [BGRID, 'submit', 'p.dag', '--data-dir', home, '--quiet', '--no-rescue'], { cwd: d, encoding: 'utf8' })
+  const third = dagmanRun(d, 'p.dag', ['--no-rescue'])
   t.equal(third.status, 0, third.stderr)
   t.equal(readFileSync(path.join(d, 'a.count'), 'utf8'), 'run\nrun\n', '--no-rescue: every node again')
 })
@@ -179,7 +184,7 @@ t.test('submit of a DAGMan file: a SUBDAG that runs its own DAG fails its node w
   mkdirSync(d, { recursive: true })
   writeFileSync(path.join(d, 'top.dag'), 'SUBDAG EXTERNAL S inner.dag\n')
   writeFileSync(path.join(d, 'inner.dag'), 'SUBDAG EXTERNAL T top.dag\n')
-  const r = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  const r = dagmanRun(d, 'top.dag')
   t.equal(r.status, 1, r.stderr)
   t.match(readFileSync(path.join(d, 'inner.dag.dagman.out'), 'utf8'), /top\.dag is already running above it \(top\.dag -> inner\.dag\)/)
 })
@@ -216,7 +221,7 @@ t.test('submit of a DAGMan file: the grid run failing before it starts fails the
   mkdirSync(d, { recursive: true })
   writeFileSync(path.join(d, 'v.sub'), 'executable = /bin/true\nqueue\n')
   writeFileSync(path.join(d, 'v.dag'), 'JOB A v.sub\nJOB B v.sub\n')
-  const r = spawnSync(process.execPath, [BGRID, 'submit', 'v.dag', '--data-dir', home, '--quiet', '--grid-key', path.join(d, 'no-such.key')], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  const r = dagmanRun(d, 'v.dag', ['--grid-key', path.join(d, 'no-such.key')])
   t.equal(r.status, 1, `the DAG failed (it did not hang, nor exit 0) ${r.stderr}`)
   t.match(readFileSync(path.join(d, 'v.dag.dagman.out'), 'utf8'), /no-such\.key/)
 })
@@ -227,7 +232,7 @@ t.test('submit of a DAGMan file: a FINAL node that succeeds after a failure stil
   writeFileSync(path.join(d, 'bad.sub'), 'executable = /bin/false\nuniverse = local\nqueue\n')
   writeFileSync(path.join(d, 'ok.sub'), 'executable = /bin/true\nuniverse = local\nqueue\n')
   writeFileSync(path.join(d, 'f.dag'), 'JOB A ok.sub\nJOB B bad.sub\nFINAL F ok.sub\n')
-  const r = spawnSync(process.execPath, [BGRID, 'submit', 'f.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  const r = dagmanRun(d, 'f.dag')
   t.equal(r.status, 0, 'FINAL succeeded: the DAG succeeds')
   const rescue = readFileSync(path.join(d, 'f.dag.rescue001'), 'utf8')
   t.match(rescue, /^DONE A$/m)
@@ -239,7 +244,7 @@ t.test('submit of a DAGMan file: condor_submit_dag options -no_submit, -force, a
   mkdirSync(d, { recursive: true })
   writeFileSync(path.join(d, 'ok.sub'), 'executable = /bin/true\nuniverse = local\nqueue\n')
   writeFileSync(path.join(d, 'o.dag'), 'JOB A ok.sub\n')
-  const run = (...args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [BGRID, 'submit', 'o.dag', '--data-dir', home, '--quiet', ...args], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  const run = (...args: string[]): SpawnSyncReturns<string> => dagmanRun(d, 'o.dag', args)
   const dump = run('-dumprescue')
   t.equal(dump.status, 0)
   t.match(readFileSync(path.join(d, 'o.dag.rescue001'), 'utf8'), /Rescue DAG version: 2\.0\.1 \(full\)[\s\S]*^JOB A ok\.sub $/m, '-dumprescue: the DAG as a full rescue DAG')
@@ -272,13 +277,13 @@ t.test('submit of a DAGMan file: a full rescue DAG of a DAG with splices reads b
   writeFileSync(path.join(d, 'sub', 'sp.dag'), 'JOB A ok.sub\nJOB B gate.sub\nPARENT A CHILD B\n')
   writeFileSync(path.join(d, 'top.dag'), 'SPLICE SP sp.dag DIR sub\n')
   const env = { ...process.env, _CONDOR_DAGMAN_WRITE_PARTIAL_RESCUE: 'False' }
-  const first = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
+  const first = dagmanRun(d, 'top.dag', [], { env })
   t.equal(first.status, 1)
   const rescue = readFileSync(path.join(d, 'top.dag.rescue001'), 'utf8')
   t.match(rescue, /^JOB SP\+A ok\.sub DIR sub $/m)
   t.match(rescue, /^DONE SP\+A$/m)
   writeFileSync(path.join(d, 'sub', 'open'), '')
-  const second = spawnSync(process.execPath, [BGRID, 'submit', 'top.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
+  const second = dagmanRun(d, 'top.dag', [], { env })
   t.equal(second.status, 0, second.stderr)
   t.match(readFileSync(path.join(d, 'top.dag.dagman.out'), 'utf8'), /Running rescue DAG 1 \(top\.dag\.rescue001\), a full rescue DAG/)
 })
@@ -290,7 +295,7 @@ t.test('submit of a DAGMan file: with DAGMAN_RESET_RETRIES_UPON_RESCUE = False t
   writeFileSync(path.join(d, 'b.sub'), 'executable = b.sh\nuniverse = local\nqueue\n')
   writeFileSync(path.join(d, 'r.dag'), 'JOB B b.sub\nRETRY B 2\n')
   const env = { ...process.env, _CONDOR_DAGMAN_RESET_RETRIES_UPON_RESCUE: 'False' }
-  const run = (): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [BGRID, 'submit', 'r.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 60_000, env })
+  const run = (): SpawnSyncReturns<string> => dagmanRun(d, 'r.dag', [], { env })
   t.equal(run().status, 1)
   t.equal(readFileSync(path.join(d, 'tries'), 'utf8'), 'try\ntry\ntry\n', 'three attempts: the first and two retries')
   const rescue = readFileSync(path.join(d, 'r.dag.rescue001'), 'utf8')
@@ -316,7 +321,7 @@ t.test('submit of a DAGMan file: SCRIPT DEFER runs a script again later, DAGMAN_
     'JOB S rec.sub', 'SCRIPT PRE S skip.sh', 'PRE_SKIP S 9',
     'JOB F flaky.sub', 'RETRY F 2', ''
   ].join('\n'))
-  const r = spawnSync(process.execPath, [BGRID, 'submit', 'x.dag', '--data-dir', home, '--quiet', '-maxjobs', '1'], { cwd: d, encoding: 'utf8', timeout: 60_000 })
+  const r = dagmanRun(d, 'x.dag', ['-maxjobs', '1'])
   t.equal(r.status, 0, r.stderr)
   t.equal(readFileSync(path.join(d, 'pre.count'), 'utf8'), 'pre\npre\n', 'the deferred PRE script ran again')
   const out = readFileSync(path.join(d, 'x.dag.dagman.out'), 'utf8')
@@ -324,8 +329,8 @@ t.test('submit of a DAGMan file: SCRIPT DEFER runs a script again later, DAGMAN_
   t.match(out, /Retrying node F \(retry #1 of 2\)\.\.\./)
   t.match(out, /PRE_SKIP return value 9 indicates we are done with node S/)
   t.notMatch(readFileSync(path.join(d, 'order'), 'utf8'), /(^| )S /, 'S was skipped')
-  // depth first: B1's child C1 goes before B2, which was ready earlier
-  t.match(readFileSync(path.join(d, 'order'), 'utf8'), /A B1 C1 B2 |A B2 B1 C1 /)
+  // depth first: the nodes that became ready last go first
+  t.equal(readFileSync(path.join(d, 'order'), 'utf8'), 'A B2 B1 C1 ', 'B2, ready last, first; then B1, then its child C1 (breadth first: A B1 B2 C1)')
 })
 
 t.test('submit of a DAGMan file: a node of several jobs (queue 3) fails as soon as one does, and its other jobs are removed', async t => {
@@ -335,11 +340,24 @@ t.test('submit of a DAGMan file: a node of several jobs (queue 3) fails as soon 
   writeFileSync(path.join(d, 'p.sub'), 'executable = p.sh\narguments = $(Process)\nuniverse = local\nqueue 3\n')
   writeFileSync(path.join(d, 'c.dag'), 'JOB N p.sub\n')
   const t0 = Date.now()
-  const r = spawnSync(process.execPath, [BGRID, 'submit', 'c.dag', '--data-dir', home, '--quiet'], { cwd: d, encoding: 'utf8', timeout: 120_000 })
+  const r = dagmanRun(d, 'c.dag', [], { timeoutMs: 120_000 })
   t.equal(r.status, 1, r.stderr)
   t.ok(Date.now() - t0 < 60_000, 'it did not wait for the other jobs\' 313 s')
   t.match(readFileSync(path.join(d, 'c.dag.dagman.out'), 'utf8'), /Node N job proc .* failed with status 6\./)
   let left = ''
   try { left = execFileSync('pgrep', ['-af', 'sleep 313'], { encoding: 'utf8' }) } catch {}
   t.equal(left.trim(), '', 'the node\'s other jobs were removed')
+})
+
+t.test('submit of a DAGMan file: a submit file is read when its node is submitted, so a node that rewrites it changes what later nodes run', async t => {
+  const d = path.join(dir, 'dagman-rewrite')
+  mkdirSync(d, { recursive: true })
+  writeFileSync(path.join(d, 's.sub'), 'executable = /bin/echo\narguments = first\nuniverse = local\noutput = $(JOB).out\nqueue\n')
+  writeFileSync(path.join(d, 'w.sh'), '#!/bin/sh\nsed -i "s/arguments = first/arguments = the second one/" s.sub\n', { mode: 0o755 })
+  writeFileSync(path.join(d, 'w.sub'), 'executable = w.sh\nuniverse = local\nqueue\n')
+  writeFileSync(path.join(d, 'r.dag'), 'JOB A s.sub\nJOB W w.sub\nJOB C s.sub\nPARENT A CHILD W\nPARENT W CHILD C\n')
+  const r = dagmanRun(d, 'r.dag')
+  t.equal(r.status, 0, r.stderr)
+  t.equal(readFileSync(path.join(d, 'A.out'), 'utf8'), 'first\n')
+  t.equal(readFileSync(path.join(d, 'C.out'), 'utf8'), 'the second one\n', 'C read s.sub as W left it')
 })

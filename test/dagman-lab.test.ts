@@ -20,6 +20,10 @@ if (cluster !== undefined) {
     const { code } = await p.done(180_000)
     return { code, stderr: p.stderr, ms: Date.now() - t0 }
   }
+  /** a file a local node writes when it has started: waited for (60 s at most) */
+  const waitForFile = async (f: string): Promise<void> => {
+    for (let i = 0; i < 600 && !existsSync(f); i++) await new Promise(resolve => setTimeout(resolve, 100))
+  }
   const idle = async (): Promise<void> => {
     await Promise.all(cluster.daemons.filter(d => d.alive).map(async d => await d.until(() => {
       const st = d.events.filter(e => e.msg === 'state').at(-1)
@@ -136,7 +140,7 @@ if (cluster !== undefined) {
     writeFileSync(path.join(dir, 'hold.sub'), 'universe = local\nexecutable = hold.sh\nqueue\n')
     writeFileSync(path.join(dir, 'g.dag'), 'JOB A v.sub\nJOB B hold.sub\nJOB C v.sub\nPARENT A CHILD B\nPARENT B CHILD C\n')
     const p = submit(dir, 'g.dag', ['--wait', '3'])
-    for (let i = 0; i < 600 && !existsSync(path.join(dir, 'hold.started')); i++) await new Promise(resolve => setTimeout(resolve, 100))
+    await waitForFile(path.join(dir, 'hold.started'))
     t.ok(existsSync(path.join(dir, 'hold.started')), 'A ran, B holds')
     // every daemon goes away, for longer than --wait
     const gone = cluster.daemons.filter(d => d.alive)
@@ -162,7 +166,7 @@ if (cluster !== undefined) {
     writeFileSync(path.join(dir, 'r.dag'), 'JOB A v.sub\nJOB B hold.sub\nJOB C v.sub\nPARENT A CHILD B\nPARENT B CHILD C\n')
     const live = cluster.daemons.filter(d => d.alive)
     const p = submit(dir, 'r.dag', ['--release-after', '1'])
-    for (let i = 0; i < 600 && !existsSync(path.join(dir, 'hold.started')); i++) await new Promise(resolve => setTimeout(resolve, 100))
+    await waitForFile(path.join(dir, 'hold.started'))
     t.ok(existsSync(path.join(dir, 'hold.started')), 'A ran on a worker, B (local) holds')
     // while B holds, every daemon is offered again (released), not kept by the DAG
     await Promise.all(live.map(async d => await d.until(() => {

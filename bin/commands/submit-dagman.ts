@@ -9,7 +9,7 @@ import path from 'node:path'
 import { BgridError } from '../../protocol/errors.ts'
 import { createLogger } from '../../protocol/log.ts'
 import { Progress } from '../../coordinator/progress.ts'
-import { runDagman, writeCondorSub } from '../../coordinator/dagman/run-dagman.ts'
+import { runDagman, writeCondorSub, type DagmanRunOptions } from '../../coordinator/dagman/run-dagman.ts'
 import { GridPool } from '../../coordinator/dagman/grid-pool.ts'
 import { CSD_OPTIONS } from './csd-options.ts'
 
@@ -18,18 +18,11 @@ function whole (opt: string, v: string | undefined): number {
   return Number(v)
 }
 
-interface DagmanOptions {
-  autoRescue?: boolean
-  doRescueFrom?: number
-  maxJobs?: number
-  maxPre?: number
-  maxPost?: number
-  outfileDir?: string
-  configFile?: string
+/** what condor_submit_dag's options set: run-dagman.ts's settings, and what this command does itself */
+type DagmanOptions = Pick<DagmanRunOptions, 'autoRescue' | 'doRescueFrom' | 'maxJobs' | 'maxPre' | 'maxPost' | 'outfileDir' | 'configFile' | 'dumpRescue'> & {
   verbose: boolean
   force: boolean
   noSubmit: boolean
-  dumpRescue: boolean
 }
 
 /** condor_submit_dag's options, checked: an unknown one is named with the ones bgrid knows */

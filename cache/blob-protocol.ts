@@ -137,11 +137,20 @@ export async function readRange (node: BgridNode, holder: string, hash: string, 
     const raw = lp.unwrap()
     const parts: Uint8Array[] = []
     let got = 0
-    for await (const chunk of raw as AsyncIterable<Uint8Array | { subarray: () => Uint8Array }>) {
-      const buf = chunk instanceof Uint8Array ? chunk : chunk.subarray()
-      parts.push(buf)
-      got += buf.byteLength
-      if (got >= length) break
+    // nothing to read: waiting for a first chunk would wait for ever (the holder sends none)
+    if (length > 0) {
+      // the deadline ends the read too, not only the header: a holder that stops sending is abandoned
+      const stop = (): void => { stream.abort(new BgridError('TIMEOUT', `holder ${holder.slice(-8)}: no proof within 10 s`)) }
+      deadline.addEventListener('abort', stop, { once: true })
+      try {
+        for await (const chunk of raw as AsyncIterable<Uint8Array | { subarray: () => Uint8Array }>) {
+          const buf = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+          parts.push(buf)
+          got += buf.byteLength
+          if (got >= length) break
+        }
+      } finally { deadline.removeEventListener('abort', stop) }
+      if (deadline.aborted && got < length) throw new BgridError('TIMEOUT', `holder ${holder.slice(-8)}: no proof within 10 s`, { holders: [holder] })
     }
     await stream.close().catch(() => {})
     if (got < length) throw new BgridError('UNREACHABLE', `holder ${holder.slice(-8)} sent ${got} of ${length} bytes`, { holders: [holder] })

@@ -12,6 +12,7 @@ import type { Holders } from './holders.ts'
 import type { Prefetch } from './prefetch.ts'
 import type { AttemptRec, CoreOptions, JobRec, RunStats, Schedule, WorkerRec } from './run-records.ts'
 import { isStartRefusal } from '../protocol/start.ts'
+import type { HeldAttempt } from '../protocol/claim.ts'
 import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type InputRef, type InputProblem } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
@@ -411,6 +412,24 @@ export class Dispatch {
       // the coordinator's own `lost`: a result the worker sends later still counts
       this.complete(workerId, unranResult(attempt, 'lost', 'the worker no longer runs this attempt', now), true)
     }
+  }
+
+  /** The attempts this worker was given and has not reported (what a lease renewal names). */
+  attemptsOn (workerId: string): string[] {
+    return [...(this.workers.get(workerId)?.running.keys() ?? [])]
+  }
+
+  /**
+   * A lease renewal's answer: what the worker holds, each attempt's phase. An attempt it
+   * was given before the renewal left (by more than the grace: they may cross) and does
+   * not hold is lost now, whether the worker dropped it, forgot it or never got it.
+   */
+  heldBy (workerId: string, held: readonly HeldAttempt[], sentAt: number, now: number, graceMs: number): void {
+    for (const h of held) {
+      const rec = this.attempts.get(h.attempt)
+      if (rec?.worker === workerId && rec.status === undefined) rec.phase = { name: h.phase, since: now - h.forMs }
+    }
+    this.reconcileRunning(workerId, held.map(h => h.attempt), new Set(), sentAt, graceMs)
   }
 
   /** A worker is gone (its lease lapsed, it died, it left): its attempts are lost; the jobs it ran go elsewhere. */

@@ -5,7 +5,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { peerAddr, listenAddrs } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
-import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, type WorkerOffer } from '../protocol/claim.ts'
+import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer } from '../protocol/claim.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, type DiscoveredNode } from '../protocol/dnssd.ts'
 import type { submitterKey } from '../daemon/identity.ts'
@@ -276,8 +276,12 @@ export class Recruiter {
     if (w.renewing === true) return
     w.renewing = true
     try {
-      await call(this.ctx.node, peerIdFromString(w.id), claimSpec, { op: 'renew', run: this.ctx.runId }, { timeoutMs: Math.max(300, leaseMs - (Date.now() - w.lastRenewed)) })
+      const sentAt = Date.now()
+      const attempts = this.ctx.core.attemptsOn(w.id).slice(0, MAX_HELD_ATTEMPTS)
+      const reply = await call(this.ctx.node, peerIdFromString(w.id), claimSpec, { op: 'renew', run: this.ctx.runId, attempts }, { timeoutMs: Math.max(300, leaseMs - (Date.now() - w.lastRenewed)) })
       w.lastRenewed = Date.now()
+      // alive is not enough: an attempt the worker should hold and does not is re-queued now
+      if (reply.attempts !== undefined && this.claimed.has(w.id)) this.ctx.core.heldBy(w.id, reply.attempts, sentAt, Date.now(), ASSIGNMENT_GRACE_MS)
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
       // NOT_CLAIMED: the worker dropped us (lease ran out, restart, owner vacate): lost at once

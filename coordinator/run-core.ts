@@ -16,6 +16,7 @@ import { Dispatch } from './dispatch.ts'
 import type { AttemptRec, BlobRec, CoreOptions, JobRec, OutputRec, RunStats, Schedule, WorkerInfo, WorkerRec } from './run-records.ts'
 import type { RunPort } from '../middleware-adapters/adapter.ts'
 import type { Assignment, AttemptResult, PrefetchHint, PeerInfo, CorruptReport } from '../protocol/jobs.ts'
+import type { HeldAttempt } from '../protocol/claim.ts'
 
 export type { WorkerInfo, WorkerRec, AttemptRec, OutputRec, JobRec, BlobRec, CoreHooks, CoreOptions, RunStats } from './run-records.ts'
 export { MAX_LOST_ATTEMPTS, MAX_INPUT_WAITS } from './dispatch.ts'
@@ -110,6 +111,8 @@ export class RunCore implements RunPort {
   classified (attemptId: string, key: string): void { this.dispatch.classified(attemptId, key) }
   tick (now: number): void { this.dispatch.tick(now) }
   reconcileRunning (workerId: string, running: string[], reported: Set<string>, now: number, graceMs = 5000): void { this.dispatch.reconcileRunning(workerId, running, reported, now, graceMs) }
+  attemptsOn (workerId: string): string[] { return this.dispatch.attemptsOn(workerId) }
+  heldBy (workerId: string, held: readonly HeldAttempt[], sentAt: number, now: number, graceMs: number): void { this.dispatch.heldBy(workerId, held, sentAt, now, graceMs) }
 
   // ---- prefetch -----------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 // The records of one run, shared by the parts of the run core (job-table.ts,
 // dispatch.ts, prefetch.ts, holders.ts) and read by the journal, the reports and the
 // replication policy. Data only: the parts hold the logic.
+import type { AttemptPhase } from '../protocol/claim.ts'
 import type { JobSpec } from './dag.ts'
 import type { JobState } from './job-state.ts'
 import type { Plan } from './plan.ts'
@@ -60,6 +61,8 @@ export interface AttemptRec {
   credit?: number
   /** it did not report before the job's deadline (a late result still counts if the job is undecided) */
   timedOut?: boolean
+  /** where its worker said it was at the last lease renewal, since when (coordinator's clock) */
+  phase?: { name: AttemptPhase, since: number }
   /** it could not run for reasons not its worker's (inputs gone): it counts neither for nor against */
   void?: boolean
 }

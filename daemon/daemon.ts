@@ -8,7 +8,7 @@ import { removeInBackground } from './sandbox.ts'
 import type { PeerId } from '@libp2p/interface'
 import { createBgridNode, tcpPort, listenAddrs, type BgridNode } from '../protocol/node.ts'
 import { serve } from '../protocol/rpc.ts'
-import { claimSpec, legacyClaimSpecs, verifyClaim, PROTOCOL_VERSION, DEFAULT_MIDDLEWARE, type ClaimReply, type ClaimRequest, type WorkerOffer } from '../protocol/claim.ts'
+import { claimSpec, legacyClaimSpecs, verifyClaim, PROTOCOL_VERSION, DEFAULT_MIDDLEWARE, ASSIGNMENT_GRACE_MS, type ClaimReply, type ClaimRequest, type WorkerOffer } from '../protocol/claim.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } from '../protocol/dnssd.ts'
 import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
@@ -309,7 +309,9 @@ export class Daemon {
     if (req.op === 'renew') {
       const d = this.book.renew(peer, req.run, now)
       if (!d.ok) throw new BgridError(d.code, d.message)
-      return { leaseMs: d.claim.leaseMs, state: this.state }
+      // the lease proves this node alive; the attempts it holds prove it busy with what it was given
+      const held = this.session?.run === req.run ? this.session.reconcile?.(req.attempts, ASSIGNMENT_GRACE_MS) : undefined
+      return { leaseMs: d.claim.leaseMs, state: this.state, ...(held !== undefined ? { attempts: held } : {}) }
     }
     const released = this.book.release(peer, req.run)
     if (released === undefined) throw new BgridError('NOT_CLAIMED', `no claim for run ${req.run} by this coordinator`)

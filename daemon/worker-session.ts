@@ -14,6 +14,7 @@ import { RunningAttempt, runAttempt, InputUnavailable } from './executor.ts'
 import type { RunJail } from './containment.ts'
 import type { Claim } from './claim-book.ts'
 import type { DriverContext, WorkerDriver } from './drivers/driver.ts'
+import { MAX_HELD_ATTEMPTS, type AttemptPhase, type HeldAttempt } from '../protocol/claim.ts'
 
 /** the longest error a result carries (protocol/jobs.ts allows 4096) */
 const MAX_ERROR_CHARS = 4000
@@ -59,6 +60,12 @@ export class WorkerSession implements WorkerDriver {
   private firstResultAt = 0
   private avgRuntimeMs = 0
   private samples = 0
+  /** where each held attempt is, and since when (told to the coordinator with every lease renewal) */
+  private readonly phases = new Map<string, { phase: AttemptPhase, since: number, received: number }>()
+  /** attempts the coordinator no longer counts on: killed, and their results never sent */
+  private readonly dropped = new Set<string>()
+  /** attempts whose results are in an exchange not acknowledged yet */
+  private readonly reporting = new Set<string>()
 
   constructor (opts: WorkerSessionOptions) {
     this.opts = opts
@@ -179,7 +186,11 @@ export class WorkerSession implements WorkerDriver {
   private async exchange (want: number, longPoll: boolean): Promise<void> {
     const results = this.results.splice(0, 512)
     this.inFlight += results.length
-    try { await this.exchangeWith(results, want, longPoll) } finally { this.inFlight -= results.length }
+    for (const r of results) this.reporting.add(r.attempt)
+    try { await this.exchangeWith(results, want, longPoll) } finally {
+      this.inFlight -= results.length
+      for (const r of results) this.reporting.delete(r.attempt)
+    }
   }
 
   private async exchangeWith (results: AttemptResult[], want: number, longPoll: boolean): Promise<void> {
@@ -324,6 +335,7 @@ export class WorkerSession implements WorkerDriver {
       this.pushResult(unranResult(a.attempt, 'lost', refused)); this.wake(); return
     }
     this.running.set(a.attempt, new RunningAttempt(a))
+    this.setPhase(a.attempt, 'queued')
     this.fillSlots()
     // inputs of queued jobs can move while the slots are busy
     for (const i of a.inputs) if (!this.opts.store.has(i.hash)) this.prefetch(i)
@@ -348,8 +360,9 @@ export class WorkerSession implements WorkerDriver {
       store: this.opts.store,
       jail,
       self: this.opts.node.peerId.toString(),
-      onStart: () => { this.pidsChanged() },
+      onStart: () => { this.setPhase(a.attempt, 'running'); this.pidsChanged() },
       ensureInputs: async (asg) => {
+        this.setPhase(a.attempt, 'inputs')
         let bytesFetched = 0
         let cacheHits = 0
         const problems: InputProblem[] = []
@@ -368,7 +381,10 @@ export class WorkerSession implements WorkerDriver {
       }
     })).then(res => {
       this.running.delete(a.attempt)
+      this.phases.delete(a.attempt)
       this.pidsChanged()
+      // the coordinator gave this attempt up (and may have handed the job to another worker)
+      if (this.dropped.delete(a.attempt)) { this.fillSlots(); this.wake(); return }
       const ms = res.endedAt - res.startedAt
       this.avgRuntimeMs = this.samples === 0 ? ms : 0.8 * this.avgRuntimeMs + 0.2 * ms
       this.samples++
@@ -379,9 +395,46 @@ export class WorkerSession implements WorkerDriver {
       this.wake()
     }, err => {
       this.running.delete(a.attempt)
-      this.pushResult(unranResult(a.attempt, 'lost', String(err)))
+      this.phases.delete(a.attempt)
+      if (!this.dropped.delete(a.attempt)) this.pushResult(unranResult(a.attempt, 'lost', String(err)))
       this.wake()
     })
+  }
+
+  private setPhase (attempt: string, phase: AttemptPhase): void {
+    const now = Date.now()
+    this.phases.set(attempt, { phase, since: now, received: this.phases.get(attempt)?.received ?? now })
+  }
+
+  /**
+   * A lease renewal from the coordinator. What it no longer counts on (it gave the
+   * attempt up: re-queued elsewhere after a silence, a stall) is dropped here, so the two
+   * never disagree for longer than a renewal; what is held is told with its phase.
+   */
+  reconcile (owned: readonly string[] | undefined, graceMs: number): HeldAttempt[] {
+    const now = Date.now()
+    if (owned !== undefined) {
+      const counted = new Set(owned)
+      for (const [attempt, r] of [...this.running]) {
+        // an assignment the coordinator made after it sent this renewal may be that young
+        if (counted.has(attempt) || now - (this.phases.get(attempt)?.received ?? now) < graceMs || this.dropped.has(attempt)) continue
+        const phase = this.phases.get(attempt)?.phase ?? 'queued'
+        this.opts.log.warn('attempt dropped: the coordinator no longer counts on it', { job: r.assignment.job, attempt, phase })
+        if (r.started) { this.dropped.add(attempt); r.kill('dropped: the coordinator no longer counts on this attempt'); continue }
+        this.running.delete(attempt)
+        this.phases.delete(attempt)
+      }
+      this.fillSlots()
+      this.wake()
+    }
+    const held: HeldAttempt[] = []
+    for (const attempt of this.running.keys()) {
+      if (this.dropped.has(attempt)) continue
+      const p = this.phases.get(attempt) ?? { phase: 'queued' as const, since: now }
+      held.push({ attempt, phase: p.phase, forMs: Math.max(0, now - p.since) })
+    }
+    for (const attempt of [...this.results.map(r => r.attempt), ...this.reporting]) held.push({ attempt, phase: 'reporting', forMs: 0 })
+    return held.slice(0, MAX_HELD_ATTEMPTS)
   }
 
   private pushResult (r: AttemptResult): void {
@@ -427,6 +480,7 @@ export class WorkerSession implements WorkerDriver {
       if (r.started) { r.kill('preempted: the owner is using this machine'); continue }
       // never started: hand it straight back
       this.running.delete(r.assignment.attempt)
+      this.phases.delete(r.assignment.attempt)
       this.pushResult(unranResult(r.assignment.attempt, 'preempted', 'preempted before it started: the owner is using this machine'))
     }
     this.wake()

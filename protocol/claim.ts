@@ -8,16 +8,19 @@
 import { peerIdFromString, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { ajv, type ProtocolSpec } from './rpc.ts'
-import { RUN_ID, MULTIADDR, PEER_ID } from './schemas.ts'
+import { RUN_ID, MULTIADDR, PEER_ID, ATTEMPT_ID } from './schemas.ts'
 import { CUSTOM_NAME } from './expr.ts'
 import { MAX_ATTRS, MAX_ATTR_VALUE, MAX_START_SOURCE } from './start.ts'
 
+// 2.2.0 over 2.1.0: a renewal carries the attempts the coordinator counts on that
+// worker, and its reply the attempts the worker really holds, each with its phase (the
+// lease proves the worker alive; this proves it busy with what it was given).
 // 2.1.0 over 2.0.0: a claim may name the middleware (`middleware`), the offer carries
 // `gflops`. A 2.0.0 daemon refuses unknown fields, hence the new id. The offer's
 // optional `attrs` and `start` (two-sided matching) kept the id: only the coordinator
 // validates a reply, and a daemon sends them only when given --attr or --start (a
 // coordinator older than them refuses such an offer: it validates it strictly).
-export const CLAIM_PROTOCOL = '/bgrid/claim/2.1.0'
+export const CLAIM_PROTOCOL = '/bgrid/claim/2.2.0'
 /** what daemons of bgrid 0.1 spoke: still answered, with a VERSION refusal that says so */
 export const CLAIM_PROTOCOL_V1 = '/bgrid/claim/1.0.0'
 /**
@@ -25,6 +28,8 @@ export const CLAIM_PROTOCOL_V1 = '/bgrid/claim/1.0.0'
  * refusal (a coordinator that old also speaks a jobs protocol this worker no longer does)
  */
 export const CLAIM_PROTOCOL_V2_0 = '/bgrid/claim/2.0.0'
+/** before renewals carried attempts: refused with VERSION as well (its coordinator could not see dropped attempts) */
+export const CLAIM_PROTOCOL_V2_1 = '/bgrid/claim/2.1.0'
 export const PROTOCOL_VERSION = 2
 export const MIN_LEASE_MS = 1000
 export const MAX_LEASE_MS = 120_000
@@ -41,8 +46,24 @@ export const MIDDLEWARE_NAME = { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31
 
 export type ClaimRequest =
   | { op: 'claim', v: number, run: string, leaseMs: number, addrs?: string[], submitter?: SubmitterProof, middleware?: string }
-  | { op: 'renew', run: string }
+  /** `attempts`: those the coordinator counts on this worker; the worker drops any other it holds */
+  | { op: 'renew', run: string, attempts?: string[] }
   | { op: 'release', run: string }
+
+/**
+ * An attempt younger than this is never judged by a renewal, on either side: its
+ * assignment and the renewal may cross on the wire.
+ */
+export const ASSIGNMENT_GRACE_MS = 3000
+/** attempts a renewal names at most (a worker holds a short queue per slot) */
+export const MAX_HELD_ATTEMPTS = 4096
+
+/**
+ * Where an attempt held by a worker is: queued for a slot, getting its inputs, running
+ * its command, or ended with its result not yet acknowledged by the coordinator.
+ */
+export type AttemptPhase = 'queued' | 'inputs' | 'running' | 'reporting'
+export interface HeldAttempt { attempt: string, phase: AttemptPhase, /** ms in this phase */ forMs: number }
 
 export interface WorkerOffer {
   cores: number, mhz: number, ram: number, disk: number, load: number, cost: number, arch: string, os: string
@@ -58,7 +79,11 @@ export interface WorkerOffer {
   start?: string
 }
 
-export interface ClaimReply { ok: true, leaseMs: number, state: string, offer?: WorkerOffer }
+export interface ClaimReply {
+  ok: true, leaseMs: number, state: string, offer?: WorkerOffer
+  /** a renewal's reply: the attempts this worker holds for the run (absent from a driver that cannot tell) */
+  attempts?: HeldAttempt[]
+}
 
 const request = ajv.compile<ClaimRequest>({
   oneOf: [
@@ -85,7 +110,13 @@ const request = ajv.compile<ClaimRequest>({
       type: 'object',
       required: ['op', 'run'],
       additionalProperties: false,
-      properties: { op: { enum: ['renew', 'release'] }, run: RUN_ID }
+      properties: { op: { const: 'renew' }, run: RUN_ID, attempts: { type: 'array', maxItems: MAX_HELD_ATTEMPTS, items: ATTEMPT_ID } }
+    },
+    {
+      type: 'object',
+      required: ['op', 'run'],
+      additionalProperties: false,
+      properties: { op: { const: 'release' }, run: RUN_ID }
     }
   ]
 })
@@ -98,6 +129,16 @@ const reply = ajv.compile<ClaimReply>({
     ok: { const: true },
     leaseMs: { type: 'integer', minimum: 0 },
     state: { type: 'string', maxLength: 16 },
+    attempts: {
+      type: 'array',
+      maxItems: MAX_HELD_ATTEMPTS,
+      items: {
+        type: 'object',
+        required: ['attempt', 'phase', 'forMs'],
+        additionalProperties: false,
+        properties: { attempt: ATTEMPT_ID, phase: { enum: ['queued', 'inputs', 'running', 'reporting'] }, forMs: { type: 'integer', minimum: 0 } }
+      }
+    },
     offer: {
       type: 'object',
       required: ['cores', 'mhz', 'ram', 'disk', 'load', 'cost', 'arch', 'os'],
@@ -126,7 +167,7 @@ const reply = ajv.compile<ClaimReply>({
 })
 
 export const claimSpec: ProtocolSpec<ClaimRequest, ClaimReply> = {
-  id: CLAIM_PROTOCOL, request, reply, maxBytes: 16 * 1024, timeoutMs: 5000, maxInboundStreams: 32
+  id: CLAIM_PROTOCOL, request, reply, maxBytes: 512 * 1024, timeoutMs: 5000, maxInboundStreams: 32
 }
 
 /** What a submitter signs to send a coordinator to a worker for a run. */
@@ -152,6 +193,6 @@ const anything = ajv.compile<unknown>({})
 const nothing = ajv.compile<never>({ not: {} })
 
 /** Anything on an old protocol id: refused with a VERSION that names the fix. */
-export const legacyClaimSpecs: Array<ProtocolSpec<unknown, never>> = [CLAIM_PROTOCOL_V1, CLAIM_PROTOCOL_V2_0].map(id => ({
+export const legacyClaimSpecs: Array<ProtocolSpec<unknown, never>> = [CLAIM_PROTOCOL_V1, CLAIM_PROTOCOL_V2_0, CLAIM_PROTOCOL_V2_1].map(id => ({
   id, request: anything, reply: nothing, maxBytes: 16 * 1024, timeoutMs: 5000, maxInboundStreams: 8
 }))

@@ -1,11 +1,13 @@
 // A run never hangs: the cases that once waited forever, each on real daemons in
 // network namespaces. A DAG whose producers read an empty input file, run again and
 // again on the same daemons (the second run once waited for ever: proving possession
-// of an empty blob read zero bytes and waited for more).
+// of an empty blob read zero bytes and waited for more). A worker that forgets its
+// attempts and falls silent while its daemon keeps the lease (once: jobs `running` for
+// ever): the lease renewal's list of held attempts reveals it within a lease.
 import t from 'tap'
 import path from 'node:path'
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs'
-import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
+import { stdoutJson, clusterOrSkip, CHEATING_DAEMON, type Proc } from '../testbed/cluster.ts'
 
 const cluster = clusterOrSkip(t)
 if (cluster !== undefined) {
@@ -37,11 +39,42 @@ if (cluster !== undefined) {
       // a run of 16 one-line jobs takes a couple of seconds; 60 s is a hang
       const { code, run, p } = await submit(dag, out)
       t.equal(code, 0, `run ${round} succeeds\n${p.stderr.slice(-2000)}`)
-      t.equal(run.state, 'succeeded', `run ${round}: ${String(run.error ?? '')}`)
+      t.equal(run.state, 'succeeded', `run ${round}: ${JSON.stringify(run.error ?? '')} ${Object.entries(run.jobs).filter(([, j]: [string, any]) => j.state !== 'done').map(([id, j]: [string, any]) => `${id}: ${String(j.reason)}`).slice(0, 3).join('; ')}`)
       for (let i = 0; i < 8; i++) {
         t.equal(readFileSync(path.join(out, `c${i}`, 'm.txt'), 'utf8'), `0\n${i}\n`, `run ${round}: c${i} read what p${i} wrote from the empty file`)
       }
       t.ok(stdoutJson(p).some(e => e.event === 'finished'), `run ${round} reports its end`)
     }
+  })
+
+  t.test('attempts a worker forgets while its lease is renewed are re-run elsewhere within a lease', async t => {
+    const silent = await cluster.startDaemon(['--always-available', '--slots', '1', '--cheat', 'drop'], undefined, 'silent', { entry: CHEATING_DAEMON })
+    const before = silent.events.length
+    const dir = path.join(cluster.tmp, 'forgotten')
+    mkdirSync(dir, { recursive: true })
+    const dag = path.join(dir, 'dag.json')
+    writeFileSync(dag, JSON.stringify({
+      name: 'forgotten',
+      workers: { min: 4, max: 4 },
+      jobs: Array.from({ length: 8 }, (_, i) => ({ id: `j${i}`, cmd: `sleep 0.3; echo ${i} > o.txt`, outputs: ['o.txt'] }))
+    }))
+    const out = path.join(cluster.tmp, 'out-forgotten')
+    const { code, run, p } = await submit(dag, out)
+    t.equal(code, 0, `the run succeeds\n${p.stderr.slice(-2000)}`)
+    const dropped = silent.events.slice(before).filter(e => e.msg === 'cheated' && e.how === 'drop')
+    t.ok(dropped.length >= 1, `the silent worker forgot ${dropped.length} attempt(s)`)
+    const lease = 6000
+    for (const d of dropped) {
+      const job = run.jobs[String(d.job)]
+      const attempts: any[] = job.attempts
+      const lost = attempts.find(a => a.id === d.attempt)
+      t.equal(lost?.status, 'lost', `${String(d.job)}: the forgotten attempt is lost (${String(lost?.error)})`)
+      const next = attempts[attempts.indexOf(lost) + 1]
+      t.ok(next !== undefined && next.worker !== silent.peer, `${String(d.job)}: run again on another worker`)
+      const gap = Number(next?.assignedAt) - Number(lost?.assignedAt)
+      t.ok(gap <= lease, `${String(d.job)}: re-run ${gap} ms after it was handed to the silent worker (lease ${lease} ms)`)
+      t.equal(readFileSync(path.join(out, String(d.job), 'o.txt'), 'utf8'), `${String(d.job).slice(1)}\n`)
+    }
+    silent.kill('SIGKILL')
   })
 }

@@ -7,8 +7,11 @@
 //                  cheater does not get caught by a hash check)
 //   --cheat flaky  a share (--fail-rate, default 0.3) of ok results is reported failed
 //                  (exit 1, no outputs), drawn from a PRNG seeded with --seed
+//   --cheat drop   a worker that goes silent: the attempts it starts are forgotten (never run,
+//                  never reported) and it stops pulling, while its daemon keeps renewing
+//                  the lease. Only the renewal's list of held attempts can reveal it.
 // Every lie is logged (`cheated`, with job and attempt), so a test can count them.
-// usage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky [--fail-rate X] [--seed N]
+// usage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky|drop [--fail-rate X] [--seed N]
 //          [--port N] [--host IP] [--cost X] [--slots N] [--always-available] [--isolation auto|none]
 //          [--sample ms] [--json-logs] [--grid-key F] [--allow-coordinator ID]... (as `bgrid daemon`)
 import { parseArgs } from 'node:util'
@@ -33,12 +36,12 @@ const { values: o, positionals } = parseArgs({
 })
 
 function usage (why: string): never {
-  process.stderr.write(`cheating-daemon: ${why}\nusage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky [--fail-rate X] [--seed N] [bgrid daemon flags]\n`)
+  process.stderr.write(`cheating-daemon: ${why}\nusage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky|drop [--fail-rate X] [--seed N] [bgrid daemon flags]\n`)
   process.exit(2)
 }
 if (positionals[0] !== 'daemon' || positionals.length !== 1) usage('the first word is `daemon`, as for bgrid')
 if (o['data-dir'] === undefined) usage('--data-dir is required')
-if (o.cheat !== 'flip' && o.cheat !== 'flaky') usage('--cheat flip or --cheat flaky')
+if (o.cheat !== 'flip' && o.cheat !== 'flaky' && o.cheat !== 'drop') usage('--cheat flip, flaky or drop')
 if (o.isolation !== 'auto' && o.isolation !== 'none') usage('--isolation auto or none')
 const failRate = Number(o['fail-rate'])
 if (!(failRate >= 0 && failRate <= 1)) usage('--fail-rate is a fraction, 0..1')
@@ -70,9 +73,8 @@ async function flip (res: AttemptResult, store: BlobStore, run: string): Promise
 }
 
 function liar (log: Logger): DriverFactory {
-  return (ctx: DriverContext): WorkerDriver => new WorkerSession({
-    ...ctx,
-    execute: async (r, opts) => {
+  return (ctx: DriverContext): WorkerDriver => {
+    const lie = async (r: Parameters<typeof runAttempt>[0], opts: Parameters<typeof runAttempt>[1]): Promise<AttemptResult> => {
       const res = await runAttempt(r, opts)
       if (res.status !== 'ok') return res
       const a = r.assignment
@@ -85,7 +87,19 @@ function liar (log: Logger): DriverFactory {
       log.info('cheated', { how: 'flaky', job: a.job, attempt: a.attempt })
       return { ...res, status: 'failed', exitCode: 1, outputs: [] }
     }
-  })
+    const session: WorkerSession = new WorkerSession({
+      ...ctx,
+      execute: async (r, opts) => {
+        if (o.cheat !== 'drop') return await lie(r, opts)
+        // forget the attempt and fall silent: no more pulls, no result, ever
+        session.running.delete(r.assignment.attempt)
+        Object.assign(session, { exchange: async () => await new Promise(() => {}) })
+        log.info('cheated', { how: 'drop', job: r.assignment.job, attempt: r.assignment.attempt })
+        return await new Promise<never>(() => {})
+      }
+    })
+    return session
+  }
 }
 
 const log = createLogger({ json: o['json-logs'], scope: 'daemon' })

@@ -8,6 +8,7 @@ import type { BlobStore } from '../../cache/store.ts'
 import type { Containment } from '../containment.ts'
 import type { Claim } from '../claim-book.ts'
 import type { Assignment } from '../../protocol/jobs.ts'
+import type { HeldAttempt } from '../../protocol/claim.ts'
 
 /** What a driver gets from the daemon for one claim. */
 export interface DriverContext {
@@ -52,6 +53,12 @@ export interface WorkerDriver {
   isRunPeer: (peer: string) => Promise<boolean>
   /** the store quarantined a blob: the coordinator must hear of it */
   reportCorrupt: (hash: string) => void
+  /**
+   * A lease renewal: the attempts the coordinator counts on here (undefined: it did not
+   * say). Attempts held longer than `graceMs` that it does not count on are dropped
+   * (killed, never reported); the answer is what is held now, each with its phase.
+   */
+  reconcile?: (owned: readonly string[] | undefined, graceMs: number) => HeldAttempt[]
 }
 
 export type DriverFactory = (ctx: DriverContext) => WorkerDriver

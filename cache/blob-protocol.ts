@@ -37,6 +37,12 @@ const WRITE_BATCH = 1024 * 1024
 /** flush to disk every so many bytes while the rest arrives, so the final fsync is short */
 const SYNC_EVERY = 64 * 1024 * 1024
 const MAX_HEADER = 4096
+/**
+ * A holder that sends nothing for this long while bytes are due has stalled: its range
+ * goes to another holder and it is not asked again for this blob (a busy holder says
+ * BUSY at once; one that goes quiet mid-transfer is stopped, overloaded or lying).
+ */
+export const STALL_MS = 10_000
 
 /** get: bytes to keep; prove: a few bytes (at most 64) that show a holder has the blob, not a transfer */
 export interface BlobRequest { op: 'get' | 'prove', hash: string, offset: number, length?: number }
@@ -163,7 +169,7 @@ export async function readRange (node: BgridNode, holder: string, hash: string, 
 
 /** Fetch bytes [start, end) of a blob from one holder into `fh` at the same offsets, reporting each write to `progress`. */
 async function fetchRange (node: BgridNode, holder: string, hash: string, start: number, end: number,
-  fh: FileHandle, progress: (n: number) => void, signal: AbortSignal): Promise<void> {
+  fh: FileHandle, progress: (n: number) => void, signal: AbortSignal, stallMs: number): Promise<void> {
   const stream = await openStream(node, peerIdFromString(holder), BLOB_PROTOCOL, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER, maxBufferSize: HIGH + CHUNK })
@@ -188,9 +194,12 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
         signal.removeEventListener('abort', onAbort)
       }
       const fail = (err: Error): void => { cleanup(); reject(err) }
+      // armed while bytes are due and we are not holding them back ourselves (paused)
       const armIdle = (): void => {
         clearTimeout(idle)
-        idle = setTimeout(() => { fail(new BgridError('TIMEOUT', `holder ${holder.slice(-8)} sent nothing for 30 s`)) }, 30_000)
+        idle = setTimeout(() => {
+          fail(new BgridError('TIMEOUT', `holder ${holder.slice(-8)} stalled: nothing for ${stallMs / 1000} s after ${written - start} of ${end - start} bytes`, { holders: [holder], stalled: true }))
+        }, stallMs)
       }
       const onMessage = (evt: any): void => {
         armIdle()
@@ -199,7 +208,7 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
         const length: number = evt.data.byteLength
         if (queued + length > end) { fail(new BgridError('BAD_REQUEST', 'holder sent too many bytes')); return }
         queued += length
-        if (!paused && queued - written > HIGH) { paused = true; raw.pause() }
+        if (!paused && queued - written > HIGH) { paused = true; raw.pause(); clearTimeout(idle) }
         // gather small network chunks into writes of about 1 MiB (fewer syscalls)
         for (const part of parts) batch.push(part)
         batchBytes += length
@@ -218,7 +227,7 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
           await fh.writev(parts, at)
           written += n
           progress(n)
-          if (paused && queued - written < LOW) { paused = false; raw.resume() }
+          if (paused && queued - written < LOW) { paused = false; raw.resume(); armIdle() }
           if (written === end) { cleanup(); resolve() }
         }).catch(err => { fail(err instanceof Error ? err : new Error(String(err))) })
       }
@@ -260,6 +269,8 @@ export interface FetchOptions {
   rangeBytes?: number
   /** the run the blob is fetched for: it may read the copy */
   run?: string
+  /** a holder silent this long mid-transfer is abandoned (STALL_MS) */
+  stallMs?: number
 }
 
 export async function fetchBlob (node: BgridNode, store: BlobStore, hash: string, size: number,
@@ -348,7 +359,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
               nextOffset += n
               inOrder.advance(nextOffset)
             } else { inOrder.cancel(); inOrder = undefined }
-          }, signal)
+          }, signal, opts.stallMs ?? STALL_MS)
           inFlight--
           rangeSettled()
         } catch (err: any) {
@@ -360,7 +371,8 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
           // a busy or briefly unreachable holder gets three chances, with back-off; then it is bad
           const n = (strikes.get(holder) ?? 0) + 1
           strikes.set(holder, n)
-          if (n >= 3 || (err instanceof BgridError && (err.code === 'NOT_FOUND' || err.code === 'UNAUTHORISED' || err.code === 'HASH_MISMATCH'))) bad.add(holder)
+          // one that stalled is not asked again: another stall would cost the same wait
+          if (n >= 3 || (err instanceof BgridError && (err.code === 'NOT_FOUND' || err.code === 'UNAUTHORISED' || err.code === 'HASH_MISMATCH' || (err.details as { stalled?: boolean } | undefined)?.stalled === true))) bad.add(holder)
           else await sleep(100 * 4 ** (n - 1), undefined, { signal }).catch(() => {})
         }
       }

@@ -9,7 +9,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createBgridNode, type BgridNode } from '../protocol/node.ts'
 import { openDb, type Db } from '../protocol/db.ts'
 import { BlobStore } from '../cache/store.ts'
-import { serveBlobs, fetchBlob, fetchBlobVerified } from '../cache/blob-protocol.ts'
+import { serveBlobs, fetchBlob, fetchBlobVerified, BLOB_PROTOCOL } from '../cache/blob-protocol.ts'
+import { lpStream } from '@libp2p/utils'
+import { readJson, writeJson } from '../protocol/rpc.ts'
 import { silentLogger } from '../protocol/log.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { INLINE_MAX } from '../cache/hasher.ts'
@@ -156,5 +158,56 @@ t.test('an unauthorised reader is refused', async t => {
   allow = false
   await t.rejects(fetchBlob(c.node, c.store, h, size, [a.node.peerId.toString()]), /UNAUTHORISED|every holder failed/)
   allow = true
+  t.notOk(c.store.has(h))
+})
+
+/**
+ * A holder that answers, sends part of the bytes, then goes quiet without closing: a
+ * stopped process, a saturated link, a liar. Real libp2p, its own handler.
+ */
+async function stallingHolder (bytes: Buffer, sendFirst: number): Promise<BgridNode> {
+  const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1' })
+  await node.handle(BLOB_PROTOCOL, async (stream) => {
+    const lp = lpStream(stream)
+    const req = await readJson(lp, AbortSignal.timeout(5000)) as { offset: number, length?: number }
+    const length = req.length ?? bytes.length - req.offset
+    await writeJson(lp, { ok: true, size: bytes.length, offset: req.offset, length }, AbortSignal.timeout(5000))
+    stream.send(bytes.subarray(req.offset, req.offset + Math.min(sendFirst, length)))
+    // and nothing more, ever: the stream stays open
+  })
+  peers.push({ node, store: undefined as unknown as BlobStore, db: { close: async () => {} } as unknown as Db, dir: '' })
+  return node
+}
+
+t.test('a holder that stalls mid-transfer is abandoned after the stall deadline; the blob comes from another', async t => {
+  const bytes = randomBytes(4 * 1024 * 1024)
+  const h = sha(bytes)
+  const staller = await stallingHolder(bytes, 1024 * 1024)
+  const [good, c] = [await peer(), await peer()]
+  await good.store.putBuffer(bytes)
+  await c.node.peerStore.merge(staller.peerId, { multiaddrs: staller.getMultiaddrs() })
+  await connect(c, good)
+  const t0 = Date.now()
+  const stats = await fetchBlob(c.node, c.store, h, bytes.length, [staller.peerId.toString(), good.node.peerId.toString()], { stallMs: 1000 })
+  const ms = Date.now() - t0
+  t.ok(c.store.has(h), 'the blob arrived')
+  t.equal(sha(readFileSync(c.store.blobPath(h))), h, 'its bytes are the right ones')
+  t.match(stats.failures.join('\n'), /stalled: nothing for 1 s after 1048576 of 4194304 bytes/, 'the stall is named, with how far it got')
+  // one stall (1 s) and the rest from the good holder; not three strikes of the staller
+  t.ok(ms < 5000, `done in ${ms} ms`)
+})
+
+t.test('a lone holder that stalls fails the fetch in bounded time, naming it', async t => {
+  const bytes = randomBytes(2 * 1024 * 1024)
+  const h = sha(bytes)
+  const staller = await stallingHolder(bytes, 64 * 1024)
+  const c = await peer()
+  await c.node.peerStore.merge(staller.peerId, { multiaddrs: staller.getMultiaddrs() })
+  const t0 = Date.now()
+  const err = await fetchBlob(c.node, c.store, h, bytes.length, [staller.peerId.toString()], { stallMs: 1000 }).catch(e => e)
+  t.ok(err instanceof BgridError && err.code === 'UNREACHABLE', String(err))
+  t.match(String(err?.message), /stalled/)
+  t.same((err as BgridError).details, { holders: [staller.peerId.toString()] }, 'the stalled holder is named, so the coordinator drops it')
+  t.ok(Date.now() - t0 < 4000, `gave up after ${Date.now() - t0} ms`)
   t.notOk(c.store.has(h))
 })

@@ -6,6 +6,8 @@ import path from 'node:path'
 import { BgridError, errorMessage, exitCodeFor } from '../protocol/errors.ts'
 import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.ts'
 import { takeCsdOptions } from './commands/csd-options.ts'
+import { inspect } from 'node:util'
+import { printable, printableJson, printableLines } from '../protocol/printable.ts'
 
 // The daemon's V8 flags must be set before the heap exists: re-exec (same PID) with them.
 const missingFlags = DAEMON_NODE_FLAGS.filter(f => !process.execArgv.includes(f))
@@ -65,13 +67,16 @@ async function run (fn: () => Promise<number | void>, o: { json?: boolean } = {}
     if (typeof code === 'number') process.exitCode = code
   } catch (err) {
     const exitCode = exitCodeFor(err)
-    process.stderr.write(`bgrid: ${errorMessage(err)}\n`)
+    // an error may carry what a worker or a node said (NO_WORKERS names every node seen)
+    process.stderr.write(`bgrid: ${printableLines(errorMessage(err))}\n`)
     if (o.json === true) {
       const code = err instanceof BgridError ? err.code : 'INTERNAL'
       const message = err instanceof BgridError ? err.message : errorMessage(err)
-      process.stdout.write(JSON.stringify({ time: Date.now(), event: 'error', code, message, exitCode }) + '\n')
+      process.stdout.write(printableJson({ time: Date.now(), event: 'error', code, message, exitCode }) + '\n')
     }
-    if (!(err instanceof BgridError) && process.env.BGRID_DEBUG !== undefined) console.error(err)
+    if (!(err instanceof BgridError) && process.env.BGRID_DEBUG !== undefined) {
+      console.error(printableLines(inspect(err)))
+    }
     process.exitCode = exitCode
   }
 }
@@ -161,7 +166,7 @@ program.command('id')
       const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
       const { loadOrCreateIdentity, submitterKey } = await import('../daemon/identity.ts')
       const key = o.node === true ? await loadOrCreateIdentity(o.dataDir) : await submitterKey(o.dataDir)
-      process.stdout.write(`${peerIdFromPrivateKey(key).toString()}\n`)
+      process.stdout.write(`${printable(peerIdFromPrivateKey(key).toString())}\n`)
     })
   })
 

@@ -1,7 +1,10 @@
 // What people (and scripts) see while a run goes: a live bar on a TTY (cli-progress),
-// plain lines otherwise, NDJSON events with --json.
+// plain lines otherwise, NDJSON events with --json. An event's line for people carries
+// what jobs, workers and nodes said: it is printed through protocol/printable.ts (its
+// lines kept, every control sequence escaped), the NDJSON through printableJson.
 import cliProgress from 'cli-progress'
 import type { JobState } from './job-state.ts'
+import { printable, printableJson, printableLines } from '../protocol/printable.ts'
 
 export interface ProgressSnapshot {
   counts: Record<JobState, number>
@@ -33,13 +36,13 @@ export class Progress {
 
   /** An event: NDJSON on stdout in json mode; a line for people otherwise (if it matters to them). */
   event (ev: Record<string, unknown>, human?: string): void {
-    if (this.mode === 'json') { process.stdout.write(JSON.stringify({ time: Date.now(), ...ev }) + '\n'); return }
+    if (this.mode === 'json') { process.stdout.write(printableJson({ time: Date.now(), ...ev }) + '\n'); return }
     if (human === undefined || this.mode === 'quiet') return
-    if (this.bar === undefined) { this.out.write(human + '\n'); return }
+    if (this.bar === undefined) { this.out.write(printableLines(human) + '\n'); return }
     // the event line takes the bar's line, and the bar is drawn again under it: stopped,
     // the bar erases itself (clearOnComplete; else its last frame would stay above the event)
     this.bar.stop()
-    this.out.write(human + '\n')
+    this.out.write(printableLines(human) + '\n')
     this.bar.start(this.shown.total, this.shown.done, this.shown.payload)
   }
 
@@ -71,7 +74,9 @@ export class Progress {
       this.bar.update(c.done, payload)
     } else if (this.mode === 'lines' && Date.now() - this.lastLine >= 5000) {
       this.lastLine = Date.now()
-      this.out.write(`progress: ${c.done}/${s.total} done, ${c.running} running, ${c.pending + c.ready} waiting, ${c.failed} failed, ${c.skipped} skipped; ${s.workers} workers; ${rate.toFixed(1)} jobs/s; ETA ${eta}\n`)
+      this.out.write(`progress: ${c.done}/${s.total} done, ${c.running} running, ${c.pending + c.ready} waiting, ` +
+        `${c.failed} failed, ${c.skipped} skipped; ${s.workers} workers; ${rate.toFixed(1)} jobs/s; ` +
+        `ETA ${printable(eta)}\n`)
     }
   }
 

@@ -15,6 +15,7 @@ import { TERMINAL, type JobState } from './job-state.ts'
 import type { RunContext, RunOutcome } from './run-context.ts'
 import type { Recruiter } from './recruit.ts'
 import type { Collector } from './collect.ts'
+import { printable } from '../protocol/printable.ts'
 
 /** A replicated job's validation, for run.json: the quorum, the canonical result, who agreed and who did not. */
 function validationOf (j: JobRec, nameOf: (peer: string) => string): Record<string, unknown> {
@@ -82,8 +83,12 @@ export class RunStatus {
     const { journal, core, emit } = this.ctx
     let say: () => void
     if (to === 'failed' || (to === 'ready' && from === 'running')) {
-      const tail = job.attempts.at(-1)?.stderr?.tail?.trim().split('\n').slice(-3).join('\n    ')
-      say = () => { emit({ event: 'job', job: job.spec.id, from, to, reason }, `job ${job.spec.id}: ${to === 'failed' ? 'FAILED' : 'retrying'}: ${reason}${tail !== undefined && tail !== '' ? `\n    ${tail}` : ''}`) }
+      // the job's last words and the worker's reason, as escaped lines of their own: a job
+      // cannot retitle the terminal, clear it, or write a line that looks like ours
+      const tail = job.attempts.at(-1)?.stderr?.tail?.trim().split('\n').slice(-3).map(l => printable(l)).join('\n    ')
+      const human = `job ${printable(job.spec.id)}: ${to === 'failed' ? 'FAILED' : 'retrying'}: ` +
+        `${printable(reason, { max: 1000 })}${tail !== undefined && tail !== '' ? `\n    ${tail}` : ''}`
+      say = () => { emit({ event: 'job', job: job.spec.id, from, to, reason }, human) }
     } else say = () => { emit({ event: 'job', job: job.spec.id, from, to, reason }) }
     if (TERMINAL.has(to) || from === 'done') {
       journal.record(job, core)

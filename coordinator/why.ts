@@ -1,8 +1,11 @@
 // The one answer to "why is my run short of workers?" (pure): every node seen is
 // accounted for by exactly one cause, from what it advertises and what it answered.
+// A node's name and words are remote text: each account holds them as one escaped line
+// (protocol/printable.ts), since they end up in NO_WORKERS and in progress lines.
 import type { Candidate, Refusal } from './select.ts'
 import { attrsOf } from './select.ts'
 import { explainFailure, evalBool, type Expr } from '../protocol/expr.ts'
+import { printable } from '../protocol/printable.ts'
 
 export type Cause =
   | 'claimed' | 'requirements' | 'grid-key' | 'owner' | 'busy' | 'refused' | 'unreachable' | 'untried'
@@ -38,18 +41,25 @@ export function accountNodes (i: AccountInput): NodeAccount[] {
   for (const n of i.nodes) {
     const ad = n.ad
     if (ad.peer === i.self) continue
-    const base = { name: n.name, peer: ad.peer, state: ad.state }
+    const base = { name: printable(n.name, { max: 80 }), peer: ad.peer, state: ad.state }
     const say = (cause: Cause, detail: string): void => { out.push({ ...base, cause, detail }) }
     if (i.claimed.has(ad.peer)) { say('claimed', 'a worker of this run'); continue }
     const grid = gridMismatch(ad.grid, i.gridId)
     if (grid !== undefined) { say('grid-key', grid); continue }
     const attrs = attrsOf(ad)
-    if (i.requirements !== null && !evalBool(i.requirements, attrs)) { say('requirements', explainFailure(i.requirements, attrs).join('; ')); continue }
+    if (i.requirements !== null && !evalBool(i.requirements, attrs)) {
+      say('requirements', printable(explainFailure(i.requirements, attrs).join('; '), { max: 2000 }))
+      continue
+    }
     if (ad.state === 'owner') { say('owner', 'its owner is using it'); continue }
     if (ad.state === 'worker') { say('busy', `busy with run ${ad.run ?? '?'}${ad.coord !== undefined ? ` (coordinator …${ad.coord.slice(-8)})` : ''}`); continue }
     if (ad.state === 'coordinator') { say('busy', 'coordinating a run of its own'); continue }
     const r = i.refusals.get(ad.peer)
-    if (r !== undefined) { say(REFUSAL_CAUSE[r.code] ?? 'refused', `${r.code}: ${r.message.slice(0, 160)}`); continue }
+    if (r !== undefined) {
+      const words = `${printable(r.code, { max: 32 })}: ${printable(r.message, { max: 160 })}`
+      say(REFUSAL_CAUSE[r.code] ?? 'refused', words)
+      continue
+    }
     say('untried', 'idle, not claimed yet')
   }
   return out

@@ -1,9 +1,12 @@
 // DNS-SD advertisement and browsing of `_bgrid._tcp` over mDNS (bonjour-service).
+// What is browsed comes from anyone on the LAN: a node's name is restricted on receipt
+// (safeNodeName: no control character or escape ever gets past here), its TXT decoded
+// and checked by protocol/txt.ts.
 import { EventEmitter } from 'node:events'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { Bonjour, type Service, type Browser } from 'bonjour-service'
-import { SERVICE_TYPE, encodeTxt, decodeTxt, type NodeAd } from './txt.ts'
+import { SERVICE_TYPE, encodeTxt, decodeTxt, safeNodeName, type NodeAd } from './txt.ts'
 
 export interface MdnsOptions {
   /** IPv4 address of the interface to send and receive multicast on (default: all). */
@@ -141,16 +144,22 @@ export class NodeBrowser extends EventEmitter {
     }
   }
 
-  private accept (s: Service): void {
-    const referer = (s as any).referer?.address as string | undefined
+  /**
+   * An advert browsed. Nodes are keyed by the raw instance name (two names that read the
+   * same once made safe stay two nodes, and 'down' finds its node), and named by the safe one.
+   */
+  accept (s: Pick<Service, 'name' | 'txt' | 'addresses'>): void {
+    const raw = (s as any).referer?.address
+    const referer = typeof raw === 'string' ? raw : undefined
+    const name = safeNodeName(s.name)
     const decoded = decodeTxt(s.txt as Record<string, unknown>)
     if (!decoded.ok) {
-      this.rejected.set(s.name, { name: s.name, reason: decoded.reason, from: referer })
+      this.rejected.set(s.name, { name, reason: decoded.reason, from: referer })
       return
     }
     const addrs = [...(referer !== undefined ? [referer] : []), ...((s.addresses ?? []) as string[])]
     const addresses = [...new Set(addrs)].sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')))
-    const node: DiscoveredNode = { name: s.name, ad: decoded.ad, addresses, lastSeen: Date.now() }
+    const node: DiscoveredNode = { name, ad: decoded.ad, addresses, lastSeen: Date.now() }
     const existed = this.nodes.has(s.name)
     this.nodes.set(s.name, node)
     this.rejected.delete(s.name)

@@ -1,4 +1,7 @@
 // A small structured logger: readable lines for people, NDJSON with --json-logs.
+// A readable line is one line of printable text whatever it carries (a worker's reason,
+// a node's name): message and field values go through protocol/printable.ts.
+import { printable, printableJson } from './printable.ts'
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
@@ -12,9 +15,12 @@ export interface Logger {
 
 export interface LoggerOptions { json?: boolean, level?: Level, scope?: string, stream?: NodeJS.WritableStream }
 
+/** a logged field or message is bounded too, though more loosely than a name or a reason */
+const LOG_FIELD_MAX = 4096
+
 function fmt (v: unknown): string {
-  if (typeof v === 'string') return /\s/.test(v) ? JSON.stringify(v) : v
-  return JSON.stringify(v)
+  const s = typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)
+  return printable(s, { max: LOG_FIELD_MAX })
 }
 
 export function createLogger (opts: LoggerOptions = {}): Logger {
@@ -24,10 +30,14 @@ export function createLogger (opts: LoggerOptions = {}): Logger {
     if (order[level] < min) return
     const time = new Date().toISOString()
     if (opts.json === true) {
-      out.write(JSON.stringify({ time, level, scope: opts.scope, msg, ...fields }) + '\n')
+      out.write(printableJson({ time, level, scope: opts.scope, msg, ...fields }) + '\n')
     } else {
-      const kv = fields === undefined ? '' : ' ' + Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${fmt(v)}`).join(' ')
-      out.write(`${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${opts.scope !== undefined ? `[${opts.scope}] ` : ''}${msg}${kv}\n`)
+      const kv = fields === undefined
+        ? ''
+        : ' ' + Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${fmt(v)}`).join(' ')
+      const scope = opts.scope !== undefined ? `[${opts.scope}] ` : ''
+      const text = printable(msg, { max: LOG_FIELD_MAX })
+      out.write(`${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${scope}${text}${kv}\n`)
     }
   }
   return {

@@ -1,6 +1,10 @@
 // DNS-SD TXT record codec for `_bgrid._tcp` (pure). See docs/protocol.md.
+// Anyone on the LAN can send an advert: what is kept of it is checked (tokens, peer ids,
+// numbers), a rejected value is quoted escaped in the reason (protocol/printable.ts), and
+// an instance name is restricted to a safe set of characters by safeNodeName.
 import { isNodeState, type NodeState } from './node-states.ts'
 import { isCustomName, type AttrValue } from './expr.ts'
+import { printable, wellFormed } from './printable.ts'
 
 export const SERVICE_TYPE = 'bgrid'           // _bgrid._tcp
 export const TXT_VERSION = 1
@@ -96,11 +100,28 @@ const TOKEN_RE = /^[A-Za-z0-9_.-]{1,32}$/
 const GRID_RE = /^[0-9a-f]{8,16}$/
 const RUN_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 
+/** the longest node name kept (a DNS label is at most 63 bytes; ours are host-peer8) */
+export const NODE_NAME_MAX = 63
+
+/**
+ * An advertised instance name, fit to print and compare: letters, digits, `-_.:@` and
+ * space kept, anything else (control characters, escapes, bidi controls, non-ASCII) one
+ * `?` each, at most NODE_NAME_MAX characters. bgrid's own names (instanceName) pass unchanged.
+ */
+export function safeNodeName (raw: unknown): string {
+  const s = typeof raw === 'string' ? raw : String(raw)
+  const cut = [...wellFormed(s)].slice(0, NODE_NAME_MAX).join('')
+  const safe = cut.replace(/[^A-Za-z0-9_.:@ -]/gu, '?')
+  return safe === '' ? '?' : safe
+}
+
 function nonNegative (txt: Record<string, unknown>, key: string, integer: boolean): number | string {
   const raw = txt[key]
   if (typeof raw !== 'string' || raw === '') return `missing ${key}`
   const n = Number(raw)
-  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) return `bad ${key}=${raw}`
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+    return `bad ${key}=${printable(raw, { max: 64 })}`
+  }
   return n
 }
 
@@ -110,7 +131,7 @@ export function decodeTxt (txt: Record<string, unknown> | undefined): DecodeResu
   const v = nonNegative(txt, 'v', true)
   if (typeof v === 'string') return { ok: false, reason: v }
   if (v !== TXT_VERSION) return { ok: false, reason: `unsupported version v=${v}` }
-  if (!isNodeState(txt.state)) return { ok: false, reason: `bad state=${String(txt.state)}` }
+  if (!isNodeState(txt.state)) return { ok: false, reason: `bad state=${printable(txt.state, { max: 64 })}` }
   if (typeof txt.peer !== 'string' || !PEER_RE.test(txt.peer)) return { ok: false, reason: 'bad peer id' }
   const fields: Record<string, number> = {}
   for (const [key, integer] of [['p2p', true], ['cores', true], ['mhz', true], ['ram', true], ['disk', true], ['load', false], ['cost', false]] as const) {

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { controlRequest } from '../../daemon/control.ts'
 import { resolveRunId, readRun, runsDirOf } from '../../coordinator/runs.ts'
 import { BgridError } from '../../protocol/errors.ts'
+import { printableJson, printableLines } from '../../protocol/printable.ts'
 
 export async function analyzeCommand (runArg: string, job: string | undefined, o: { dataDir: string, json?: boolean }): Promise<number> {
   const id = resolveRunId(o.dataDir, runArg)
@@ -11,7 +12,7 @@ export async function analyzeCommand (runArg: string, job: string | undefined, o
   if (live !== undefined) {
     if (live.reply?.ok !== true) throw new BgridError('NOT_FOUND', String(live.reply?.error ?? 'the run did not answer'))
     const a = live.reply.analysis
-    if (o.json === true) { process.stdout.write(JSON.stringify(a, null, 2) + '\n'); return 0 }
+    if (o.json === true) { process.stdout.write(printableJson(a, 2) + '\n'); return 0 }
     const lines: string[] = []
     if (job !== undefined) {
       lines.push(`job ${String(a.job)}: ${String(a.state)}; it needs ${String(a.needs)}`)
@@ -26,7 +27,8 @@ export async function analyzeCommand (runArg: string, job: string | undefined, o
       if (a.nodes.length > 0) lines.push('  nodes seen and not workers of this run:')
       for (const l of a.nodes) lines.push(`    ${String(l)}`)
     }
-    process.stdout.write(lines.join('\n') + '\n')
+    // names, details and reasons come from nodes and workers: each line is escaped
+    process.stdout.write(printableLines(lines.join('\n')) + '\n')
     return 0
   }
   // the run is over: what it recorded
@@ -34,10 +36,14 @@ export async function analyzeCommand (runArg: string, job: string | undefined, o
   const s = run.status
   if (s === undefined) throw new BgridError('NOT_FOUND', `run ${id} left nothing to analyze${run.note !== undefined ? ` (${run.note})` : ''}`)
   if (job !== undefined && s.jobs?.[job] === undefined) throw new BgridError('NOT_FOUND', `no job ${job} in run ${id}`)
-  if (o.json === true) { process.stdout.write(JSON.stringify(job !== undefined ? s.jobs[job] : { state: s.state, error: s.error, nodes: s.nodes }, null, 2) + '\n'); return 0 }
+  if (o.json === true) {
+    const recorded = job !== undefined ? s.jobs[job] : { state: s.state, error: s.error, nodes: s.nodes }
+    process.stdout.write(printableJson(recorded, 2) + '\n')
+    return 0
+  }
   const lines = [`run ${id} is over (${String(s.state)})${s.error !== undefined ? `: ${String(s.error.message)}` : ''}`]
   if (job !== undefined) lines.push(`  job ${job}: ${String(s.jobs[job].state)}${s.jobs[job].reason !== undefined ? `: ${String(s.jobs[job].reason)}` : ''}`)
   for (const n of s.nodes ?? []) lines.push(`    ${String(n.name)}: ${String(n.cause)}: ${String(n.detail)}`)
-  process.stdout.write(lines.join('\n') + '\n')
+  process.stdout.write(printableLines(lines.join('\n')) + '\n')
   return 0
 }

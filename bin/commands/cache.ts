@@ -3,6 +3,7 @@ import { openDb } from '../../protocol/db.ts'
 import { controlRequest } from '../../daemon/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import path from 'node:path'
+import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
 
 const MiB = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`
 
@@ -11,13 +12,21 @@ interface BlobRow { hash: string, size: number, lastUse: number, pins: number }
 function show (sub: 'ls' | 'du', blobs: BlobRow[], bytes: number, o: any): void {
   blobs.sort((a, b) => b.lastUse - a.lastUse)
   if (sub === 'ls') {
-    if (o.json === true) process.stdout.write(JSON.stringify(blobs, null, 2) + '\n')
-    else for (const m of blobs) process.stdout.write(`${m.hash}  ${String(m.size).padStart(12)}  ${new Date(m.lastUse).toISOString()}${m.pins > 0 ? `  pinned(${m.pins})` : ''}\n`)
+    if (o.json === true) process.stdout.write(printableJson(blobs, 2) + '\n')
+    else {
+      for (const m of blobs) {
+        const pins = m.pins > 0 ? `  pinned(${m.pins})` : ''
+        const used = new Date(m.lastUse).toISOString()
+        process.stdout.write(printable(`${m.hash}  ${String(m.size).padStart(12)}  ${used}${pins}`) + '\n')
+      }
+    }
     return
   }
   const pinned = blobs.filter(m => m.pins > 0).reduce((a, m) => a + m.size, 0)
   const out = { blobs: blobs.length, bytes, pinnedBytes: pinned }
-  process.stdout.write(o.json === true ? JSON.stringify(out) + '\n' : `${out.blobs} blob(s), ${MiB(out.bytes)} (${MiB(pinned)} pinned)\n`)
+  process.stdout.write(o.json === true
+    ? printableJson(out) + '\n'
+    : printableLines(`${out.blobs} blob(s), ${MiB(out.bytes)} (${MiB(pinned)} pinned)\n`))
 }
 
 export async function cacheCommand (sub: 'ls' | 'du' | 'gc' | 'verify', o: any): Promise<number> {
@@ -45,9 +54,16 @@ export async function cacheCommand (sub: 'ls' | 'du' | 'gc' | 'verify', o: any):
     const evicted = before.filter(b => !left.has(b.hash)).map(b => ({ hash: b.hash, size: b.size }))
     const evictedBytes = evicted.reduce((a, b) => a + b.size, 0)
     const pinnedBytes = rows().filter(m => m.pins > 0).reduce((a, m) => a + m.size, 0)
-    if (o.json === true) process.stdout.write(JSON.stringify({ evicted, evictedBytes, keptBytes: store.used, keptBlobs: left.size, pinnedBytes, targetBytes: o.target * 1048576 }) + '\n')
+    if (o.json === true) {
+      const kept = { keptBytes: store.used, keptBlobs: left.size, pinnedBytes, targetBytes: o.target * 1048576 }
+      process.stdout.write(printableJson({ evicted, evictedBytes, ...kept }) + '\n')
+    }
     else {
-      process.stdout.write(`evicted ${evicted.length} blob(s), ${MiB(evictedBytes)}; kept ${left.size} blob(s), ${MiB(store.used)} (${MiB(pinnedBytes)} pinned)${store.used > o.target * 1048576 ? `: over the ${o.target} MiB target, the rest is pinned` : ''}\n`)
+      const over = store.used > o.target * 1048576
+        ? `: over the ${String(o.target)} MiB target, the rest is pinned`
+        : ''
+      process.stdout.write(printableLines(`evicted ${evicted.length} blob(s), ${MiB(evictedBytes)}; ` +
+        `kept ${left.size} blob(s), ${MiB(store.used)} (${MiB(pinnedBytes)} pinned)${over}\n`))
     }
   } finally {
     await db.close()
@@ -73,10 +89,10 @@ async function verify (o: any): Promise<number> {
     } finally { await db.close() }
   }
   if (report === undefined) return 1
-  if (o.json === true) process.stdout.write(JSON.stringify(report) + '\n')
+  if (o.json === true) process.stdout.write(printableJson(report) + '\n')
   else {
     process.stdout.write(`${report.checked} blob(s), ${(report.bytes / 1048576).toFixed(1)} MiB checked: ${report.corrupt.length === 0 ? 'all intact' : `${report.corrupt.length} corrupt, quarantined`}\n`)
-    for (const h of report.corrupt) process.stdout.write(`corrupt: ${h}\n`)
+    for (const h of report.corrupt) process.stdout.write(`corrupt: ${printable(h)}\n`)
   }
   return report.corrupt.length === 0 ? 0 : 1
 }

@@ -3,6 +3,7 @@ import { randomFillSync } from 'node:crypto'
 import path from 'node:path'
 import { importWfCommons } from '../../coordinator/wfcommons.ts'
 import { BgridError } from '../../protocol/errors.ts'
+import { printableLines } from '../../protocol/printable.ts'
 
 async function writeRandomFile (file: string, size: number): Promise<void> {
   const fh = await open(file, 'w')
@@ -31,7 +32,9 @@ export async function importCommand (format: string, trace: string, o: any): Pro
   let bytes = 0
   for (const f of r.external) { await writeRandomFile(path.join(dir, 'inputs', f.name), f.size); bytes += f.size }
   await writeFile(out, JSON.stringify(r.dag, null, 1) + '\n')
-  process.stdout.write(`${out}: ${r.tasks} jobs, ${r.totalRuntime.toFixed(1)} s of work, ${r.external.length} input file(s) (${(bytes / 1048576).toFixed(1)} MiB) in ${path.join(dir, 'inputs')}\n`)
+  // the trace names the files: it may come from anyone
+  process.stdout.write(printableLines(`${out}: ${r.tasks} jobs, ${r.totalRuntime.toFixed(1)} s of work, ` +
+    `${r.external.length} input file(s) (${(bytes / 1048576).toFixed(1)} MiB) in ${path.join(dir, 'inputs')}`) + '\n')
   return 0
 }
 
@@ -50,13 +53,17 @@ async function importDagman (file: string, o: any): Promise<number> {
   parseDag(r.dag, out)
   await mkdir(path.dirname(out), { recursive: true })
   await writeFile(out, JSON.stringify(r.dag, null, 1) + '\n')
-  const say = (s: string): void => { process.stderr.write(s + '\n') }
+  // node names and submit commands are the DAG's own, which may come from anyone
+  const say = (s: string): void => { process.stderr.write(printableLines(s) + '\n') }
   for (const w of r.warnings) say(`warning: ${w}`)
   if (r.ignored.length > 0) say(`accepted, not applied (pool-only): ${r.ignored.join('; ')}`)
   for (const u of r.unknown) say(`unknown submit command: ${u}`)
   if (r.renamed.length > 0) say(`${r.renamed.length} node name(s) changed to fit bgrid's job ids: ${r.renamed.slice(0, 5).map(([a, b]) => `${a} -> ${b}`).join(', ')}${r.renamed.length > 5 ? ', ...' : ''}`)
   if (r.priorities.size > 0) say(`PRIORITY of ${r.priorities.size} job(s) not in dag.json (it has no priority field yet)`)
   const s = r.summary
-  process.stdout.write(`${out}: ${s.jobs} jobs from ${s.nodes} DAGMan nodes${s.done > 0 ? ` (${s.done} DONE left out)` : ''}${s.noop > 0 ? `, ${s.noop} NOOP` : ''}, ${s.edges} edges${typeof o.dot === 'string' ? `; graph in ${path.resolve(o.dot)}` : ''}\n`)
+  const left = `${s.done > 0 ? ` (${s.done} DONE left out)` : ''}${s.noop > 0 ? `, ${s.noop} NOOP` : ''}`
+  const graph = typeof o.dot === 'string' ? `; graph in ${path.resolve(o.dot)}` : ''
+  process.stdout.write(printableLines(`${out}: ${s.jobs} jobs from ${s.nodes} DAGMan nodes${left}, ` +
+    `${s.edges} edges${graph}`) + '\n')
   return 0
 }

@@ -1,6 +1,8 @@
 // `bgrid logs RUN JOB [--attempt N] [--follow]`: a job's stdout and stderr. While the
 // run goes, its coordinator brings the attempt's logs from the worker that holds them;
 // once it is over, they are read from --out (the last attempt) or the run's own store.
+// A job's output goes to a terminal escaped (protocol/printable.ts: no control sequence of
+// the job's reaches it), to a pipe or a file as the bytes the job wrote.
 import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { blobFile } from '../../cache/store.ts'
@@ -8,6 +10,7 @@ import path from 'node:path'
 import { controlRequest } from '../../daemon/control.ts'
 import { resolveRunId, readRun, runsDirOf } from '../../coordinator/runs.ts'
 import { BgridError } from '../../protocol/errors.ts'
+import { printable, printableFor } from '../../protocol/printable.ts'
 
 interface LogsOptions { dataDir: string, attempt?: number, follow?: boolean, stdout?: boolean, stderr?: boolean, timeout?: number }
 
@@ -17,14 +20,15 @@ async function show (file: string | undefined, tail: string | undefined, to: Nod
       const bytes = await readFile(file)
       // a stored copy is shown only if it still is what its worker reported
       if (sha256 !== undefined && createHash('sha256').update(bytes).digest('hex') !== sha256) {
-        process.stderr.write(`(the stored copy of ${path.basename(file)} no longer matches its hash: not shown)\n`)
+        process.stderr.write(`(the stored copy of ${printable(path.basename(file))} no longer matches its hash: ` +
+          'not shown)\n')
         return false
       }
-      to.write(bytes)
+      to.write(printableFor(to, bytes))
       return true
     } catch {}
   }
-  if (tail !== undefined) { to.write(tail); return true }
+  if (tail !== undefined) { to.write(printableFor(to, tail)); return true }
   return false
 }
 
@@ -41,13 +45,23 @@ export async function logsCommand (runArg: string, job: string, o: LogsOptions):
     if (live.reply?.ok !== true) throw new BgridError('NOT_FOUND', String(live.reply?.error ?? 'the run did not answer'))
     const l = live.reply.logs
     if (l.attempts === 0 || l.status === 'running') {
-      const what = l.attempts === 0 ? `job ${job} has not started: ${String(l.waiting ?? l.state)}` : `attempt ${String(l.attempt)} of ${job} runs on ${String(l.node)} since ${new Date(Number(l.startedAt)).toLocaleTimeString()}: its output comes when it ends`
-      if (o.follow !== true || Date.now() > deadline) { process.stderr.write(`${what}${o.follow === true ? '' : ' (--follow waits for it)'}\n`); return o.follow === true ? 4 : 0 }
-      if (!said) { process.stderr.write(`${what}...\n`); said = true }
+      const what = l.attempts === 0
+        ? `job ${job} has not started: ${String(l.waiting ?? l.state)}`
+        : `attempt ${String(l.attempt)} of ${job} runs on ${String(l.node)} ` +
+          `since ${new Date(Number(l.startedAt)).toLocaleTimeString()}: its output comes when it ends`
+      if (o.follow !== true || Date.now() > deadline) {
+        const hint = o.follow === true ? '' : ' (--follow waits for it)'
+        process.stderr.write(`${printable(what, { max: 2000 })}${hint}\n`)
+        return o.follow === true ? 4 : 0
+      }
+      if (!said) { process.stderr.write(`${printable(what, { max: 2000 })}...\n`); said = true }
       await new Promise(resolve => setTimeout(resolve, 1000))
       continue
     }
-    if (l.attempts > 1 || o.attempt !== undefined) process.stderr.write(`attempt ${String(l.attempt)} of ${String(l.attempts)} (${String(l.status)} on ${String(l.node)})\n`)
+    if (l.attempts > 1 || o.attempt !== undefined) {
+      const which = `attempt ${String(l.attempt)} of ${String(l.attempts)} (${String(l.status)} on ${String(l.node)})`
+      process.stderr.write(printable(which) + '\n')
+    }
     if (want.stdout) await show(l.stdout, l.stdoutTail, process.stdout)
     if (want.stderr) await show(l.stderr, l.stderrTail, process.stderr)
     return 0
@@ -57,11 +71,18 @@ export async function logsCommand (runArg: string, job: string, o: LogsOptions):
   const j = run.status?.jobs?.[job]
   if (j === undefined) throw new BgridError('NOT_FOUND', run.status === undefined ? `run ${id} left no status to read logs from` : `no job ${job} in run ${id}`)
   const attempts: any[] = j.attempts ?? []
-  if (attempts.length === 0) { process.stderr.write(`job ${job} never started (${String(j.state)}${j.reason !== undefined ? `: ${String(j.reason)}` : ''})\n`); return 0 }
+  if (attempts.length === 0) {
+    const why = `${String(j.state)}${j.reason !== undefined ? `: ${String(j.reason)}` : ''}`
+    process.stderr.write(printable(`job ${job} never started (${why})`, { max: 2000 }) + '\n')
+    return 0
+  }
   const n = o.attempt ?? attempts.length
   const a = attempts[n - 1]
   if (a === undefined) throw new BgridError('NOT_FOUND', `job ${job} has ${attempts.length} attempt(s), not ${n}`)
-  if (attempts.length > 1 || o.attempt !== undefined) process.stderr.write(`attempt ${n} of ${attempts.length} (${String(a.status)} on ${String(a.node ?? a.worker)})\n`)
+  if (attempts.length > 1 || o.attempt !== undefined) {
+    const which = `attempt ${n} of ${attempts.length} (${String(a.status)} on ${String(a.node ?? a.worker)})`
+    process.stderr.write(printable(which) + '\n')
+  }
   let found = false
   for (const which of ['stdout', 'stderr'] as const) {
     if (!want[which]) continue

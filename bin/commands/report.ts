@@ -5,6 +5,7 @@ import { resolveRunId, readRun } from '../../coordinator/runs.ts'
 import { writeRunReport } from '../../coordinator/report/write.ts'
 import type { RunJson } from '../../coordinator/report/run-json.ts'
 import { BgridError } from '../../protocol/errors.ts'
+import { printableLines } from '../../protocol/printable.ts'
 
 export async function reportCommand (idOrPrefix: string, o: { dataDir: string, out?: string }): Promise<number> {
   const id = resolveRunId(o.dataDir, idOrPrefix)
@@ -13,6 +14,6 @@ export async function reportCommand (idOrPrefix: string, o: { dataDir: string, o
   const run = info.status as RunJson
   const outDir = o.out ?? run.outDir
   if (outDir === undefined) throw new BgridError('INVALID_CONFIG', `run ${id} does not say where its outputs are: give --out`)
-  process.stdout.write(await writeRunReport(path.resolve(outDir), run) + '\n')
+  process.stdout.write(printableLines(await writeRunReport(path.resolve(outDir), run)) + '\n')
   return 0
 }

@@ -6,6 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { BgridError } from '../../protocol/errors.ts'
 import { freeDiskMiB } from '../../cache/disk.ts'
+import { printableLines } from '../../protocol/printable.ts'
 
 export interface ServiceOptions {
   user?: boolean
@@ -36,8 +37,9 @@ function mode (o: ServiceOptions): Mode {
   return { user, unitPath: path.join(path.resolve(dir), UNIT), manage: o.unitDir === undefined }
 }
 
-const say = (line: string): void => { process.stdout.write(line + '\n') }
-const warn = (line: string): void => { process.stderr.write(`bgrid: ${line}\n`) }
+// what systemctl and journalctl answered is printed too: through printableLines, like any text not ours
+const say = (line: string): void => { process.stdout.write(printableLines(line) + '\n') }
+const warn = (line: string): void => { process.stderr.write(`bgrid: ${printableLines(line)}\n`) }
 const failed = (r: { cmd: string, out: string }): string => `\`${r.cmd}\` failed${r.out === '' ? '' : ':\n  ' + r.out.replaceAll('\n', '\n  ')}`
 
 function systemctl (user: boolean, args: string[]): { ok: boolean, out: string, cmd: string } {

@@ -1,9 +1,12 @@
 // `bgrid status [RUN]` and `bgrid cancel RUN`: the local daemon and the runs of a data
 // dir (newest first, condor_q-style), or one run; --watch redraws until the run is over.
+// What a job or a worker said (a reason, an error, a node's words) is one escaped line
+// each (protocol/printable.ts), and the whole text is escaped again as it is printed.
 import path from 'node:path'
 import { controlRequest } from '../../daemon/control.ts'
 import { resolveRunId, readRun, listRuns, runsDirOf, type RunInfo } from '../../coordinator/runs.ts'
 import { BgridError } from '../../protocol/errors.ts'
+import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
 
 const pad2 = (n: number): string => String(n).padStart(2, '0')
 
@@ -33,11 +36,13 @@ function renderRun (r: RunInfo): string {
       `  workers: ${(s.workers ?? []).filter((w: any) => w.alive).length} alive of ${(s.workers ?? []).length}`,
       `  outputs: ${String(s.outDir)}`
     )
-    if (s.error !== undefined) lines.push(`  error: ${String(s.error.code)}: ${String(s.error.message)}`)
+    if (s.error !== undefined) {
+      lines.push(`  error: ${printable(s.error.code)}: ${printable(s.error.message, { max: 2000 })}`)
+    }
     if (r.note !== undefined) lines.push(`  ${r.note}`)
-    for (const w of s.waiting ?? []) lines.push(`  waiting: ${String(w)}`)
+    for (const w of s.waiting ?? []) lines.push(`  waiting: ${printable(w, { max: 2000 })}`)
     const failed = Object.entries(s.jobs ?? {}).filter(([, j]: any) => j.state === 'failed')
-    for (const [id, j] of failed.slice(0, 10) as any) lines.push(`  failed ${id}: ${String(j.reason)}`)
+    for (const [id, j] of failed.slice(0, 10) as any) lines.push(`  failed ${printable(id)}: ${printable(j.reason)}`)
     if (failed.length > 10) lines.push(`  ... and ${failed.length - 10} more failed`)
     return lines.join('\n')
   }
@@ -77,7 +82,7 @@ function renderDaemon (reply: any, dataDir: string): string {
   const lines = [`daemon ${String(d.peer)}: ${String(d.state)}, ${Number(d.running)} job(s) running, cache ${Number(d.cache?.blobs)} blob(s) ${(Number(d.cache?.bytes) / 1048576).toFixed(1)} MiB`]
   // why the owner's machine is not offered, in words, with the numbers
   const why = d.policy?.notOffered ?? (d.state === 'owner' ? d.policy?.reason : undefined)
-  if (why !== undefined) lines.push(`  not offered: ${String(why)}`)
+  if (why !== undefined) lines.push(`  not offered: ${printable(why)}`)
   return lines.join('\n')
 }
 
@@ -113,7 +118,7 @@ export async function statusCommand (idOrPrefix: string | undefined, o: any): Pr
   }
   if (o.watch === undefined) {
     const s = await snapshot()
-    process.stdout.write((o.json === true ? JSON.stringify(s.json, null, 2) : s.text) + '\n')
+    process.stdout.write((o.json === true ? printableJson(s.json, 2) : printableLines(s.text)) + '\n')
     return 0
   }
   const every = o.watch === true ? 2 : Number(o.watch)
@@ -121,10 +126,10 @@ export async function statusCommand (idOrPrefix: string | undefined, o: any): Pr
   for (let n = 0; ; n++) {
     const s = await snapshot()
     const head = `every ${every}s: bgrid status${id !== undefined ? ` ${id}` : ''}   ${localTime(Date.now())}${s.over ? '' : '   (Ctrl-C to stop)'}`
-    if (o.json === true) process.stdout.write(JSON.stringify(s.json) + '\n')
-    // a terminal: clear and redraw in place; a pipe or file: successive snapshots
-    else if (tty) process.stdout.write(`\x1b[H\x1b[2J${head}\n\n${s.text}\n`)
-    else process.stdout.write(`${n > 0 ? '\n' : ''}${head}\n${s.text}\n`)
+    if (o.json === true) process.stdout.write(printableJson(s.json) + '\n')
+    // a terminal: clear and redraw in place (our own escape, the one written raw); a pipe or file: successive snapshots
+    else if (tty) process.stdout.write(`\x1b[H\x1b[2J${printableLines(`${head}\n\n${s.text}`)}\n`)
+    else process.stdout.write(`${n > 0 ? '\n' : ''}${printableLines(`${head}\n${s.text}`)}\n`)
     if (s.over) return 0
     await new Promise(resolve => setTimeout(resolve, every * 1000))
   }
@@ -137,6 +142,6 @@ export async function cancelCommand (idOrPrefix: string, o: any): Promise<number
     const info = await readRun(o.dataDir, id)
     throw new BgridError('NOT_FOUND', `run ${id} is not running here: ${info.state}${info.note !== undefined ? ` (${info.note})` : ''}`)
   }
-  process.stdout.write(`cancelling run ${id}: its workers are being released\n`)
+  process.stdout.write(`cancelling run ${printable(id)}: its workers are being released\n`)
   return 0
 }

@@ -12,6 +12,7 @@ import { Progress } from '../../coordinator/progress.ts'
 import { runDagman, writeCondorSub, type DagmanRunOptions } from '../../coordinator/dagman/run-dagman.ts'
 import { GridPool } from '../../coordinator/dagman/grid-pool.ts'
 import { CSD_OPTIONS } from './csd-options.ts'
+import { LINES_MAX, printable, printableJson, printableLines } from '../../protocol/printable.ts'
 
 function whole (opt: string, v: string | undefined): number {
   if (v === undefined || !/^\d+$/.test(v)) throw new BgridError('INVALID_CONFIG', `${opt} needs a whole number (got ${v ?? 'nothing'})`)
@@ -52,6 +53,9 @@ function readOptions (csd: string[]): DagmanOptions {
   return opts
 }
 
+/** the dagman.out lines shown on the terminal without -verbose */
+const SHOWN = /EXITING|Rescue DAG|failed with|ERROR|Submitting|completed|removed|ABORT-DAG-ON/
+
 export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   const csd: string[] = o.condorArgs !== undefined ? JSON.parse(o.condorArgs) : []
   const opts = readOptions(csd)
@@ -60,7 +64,7 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   const file = path.resolve(dag)
   if (opts.noSubmit) {
     writeCondorSub(file, csd)
-    process.stderr.write(`${file}.condor.sub written; the DAG is not run (-no_submit)\n`)
+    process.stderr.write(`${printableLines(file)}.condor.sub written; the DAG is not run (-no_submit)\n`)
     return 0
   }
   if (opts.force) {
@@ -81,7 +85,8 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   let signals = 0
   const onSignal = (sig: string): void => {
     if (++signals === 1) {
-      process.stderr.write(`${sig}: removing the DAG (running jobs stopped, a rescue DAG written; again to kill everything at once)\n`)
+      process.stderr.write(`${printable(sig)}: removing the DAG ` +
+        '(running jobs stopped, a rescue DAG written; again to kill everything at once)\n')
       interrupt.abort()
     } else {
       kill.abort()
@@ -94,12 +99,30 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
     const r = await runDagman({
       dagFile: dag, csdArgs: csd, ...opts, signal: interrupt.signal, kill: kill.signal,
       grid: async () => pool,
-      echo: mode === 'quiet' ? undefined : (mode === 'json' ? (l) => { process.stdout.write(JSON.stringify({ event: 'dagman', line: l }) + '\n') } : (l) => { if (opts.verbose || /EXITING|Rescue DAG|failed with|ERROR|Submitting|completed|removed|ABORT-DAG-ON/.test(l)) process.stderr.write(l + '\n') })
+      // dagman.out lines carry node names, scripts' and workers' words: escaped on the terminal
+      echo: mode === 'quiet'
+        ? undefined
+        : (mode === 'json'
+            ? (l) => { process.stdout.write(printableJson({ event: 'dagman', line: l }) + '\n') }
+            : (l) => {
+                if (opts.verbose || SHOWN.test(l)) {
+                  process.stderr.write(printable(l, { max: LINES_MAX }) + '\n')
+                }
+              })
     })
     code = r.exitCode
     // a DAG that could not be run at all: why, here too (dagman.out has it)
-    if (r.error !== undefined) process.stderr.write(`bgrid: ${path.basename(dag)} cannot be run:\n  ${r.error.split('\n').join('\n  ')}\n`)
-    if (mode !== 'json') process.stderr.write(`${path.basename(dag)}: ${r.exitCode === 0 ? 'succeeded' : 'FAILED'}: ${r.done} of ${r.nodes} node(s) done${r.rescue !== null ? `; rescue DAG ${r.rescue} (the next \`bgrid submit ${dag}\` runs what is left)` : ''}\n`)
+    if (r.error !== undefined) {
+      const why = r.error.split('\n').join('\n  ')
+      process.stderr.write(printableLines(`bgrid: ${path.basename(dag)} cannot be run:\n  ${why}`) + '\n')
+    }
+    if (mode !== 'json') {
+      const rescue = r.rescue !== null
+        ? `; rescue DAG ${r.rescue} (the next \`bgrid submit ${dag}\` runs what is left)`
+        : ''
+      const outcome = `${r.exitCode === 0 ? 'succeeded' : 'FAILED'}: ${r.done} of ${r.nodes} node(s) done${rescue}`
+      process.stderr.write(printableLines(`${path.basename(dag)}: ${outcome}`) + '\n')
+    }
   } finally {
     await pool.close()
     for (const [sig, h] of handlers) process.off(sig, h)

@@ -1,3 +1,8 @@
+// `bgrid submit DAG`: a run of a dag.json with a coordinator made here (or, for a DAGMan
+// file, submit-dagman.ts), in the foreground or --detach'ed. What its jobs and workers say
+// (a failed job's stderr, a refusal, a node's name) reaches the terminal through
+// protocol/printable.ts: in the progress lines (coordinator/progress.ts), in the error
+// that ends a run (bin/cli.ts), and in the lines written here.
 import { spawn } from 'node:child_process'
 import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -8,6 +13,7 @@ import { createLogger } from '../../protocol/log.ts'
 import { controlRequest } from '../../daemon/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { resolveRunId } from '../../coordinator/runs.ts'
+import { printable, printableLines } from '../../protocol/printable.ts'
 
 /** a DAGMan file: FILE.dag, a rescue DAG, or any file whose first word is not JSON's `{` */
 export function isDagmanFile (file: string): boolean {
@@ -55,10 +61,18 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
   process.off('SIGTERM', onSignal)
   if (mode !== 'json') {
     const k = s.counts
-    process.stderr.write(`run ${s.runId}: ${s.ok ? 'succeeded' : s.cancelled ? 'CANCELLED' : 'FAILED'}: ${k.done} done, ${k.failed} failed, ${k.skipped} skipped${k.cancelled > 0 ? `, ${k.cancelled} cancelled` : ''} in ${(s.makespanMs / 1000).toFixed(1)}s on ${s.workers} worker(s); ${((s.bytesFetched + s.prefetchedBytes) / 1048576).toFixed(2)} MiB moved between nodes (${(s.prefetchedBytes / 1048576).toFixed(2)} prefetched), ${s.cacheHits} input(s) already in place\n`)
-    process.stderr.write(`outputs, run.json and report.html in ${s.outDir}\n`)
+    const outcome = s.ok ? 'succeeded' : s.cancelled ? 'CANCELLED' : 'FAILED'
+    const cancelled = k.cancelled > 0 ? `, ${k.cancelled} cancelled` : ''
+    const counts = `${k.done} done, ${k.failed} failed, ${k.skipped} skipped${cancelled}`
+    const moved = `${((s.bytesFetched + s.prefetchedBytes) / 1048576).toFixed(2)} MiB moved between nodes ` +
+      `(${(s.prefetchedBytes / 1048576).toFixed(2)} prefetched), ` +
+      `${s.cacheHits} input(s) already in place`
+    const took = `${(s.makespanMs / 1000).toFixed(1)}s on ${s.workers} worker(s)`
+    process.stderr.write(printableLines(`run ${s.runId}: ${outcome}: ${counts} in ${took}; ${moved}`) + '\n')
+    process.stderr.write(`outputs, run.json and report.html in ${printableLines(s.outDir)}\n`)
     if (interrupted) {
-      process.stderr.write(`interrupted: the ${k.done} job(s) done are kept; continue with \`bgrid submit --resume ${s.runId}\`` +
+      process.stderr.write(`interrupted: the ${k.done} job(s) done are kept; ` +
+        `continue with \`bgrid submit --resume ${printable(s.runId)}\`` +
         ' (`bgrid submit --detach` runs a DAG in the background, beyond this terminal)\n')
     }
   }
@@ -109,12 +123,14 @@ async function detach (dag: string | undefined, o: any): Promise<number> {
   if (exited !== undefined && !answering) {
     let tail = ''
     try { tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') } catch {}
-    process.stderr.write(tail.endsWith('\n') || tail === '' ? tail : tail + '\n')
-    process.stderr.write(`bgrid: the background run ${runId} ended at once (exit ${String(exited)}); its log: ${logFile}\n`)
+    process.stderr.write(printableLines(tail.endsWith('\n') || tail === '' ? tail : tail + '\n'))
+    process.stderr.write(printableLines(`bgrid: the background run ${runId} ended at once (exit ${String(exited)}); ` +
+      `its log: ${logFile}`) + '\n')
     return exited === 0 ? 0 : exited ?? 1
   }
-  process.stdout.write(`${runId}\n`)
-  process.stderr.write(`run ${runId} goes on in the background (pid ${String(child.pid)}${answering ? '' : ', not answering yet'}); its log: ${logFile}\n` +
-    `  bgrid status ${runId} --watch    bgrid report ${runId}    bgrid logs ${runId} JOB    bgrid cancel ${runId}\n`)
+  process.stdout.write(`${printable(runId)}\n`)
+  process.stderr.write(printableLines(`run ${runId} goes on in the background ` +
+    `(pid ${String(child.pid)}${answering ? '' : ', not answering yet'}); its log: ${logFile}\n` +
+    `  bgrid status ${runId} --watch    bgrid report ${runId}    bgrid logs ${runId} JOB    bgrid cancel ${runId}\n`))
   return 0
 }

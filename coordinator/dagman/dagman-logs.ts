@@ -5,6 +5,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs'
 import type { DagResult } from './engine.ts'
 import { twoDigits } from './quote.ts'
+import { printableLines } from '../../protocol/printable.ts'
 
 const DAG_STATUS_NAMES = ['DAG_STATUS_OK', 'DAG_STATUS_ERROR', 'DAG_STATUS_NODE_FAILED', 'DAG_STATUS_ABORT', 'DAG_STATUS_RM', 'DAG_STATUS_CYCLE', 'DAG_STATUS_HALTED']
 
@@ -30,7 +31,9 @@ export class DagmanOut {
       const l = `${dagmanTime(new Date())} ${part}`
       try { appendFileSync(this.file, l + '\n') } catch (err) {
         // said once, on the terminal: the log itself cannot say it
-        if (!this.failed) process.stderr.write(`bgrid: cannot write ${this.file}: ${(err as Error).message}\n`)
+        if (!this.failed) {
+          process.stderr.write(printableLines(`bgrid: cannot write ${this.file}: ${(err as Error).message}`) + '\n')
+        }
         this.failed = true
       }
       this.echo?.(l)

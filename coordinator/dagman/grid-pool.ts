@@ -17,15 +17,10 @@ import { errorMessage } from '../../protocol/errors.ts'
 import { shq, type NodeJob } from './to-dag-json.ts'
 import { hashFile } from '../../cache/hasher.ts'
 import type { JobRunner } from './run-dagman.ts'
+import { printable } from '../../protocol/printable.ts'
 
 /** the file the wrapper leaves the job's exit value in */
 const EXIT_FILE = '.bgrid-dagman-exit'
-
-/** what a worker said, fit for a log line: no control characters, one line, bounded */
-function oneLine (s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim().slice(0, 300)
-}
 
 
 /**
@@ -109,7 +104,8 @@ export class GridPool implements JobRunner {
       if (last?.status === 'failed' && last.exitCode !== null && last.exitCode !== undefined) return { code: last.exitCode }
       if (last?.status === 'failed' && typeof last.signal === 'string') return { code: -(os.constants.signals[last.signal as NodeJS.Signals] ?? 9) }
     }
-    if (rec.state !== 'done') return { code: 1, why: oneLine(`${rec.state}: ${rec.reason ?? ''}`) }
+    // what a worker said, fit for a dagman.out line: one line, no control character, bounded
+    if (rec.state !== 'done') return { code: 1, why: printable(`${rec.state}: ${rec.reason ?? ''}`.trim()) }
     // outputs to where HTCondor would have put them (copies: the run's store keeps its own)
     const from = path.join(c.outDir, id)
     try {

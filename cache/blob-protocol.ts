@@ -271,6 +271,8 @@ export interface FetchOptions {
   run?: string
   /** a holder silent this long mid-transfer is abandoned (STALL_MS) */
   stallMs?: number
+  /** bytes landed (the caller's sign of life for whoever waits on this fetch) */
+  onBytes?: (n: number) => void
 }
 
 export async function fetchBlob (node: BgridNode, store: BlobStore, hash: string, size: number,
@@ -354,6 +356,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
             done += n
             stats.bytes += n
             wrote(n)
+            opts.onBytes?.(n)
             if (inOrder === undefined) return
             if (s + done - n === nextOffset) {
               nextOffset += n

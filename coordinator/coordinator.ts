@@ -32,6 +32,7 @@ import type { StatCache } from '../cache/staged-files.ts'
 import { Recruiter } from './recruit.ts'
 import { Collector } from './collect.ts'
 import { RunStatus } from './run-status.ts'
+import { StallWatch, DEFAULT_STALL_SEC } from './stall-watch.ts'
 import { replicationPolicy, resultDir } from './replication.ts'
 import type { SubmitOptions, RunSummary, RunContext, RunOutcome } from './run-context.ts'
 
@@ -60,6 +61,7 @@ export class Coordinator {
   private recruiter!: Recruiter
   private collector!: Collector
   private status!: RunStatus
+  private stallWatch!: StallWatch
   private progress!: Progress
   private readonly outcome: RunOutcome = { cancelled: false, failure: undefined }
   private closing = false
@@ -124,6 +126,7 @@ export class Coordinator {
     this.collector = new Collector(ctx)
     this.recruiter = new Recruiter(ctx, { submitter, ...(gridKey !== undefined ? { gridId: gridKeyId(gridKey) } : {}) })
     this.status = new RunStatus(ctx, this.recruiter, this.collector, this.outcome)
+    this.stallWatch = new StallWatch(ctx, this.opts.stallSec ?? DEFAULT_STALL_SEC, peer => this.recruiter.nameOf(peer))
     await hashInputs(this.dag, o.dataDir, this.staged, this.core, this.log)
     if (o.resume !== undefined) {
       const restored = await restoreJournal(this.journal, this.core)
@@ -279,6 +282,7 @@ export class Coordinator {
       if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.status.writeStatus().catch(() => {}) }
       // replicas past their deadline count as no reply (BOINC-style jobs)
       this.core.tick(Date.now())
+      this.stallWatch.check(Date.now())
       // the grid has been looked at for --wait: a job no node seen can ever run fails, naming why
       // (again only when the workers or the nodes seen changed: nothing else changes the answer)
       const seen = `${this.core.workersVersion}/${this.recruiter.seenEver.size}`

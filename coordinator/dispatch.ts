@@ -432,6 +432,17 @@ export class Dispatch {
     this.reconcileRunning(workerId, held.map(h => h.attempt), new Set(), sentAt, graceMs)
   }
 
+  /**
+   * The coordinator stops counting on an attempt (it made no progress for the stated
+   * time): lost, its job to another worker; its worker drops it at the next renewal.
+   */
+  giveUp (attempt: string, why: string, now: number): void {
+    const rec = this.attempts.get(attempt)
+    if (rec === undefined || rec.status !== undefined) return
+    this.table.jobs.get(rec.job)?.avoid.add(rec.worker)
+    this.complete(rec.worker, unranResult(attempt, 'lost', why, now), true)
+  }
+
   /** A worker is gone (its lease lapsed, it died, it left): its attempts are lost; the jobs it ran go elsewhere. */
   workerLost (w: WorkerRec, why: string): string[] {
     const lostJobs: string[] = []

@@ -27,6 +27,8 @@ export interface SubmitOptions {
   gridKeyFile?: string
   mdnsInterface?: string
   leaseSec: number
+  /** no job ended and no command ran for this long: the run says why and gives up stuck attempts (0: never) */
+  stallSec?: number
   prefetch: boolean
   streamOutputs: boolean
   progress: Mode

@@ -64,6 +64,8 @@ export class WorkerSession implements WorkerDriver {
   private readonly phases = new Map<string, { phase: AttemptPhase, since: number, received: number }>()
   /** attempts the coordinator no longer counts on: killed, and their results never sent */
   private readonly dropped = new Set<string>()
+  /** when the last input byte landed here: attempts getting inputs are not stalled while bytes arrive */
+  private lastInputByteAt = 0
   /** attempts whose results are in an exchange not acknowledged yet */
   private readonly reporting = new Set<string>()
 
@@ -256,7 +258,7 @@ export class WorkerSession implements WorkerDriver {
         await this.prove(ref)
         return 0
       }
-      const got = await fetchBlobVerified(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal, run })
+      const got = await fetchBlobVerified(node, store, ref.hash, ref.size, ref.holders, { signal: this.abort.signal, run, onBytes: () => { this.lastInputByteAt = Date.now() } })
       for (const h of got.badHolders) this.reportCorrupt(ref.hash, h)
       return got.bytes
     } catch (err: any) {
@@ -431,7 +433,9 @@ export class WorkerSession implements WorkerDriver {
     for (const attempt of this.running.keys()) {
       if (this.dropped.has(attempt)) continue
       const p = this.phases.get(attempt) ?? { phase: 'queued' as const, since: now }
-      held.push({ attempt, phase: p.phase, forMs: Math.max(0, now - p.since) })
+      // getting inputs: for how long no byte arrived (a big input moving is progress)
+      const since = p.phase === 'inputs' ? Math.max(p.since, this.lastInputByteAt) : p.since
+      held.push({ attempt, phase: p.phase, forMs: Math.max(0, now - since) })
     }
     for (const attempt of [...this.results.map(r => r.attempt), ...this.reporting]) held.push({ attempt, phase: 'reporting', forMs: 0 })
     return held.slice(0, MAX_HELD_ATTEMPTS)

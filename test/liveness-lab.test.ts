@@ -3,7 +3,9 @@
 // again on the same daemons (the second run once waited for ever: proving possession
 // of an empty blob read zero bytes and waited for more). A worker that forgets its
 // attempts and falls silent while its daemon keeps the lease (once: jobs `running` for
-// ever): the lease renewal's list of held attempts reveals it within a lease.
+// ever): the lease renewal's list of held attempts reveals it within a lease. A worker
+// that holds an attempt without ever starting it: the run says, after --stall-after,
+// which job waits for what where, and runs it elsewhere.
 import t from 'tap'
 import path from 'node:path'
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs'
@@ -14,8 +16,8 @@ if (cluster !== undefined) {
   await cluster.startDaemons(3)
   const user = cluster.lab.addHost()
   const home = path.join(cluster.tmp, 'home')
-  const submit = async (dag: string, out: string, timeoutMs = 60_000): Promise<{ code: number | null, run: any, p: Proc }> => {
-    const p = cluster.cli(user, ['submit', dag, '--data-dir', home, '--json', '--wait', '20', '--out', out])
+  const submit = async (dag: string, out: string, timeoutMs = 60_000, more: string[] = []): Promise<{ code: number | null, run: any, p: Proc }> => {
+    const p = cluster.cli(user, ['submit', dag, '--data-dir', home, '--json', '--wait', '20', '--out', out, ...more])
     const { code } = await p.done(timeoutMs)
     if (!existsSync(path.join(out, 'run.json'))) throw new Error(`submit exited ${String(code)} without run.json:\n${p.stderr.slice(-3000)}`)
     return { code, run: JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8')), p }
@@ -76,5 +78,41 @@ if (cluster !== undefined) {
       t.equal(readFileSync(path.join(out, String(d.job), 'o.txt'), 'utf8'), `${String(d.job).slice(1)}\n`)
     }
     silent.kill('SIGKILL')
+  })
+
+  t.test('a run that makes no progress says which job waits for what, and runs it elsewhere', async t => {
+    const holder = await cluster.startDaemon(['--always-available', '--slots', '1', '--cheat', 'hold'], undefined, 'holder', { entry: CHEATING_DAEMON })
+    const before = holder.events.length
+    const dir = path.join(cluster.tmp, 'held')
+    mkdirSync(dir, { recursive: true })
+    const dag = path.join(dir, 'dag.json')
+    // more jobs than the others' slots: the holder (claimed before anything starts, as
+    // workers.min is 4) takes one; once the others are done, nothing moves
+    writeFileSync(dag, JSON.stringify({
+      name: 'held',
+      workers: { min: 4, max: 4 },
+      jobs: Array.from({ length: 12 }, (_, i) => ({ id: `h${i}`, cmd: `sleep 0.5; echo ${i} > o.txt`, outputs: ['o.txt'] }))
+    }))
+    const out = path.join(cluster.tmp, 'out-held')
+    const { code, run, p } = await submit(dag, out, 60_000, ['--stall-after', '4'])
+    t.equal(code, 0, `the run succeeds\n${p.stderr.slice(-2000)}`)
+    const held = holder.events.slice(before).filter(e => e.msg === 'cheated' && e.how === 'hold')
+    t.equal(held.length, 1, 'the holder took one attempt and sat on it')
+    const job = String(held[0]?.job)
+    const stalled = stdoutJson(p).filter(e => e.event === 'stalled')
+    t.ok(stalled.length >= 1, 'the run said it was stalled')
+    const said = JSON.stringify(stalled[0] ?? {})
+    t.match(said, new RegExp(`"job":"${job}"`), `the report names job ${job}`)
+    t.match(said, /queued, not started on \S+ for \d+ s/, `... and what it waits for, where: ${said}`)
+    t.match(stalled[0]?.givenUp?.[0] ?? '', new RegExp(`^${job} `), 'the held attempt was given up')
+    t.match(p.stderr + p.stdout, /no progress for 4 s/, 'people see it too')
+    const attempts: any[] = run.jobs[job].attempts
+    t.equal(attempts[0].worker, holder.peer)
+    t.equal(attempts[0].status, 'lost')
+    t.equal(attempts.at(-1).status, 'ok', 'run again elsewhere')
+    t.equal(readFileSync(path.join(out, job, 'o.txt'), 'utf8'), `${job.slice(1)}\n`)
+    // the holder was told at its next renewal that this attempt is no longer its own
+    await holder.waitLog(e => e.msg === 'attempt dropped: the coordinator no longer counts on it' && e.attempt === attempts[0].id, 10_000, 'the holder dropping the attempt', before)
+    holder.kill('SIGKILL')
   })
 }

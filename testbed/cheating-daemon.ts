@@ -10,8 +10,10 @@
 //   --cheat drop   a worker that goes silent: the attempts it starts are forgotten (never run,
 //                  never reported) and it stops pulling, while its daemon keeps renewing
 //                  the lease. Only the renewal's list of held attempts can reveal it.
+//   --cheat hold   a worker that takes attempts and never starts them, while it goes on
+//                  pulling and renewing: only the run's stall watch can free them.
 // Every lie is logged (`cheated`, with job and attempt), so a test can count them.
-// usage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky|drop [--fail-rate X] [--seed N]
+// usage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky|drop|hold [--fail-rate X] [--seed N]
 //          [--port N] [--host IP] [--cost X] [--slots N] [--always-available] [--isolation auto|none]
 //          [--sample ms] [--json-logs] [--grid-key F] [--allow-coordinator ID]... (as `bgrid daemon`)
 import { parseArgs } from 'node:util'
@@ -36,12 +38,12 @@ const { values: o, positionals } = parseArgs({
 })
 
 function usage (why: string): never {
-  process.stderr.write(`cheating-daemon: ${why}\nusage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky|drop [--fail-rate X] [--seed N] [bgrid daemon flags]\n`)
+  process.stderr.write(`cheating-daemon: ${why}\nusage: node testbed/cheating-daemon.ts daemon --data-dir D --cheat flip|flaky|drop|hold [--fail-rate X] [--seed N] [bgrid daemon flags]\n`)
   process.exit(2)
 }
 if (positionals[0] !== 'daemon' || positionals.length !== 1) usage('the first word is `daemon`, as for bgrid')
 if (o['data-dir'] === undefined) usage('--data-dir is required')
-if (o.cheat !== 'flip' && o.cheat !== 'flaky' && o.cheat !== 'drop') usage('--cheat flip, flaky or drop')
+if (!['flip', 'flaky', 'drop', 'hold'].includes(String(o.cheat))) usage('--cheat flip, flaky, drop or hold')
 if (o.isolation !== 'auto' && o.isolation !== 'none') usage('--isolation auto or none')
 const failRate = Number(o['fail-rate'])
 if (!(failRate >= 0 && failRate <= 1)) usage('--fail-rate is a fraction, 0..1')
@@ -90,6 +92,10 @@ function liar (log: Logger): DriverFactory {
     const session: WorkerSession = new WorkerSession({
       ...ctx,
       execute: async (r, opts) => {
+        if (o.cheat === 'hold') {
+          log.info('cheated', { how: 'hold', job: r.assignment.job, attempt: r.assignment.attempt })
+          return await new Promise<never>(() => {})
+        }
         if (o.cheat !== 'drop') return await lie(r, opts)
         // forget the attempt and fall silent: no more pulls, no result, ever
         session.running.delete(r.assignment.attempt)

@@ -77,7 +77,7 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? 'warn' })
   const pool = new GridPool({
     name: path.basename(dag).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100) || 'dagman',
-    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease,
+    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter,
     prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter
   })
   const interrupt = new AbortController()

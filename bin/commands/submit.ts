@@ -47,6 +47,7 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
     gridKeyFile: o.gridKey,
     mdnsInterface: o.mdnsInterface,
     leaseSec: o.lease,
+    stallSec: o.stallAfter,
     prefetch: o.prefetch !== false,
     streamOutputs: o.streamOutputs === true,
     progress: mode,

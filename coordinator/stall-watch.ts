@@ -74,6 +74,8 @@ export class StallWatch {
       core.giveUp(a.id, `no progress for ${secs} s: ${where}; run again elsewhere`, now)
       givenUp.push(`${a.job} (${where})`)
     }
+    // nothing waits (an open run between its jobs): nothing to say
+    if (waiting.length === 0 && givenUp.length === 0) return
     const lines = [
       `no progress for ${secs} s:`,
       ...waiting.map(w => `  job ${w.job}: ${w.why}`),

@@ -5,7 +5,7 @@
 // with no byte arriving, a result it does not deliver) for that long is given up and
 // its job goes to another worker; the worker drops it at its next lease renewal.
 // A command that runs is progress, however long it takes (its job's own timeout bounds
-// it); so is a job that waits for workers, which the recruiter explains already.
+// it: a worker that lets one run 10 s past it is not waited for).
 // May import the run context and the core's records; owns no state of the run.
 import type { RunContext } from './run-context.ts'
 import type { AttemptRec } from './run-records.ts'
@@ -13,6 +13,8 @@ import { TERMINAL } from './job-state.ts'
 
 /** how long a run may go with no job ending and no command running before it says why and acts */
 export const DEFAULT_STALL_SEC = 60
+/** a worker ends a command at its timeout; past it by this much, the coordinator stops waiting for it */
+const TIMEOUT_MARGIN_MS = 10_000
 /** jobs named in one stall report at most (the rest are counted) */
 const MAX_NAMED = 10
 
@@ -24,27 +26,34 @@ const PHASE_WORDS: Record<string, string> = {
 }
 
 export class StallWatch {
-  private readonly ctx: RunContext
+  private readonly ctx: Pick<RunContext, 'core' | 'log' | 'emit' | 'wake' | 'notify'>
   private readonly stallMs: number
   /** a worker's name for people (the recruiter knows it) */
   private readonly nameOf: (peer: string) => string
   private lastProgressAt: number
-  private ended = -1
+  private ended: number
 
-  constructor (ctx: RunContext, stallSec: number, nameOf: (peer: string) => string) {
+  constructor (ctx: Pick<RunContext, 'core' | 'log' | 'emit' | 'wake' | 'notify'>, stallSec: number, nameOf: (peer: string) => string, now = Date.now()) {
     this.ctx = ctx
     this.stallMs = stallSec * 1000
     this.nameOf = nameOf
-    this.lastProgressAt = Date.now()
+    this.lastProgressAt = now
+    this.ended = this.endedJobs()
+  }
+
+  private endedJobs (): number {
+    let n = 0
+    for (const [state, count] of Object.entries(this.ctx.core.counts())) if (TERMINAL.has(state as never)) n += count
+    return n
   }
 
   /** Called by the run's main loop (every half second). */
   check (now: number): void {
     const { core } = this.ctx
-    if (this.stallMs <= 0 || core.held) { this.lastProgressAt = now; return }
-    let ended = 0
-    for (const [state, n] of Object.entries(core.counts())) if (TERMINAL.has(state as never)) ended += n
     const held = this.heldAttempts()
+    this.overTime(held, now)
+    if (this.stallMs <= 0 || core.held) { this.lastProgressAt = now; return }
+    const ended = this.endedJobs()
     // a command running, or input bytes landing lately (the worker dates "inputs" from its last byte), is progress
     const moving = held.some(a => a.phase?.name === 'running' || (a.phase?.name === 'inputs' && now - a.phase.since < this.stallMs))
     if (ended !== this.ended || moving) {
@@ -60,7 +69,8 @@ export class StallWatch {
     const waiting: Array<{ job: string, why: string }> = []
     let more = 0
     for (const job of core.jobs.values()) {
-      if (TERMINAL.has(job.state)) continue
+      // the frontier only: a job waiting for its parents waits for what they wait for
+      if (TERMINAL.has(job.state) || job.spec.after.some(p => core.jobs.get(p)?.state !== 'done')) continue
       const why = this.whyStuck(job.spec.id, now)
       if (why === undefined) continue
       if (waiting.length < MAX_NAMED) waiting.push({ job: job.spec.id, why })
@@ -86,6 +96,21 @@ export class StallWatch {
     this.ctx.emit({ event: 'stalled', seconds: secs, waiting, more, givenUp }, lines.join('\n'))
     this.ctx.wake()
     this.ctx.notify()
+  }
+
+  /**
+   * A job's timeout is its worker's to enforce; a worker that says its command still
+   * runs well past it (stuck, or lying) does not hold the run: the attempt is given up.
+   */
+  private overTime (held: AttemptRec[], now: number): void {
+    for (const a of held) {
+      const timeoutMs = this.ctx.core.jobs.get(a.job)?.spec.timeoutMs ?? 0
+      if (timeoutMs <= 0 || a.phase?.name !== 'running' || now - a.phase.since <= timeoutMs + TIMEOUT_MARGIN_MS) continue
+      const why = `still running on ${this.nameOf(a.worker)} ${Math.round((now - a.phase.since - timeoutMs) / 1000)} s past its timeout: given up`
+      this.ctx.log.warn('attempt past its timeout', { job: a.job, attempt: a.id, worker: a.worker })
+      this.ctx.emit({ event: 'warning', job: a.job, message: why }, `job ${a.job}: ${why}`)
+      this.ctx.core.giveUp(a.id, why, now)
+    }
   }
 
   /** attempts handed to live workers with no result yet */

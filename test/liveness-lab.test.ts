@@ -74,7 +74,9 @@ if (cluster !== undefined) {
       const next = attempts[attempts.indexOf(lost) + 1]
       t.ok(next !== undefined && next.worker !== silent.peer, `${String(d.job)}: run again on another worker`)
       const gap = Number(next?.assignedAt) - Number(lost?.assignedAt)
-      t.ok(gap <= lease, `${String(d.job)}: re-run ${gap} ms after it was handed to the silent worker (lease ${lease} ms)`)
+      // the grace (3 s) and a renewal period (1.5 s): within a lease, plus one renewal period
+      // of slack for a machine loaded by the rest of the suite
+      t.ok(gap <= lease + 1500, `${String(d.job)}: re-run ${gap} ms after it was handed to the silent worker (lease ${lease} ms)`)
       t.equal(readFileSync(path.join(out, String(d.job), 'o.txt'), 'utf8'), `${String(d.job).slice(1)}\n`)
     }
     silent.kill('SIGKILL')

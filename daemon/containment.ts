@@ -1,6 +1,9 @@
 // What keeps a job in its box, decided once at start-up and logged: the containment
 // helper (namespaces, read-only root, private /tmp, a uid per run), cgroups (memory,
-// pids, CPU weight, freezer) and the limits the daemon applies to every attempt.
+// pids, CPU weight, freezer) and the limits the daemon applies to every attempt. The
+// disk limit is the kernel's where each attempt can have a file system of its own
+// (sandbox-fs.ts: root, loop devices, mkfs.ext4), else the daemon walks the box; the
+// containment line says which ("disk limits").
 //
 // Levels:
 //   full   the daemon is root and bgrid-contain works here: all of the above
@@ -20,6 +23,7 @@ import type { Assignment } from '../protocol/jobs.ts'
 import { CgroupTree, detectLayout, type AttemptGroup, type RunGroup } from './cgroups.ts'
 import { JobUsers, lookupUser, type RunAs } from './job-users.ts'
 import { RunSandboxes, type AttemptBox } from './sandbox.ts'
+import { SandboxFilesystems, sweep } from './sandbox-fs.ts'
 import { Launcher, type LaunchSpec } from './launcher-client.ts'
 
 export type IsolationMode = 'auto' | 'none'
@@ -77,6 +81,10 @@ export class Containment {
   /** --run-as, or the daemon's fallback user when not root */
   private readonly sharedUser?: RunAs
   readonly dataDir: string
+  /** a file system per attempt (the disk limit in the kernel); undefined: the box is walked */
+  filesystems?: SandboxFilesystems
+  /** how disk limits are enforced, for the containment line */
+  diskLimits = 'walked'
 
   private constructor (cfg: ContainmentConfig, parts: { level: 'full' | 'none', helper?: string, cgroups?: CgroupTree, users?: JobUsers, sharedUser?: RunAs }) {
     this.cfg = cfg
@@ -101,6 +109,9 @@ export class Containment {
       const why = cfg.mode === 'none' ? '--isolation none' : !linux ? `${process.platform} has no containment in bgrid yet` : 'the daemon is not root'
       // not root: jobs run as this very user, who can read everything the daemon can
       const c = new Containment(cfg, { level: 'none', sharedUser: root ? (sharedUser ?? lookupUser('nobody')) : undefined })
+      // what a contained life of this data dir left mounted goes all the same
+      if (root && linux) sweep(path.join(c.dataDir, 'sandfs'))
+      c.diskLimits = `walked (${why})`
       log.warn('containment: none: jobs are not isolated from this machine (run the daemon as root, or as a service, to isolate them)', { why, user: c.sharedUser?.name ?? os.userInfo().username })
       return c
     }
@@ -122,6 +133,20 @@ export class Containment {
       }
     }
     const c = new Containment(cfg, { level: 'full', helper, cgroups, users: sharedUser === undefined ? new JobUsers(meta) : undefined, sharedUser })
+    const pool = await SandboxFilesystems.open(dataDir, {
+      sizeMiB: cfg.maxJobDiskMiB,
+      // a ready one per slot for each size in use
+      perSize: Math.max(2, cfg.slots),
+      onError: (what, err) => { log.warn(what, { err: String((err as Error)?.message ?? err) }) }
+    })
+    if (pool instanceof SandboxFilesystems) {
+      c.filesystems = pool
+      c.diskLimits = 'per-attempt filesystem (kernel-enforced)'
+    } else {
+      c.diskLimits = `walked (${pool.why})`
+      log.warn(`disk limits: walked, not enforced by the kernel (${pool.why}): ` +
+        'files kept open after deletion and fallocate escape them')
+    }
     // a real attempt of /bin/true under full containment: if this machine cannot, say why now
     await c.probe()
     log.info('containment', c.summary())
@@ -135,6 +160,7 @@ export class Containment {
       users: this.level === 'none' ? (this.sharedUser?.name ?? 'the daemon\'s') : this.sharedUser !== undefined ? `${this.sharedUser.name} (shared by every run)` : 'a uid per run',
       namespaces: this.level === 'full' ? 'pid, mount (read-only root, private /tmp, data dir and homes hidden), ipc; network on request' : 'none',
       cgroups: this.cgroups === undefined ? 'none' : `v${this.cgroups.version}: ${this.cgroups.controllers().join(', ')}`,
+      diskLimits: this.diskLimits,
       limits: { memoryMiB: `${this.defaultMemoryMiB()} unless a job declares ram`, diskMiB: this.cfg.maxJobDiskMiB, pids: this.cgroups?.has('pids') === true ? this.cfg.maxJobPids : 'none' }
     }
   }
@@ -163,6 +189,8 @@ export class Containment {
   teardown (): void {
     this.sharedLauncher?.stop()
     this.cgroups?.teardown()
+    // every sandbox file system: unmounted, loop devices freed, images deleted
+    this.filesystems?.closeSync()
   }
 
   /** A job starter for this level: bgrid-contain when contained, the Node launcher otherwise. */
@@ -181,8 +209,9 @@ export class Containment {
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const jail = await this.forRun('.probe')
     const launcher = this.launcher()
+    // a box as jobs get them: on a file system of its own where the daemon makes them
+    const box = await jail.sandboxes.createFor([], [], this.cfg.maxJobDiskMiB)
     try {
-      const box = jail.sandboxes.create([], [])
       jail.sandboxes.handOver(box)
       const cmd = ['/bin/sh', '-c', 'test ! -e "$0/db" && test -w /tmp && test -w . && test ! -w /etc', this.dataDir]
       const spec = jail.launchSpec(box, { attempt: 'probe', job: 'probe', cmd, env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: true, inputs: [], outputs: [] })
@@ -197,6 +226,7 @@ export class Containment {
     } finally {
       launcher.stop()
       jail.destroy()
+      jail.sandboxes.release(box)
       await jail.sandboxes.removeAll()
     }
   }
@@ -216,7 +246,9 @@ export class RunJail {
     this.c = c
     this.run = run
     this.user = user
-    this.sandboxes = new RunSandboxes(path.join(c.dataDir, 'runs', run), { owner: user, privateTree: c.level === 'full' })
+    this.sandboxes = new RunSandboxes(path.join(c.dataDir, 'runs', run), {
+      owner: user, privateTree: c.level === 'full', filesystems: c.filesystems
+    })
     this.group = c.cgroups?.run(run)
   }
 

@@ -1,7 +1,8 @@
 // Runs one job attempt on a worker: a fresh attempt directory, inputs linked in after
 // their hash seal is checked, argv exec (no shell) inside the containment helper (its
 // own uid, cgroup, PID and mount namespaces), limits enforced while it runs (memory and
-// pids by the kernel, disk by RLIMIT_FSIZE and a watcher), outputs copied into the
+// pids by the kernel; disk by the kernel too where the attempt has a file system of its
+// own, else by RLIMIT_FSIZE and a watcher that walks the box), outputs copied into the
 // blob store without following any link the job made. When the attempt is over, every
 // process of it is gone before its directory is touched, and the directory goes.
 import { openSync, closeSync, fstatSync, readSync, constants as fsConst } from 'node:fs'
@@ -12,6 +13,7 @@ import type { BlobStore } from '../cache/store.ts'
 import type { RunJail } from './containment.ts'
 import type { AttemptGroup } from './cgroups.ts'
 import { openOutput, diskUsage, diskUsageSync, type AttemptBox } from './sandbox.ts'
+import { SandboxFilesystems } from './sandbox-fs.ts'
 
 export interface ExecutorOptions {
   store: BlobStore
@@ -99,7 +101,7 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   const base: Base = { attempt: a.attempt, outputs: [] as FileResult[], exitCode: null, signal: null, startedAt: Date.now(), bytesFetched: 0, cacheHits: 0 }
   let box: AttemptBox
   try {
-    box = opts.jail.sandboxes.create(a.inputs.map(i => i.name), a.outputs)
+    box = await opts.jail.sandboxes.createFor(a.inputs.map(i => i.name), a.outputs, opts.jail.limits(a).diskMiB)
   } catch (err: any) {
     return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs: 0 }
   }
@@ -160,7 +162,7 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
     if (r.killedFor !== undefined) r.kill(r.killedFor)
     let timer: NodeJS.Timeout | undefined
     if (a.timeoutMs > 0) timer = setTimeout(() => { r.kill(`timed out after ${a.timeoutMs} ms`) }, a.timeoutMs)
-    const watcher = watchDisk(r, box, limits.diskMiB, jail.user !== undefined ? process.getuid?.() : undefined, opts.diskCheckMs ?? 1000)
+    const watcher = watchDisk(r, box, limits.diskMiB, notOwnedBy(jail), opts.diskCheckMs ?? 1000)
     const end = await launched.exited
     clearTimeout(timer)
     clearInterval(watcher)
@@ -185,10 +187,12 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
     ...(outcome.cpuMs !== undefined ? { cpuMs: outcome.cpuMs } : {}),
     ...(outcome.error !== undefined ? { error: outcome.error } : {})
   }
-  // a job that wrote past its limit faster than the watcher looks is refused all the same
-  if (result.error === undefined) {
-    const used = diskUsageSync([box.work, box.tmp], jail.user !== undefined ? process.getuid?.() : undefined)
-    if (used.bytes > limits.diskMiB * 1048576) result.error = `disk limit exceeded: wrote ${Math.ceil(used.bytes / 1048576)} MiB of at most ${limits.diskMiB} MiB`
+  // a job that wrote past its limit faster than the watcher looks is refused all the same;
+  // so is one whose logs come to more than its limit (their apparent size: a sparse log
+  // would be stored and sent whole)
+  if (result.error === undefined) result.error = overDisk(box, limits.diskMiB, notOwnedBy(jail))
+  if (result.error === undefined && wrote.out + wrote.err > limits.diskMiB * 1048576) {
+    result.error = diskLimit(limits.diskMiB, `stdout and stderr come to ${mb(wrote.out + wrote.err)} MB`)
   }
   if (r.group?.oomKilled() === true && limits.memoryMiB !== undefined) {
     result.error = `out of memory (limit ${limits.memoryMiB} MiB)`
@@ -210,22 +214,40 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
   const changed = await changedInputs(a, store, opts.self)
   if (changed.length > 0) return { ...result, status: 'lost', inputProblems: changed, error: `inputs: ${changed.map(p => p.message).join('; ')}` }
   if (outcome.code !== 0 || result.error !== undefined) return result
+  // every output opened (and sized) before any is stored: outputs, stdout and stderr
+  // count against the limit by their apparent size, the bytes the store would hold and
+  // the submitter receive (a sparse file takes next to nothing in the box)
   const missing: string[] = []
-  for (const name of a.outputs) {
-    let fd: number | undefined
-    try {
-      fd = openOutput(box.work, name)
+  const opened: Array<{ name: string, fd: number }> = []
+  try {
+    let total = wrote.out + wrote.err
+    for (const name of a.outputs) {
+      try {
+        const fd = openOutput(box.work, name)
+        opened.push({ name, fd })
+        total += fstatSync(fd).size
+      } catch (err: any) {
+        missing.push(err?.code === 'ENOENT' ? name : err.message)
+      }
+    }
+    if (missing.length > 0) {
+      result.error = `declared outputs missing: ${missing.join(', ')}`
+      return result
+    }
+    if (total > limits.diskMiB * 1048576) {
+      result.error = diskLimit(limits.diskMiB, `outputs, stdout and stderr come to ${mb(total)} MB (apparent size)`)
+      return result
+    }
+    for (const { name, fd } of opened) {
       const stored = await store.importFile(fd, run)
       result.outputs.push({ name, ...stored })
-    } catch (err: any) {
-      missing.push(err?.code === 'ENOENT' ? name : err.message)
-    } finally {
-      if (fd !== undefined) closeSync(fd)
     }
-  }
-  if (missing.length > 0) {
-    result.error = `declared outputs missing: ${missing.join(', ')}`
+  } catch (err: any) {
+    result.error = `keeping outputs: ${err?.message ?? err}`
+    result.outputs = []
     return result
+  } finally {
+    for (const { fd } of opened) closeSync(fd)
   }
   result.status = 'ok'
   return result
@@ -244,22 +266,65 @@ async function changedInputs (a: Assignment, store: BlobStore, self: string): Pr
   return out
 }
 
+const mb = (bytes: number): number => Math.ceil(bytes / 1048576)
+
+/** the reason a job fails over its disk limit (the words "disk limit exceeded" kept for older readers) */
+function diskLimit (limitMiB: number, detail: string): string {
+  return `disk limit exceeded: disk limit of ${limitMiB} MB reached, ${detail}`
+}
+
+/** the daemon's own files in the box (its input links) are not the job's */
+function notOwnedBy (jail: RunJail): number | undefined {
+  return jail.user !== undefined ? process.getuid?.() : undefined
+}
+
 /**
- * The disk limit while the job writes: RLIMIT_FSIZE stops any one file at the limit
- * (in the kernel, at write time); this stops the attempt once all its files together
- * pass it. Looks every `everyMs`, one walk at a time.
+ * Whether the attempt's directories are over its limit, and why. A file system of its
+ * own: full (the kernel refused a write or a new file: ENOSPC) or more used than the
+ * limit (ext4 keeps a little room for its own use). Else the walk: its bytes, or
+ * anything it could not count.
  */
-function watchDisk (r: RunningAttempt, box: AttemptBox, limitMiB: number, notOwnedBy: number | undefined, everyMs: number): NodeJS.Timeout {
+function overDisk (box: AttemptBox, limitMiB: number, notOwned: number | undefined): string | undefined {
+  if (box.fs !== undefined) {
+    if (!SandboxFilesystems.full(box.fs, limitMiB)) return undefined
+    const u = SandboxFilesystems.usage(box.fs)
+    return diskLimit(limitMiB, u === undefined ? 'its file system cannot be read'
+      : u.freeInodes < 2 ? 'no inode left (too many files)' : `its file system is full (${mb(u.usedBytes)} MB used)`)
+  }
+  const used = diskUsageSync([box.work, box.tmp], notOwned)
+  return walkedOver(used, limitMiB)
+}
+
+function walkedOver (u: { bytes: number, over?: string }, limitMiB: number): string | undefined {
+  if (u.over !== undefined) return diskLimit(limitMiB, u.over)
+  if (u.bytes > limitMiB * 1048576) return diskLimit(limitMiB, `wrote ${mb(u.bytes)} MB`)
+  return undefined
+}
+
+/**
+ * The disk limit while the job writes. With a file system of its own, the kernel
+ * stops the job's writes; this stops the job once its file system is full (one statfs
+ * a look). Without one, RLIMIT_FSIZE stops any one file at the limit (in the kernel,
+ * at write time) and this walks the box to stop the attempt once all its files
+ * together pass it, one walk at a time. Looks every `everyMs`.
+ */
+function watchDisk (
+  r: RunningAttempt, box: AttemptBox, limitMiB: number, notOwned: number | undefined, everyMs: number
+): NodeJS.Timeout {
   let busy = false
   const t = setInterval(() => {
     if (busy || r.exited) return
+    if (box.fs !== undefined) {
+      const why = overDisk(box, limitMiB, notOwned)
+      if (why !== undefined) r.kill(why)
+      return
+    }
     busy = true
-    diskUsage([box.work, box.tmp], notOwnedBy).then(u => {
-      if (u.bytes > limitMiB * 1048576) r.kill(`disk limit exceeded: wrote ${Math.ceil(u.bytes / 1048576)} MiB of at most ${limitMiB} MiB`)
-      else if (u.entries > 200_000) r.kill(`disk limit exceeded: more than 200000 files`)
+    diskUsage([box.work, box.tmp], notOwned).then(u => {
+      const why = walkedOver(u, limitMiB)
+      if (why !== undefined) r.kill(why)
     }, () => {}).finally(() => { busy = false })
   }, everyMs)
   t.unref()
   return t
 }
-

@@ -18,13 +18,22 @@
 // it opens outputs component by component without following a link (openOutput), and
 // removes what the job left only once every process of the attempt is dead (rm does
 // not follow links either).
-import { mkdirSync, chownSync, chmodSync, renameSync, unlinkSync, openSync, closeSync, fstatSync, lstatSync, existsSync, opendirSync } from 'node:fs'
+//
+// Where the daemon can (root, loop devices), a box is instead the root of a file system
+// of its own, as big as the attempt's disk limit (sandbox-fs.ts): taken ready from a
+// pool and given back to it, never moved to the run's trash. Elsewhere the disk a job
+// used is found by walking its directories (diskUsage), by descriptor, never by path.
+import {
+  mkdirSync, chownSync, chmodSync, renameSync, unlinkSync, rmdirSync, openSync, closeSync, fstatSync, lstatSync,
+  existsSync, opendirSync
+} from 'node:fs'
 import { spawn } from 'node:child_process'
-import { rm, opendir, lstat, constants as fsConst } from 'node:fs/promises'
+import { rm, opendir, lstat, open, constants as fsConst } from 'node:fs/promises'
 import path from 'node:path'
 import { safeJoin } from '../protocol/paths.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { RunAs } from './job-users.ts'
+import { bestEffort, type SandboxFilesystems, type SandboxFs } from './sandbox-fs.ts'
 
 export interface AttemptBox {
   dir: string
@@ -40,6 +49,8 @@ export interface AttemptBox {
   topInputs: string[]
   /** the helper wrote launch-error */
   launchFailed?: boolean
+  /** the box is a file system of its own, the attempt's disk limit (see sandbox-fs.ts) */
+  fs?: SandboxFs
 }
 
 export interface SandboxOptions {
@@ -53,6 +64,8 @@ export interface SandboxOptions {
   privateTree: boolean
   /** boxes kept for later attempts */
   spare?: number
+  /** a file system of its own for each attempt, when the machine allows (else the box is walked) */
+  filesystems?: SandboxFilesystems
 }
 
 export class RunSandboxes {
@@ -77,7 +90,6 @@ export class RunSandboxes {
    * thread-pool round trip to each.
    */
   create (inputs: string[], outputs: string[]): AttemptBox {
-    const names = [...inputs, ...outputs]
     const traverse = this.opts.privateTree ? 0o700 : 0o711
     if (!this.ready) {
       mkdirSync(this.runDir, { recursive: true, mode: traverse })
@@ -90,20 +102,22 @@ export class RunSandboxes {
       mkdirSync(dir, { mode: traverse })
       makeTmp(dir)
     }
-    const work = path.join(dir, 'work')
-    // mkdir fails if anything is there: work/ is always new
-    mkdirSync(work, { mode: 0o755 })
-    const made = [work]
-    const seen = new Set<string>([work])
-    for (const name of names) {
-      // each missing directory between work/ and the file, outermost first
-      const dirs: string[] = []
-      for (let d = path.dirname(safeJoin(work, name)); d !== work && !seen.has(d); d = path.dirname(d)) dirs.unshift(d)
-      for (const d of dirs) { seen.add(d); mkdirSync(d, { mode: 0o755 }); made.push(d) }
-    }
-    return {
-      dir, work, tmp: path.join(dir, 'tmp'), stdout: path.join(dir, 'stdout'), stderr: path.join(dir, 'stderr'), launchError: path.join(dir, 'launch-error'), made,
-      topInputs: inputs.filter(n => !n.includes('/')).map(n => path.join(work, n))
+    return fillBox(dir, inputs, outputs)
+  }
+
+  /**
+   * A box for an attempt whose disk limit is `diskMiB`: where the daemon has sandbox
+   * file systems, one of exactly that size (a ready one, else made now), else create().
+   */
+  async createFor (inputs: string[], outputs: string[], diskMiB: number): Promise<AttemptBox> {
+    const pool = this.opts.filesystems
+    if (pool === undefined) return this.create(inputs, outputs)
+    const fs = await pool.take(diskMiB)
+    try {
+      return { ...fillBox(fs.dir, inputs, outputs), fs }
+    } catch (err) {
+      pool.give(fs)
+      throw err
     }
   }
 
@@ -122,6 +136,14 @@ export class RunSandboxes {
   release (box: AttemptBox): void {
     if (box.launchFailed === true) { try { unlinkSync(box.launchError) } catch {} }
     for (const f of box.topInputs) { try { unlinkSync(f) } catch {} }
+    if (box.fs !== undefined) {
+      // a file system of its own: the logs (kept in the store by now) and the directories
+      // the daemon made go at once; anything else the job left is wiped by the pool
+      for (const f of [box.stdout, box.stderr]) bestEffort(() => { unlinkSync(f) })
+      for (const d of [...box.made].reverse()) bestEffort(() => { rmdirSync(d) })
+      this.opts.filesystems?.give(box.fs)
+      return
+    }
     // out of the way at once (a rename); what it holds is deleted in the background
     this.discard(box.work)
     // what the job put in tmp/ goes with it, whole (one rename, however many entries it
@@ -228,6 +250,25 @@ function makeTmp (boxDir: string): void {
   chmodSync(tmp, 0o1777)
 }
 
+/** work/ (always new: mkdir fails if anything is there) and the parents of the file names in it */
+function fillBox (dir: string, inputs: string[], outputs: string[]): AttemptBox {
+  const work = path.join(dir, 'work')
+  mkdirSync(work, { mode: 0o755 })
+  const made = [work]
+  const seen = new Set<string>([work])
+  for (const name of [...inputs, ...outputs]) {
+    // each missing directory between work/ and the file, outermost first
+    const dirs: string[] = []
+    for (let d = path.dirname(safeJoin(work, name)); d !== work && !seen.has(d); d = path.dirname(d)) dirs.unshift(d)
+    for (const d of dirs) { seen.add(d); mkdirSync(d, { mode: 0o755 }); made.push(d) }
+  }
+  return {
+    dir, work, tmp: path.join(dir, 'tmp'), stdout: path.join(dir, 'stdout'), stderr: path.join(dir, 'stderr'),
+    launchError: path.join(dir, 'launch-error'), made,
+    topInputs: inputs.filter(n => !n.includes('/')).map(n => path.join(work, n))
+  }
+}
+
 /** whether anything is at this path (a link itself, not what it points to) */
 function exists (p: string): boolean {
   try { lstatSync(p); return true } catch { return false }
@@ -240,58 +281,92 @@ function isEmptyDir (d: string): boolean {
   try { return dir.readSync() === null } finally { dir.closeSync() }
 }
 
+/** What a walk of a job's directories found; `over`: why it is over the limit whatever its size. */
+export interface WalkedUsage { bytes: number, entries: number, over?: string }
+
+const O_DIR = fsConst.O_RDONLY | fsConst.O_DIRECTORY | fsConst.O_NOFOLLOW
+/** deeper than this counts as over the limit (each level holds a descriptor while walked) */
+const MAX_DEPTH = 1000
+
+/**
+ * Why an entry the walk must count could not be read: over the limit (what cannot be
+ * counted is not allowed). Undefined when it was deleted meanwhile (a running job's).
+ */
+function unreadable (err: any): string | undefined {
+  return err?.code === 'ENOENT' ? undefined : `a file or directory it made cannot be read (${String(err?.code ?? err)})`
+}
+
 /**
  * diskUsage, synchronously, for the check when a job ends (most leave a few files: a
  * walk of metadata calls, without a thread-pool round trip for each).
  */
-export function diskUsageSync (dirs: string[], notOwnedBy?: number, maxEntries = 200_000): { bytes: number, entries: number } {
-  let bytes = 0
-  let entries = 0
+export function diskUsageSync (dirs: string[], notOwnedBy?: number, maxEntries = 200_000): WalkedUsage {
+  const u: WalkedUsage = { bytes: 0, entries: 0 }
   const inodes = new Set<number>()
-  const walk = (d: string): void => {
+  const walk = (fd: number, depth: number): void => {
+    const at = `/proc/self/fd/${fd}`
     // entry by entry: a directory of millions is not read whole before the cap applies
     let dir
-    try { dir = opendirSync(d) } catch { return }
+    try { dir = opendirSync(at) } catch (err) { u.over ??= unreadable(err); return }
     try {
-      for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
-        if (++entries > maxEntries) return
+      for (let e = dir.readSync(); e !== null && u.over === undefined; e = dir.readSync()) {
+        if (++u.entries > maxEntries) { u.over = `more than ${maxEntries} files`; return }
         let s
-        try { s = lstatSync(path.join(d, e.name)) } catch { continue }
-        if (!inodes.has(s.ino) && s.uid !== notOwnedBy) { inodes.add(s.ino); bytes += s.blocks * 512 }
-        if (s.isDirectory()) walk(path.join(d, e.name))
+        try { s = lstatSync(`${at}/${e.name}`) } catch (err) { u.over = unreadable(err); continue }
+        if (!inodes.has(s.ino) && s.uid !== notOwnedBy) { inodes.add(s.ino); u.bytes += s.blocks * 512 }
+        if (!s.isDirectory()) continue
+        if (depth >= MAX_DEPTH) { u.over = `directories nested more than ${MAX_DEPTH} deep`; return }
+        let sub
+        try { sub = openSync(`${at}/${e.name}`, O_DIR) } catch (err) { u.over = unreadable(err); continue }
+        try { walk(sub, depth + 1) } finally { closeSync(sub) }
       }
     } finally { dir.closeSync() }
   }
-  for (const d of dirs) walk(d)
-  return { bytes, entries }
+  for (const d of dirs) {
+    let fd
+    try { fd = openSync(d, O_DIR) } catch (err) { u.over ??= unreadable(err); continue }
+    try { walk(fd, 1) } finally { closeSync(fd) }
+  }
+  return u
 }
 
 /**
  * Disk a job used in its directories (allocated blocks, hard links counted once),
- * walked without following links. Files of `notOwnedBy` (the daemon: its input links)
- * are not the job's. Stops counting past maxEntries (a job making millions of files is
- * over its limit by that alone).
+ * walked without following links and without paths: each directory is opened relative
+ * to its parent's descriptor (/proc/self/fd/N/name, openat(2)'s equivalent), so a tree
+ * nested deeper than PATH_MAX is counted like any other. Files of `notOwnedBy` (the
+ * daemon: its input links) are not the job's. A directory that cannot be read, a tree
+ * deeper than MAX_DEPTH or more than maxEntries entries make the job over its limit
+ * (`over`), whatever the bytes say. Used where an attempt has no file system of its own.
  */
-export async function diskUsage (dirs: string[], notOwnedBy?: number, maxEntries = 200_000): Promise<{ bytes: number, entries: number }> {
+export async function diskUsage (dirs: string[], notOwnedBy?: number, maxEntries = 200_000): Promise<WalkedUsage> {
   // the common case, a job that left nothing: one entry read per directory
   if (dirs.every(d => isEmptyDir(d))) return { bytes: 0, entries: 0 }
-  let bytes = 0
-  let entries = 0
+  const u: WalkedUsage = { bytes: 0, entries: 0 }
   const inodes = new Set<number>()
-  const walk = async (d: string): Promise<void> => {
+  const walk = async (fd: number, depth: number): Promise<void> => {
+    const at = `/proc/self/fd/${fd}`
     let handle
-    try { handle = await opendir(d) } catch { return }
+    try { handle = await opendir(at) } catch (err) { u.over ??= unreadable(err); return }
     for await (const e of handle) {
-      if (++entries > maxEntries) return
-      const p = path.join(d, e.name)
+      if (u.over !== undefined) break
+      if (++u.entries > maxEntries) { u.over = `more than ${maxEntries} files`; break }
       let s
-      try { s = await lstat(p) } catch { continue }
-      if (!inodes.has(s.ino) && s.uid !== notOwnedBy) { inodes.add(s.ino); bytes += s.blocks * 512 }
-      if (s.isDirectory()) await walk(p)
+      try { s = await lstat(`${at}/${e.name}`) } catch (err) { u.over = unreadable(err); continue }
+      if (!inodes.has(s.ino) && s.uid !== notOwnedBy) { inodes.add(s.ino); u.bytes += s.blocks * 512 }
+      if (!s.isDirectory()) continue
+      if (depth >= MAX_DEPTH) { u.over = `directories nested more than ${MAX_DEPTH} deep`; break }
+      let sub
+      try { sub = await open(`${at}/${e.name}`, O_DIR) } catch (err) { u.over = unreadable(err); continue }
+      try { await walk(sub.fd, depth + 1) } finally { await sub.close() }
     }
   }
-  for (const d of dirs) await walk(d)
-  return { bytes, entries }
+  for (const d of dirs) {
+    let h
+    try { h = await open(d, O_DIR) } catch (err) { u.over ??= unreadable(err); continue }
+    try { await walk(h.fd, 1) } finally { await h.close() }
+  }
+  return u
 }
 
 /**

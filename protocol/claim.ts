@@ -55,8 +55,8 @@ export type ClaimRequest =
  * assignment and the renewal may cross on the wire.
  */
 export const ASSIGNMENT_GRACE_MS = 3000
-/** attempts a renewal names at most (a worker holds a short queue per slot) */
-export const MAX_HELD_ATTEMPTS = 4096
+/** attempts a renewal names at most: a worker holds a short queue per slot (MAX_QUEUE_FACTOR), 128 slots' worth */
+export const MAX_HELD_ATTEMPTS = 1024
 
 /**
  * Where an attempt held by a worker is: queued for a slot, getting its inputs, running
@@ -167,7 +167,7 @@ const reply = ajv.compile<ClaimReply>({
 })
 
 export const claimSpec: ProtocolSpec<ClaimRequest, ClaimReply> = {
-  id: CLAIM_PROTOCOL, request, reply, maxBytes: 512 * 1024, timeoutMs: 5000, maxInboundStreams: 32
+  id: CLAIM_PROTOCOL, request, reply, maxBytes: 128 * 1024, timeoutMs: 5000, maxInboundStreams: 32
 }
 
 /** What a submitter signs to send a coordinator to a worker for a run. */

@@ -135,17 +135,16 @@ export class Containment {
     const c = new Containment(cfg, { level: 'full', helper, cgroups, users: sharedUser === undefined ? new JobUsers(meta) : undefined, sharedUser })
     const pool = await SandboxFilesystems.open(dataDir, {
       sizeMiB: cfg.maxJobDiskMiB,
-      // a ready one per slot for each size in use
-      perSize: Math.max(2, cfg.slots),
+      // per size in use: one for each slot and one ready beyond
+      perSize: cfg.slots + 1,
       onError: (what, err) => { log.warn(what, { err: String((err as Error)?.message ?? err) }) }
     })
     if (pool instanceof SandboxFilesystems) {
       c.filesystems = pool
       c.diskLimits = 'per-attempt filesystem (kernel-enforced)'
     } else {
+      // said on the containment line, not a line of its own
       c.diskLimits = `walked (${pool.why})`
-      log.warn(`disk limits: walked, not enforced by the kernel (${pool.why}): ` +
-        'files kept open after deletion and fallocate escape them')
     }
     // a real attempt of /bin/true under full containment: if this machine cannot, say why now
     await c.probe()

@@ -115,7 +115,7 @@ function loopsUnder (dir: string): string[] {
 export class SandboxFilesystems {
   readonly root: string
   private readonly mkfs: string
-  /** ready file systems kept per size */
+  /** file systems kept per size, in use and ready (a slot's each, and one ready beyond) */
   private readonly perSize: number
   private readonly ready = new Map<number, SandboxFs[]>()
   /** sizes wanted ready, most recent last (a few kept) */
@@ -124,6 +124,8 @@ export class SandboxFilesystems {
   private making = false
   private closed = false
   private readonly inUse = new Set<SandboxFs>()
+  /** given back, being wiped (counted as held: they come back) */
+  private readonly wiping = new Set<SandboxFs>()
   private readonly onError: (what: string, err: unknown) => void
   /** cleans up if the daemon dies without closeSync */
   guard?: { done: () => void }
@@ -183,7 +185,8 @@ export class SandboxFilesystems {
     const u = usage(fs)
     if (u !== undefined && u.inodes === fs.baseInodes && u.blocks === fs.baseBlocks) { this.put(fs); return }
     if (u === undefined || u.inodes - fs.baseInodes > WIPE_MAX_INODES) { this.retire(fs); return }
-    this.wipe(fs).then(() => {
+    this.wiping.add(fs)
+    this.wipe(fs).finally(() => { this.wiping.delete(fs) }).then(() => {
       const after = usage(fs)
       const asNew = after !== undefined && after.inodes === fs.baseInodes && after.blocks === fs.baseBlocks
       if (!this.closed && asNew) this.put(fs)
@@ -200,9 +203,18 @@ export class SandboxFilesystems {
     this.guard?.done()
   }
 
+  /** in use and ready, of one size */
+  private held (sizeMiB: number): number {
+    let n = this.ready.get(sizeMiB)?.length ?? 0
+    for (const fs of [...this.inUse, ...this.wiping]) if (fs.sizeMiB === sizeMiB) n++
+    return n
+  }
+
   private put (fs: SandboxFs): void {
     const list = this.ready.get(fs.sizeMiB) ?? []
-    if (this.closed || !this.wanted.includes(fs.sizeMiB) || list.length >= this.perSize) { this.destroy(fs); return }
+    // (given back, it is no longer in use: held() counts the others)
+    const unwanted = !this.wanted.includes(fs.sizeMiB) || this.held(fs.sizeMiB) >= this.perSize
+    if (this.closed || unwanted) { this.destroy(fs); return }
     list.push(fs)
     this.ready.set(fs.sizeMiB, list)
   }
@@ -222,7 +234,7 @@ export class SandboxFilesystems {
   /** Make what is missing, one file system at a time, in the background. */
   private fill (): void {
     if (this.making || this.closed) return
-    const size = [...this.wanted].reverse().find(s => (this.ready.get(s)?.length ?? 0) < this.perSize)
+    const size = [...this.wanted].reverse().find(s => this.held(s) < this.perSize)
     if (size === undefined) return
     this.making = true
     this.make(size).then(fs => { this.put(fs) }, err => {

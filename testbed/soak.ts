@@ -371,7 +371,10 @@ export class Soak {
     }
     const run = JSON.parse(readFileSync(runFile, 'utf8'))
     if (run.state !== 'succeeded') {
-      const failed = Object.entries(run.jobs ?? {}).filter(([, j]: [string, any]) => j.state !== 'done').slice(0, 3)
+      // the failed first (they say why), then those skipped or cancelled because of them
+      const rank = (j: any): number => j.state === 'failed' ? 0 : 1
+      const failed = Object.entries(run.jobs ?? {}).filter(([, j]: [string, any]) => j.state !== 'done')
+        .sort(([, a]: [string, any], [, b]: [string, any]) => rank(a) - rank(b)).slice(0, 3)
         .map(([id, j]: [string, any]) => `${id}: ${String(j.state)} ${String(j.reason ?? '')}`)
       result.why.push(`run ${String(run.state)}: ${String(run.error ?? '')} ${failed.join('; ')}`.trim())
     }

@@ -18,14 +18,20 @@ import { Soak, WORKLOADS, listTraces, importTrace, emptyInputDag, formatRun, typ
 
 const DAEMONS = 4
 const cluster = clusterOrSkip(t)
-if (cluster !== undefined) {
-  // Uncontained jobs (--isolation none): the hang was in the data path, not in the sandbox,
-  // and a contained job costs about 2 s more on a loaded 2-core machine, which would put
-  // four runs of 40-job traces past the test's budget (bench/soak.ts runs them contained).
-  // A run here takes 5-25 s on a loaded machine; 30 s without a job moving, or 60 s in
-  // all, is a hang, and keeps a hung test well inside tap's 240 s.
-  const soak = await Soak.start(cluster, DAEMONS, { deadlineMs: 60_000, stallMs: 30_000, killAt: 0.25, lease: 3 },
-    ['--always-available', '--slots', '2', '--isolation', 'none'])
+// Uncontained jobs (--isolation none): the hang was in the data path, not in the sandbox,
+// and a contained job costs about 2 s more on a loaded 2-core machine, which would put
+// four runs of 40-job traces past the test's budget (bench/soak.ts runs them contained).
+// A run here takes 5-25 s on a loaded machine; 30 s without a job moving, or 60 s in
+// all, is a hang, and keeps a hung test well inside tap's 240 s. Daemons that do not
+// start fail the test, not the process: its teardown then stops those that did.
+const soak = cluster === undefined
+  ? undefined
+  : await Soak.start(cluster, DAEMONS, { deadlineMs: 60_000, stallMs: 30_000, killAt: 0.25, lease: 3 },
+    ['--always-available', '--slots', '2', '--isolation', 'none']).catch((err: unknown) => {
+    t.fail(`the ${DAEMONS} daemons did not start: ${String((err as Error)?.message ?? err)}`)
+    return undefined
+  })
+if (cluster !== undefined && soak !== undefined) {
   const traceDags: SoakDag[] = []
   const traces = listTraces()
   if (traces.length === 0) t.comment(`no WfCommons traces at ${WORKLOADS}: only the hand-made DAG runs`)

@@ -101,7 +101,9 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
   const base: Base = { attempt: a.attempt, outputs: [] as FileResult[], exitCode: null, signal: null, startedAt: Date.now(), bytesFetched: 0, cacheHits: 0 }
   let box: AttemptBox
   try {
-    box = await opts.jail.sandboxes.createFor(a.inputs.map(i => i.name), a.outputs, opts.jail.limits(a).diskMiB)
+    const inputBytes = a.inputs.reduce((n, i) => n + i.size, 0)
+    const diskMiB = opts.jail.limits(a).diskMiB
+    box = await opts.jail.sandboxes.createFor(a.inputs.map(i => i.name), a.outputs, diskMiB, inputBytes)
   } catch (err: any) {
     return { ...base, status: 'lost', error: `preparing the sandbox: ${err?.message ?? err}`, endedAt: Date.now(), inputWaitMs: 0 }
   }
@@ -133,8 +135,9 @@ async function runInBox (r: RunningAttempt, opts: ExecutorOptions, box: AttemptB
       const dest = safeJoin(box.work, input.name)
       try {
         // a job running as another user gets read-only hard links to the daemon's blobs (no
-        // copy); one running as the daemon's own user could write them: it gets a checked copy
-        if (jail.user !== undefined) await store.linkTo(input.hash, dest)
+        // copy); one running as the daemon's own user could write them, and a box on a file
+        // system of its own cannot hold a link: they get a checked copy (root's, 0644)
+        if (jail.user !== undefined && box.fs === undefined) await store.linkTo(input.hash, dest)
         else await store.materialize(input.hash, dest)
       } catch (err: any) {
         if (err instanceof BgridError && (err.code === 'HASH_MISMATCH' || err.code === 'NOT_FOUND')) {
@@ -286,10 +289,11 @@ function notOwnedBy (jail: RunJail): number | undefined {
  */
 function overDisk (box: AttemptBox, limitMiB: number, notOwned: number | undefined): string | undefined {
   if (box.fs !== undefined) {
-    if (!SandboxFilesystems.full(box.fs, limitMiB)) return undefined
+    if (!SandboxFilesystems.full(box.fs, limitMiB, box.inputBytes ?? 0)) return undefined
     const u = SandboxFilesystems.usage(box.fs)
     return diskLimit(limitMiB, u === undefined ? 'its file system cannot be read'
-      : u.freeInodes < 2 ? 'no inode left (too many files)' : `its file system is full (${mb(u.usedBytes)} MB used)`)
+      : u.freeInodes < 2 ? 'no inode left (too many files)'
+        : `its file system is full (${mb(u.usedBytes - (box.inputBytes ?? 0))} MB used besides its inputs)`)
   }
   const used = diskUsageSync([box.work, box.tmp], notOwned)
   return walkedOver(used, limitMiB)

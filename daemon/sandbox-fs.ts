@@ -310,10 +310,14 @@ export class SandboxFilesystems {
     return { usedBytes, freeBytes: s.bavail * s.bsize, freeInodes: s.ffree }
   }
 
-  /** whether the job filled its file system (its limit reached: a write, a create got ENOSPC) */
-  static full (fs: SandboxFs, limitMiB: number): boolean {
+  /**
+   * Whether the job filled its file system (a write, a create got ENOSPC) or used more
+   * than its limit besides its inputs (copied in by the daemon, on room of their own).
+   */
+  static full (fs: SandboxFs, limitMiB: number, inputBytes = 0): boolean {
     const u = SandboxFilesystems.usage(fs)
-    return u === undefined || u.freeBytes < FULL_BYTES || u.freeInodes < 2 || u.usedBytes > limitMiB * 1048576
+    if (u === undefined) return true
+    return u.freeBytes < FULL_BYTES || u.freeInodes < 2 || u.usedBytes - inputBytes > limitMiB * 1048576
   }
 
   get count (): number {

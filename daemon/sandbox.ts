@@ -51,6 +51,8 @@ export interface AttemptBox {
   launchFailed?: boolean
   /** the box is a file system of its own, the attempt's disk limit (see sandbox-fs.ts) */
   fs?: SandboxFs
+  /** bytes of the inputs copied into that file system (not the job's) */
+  inputBytes?: number
 }
 
 export interface SandboxOptions {
@@ -107,14 +109,18 @@ export class RunSandboxes {
 
   /**
    * A box for an attempt whose disk limit is `diskMiB`: where the daemon has sandbox
-   * file systems, one of exactly that size (a ready one, else made now), else create().
+   * file systems, one of that size (a ready one, else made now), else create(). Its
+   * inputs are copied in (a hard link cannot cross file systems): the file system has
+   * room for them beyond the limit, rounded up to 64 MiB so that jobs with inputs of
+   * about the same size share ready file systems.
    */
-  async createFor (inputs: string[], outputs: string[], diskMiB: number): Promise<AttemptBox> {
+  async createFor (inputs: string[], outputs: string[], diskMiB: number, inputBytes = 0): Promise<AttemptBox> {
     const pool = this.opts.filesystems
     if (pool === undefined) return this.create(inputs, outputs)
-    const fs = await pool.take(diskMiB)
+    const room = inputBytes > 0 ? Math.ceil(inputBytes / (64 << 20)) * 64 : 0
+    const fs = await pool.take(diskMiB + room)
     try {
-      return { ...fillBox(fs.dir, inputs, outputs), fs }
+      return { ...fillBox(fs.dir, inputs, outputs), fs, inputBytes }
     } catch (err) {
       pool.give(fs)
       throw err

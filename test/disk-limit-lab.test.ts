@@ -52,9 +52,10 @@ if (cluster !== undefined) {
 
   let k = 0
   type Submitted = { code: number | null, run: any, out: string, p: Proc }
-  const submit = async (dag: Record<string, unknown>): Promise<Submitted> => {
+  const submit = async (dag: Record<string, unknown>, files: Record<string, Buffer> = {}): Promise<Submitted> => {
     const dir = path.join(cluster.tmp, `dag${++k}`)
     mkdirSync(dir)
+    for (const [name, bytes] of Object.entries(files)) writeFileSync(path.join(dir, name), bytes)
     const json = { name: `disk${k}`, defaults: { retries: 0, disk: 20 }, ...dag }
     writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(json))
     const out = path.join(cluster.tmp, `out${k}`)
@@ -127,6 +128,17 @@ if (cluster !== undefined) {
     const r = await submit({ jobs: [{ id: 'fits', cmd, outputs: ['r.txt', 'big'] }] })
     t.equal(r.code, 0, JSON.stringify(r.run.jobs.fits))
     t.equal(readFileSync(path.join(r.out, 'fits', 'r.txt'), 'utf8'), 'ok\n')
+  })
+
+  t.test('inputs are in the box (copied: a link cannot cross file systems), not counted against the limit', async t => {
+    const cmd = 'cmp in.bin sub/in2.bin && head -c 15M /dev/zero > big && wc -c < in.bin > n.txt'
+    const big = Buffer.alloc(30 << 20, 7)
+    const r = await submit({
+      jobs: [{ id: 'reads', cmd, inputs: ['in.bin', { src: 'in.bin', as: 'sub/in2.bin' }], outputs: ['n.txt'] }]
+    }, { 'in.bin': big })
+    t.equal(r.code, 0, JSON.stringify(r.run.jobs.reads))
+    const n = readFileSync(path.join(r.out, 'reads', 'n.txt'), 'utf8').trim()
+    t.equal(n, String(30 << 20), '60 MB of inputs, 15 MB written')
   })
 
   t.test('a daemon killed mid-run leaves nothing mounted; what a crash left anyway goes at the next start', async t => {

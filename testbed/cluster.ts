@@ -1,7 +1,7 @@
 // Daemons as real child processes, each in its own namespace of a Lab; helpers to
 // run the CLI beside them and to wait for log events (never for a fixed sleep).
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -192,8 +192,18 @@ export class Cluster {
       try { await p.done(12_000) } catch { p.kill('SIGKILL'); await p.exited }
     }))
     this.lab.destroySync()
+    // a daemon killed with SIGKILL leaves its sandbox file systems to its watchdog, which
+    // may not be done yet: detach them here, or removing the scratch dir meets EBUSY
+    for (const mp of mountsUnder(this.tmp)) spawnSync('umount', ['-l', mp])
     rmSync(this.tmp, { recursive: true, force: true })
   }
+}
+
+/** Mount points at or below dir, deepest first (from /proc/self/mounts; octal escapes undone). */
+function mountsUnder (dir: string): string[] {
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)))
+  const points = readFileSync('/proc/self/mounts', 'utf8').split('\n').map(l => unescape(l.split(' ')[1] ?? ''))
+  return points.filter(p => p === dir || p.startsWith(dir + '/')).sort((a, b) => b.length - a.length)
 }
 
 /** The JSON lines a process printed on stdout (NDJSON events, probe results). */

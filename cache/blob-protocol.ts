@@ -43,6 +43,8 @@ const MAX_HEADER = 4096
  * BUSY at once; one that goes quiet mid-transfer is stopped, overloaded or lying).
  */
 export const STALL_MS = 10_000
+/** ... and so has one whose range does not arrive at this rate at least, bytes/s (a trickle is no transfer) */
+export const MIN_RATE = 64 * 1024
 
 /** get: bytes to keep; prove: a few bytes (at most 64) that show a holder has the blob, not a transfer */
 export interface BlobRequest { op: 'get' | 'prove', hash: string, offset: number, length?: number }
@@ -169,12 +171,13 @@ export async function readRange (node: BgridNode, holder: string, hash: string, 
 
 /** Fetch bytes [start, end) of a blob from one holder into `fh` at the same offsets, reporting each write to `progress`. */
 async function fetchRange (node: BgridNode, holder: string, hash: string, start: number, end: number,
-  fh: FileHandle, progress: (n: number) => void, signal: AbortSignal, stallMs: number): Promise<void> {
+  fh: FileHandle, progress: (n: number) => void, signal: AbortSignal, stallMs: number, minRate: number): Promise<void> {
   const stream = await openStream(node, peerIdFromString(holder), BLOB_PROTOCOL, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER, maxBufferSize: HIGH + CHUNK })
-    await writeJson(lp, { op: 'get', hash, offset: start, length: end - start } satisfies BlobRequest, signal)
-    const head = await readJson(lp, AbortSignal.any([signal, AbortSignal.timeout(10_000)])) as any
+    const headDeadline = AbortSignal.any([signal, AbortSignal.timeout(10_000)])
+    await writeJson(lp, { op: 'get', hash, offset: start, length: end - start } satisfies BlobRequest, headDeadline)
+    const head = await readJson(lp, headDeadline) as any
     if (head?.ok === false) throw new BgridError(head.error?.code ?? 'INTERNAL', `holder ${holder.slice(-8)}: ${head.error?.message}`)
     validate(checkHeader, head)
     if (head.offset !== start || head.length !== end - start) throw new BgridError('BAD_REQUEST', 'holder answered another range')
@@ -188,6 +191,7 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
       let idle: NodeJS.Timeout | undefined
       const cleanup = (): void => {
         clearTimeout(idle)
+        clearSlow()
         raw.removeEventListener('message', onMessage)
         raw.removeEventListener('close', onClose)
         raw.removeEventListener('remoteCloseWrite', onClose)
@@ -202,7 +206,7 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
         }, stallMs)
       }
       const onMessage = (evt: any): void => {
-        armIdle()
+        if (!paused) armIdle()
         // a list's buffers go to writev as they are: joining them would copy every byte once more
         const parts: Iterable<Uint8Array> = evt.data instanceof Uint8Array ? [evt.data] : evt.data
         const length: number = evt.data.byteLength
@@ -240,6 +244,13 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
       }
       const onAbort = (): void => { fail(new BgridError('TIMEOUT', 'fetch aborted')) }
       if (start === end) { resolve(); return }
+      // a holder that trickles (a byte now and then, never silent for long) is stalled too:
+      // the range must come at MIN_RATE at least
+      const slowMs = stallMs + (end - start) / minRate * 1000
+      const slow = setTimeout(() => {
+        fail(new BgridError('TIMEOUT', `holder ${holder.slice(-8)} stalled: under ${minRate / 1024} KiB/s (${written - start} of ${end - start} bytes in ${Math.round(slowMs / 1000)} s)`, { holders: [holder], stalled: true }))
+      }, slowMs)
+      const clearSlow = (): void => { clearTimeout(slow) }
       raw.addEventListener('message', onMessage)
       raw.addEventListener('close', onClose)
       raw.addEventListener('remoteCloseWrite', onClose)
@@ -271,6 +282,8 @@ export interface FetchOptions {
   run?: string
   /** a holder silent this long mid-transfer is abandoned (STALL_MS) */
   stallMs?: number
+  /** ... and one slower than this, bytes/s (MIN_RATE) */
+  minRate?: number
   /** bytes landed (the caller's sign of life for whoever waits on this fetch) */
   onBytes?: (n: number) => void
 }
@@ -362,7 +375,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
               nextOffset += n
               inOrder.advance(nextOffset)
             } else { inOrder.cancel(); inOrder = undefined }
-          }, signal, opts.stallMs ?? STALL_MS)
+          }, signal, opts.stallMs ?? STALL_MS, opts.minRate ?? MIN_RATE)
           inFlight--
           rangeSettled()
         } catch (err: any) {

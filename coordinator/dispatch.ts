@@ -12,7 +12,7 @@ import type { Holders } from './holders.ts'
 import type { Prefetch } from './prefetch.ts'
 import type { AttemptRec, CoreOptions, JobRec, RunStats, Schedule, WorkerRec } from './run-records.ts'
 import { isStartRefusal } from '../protocol/start.ts'
-import type { HeldAttempt } from '../protocol/claim.ts'
+import { MAX_HELD_ATTEMPTS, type HeldAttempt } from '../protocol/claim.ts'
 import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type InputRef, type InputProblem } from '../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
@@ -89,7 +89,8 @@ export class Dispatch {
    * without, only its slots.
    */
   holdLimit (w: WorkerRec): number {
-    return (this.opts.prefetch ? MAX_QUEUE_FACTOR : 1) * w.slots
+    // bounded by what a lease renewal can name: a worker is never given more than it can account for
+    return Math.min((this.opts.prefetch ? MAX_QUEUE_FACTOR : 1) * w.slots, MAX_HELD_ATTEMPTS / 2)
   }
 
   /** Choose up to `want` ready jobs for a pulling worker: its planned jobs first, then steal. */
@@ -324,7 +325,7 @@ export class Dispatch {
     this.opts.hooks?.onAttempt?.(job, rec)
     if (late) return 'ignored'
     if (job.state !== 'running' || !this.round(job).includes(rec)) return 'ignored'
-    if (rec.status !== 'ok' && rec.void !== true) policy.onError?.(job, rec, 'error')
+    if (rec.status !== 'ok' && rec.void !== true) policy.onError?.(job, rec, rec.timedOut === true ? 'timeout' : 'error')
     if (rec.void === true && ++job.lost > MAX_LOST_ATTEMPTS) { this.table.fail(job, `${rec.error ?? 'lost'} (${job.lost} replicas lost)`); return job.state }
     return this.judge(job)
   }
@@ -425,22 +426,44 @@ export class Dispatch {
    * not hold is lost now, whether the worker dropped it, forgot it or never got it.
    */
   heldBy (workerId: string, held: readonly HeldAttempt[], sentAt: number, now: number, graceMs: number): void {
+    const w = this.workers.get(workerId)
+    if (w === undefined) return
+    const listed = new Set<string>()
     for (const h of held) {
       const rec = this.attempts.get(h.attempt)
-      if (rec?.worker === workerId && rec.status === undefined) rec.phase = { name: h.phase, since: now - h.forMs }
+      if (rec?.worker !== workerId || rec.status !== undefined) continue
+      listed.add(h.attempt)
+      rec.missedRenewals = 0
+      // the worker's word, bounded: no older than the assignment; a phase is dated from when
+      // it was first seen (a worker cannot make an old one young by saying so), except
+      // "inputs", which the worker dates from its last byte (a big input on the move)
+      const since = Math.max(rec.assignedAt, now - h.forMs)
+      rec.phase = rec.phase?.name === h.phase && h.phase !== 'inputs' ? { name: h.phase, since: Math.min(rec.phase.since, since) } : { name: h.phase, since }
     }
-    this.reconcileRunning(workerId, held.map(h => h.attempt), new Set(), sentAt, graceMs)
+    for (const [attempt] of [...w.running]) {
+      if (listed.has(attempt) || sentAt - (w.assignedAt.get(attempt) ?? sentAt) < graceMs) continue
+      const rec = this.attempts.get(attempt)
+      if (rec === undefined) continue
+      // one renewal may have been overtaken by the assignment (a big reply held back): two in a row decide
+      rec.missedRenewals = (rec.missedRenewals ?? 0) + 1
+      if (rec.missedRenewals < 2) continue
+      rec.timedOut = true
+      this.complete(workerId, unranResult(attempt, 'lost', 'the worker no longer holds this attempt (two lease renewals)', now), true)
+    }
   }
 
   /**
    * The coordinator stops counting on an attempt (it made no progress for the stated
    * time): lost, its job to another worker; its worker drops it at the next renewal.
    */
-  giveUp (attempt: string, why: string, now: number): void {
+  giveUp (attempt: string, why: string, now: number, as: 'lost' | 'failed' = 'lost'): void {
     const rec = this.attempts.get(attempt)
     if (rec === undefined || rec.status !== undefined) return
     this.table.jobs.get(rec.job)?.avoid.add(rec.worker)
-    this.complete(rec.worker, unranResult(attempt, 'lost', why, now), true)
+    // no reply in time, as BOINC counts it (not an error of the worker's, for its trust)
+    rec.timedOut = true
+    // a command past its timeout failed (its retries count); one never started was lost
+    this.complete(rec.worker, { ...unranResult(attempt, 'lost', why, now), status: as }, true)
   }
 
   /** A worker is gone (its lease lapsed, it died, it left): its attempts are lost; the jobs it ran go elsewhere. */

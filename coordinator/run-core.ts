@@ -113,7 +113,7 @@ export class RunCore implements RunPort {
   reconcileRunning (workerId: string, running: string[], reported: Set<string>, now: number, graceMs = 5000): void { this.dispatch.reconcileRunning(workerId, running, reported, now, graceMs) }
   attemptsOn (workerId: string): string[] { return this.dispatch.attemptsOn(workerId) }
   heldBy (workerId: string, held: readonly HeldAttempt[], sentAt: number, now: number, graceMs: number): void { this.dispatch.heldBy(workerId, held, sentAt, now, graceMs) }
-  giveUp (attempt: string, why: string, now: number): void { this.dispatch.giveUp(attempt, why, now) }
+  giveUp (attempt: string, why: string, now: number, as: 'lost' | 'failed' = 'lost'): void { this.dispatch.giveUp(attempt, why, now, as) }
 
   // ---- prefetch -----------------------------------------------------------------
 

@@ -63,6 +63,8 @@ export interface AttemptRec {
   timedOut?: boolean
   /** where its worker said it was at the last lease renewal, since when (coordinator's clock) */
   phase?: { name: AttemptPhase, since: number }
+  /** lease renewals in a row whose answer did not hold it (two: lost) */
+  missedRenewals?: number
   /** it could not run for reasons not its worker's (inputs gone): it counts neither for nor against */
   void?: boolean
 }

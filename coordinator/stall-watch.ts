@@ -3,7 +3,8 @@
 // (what each waits for, on which worker, in which phase, for how long), and acts on
 // what it can: an attempt a worker holds without running it (queued, getting inputs
 // with no byte arriving, a result it does not deliver) for that long is given up and
-// its job goes to another worker; the worker drops it at its next lease renewal.
+// its job goes to another worker; the worker drops it at its next lease renewals. An
+// attempt getting its inputs is given more time (five times): that may be local work.
 // A command that runs is progress, however long it takes (its job's own timeout bounds
 // it: a worker that lets one run 10 s past it is not waited for).
 // May import the run context and the core's records; owns no state of the run.
@@ -15,6 +16,8 @@ import { TERMINAL } from './job-state.ts'
 export const DEFAULT_STALL_SEC = 60
 /** a worker ends a command at its timeout; past it by this much, the coordinator stops waiting for it */
 const TIMEOUT_MARGIN_MS = 10_000
+/** how many stated times an attempt getting its inputs may go without a byte before it is given up */
+const INPUTS_PATIENCE = 5
 /** jobs named in one stall report at most (the rest are counted) */
 const MAX_NAMED = 10
 
@@ -79,7 +82,10 @@ export class StallWatch {
     const givenUp: string[] = []
     for (const a of held) {
       const since = a.phase?.since ?? a.assignedAt
-      if (now - since < this.stallMs) continue
+      // getting inputs may be long local work with no byte arriving (a big input copied
+      // into its box, a copy re-hashed): the fetch's own deadlines end a stalled transfer,
+      // so the watch waits five times as long before it gives such an attempt up
+      if (now - since < this.stallMs * (a.phase?.name === 'inputs' ? INPUTS_PATIENCE : 1)) continue
       const where = `${this.phaseWords(a)} on ${this.nameOf(a.worker)} for ${Math.round((now - since) / 1000)} s`
       core.giveUp(a.id, `no progress for ${secs} s: ${where}; run again elsewhere`, now)
       givenUp.push(`${a.job} (${where})`)
@@ -109,7 +115,7 @@ export class StallWatch {
       const why = `still running on ${this.nameOf(a.worker)} ${Math.round((now - a.phase.since - timeoutMs) / 1000)} s past its timeout: given up`
       this.ctx.log.warn('attempt past its timeout', { job: a.job, attempt: a.id, worker: a.worker })
       this.ctx.emit({ event: 'warning', job: a.job, message: why }, `job ${a.job}: ${why}`)
-      this.ctx.core.giveUp(a.id, why, now)
+      this.ctx.core.giveUp(a.id, why, now, 'failed')
     }
   }
 

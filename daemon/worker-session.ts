@@ -16,6 +16,9 @@ import type { Claim } from './claim-book.ts'
 import type { DriverContext, WorkerDriver } from './drivers/driver.ts'
 import { MAX_HELD_ATTEMPTS, type AttemptPhase, type HeldAttempt } from '../protocol/claim.ts'
 
+/** SHA-256 of no bytes: the one blob anybody can have without proof */
+const EMPTY_BLOB = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+
 /** the longest error a result carries (protocol/jobs.ts allows 4096) */
 const MAX_ERROR_CHARS = 4000
 
@@ -66,6 +69,10 @@ export class WorkerSession implements WorkerDriver {
   private readonly dropped = new Set<string>()
   /** when the last input byte landed here: attempts getting inputs are not stalled while bytes arrive */
   private lastInputByteAt = 0
+  /** when each result not yet acknowledged was made (its "reporting" age) */
+  private readonly endedAt = new Map<string, number>()
+  /** attempts held here that the last renewal did not count on: dropped at the second one in a row */
+  private readonly uncounted = new Set<string>()
   /** attempts whose results are in an exchange not acknowledged yet */
   private readonly reporting = new Set<string>()
 
@@ -189,9 +196,13 @@ export class WorkerSession implements WorkerDriver {
     const results = this.results.splice(0, 512)
     this.inFlight += results.length
     for (const r of results) this.reporting.add(r.attempt)
-    try { await this.exchangeWith(results, want, longPoll) } finally {
+    let delivered = false
+    try { await this.exchangeWith(results, want, longPoll); delivered = true } finally {
       this.inFlight -= results.length
-      for (const r of results) this.reporting.delete(r.attempt)
+      for (const r of results) {
+        this.reporting.delete(r.attempt)
+        if (delivered) this.endedAt.delete(r.attempt)
+      }
     }
   }
 
@@ -272,8 +283,10 @@ export class WorkerSession implements WorkerDriver {
   /** Proof of possession: a random range of our copy must match what a holder of this run sends. */
   private async prove (ref: BlobRef): Promise<void> {
     const { store, node } = this.opts
+    // the size is the coordinator's word: a proof reads the copy we hold, whatever it claims
+    if (store.sizeOf(ref.hash) !== ref.size) throw new BgridError('HASH_MISMATCH', `blob ${ref.hash.slice(0, 12)} is not ${ref.size} bytes here`, { holders: [] })
     // the empty blob has no bytes to show, and its hash is public knowledge: nothing to prove
-    if (ref.size === 0) { await store.grant(ref.hash, this.claim.run); return }
+    if (ref.hash === EMPTY_BLOB) { await store.grant(ref.hash, this.claim.run); return }
     const self = node.peerId.toString()
     const len = Math.min(64, ref.size)
     const offset = ref.size > len ? randomInt(0, ref.size - len + 1) : 0
@@ -384,6 +397,7 @@ export class WorkerSession implements WorkerDriver {
     })).then(res => {
       this.running.delete(a.attempt)
       this.phases.delete(a.attempt)
+      this.uncounted.delete(a.attempt)
       this.pidsChanged()
       // the coordinator gave this attempt up (and may have handed the job to another worker)
       if (this.dropped.delete(a.attempt)) { this.fillSlots(); this.wake(); return }
@@ -398,6 +412,7 @@ export class WorkerSession implements WorkerDriver {
     }, err => {
       this.running.delete(a.attempt)
       this.phases.delete(a.attempt)
+      this.uncounted.delete(a.attempt)
       if (!this.dropped.delete(a.attempt)) this.pushResult(unranResult(a.attempt, 'lost', String(err)))
       this.wake()
     })
@@ -418,8 +433,14 @@ export class WorkerSession implements WorkerDriver {
     if (owned !== undefined) {
       const counted = new Set(owned)
       for (const [attempt, r] of [...this.running]) {
-        // an assignment the coordinator made after it sent this renewal may be that young
-        if (counted.has(attempt) || now - (this.phases.get(attempt)?.received ?? now) < graceMs || this.dropped.has(attempt)) continue
+        // an assignment the coordinator made after it sent this renewal may be that young,
+        // and one renewal may have been overtaken by it: two in a row decide
+        if (counted.has(attempt) || now - (this.phases.get(attempt)?.received ?? now) < graceMs || this.dropped.has(attempt)) {
+          this.uncounted.delete(attempt)
+          continue
+        }
+        if (!this.uncounted.has(attempt)) { this.uncounted.add(attempt); continue }
+        this.uncounted.delete(attempt)
         const phase = this.phases.get(attempt)?.phase ?? 'queued'
         this.opts.log.warn('attempt dropped: the coordinator no longer counts on it', { job: r.assignment.job, attempt, phase })
         if (r.started) { this.dropped.add(attempt); r.kill('dropped: the coordinator no longer counts on this attempt'); continue }
@@ -437,7 +458,9 @@ export class WorkerSession implements WorkerDriver {
       const since = p.phase === 'inputs' ? Math.max(p.since, this.lastInputByteAt) : p.since
       held.push({ attempt, phase: p.phase, forMs: Math.max(0, now - since) })
     }
-    for (const attempt of [...this.results.map(r => r.attempt), ...this.reporting]) held.push({ attempt, phase: 'reporting', forMs: 0 })
+    for (const attempt of [...this.results.map(r => r.attempt), ...this.reporting]) {
+      held.push({ attempt, phase: 'reporting', forMs: Math.max(0, now - (this.endedAt.get(attempt) ?? now)) })
+    }
     return held.slice(0, MAX_HELD_ATTEMPTS)
   }
 
@@ -448,6 +471,7 @@ export class WorkerSession implements WorkerDriver {
     if (r.inputProblems !== undefined) r.inputProblems = r.inputProblems.slice(0, 1024).map(p => p.message.length > MAX_ERROR_CHARS ? { ...p, message: p.message.slice(0, MAX_ERROR_CHARS - 1) + '…' } : p)
     if (this.results.length === 0) this.firstResultAt = Date.now()
     this.results.push(r)
+    this.endedAt.set(r.attempt, Date.now())
   }
 
   pids (): number[] {

@@ -211,3 +211,37 @@ t.test('a lone holder that stalls fails the fetch in bounded time, naming it', a
   t.ok(Date.now() - t0 < 4000, `gave up after ${Date.now() - t0} ms`)
   t.notOk(c.store.has(h))
 })
+
+/** A holder that sends a little now and then: never silent for long, never done. */
+async function tricklingHolder (bytes: Buffer, chunk: number, everyMs: number): Promise<BgridNode> {
+  const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1' })
+  await node.handle(BLOB_PROTOCOL, async (stream) => {
+    const lp = lpStream(stream)
+    const req = await readJson(lp, AbortSignal.timeout(5000)) as { offset: number, length?: number }
+    const length = req.length ?? bytes.length - req.offset
+    await writeJson(lp, { ok: true, size: bytes.length, offset: req.offset, length }, AbortSignal.timeout(5000))
+    for (let at = req.offset, n = 0; at < req.offset + length && n < 200 && stream.status === 'open'; at += chunk, n++) {
+      stream.send(bytes.subarray(at, Math.min(at + chunk, req.offset + length)))
+      await new Promise(resolve => setTimeout(resolve, everyMs))
+    }
+  })
+  peers.push({ node, store: undefined as unknown as BlobStore, db: { close: async () => {} } as unknown as Db, dir: '' })
+  return node
+}
+
+t.test('a holder that trickles (never silent, far too slow) is abandoned too', async t => {
+  const bytes = randomBytes(1024 * 1024)
+  const h = sha(bytes)
+  const trickler = await tricklingHolder(bytes, 1024, 200)
+  const [good, c] = [await peer(), await peer()]
+  await good.store.putBuffer(bytes)
+  await c.node.peerStore.merge(trickler.peerId, { multiaddrs: trickler.getMultiaddrs() })
+  await connect(c, good)
+  const t0 = Date.now()
+  // 1 MiB at 256 KiB/s at least: 1 s of grace and 4 s for the bytes
+  const stats = await fetchBlob(c.node, c.store, h, bytes.length, [trickler.peerId.toString(), good.node.peerId.toString()], { stallMs: 1000, minRate: 256 * 1024 })
+  const ms = Date.now() - t0
+  t.equal(sha(readFileSync(c.store.blobPath(h))), h, 'the blob came, whole, from the other holder')
+  t.match(stats.failures.join('\n'), /stalled: under 256 KiB\/s/, 'the trickle is named')
+  t.ok(ms < 9000, `done in ${ms} ms`)
+})

@@ -171,7 +171,7 @@ t.test('dispatch on its own: nothing while held, a worker\'s slots without prefe
   t.equal(w1.usedCores, 0)
 })
 
-t.test('a lease renewal\'s answer: an attempt given before it left and not held is lost; a younger one is left alone; phases are kept', async t => {
+t.test('a lease renewal\'s answer: an attempt given before it left and not held twice in a row is lost; a younger one is left alone; phases are kept', async t => {
   const core = diamond()
   const [a] = core.assign('W1', 1, 1000)
   // the renewal left at 2000 (1 s after the assignment: they may have crossed), the worker holds nothing
@@ -182,7 +182,9 @@ t.test('a lease renewal\'s answer: an attempt given before it left and not held 
   t.equal(core.jobs.get('a')!.state, 'running', 'held: still running')
   t.same(core.attemptsOn('W1'), [a.attempt], 'what the next renewal names')
   core.heldBy('W1', [], 9000, 9100, 3000)
-  t.equal(core.jobs.get('a')!.state, 'ready', 'not held any more: lost, the job back in the queue')
+  t.equal(core.jobs.get('a')!.state, 'running', 'one renewal without it may have been overtaken by the assignment')
+  core.heldBy('W1', [], 10_500, 10_600, 3000)
+  t.equal(core.jobs.get('a')!.state, 'ready', 'two in a row: lost, the job back in the queue')
   t.equal(core.attempts.get(a.attempt)!.status, 'lost')
   t.same(core.attemptsOn('W1'), [], 'the worker is told it no longer owns it')
   t.equal(core.complete('W1', ok(a.attempt, [{ name: 'o', hash: H('a'), size: 1 }])), 'done', 'a late result still counts')
@@ -200,4 +202,16 @@ t.test('an attempt given up (a stall) goes to another worker and is no longer co
   t.equal(again.job, 'a', 'the other worker takes it')
   core.giveUp(a.attempt, 'twice', 63_000)
   t.equal(core.jobs.get('a')!.state, 'running', 'giving up an attempt already over changes nothing')
+})
+
+t.test('a worker cannot make an old phase young, nor date one before its assignment', async t => {
+  const core = diamond()
+  const [a] = core.assign('W1', 1, 10_000)
+  core.heldBy('W1', [{ attempt: a.attempt, phase: 'queued', forMs: 99_000 }], 11_000, 11_000, 3000)
+  t.same(core.attempts.get(a.attempt)!.phase, { name: 'queued', since: 10_000 }, 'no older than its assignment')
+  core.heldBy('W1', [{ attempt: a.attempt, phase: 'queued', forMs: 0 }], 50_000, 50_000, 3000)
+  t.same(core.attempts.get(a.attempt)!.phase, { name: 'queued', since: 10_000 }, 'queued since it was first seen queued, whatever it says now')
+  core.heldBy('W1', [{ attempt: a.attempt, phase: 'inputs', forMs: 1000 }], 60_000, 60_000, 3000)
+  core.heldBy('W1', [{ attempt: a.attempt, phase: 'inputs', forMs: 500 }], 62_000, 62_000, 3000)
+  t.same(core.attempts.get(a.attempt)!.phase, { name: 'inputs', since: 61_500 }, 'inputs: dated from the last byte, as the worker says')
 })

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Queue } from '@libp2p/utils'
 import { fetchBlobVerified, failedHolders } from '../cache/blob-protocol.ts'
 import { errorMessage } from '../protocol/errors.ts'
-import type { JobRec } from './run-core.ts'
+import type { JobRec } from './core/model.ts'
 import type { RunContext } from './run-context.ts'
 
 /** collection rounds at most: after each failed one, the jobs whose outputs could not be had run again */

@@ -3,8 +3,8 @@
 import { Level } from 'level'
 import path from 'node:path'
 import { existsSync } from 'node:fs'
-import type { JobRec, AttemptRec, RunCore } from './run-core.ts'
-import type { JobState } from './job-state.ts'
+import type { JobRec, AttemptRec, JobState } from './core/model.ts'
+import type { RunCore } from './core/run-core.ts'
 import { isLocked, lockHolder, describeHolder } from '../protocol/db.ts'
 import { BgridError } from '../protocol/errors.ts'
 

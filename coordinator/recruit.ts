@@ -2,20 +2,19 @@
 // that hold this run's blobs and nodes that can run a job no claimed worker can come
 // first), the claims themselves, their renewal, and losing a worker. Every node seen is
 // accounted for: why it is, or is not, a worker of this run.
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromString, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { peerAddr, listenAddrs } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
 import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer } from '../protocol/claim.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, type DiscoveredNode } from '../protocol/dnssd.ts'
 import type { submitterKey } from '../daemon/identity.ts'
-import type { JobSpec } from './dag.ts'
-import { selectWorkers, attrsOf, type Candidate, type Refusal } from './select.ts'
+import type { JobSpec } from './core/model.ts'
+import { selectWorkers, attrsOf, type Candidate, type Refusal } from './core/select.ts'
 import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
-import { jobFits, type NodeShape } from './feasibility.ts'
+import { jobFits, type NodeShape } from './core/feasibility.ts'
 import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { RunContext } from './run-context.ts'
 
 export interface ClaimedWorker {

@@ -6,8 +6,7 @@ import { errorMessage } from '../protocol/errors.ts'
 import { QuorumPolicy } from '../middleware-adapters/boinc/policy.ts'
 import { TrustBook } from '../middleware-adapters/boinc/trust.ts'
 import { resultsEquivalent } from '../middleware-adapters/boinc/compare.ts'
-import type { Dag } from './dag.ts'
-import type { AttemptRec } from './run-core.ts'
+import type { Dag, AttemptRec } from './core/model.ts'
 import type { Collector } from './collect.ts'
 
 export interface ReplicationWiring {

@@ -4,8 +4,8 @@
 import type { Logger } from '../protocol/log.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { BlobStore } from '../cache/store.ts'
-import type { Dag } from './dag.ts'
-import type { RunCore, JobRec } from './run-core.ts'
+import type { Dag, JobRec } from './core/model.ts'
+import type { RunCore } from './core/run-core.ts'
 import type { Journal } from './journal.ts'
 import type { Mode } from './progress.ts'
 

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { controlRequest } from '../daemon/control.ts'
 import { BgridError } from '../protocol/errors.ts'
-import type { JobState } from './job-state.ts'
+import type { JobState } from './core/model.ts'
 import { RUN_ID, runsDirOf } from './run-dir.ts'
 
 export { runsDirOf }

@@ -4,7 +4,7 @@
 import { serve } from '../protocol/rpc.ts'
 import { jobsSpec, PULL_WAIT_MS, type PullReply } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
-import type { AdapterContext, MiddlewareAdapter } from './adapter.ts'
+import type { AdapterContext, MiddlewareAdapter } from '../coordinator/core/contracts.ts'
 
 /** a held pull looks for work again at least this often */
 const RECHECK_MS = 1000

@@ -15,7 +15,7 @@ import { parseQuantityMiB } from '../coordinator/dagman/submit-file.ts'
 import { translateClassAd } from '../coordinator/dagman/classad.ts'
 import { dagmanToDagJson, type Converted } from '../coordinator/dagman/to-dag-json.ts'
 import { dagmanDot } from '../coordinator/dagman/dot.ts'
-import { parseDag } from '../coordinator/dag.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { parseExpr, evalBool } from '../protocol/expr.ts'
 

@@ -1,4 +1,4 @@
-// dag.json (coordinator/dag.ts, validated by parseDag) to an HTCondor DAGMan DAG that
+// dag.json (coordinator/core/dag.ts, validated by parseDag) to an HTCondor DAGMan DAG that
 // condor_submit_dag accepts and `bgrid import dagman` reads back (to-dag-json.ts).
 //
 // Layout: DIR/NAME.dag, and for each job a node directory DIR/<id>/ (`JOB id id.sub DIR id`)
@@ -19,7 +19,8 @@ import path from 'node:path'
 import type jsep from 'jsep'
 import { BgridError } from '../../protocol/errors.ts'
 import { DEFAULT_RANK, type Expr } from '../../protocol/expr.ts'
-import { parseDag, readDagJson, type Dag, type JobSpec } from '../dag.ts'
+import { parseDag, readDagJson } from '../core/dag.ts'
+import { type Dag, type JobSpec } from '../core/model.ts'
 import { doubleQuoted } from './quote.ts'
 
 export interface ExportedFile { path: string, text: string }

@@ -1,5 +1,5 @@
 // A DAGMan DAG (dag-file.ts) and its nodes' submit descriptions (submit-file.ts) to a
-// dag.json that coordinator/dag.ts accepts. docs/condor.md says what maps to what.
+// dag.json that coordinator/core/dag.ts accepts. docs/condor.md says what maps to what.
 //
 // Data moves through the submit directory in DAGMan: a parent's output files come back
 // to its initialdir, a child's transfer_input_files take them from there. Here every

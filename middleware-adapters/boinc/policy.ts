@@ -1,9 +1,8 @@
 // BOINC-style verified execution as a replication policy of the run core: replicas,
 // quorum validation (bitwise, or the job's own compare command), adaptive replication
 // from each worker's record, credit for valid results only.
-import type { ReplicationPolicy, Decision, Replica } from '../../coordinator/attempt-policy.ts'
-import type { JobRec, AttemptRec } from '../../coordinator/run-core.ts'
-import type { VerifySpec } from '../../coordinator/dag.ts'
+import type { ReplicationPolicy, Decision, Replica } from '../../coordinator/core/contracts.ts'
+import type { JobRec, AttemptRec, VerifySpec } from '../../coordinator/core/model.ts'
 import { decide } from './quorum.ts'
 import type { TrustBook } from './trust.ts'
 

@@ -1,7 +1,7 @@
 // Who holds which blob (staged inputs, outputs, logs): the run core's map of the data.
 // Dispatch names holders in assignments, prefetch in hints, and the job table asks
 // whether an input or output can still be had at all.
-import type { BlobRec, WorkerRec } from './run-records.ts'
+import type { BlobRec, WorkerRec } from './model.ts'
 
 export class Holders {
   readonly blobs = new Map<string, BlobRec>()

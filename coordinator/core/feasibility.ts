@@ -1,9 +1,9 @@
 // Can this node ever run this job? (pure). The same test decides placement on
 // claimed workers and whether a job is unplaceable on every node seen, and it
 // says why not, clause by clause, with the node's values (condor_q -analyze).
-import type { JobSpec } from './dag.ts'
-import { evalBool, explainFailure, type Attrs, type Expr } from '../protocol/expr.ts'
-import { checkStart, type NodeStart, type StartVerdict } from '../protocol/start.ts'
+import type { JobSpec } from './model.ts'
+import { evalBool, explainFailure, type Attrs, type Expr } from '../../protocol/expr.ts'
+import { checkStart, type NodeStart, type StartVerdict } from '../../protocol/start.ts'
 
 /**
  * What a job's fit is judged on: a claimed worker, or a node only seen advertised.

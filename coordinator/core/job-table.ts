@@ -4,10 +4,9 @@
 // from one: a job whose parents are done and whose inputs are reachable becomes
 // ready, a failed job's descendants are skipped, a done job whose outputs are lost
 // while someone still needs them is made again.
-import type { Dag, JobSpec } from './dag.ts'
-import { canJobTransition, TERMINAL, type JobState } from './job-state.ts'
+import { type Dag, type JobSpec, canJobTransition, TERMINAL, type JobState, type AttemptRec, type JobRec, type OutputRec } from './model.ts'
 import type { Holders } from './holders.ts'
-import type { AttemptRec, CoreHooks, JobRec, OutputRec } from './run-records.ts'
+import type { CoreHooks } from './contracts.ts'
 
 export class JobTable {
   readonly dag: Dag

@@ -4,9 +4,10 @@ import { readFileSync, statSync, existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { Ajv } from 'ajv'
-import { BgridError } from '../protocol/errors.ts'
-import { unsafeRelPath } from '../protocol/paths.ts'
-import { parseExpr, DEFAULT_RANK, type Expr } from '../protocol/expr.ts'
+import { BgridError } from '../../protocol/errors.ts'
+import { unsafeRelPath } from '../../protocol/paths.ts'
+import { parseExpr, DEFAULT_RANK, type Expr } from '../../protocol/expr.ts'
+import type { Dag, InputSource, InputSpec, JobSpec, Middleware, VerifySpec } from './model.ts'
 
 // schema/ sits at the package root, whether this runs from source or from dist/
 function schemaFile (): string {
@@ -17,67 +18,6 @@ function schemaFile (): string {
 const schema = JSON.parse(readFileSync(schemaFile(), 'utf8'))
 // verbose: errors carry their schema (for an unknown field, the fields known there)
 const validateSchema = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(schema)
-
-export type InputSource = { kind: 'file', path: string, rel: string } | { kind: 'job', job: string, file: string }
-export interface InputSpec { name: string, source: InputSource }
-
-export interface JobSpec {
-  id: string
-  cmd: string[]
-  after: string[]
-  inputs: InputSpec[]
-  outputs: string[]
-  env: Record<string, string>
-  retries: number
-  timeoutMs: number
-  requirements: Expr | null
-  cores: number
-  ram: number
-  /** MiB the job may write (0: the worker's own limit) */
-  disk: number
-  /** false: an empty network namespace */
-  network: boolean
-  runtime: number
-  /** expected output sizes (bytes) declared in dag.json, for planning */
-  sizeHints: Record<string, number>
-  /** BOINC-style verified execution (middleware boinc); null: native, first good result wins */
-  verify: VerifySpec | null
-}
-
-/** BOINC's names in comments: the job's replication and validation. */
-export interface VerifySpec {
-  /** min_quorum: agreeing results that make one canonical */
-  quorum: number
-  /** target_nresults: replicas issued at first (>= quorum) */
-  replicas: number
-  /** max_error_results */
-  maxErrors: number
-  /** max_total_results */
-  maxTotal: number
-  /** delay_bound (ms; 0: none): a replica out longer counts as no reply */
-  deadlineMs: number
-  /** a validator command run with two result directories appended; null: bitwise */
-  compare: string[] | null
-  /** adaptive replication: trusted workers get unreplicated work now and then */
-  adaptive: boolean
-}
-
-export type Middleware = 'native' | 'boinc'
-
-export interface Dag {
-  name: string
-  dir: string
-  workers: { min: number, max: number }
-  requirements: Expr | null
-  rank: Expr
-  middleware: Middleware
-  collect: 'sinks' | 'all'
-  jobs: JobSpec[]
-  byId: Map<string, JobSpec>
-  children: Map<string, string[]>
-  /** jobs in a topological order */
-  order: string[]
-}
 
 const MAX_ERRORS = 25
 

@@ -5,8 +5,8 @@
 // others from that worker (the submitter's uplink is shared by every worker).
 import type { JobTable } from './job-table.ts'
 import type { Holders } from './holders.ts'
-import type { JobRec, RunStats, Schedule, WorkerRec } from './run-records.ts'
-import type { PrefetchHint } from '../protocol/jobs.ts'
+import type { JobRec, RunStats, Schedule, WorkerRec } from './model.ts'
+import type { PrefetchHint } from '../../protocol/jobs.ts'
 
 /** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
 export const HINT_WINDOW = 8

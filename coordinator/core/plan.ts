@@ -2,15 +2,9 @@
 // by list scheduling with file sizes and expected runtimes. The plan drives
 // prefetching (inputs move to a job's planned worker before it runs); the run loop
 // may still move a job elsewhere when its planned worker is saturated.
-import type { Dag } from './dag.ts'
+import type { Dag, Plan } from './model.ts'
 
 export interface PlanWorker { id: string, slots: number, speed: number }
-export interface Plan {
-  worker: Map<string, string>
-  /** expected start time (s) of each job in the plan: the order in which a worker will run them */
-  start: Map<string, number>
-  makespan: number
-}
 
 /** bytes/s between nodes for planning: a 100 Mbit/s campus link, where desktop grids live
  * (Dask assumes 100 MB/s inside a cluster; that would make moving data look free here) */

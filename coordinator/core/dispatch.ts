@@ -4,16 +4,15 @@
 // holds at most a short queue. Results move jobs on: done, retried elsewhere, waiting for
 // inputs, failed. Replicated (BOINC-style) jobs go out as replicas on distinct hosts and
 // are judged by the replication policy. No I/O: the adapter brings pulls and results.
-import type { JobState } from './job-state.ts'
+import type { JobState, AttemptRec, JobRec, RunStats, Schedule, WorkerRec } from './model.ts'
 import { jobFits } from './feasibility.ts'
-import type { ReplicationPolicy, Replica } from './attempt-policy.ts'
+import type { ReplicationPolicy, Replica, CoreOptions } from './contracts.ts'
 import type { JobTable } from './job-table.ts'
 import type { Holders } from './holders.ts'
 import type { Prefetch } from './prefetch.ts'
-import type { AttemptRec, CoreOptions, JobRec, RunStats, Schedule, WorkerRec } from './run-records.ts'
-import { isStartRefusal } from '../protocol/start.ts'
-import type { HeldAttempt } from '../protocol/claim.ts'
-import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type InputRef, type InputProblem } from '../protocol/jobs.ts'
+import { isStartRefusal } from '../../protocol/start.ts'
+import type { HeldAttempt } from '../../protocol/claim.ts'
+import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type InputRef, type InputProblem } from '../../protocol/jobs.ts'
 
 export const MAX_LOST_ATTEMPTS = 5
 /**

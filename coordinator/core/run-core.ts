@@ -5,22 +5,17 @@
 // and the answers to "why does this job wait?". The native adapter and the submit shell
 // drive it (adapters through the narrow RunPort); the journal and the progress display
 // listen to its events.
-import type { Dag, JobSpec } from './dag.ts'
-import { TERMINAL, type JobState } from './job-state.ts'
-import { edgeBytes, upwardRank, planPlacement, type Plan } from './plan.ts'
+import { type Dag, type JobSpec, TERMINAL, type JobState, type Plan, type AttemptRec, type BlobRec, type JobRec, type OutputRec, type RunStats, type Schedule, type WorkerInfo, type WorkerRec } from './model.ts'
+import { edgeBytes, upwardRank, planPlacement } from './plan.ts'
 import { jobFits, describeNeeds, summariseMisfits, type NodeShape } from './feasibility.ts'
 import { JobTable } from './job-table.ts'
 import { Holders } from './holders.ts'
 import { Prefetch } from './prefetch.ts'
 import { Dispatch } from './dispatch.ts'
-import type { AttemptRec, BlobRec, CoreOptions, JobRec, OutputRec, RunStats, Schedule, WorkerInfo, WorkerRec } from './run-records.ts'
-import type { RunPort } from '../middleware-adapters/adapter.ts'
-import type { Assignment, AttemptResult, PrefetchHint, PeerInfo, CorruptReport } from '../protocol/jobs.ts'
-import type { HeldAttempt } from '../protocol/claim.ts'
+import type { CoreOptions, RunPort } from './contracts.ts'
+import type { Assignment, AttemptResult, PrefetchHint, PeerInfo, CorruptReport } from '../../protocol/jobs.ts'
+import type { HeldAttempt } from '../../protocol/claim.ts'
 
-export type { WorkerInfo, WorkerRec, AttemptRec, OutputRec, JobRec, BlobRec, CoreHooks, CoreOptions, RunStats } from './run-records.ts'
-export { MAX_LOST_ATTEMPTS, MAX_INPUT_WAITS } from './dispatch.ts'
-export { HINT_WINDOW, STAGING_WINDOW, STAGING_WAIT_MS } from './prefetch.ts'
 
 export class RunCore implements RunPort {
   readonly dag: Dag

@@ -1,9 +1,9 @@
 // Worker selection, a pure function: filter feasible nodes, then rank them
 // (Nomad's feasibility-then-ranking; HTCondor's Requirements/Rank). Every
 // rejection says which requirement failed with which values.
-import type { NodeAd } from '../protocol/txt.ts'
-import { nodeAttrs } from '../protocol/start.ts'
-import { evalBool, evalNumber, explainFailure, type Attrs, type Expr } from '../protocol/expr.ts'
+import type { NodeAd } from '../../protocol/txt.ts'
+import { nodeAttrs } from '../../protocol/start.ts'
+import { evalBool, evalNumber, explainFailure, type Attrs, type Expr } from '../../protocol/expr.ts'
 
 export interface Candidate { name: string, ad: NodeAd, addresses: string[] }
 export interface Rejection { name: string, reasons: string[] }

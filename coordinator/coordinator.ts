@@ -7,10 +7,10 @@
 // plan.ts and run-core.ts.
 import { randomBytes } from 'node:crypto'
 import { createBgridNode, type BgridNode } from '../protocol/node.ts'
-import { submitterKey } from '../daemon/identity.ts'
+import { submitterKey } from '../protocol/identity.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { hasMulticastRoute, MULTICAST_ROUTE_HINT } from '../protocol/dnssd.ts'
-import { readGridKey, gridKeyId } from '../daemon/grid-key.ts'
+import { readGridKey, gridKeyId } from '../protocol/grid-key.ts'
 import type { Logger } from '../protocol/log.ts'
 import type { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'

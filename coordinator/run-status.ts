@@ -4,7 +4,7 @@
 import { writeFile, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
-import { ControlServer } from '../daemon/control.ts'
+import { ControlServer } from '../protocol/control.ts'
 import { attrsOf, type Candidate } from './core/select.ts'
 import { makespanLowerBound } from './core/plan.ts'
 import { analyzeJob, analyzeRun } from './analyze.ts'

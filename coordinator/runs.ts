@@ -4,7 +4,7 @@
 import { readdirSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { controlRequest } from '../daemon/control.ts'
+import { controlRequest } from '../protocol/control.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { JobState } from './core/model.ts'
 import { RUN_ID, runsDirOf } from './run-dir.ts'

@@ -3,7 +3,7 @@
 // What a job or a worker said (a reason, an error, a node's words) is one escaped line
 // each (protocol/printable.ts), and the whole text is escaped again as it is printed.
 import path from 'node:path'
-import { controlRequest } from '../../daemon/control.ts'
+import { controlRequest } from '../../protocol/control.ts'
 import { resolveRunId, readRun, listRuns, runsDirOf, type RunInfo } from '../../coordinator/runs.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'

@@ -5,7 +5,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { PrivateKey } from '@libp2p/interface'
 import { readFile, writeFile, mkdir, rename } from 'node:fs/promises'
 import path from 'node:path'
-import { BgridError } from '../protocol/errors.ts'
+import { BgridError } from './errors.ts'
 
 export async function loadOrCreateIdentity (dataDir: string, name = 'identity.key'): Promise<PrivateKey> {
   const file = path.join(dataDir, name)

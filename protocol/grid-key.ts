@@ -2,7 +2,7 @@
 import { generateKey } from '@libp2p/pnet'
 import { readFileSync, writeFileSync, fstatSync, fchmodSync, chmodSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import { BgridError } from '../protocol/errors.ts'
+import { BgridError } from './errors.ts'
 
 export function newGridKey (): string {
   const buf = new Uint8Array(95)

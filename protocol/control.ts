@@ -5,7 +5,7 @@ import net from 'node:net'
 import { openSync, closeSync } from 'node:fs'
 import path from 'node:path'
 import { unlink, chmod } from 'node:fs/promises'
-import type { Logger } from '../protocol/log.ts'
+import type { Logger } from './log.ts'
 
 export interface ControlTarget {
   status: () => Record<string, unknown>

@@ -9,7 +9,6 @@ import { BgridError } from '../protocol/errors.ts'
 import type { JobState } from './core/model.ts'
 import { RUN_ID, runsDirOf } from './run-dir.ts'
 
-export { runsDirOf }
 
 
 /** Run ids in a data dir, unsorted (none when there is no runs dir yet). */

@@ -55,9 +55,25 @@ function importSpecifiers (source: string): string[] {
   return out
 }
 
-/** The re-exports of a file (`export … from`, `export *`): a barrel hides where a name lives. */
+/**
+ * The re-exports of a file: `export … from`, `export *`, and `export { a }` of a name the file
+ * imports. A barrel hides where a name lives.
+ */
 function reExports (source: string): string[] {
-  return [...uncommented(source).matchAll(/\bexport\s+(?:type\s+)?(?:\*|\{[^}]*\})(?:\s+as\s+\w+)?\s*from\s*['"][^'"]+['"]/g)].map(m => m[0].replace(/\s+/g, ' '))
+  const code = uncommented(source)
+  const imported = new Set<string>()
+  for (const m of code.matchAll(/\bimport\s+(?:type\s+)?([^'"`;]*?)\s*from\s*['"][^'"]+['"]/g)) {
+    for (const name of m[1].replace(/[{}]/g, ',').split(',')) {
+      const local = name.trim().replace(/^type\s+/, '').split(/\s+as\s+/).pop()?.replace(/^\*\s*/, '').trim()
+      if (local !== undefined && local !== '') imported.add(local)
+    }
+  }
+  const out = [...code.matchAll(/\bexport\s+(?:type\s+)?(?:\*|\{[^}]*\})(?:\s+as\s+\w+)?\s*from\s*['"][^'"]+['"]/g)].map(m => m[0].replace(/\s+/g, ' '))
+  for (const m of code.matchAll(/\bexport\s+(?:type\s+)?\{([^}]*)\}(?!\s*from)/g)) {
+    const names = m[1].split(',').map(n => n.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0].trim())
+    if (names.some(n => imported.has(n))) out.push(m[0].replace(/\s+/g, ' '))
+  }
+  return out
 }
 
 /** The repository-relative path a relative specifier lands on (undefined: a package). */
@@ -88,8 +104,18 @@ t.test('the import scanner sees every form of import', async t => {
     "// import x from '../daemon/commented.ts'",
     "/* import y from '../daemon/also-commented.ts' */"
   ].join('\n')).sort(), ['../bin/e.ts', '../coordinator/b.ts', '../coordinator/lazy.ts', '../daemon/a.ts', '../daemon/side.ts', './d.ts', 'tap'])
-  t.same(reExports("export { a } from './a.ts'\nexport type { B } from './b.ts'\nexport * from './c.ts'\nexport function f () {}\n// export { x } from './x.ts'"),
-    ["export { a } from './a.ts'", "export type { B } from './b.ts'", "export * from './c.ts'"])
+  t.same(reExports([
+    "import { g } from './g.ts'",
+    "import type { H, I as J } from './h.ts'",
+    "export { a } from './a.ts'",
+    "export type { B } from './b.ts'",
+    "export * from './c.ts'",
+    'export function f () {}',
+    'const k = 1',
+    'export { g, k }',
+    'export type { J }',
+    "// export { x } from './x.ts'"
+  ].join('\n')), ["export { a } from './a.ts'", "export type { B } from './b.ts'", "export * from './c.ts'", 'export { g, k }', 'export type { J }'])
 })
 
 t.test('protocol/ and cache/ import nothing from above; daemon/ nothing from the coordinator or the CLI', async t => {

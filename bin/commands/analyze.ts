@@ -2,7 +2,8 @@
 // waits, every node seen accounted for, and for a job each node's fit, clause by clause.
 import path from 'node:path'
 import { controlRequest } from '../../protocol/control.ts'
-import { resolveRunId, readRun, runsDirOf } from '../../coordinator/runs.ts'
+import { resolveRunId, readRun } from '../../coordinator/runs.ts'
+import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printableJson, printableLines } from '../../protocol/printable.ts'
 

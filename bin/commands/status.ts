@@ -4,7 +4,8 @@
 // each (protocol/printable.ts), and the whole text is escaped again as it is printed.
 import path from 'node:path'
 import { controlRequest } from '../../protocol/control.ts'
-import { resolveRunId, readRun, listRuns, runsDirOf, type RunInfo } from '../../coordinator/runs.ts'
+import { resolveRunId, readRun, listRuns, type RunInfo } from '../../coordinator/runs.ts'
+import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
 

@@ -130,4 +130,3 @@ export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, res
   return lines.join('\n') + '\n'
 }
 
-export type { DagmanNode }

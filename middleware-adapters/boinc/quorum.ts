@@ -5,7 +5,6 @@
 
 import type { Replica, Decision } from '../../coordinator/core/contracts.ts'
 
-export type { Replica, Decision }
 
 export interface QuorumRules {
   quorum: number

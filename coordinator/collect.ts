@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Queue } from '@libp2p/utils'
 import { fetchBlobVerified, failedHolders } from '../cache/blob-protocol.ts'
 import { errorMessage } from '../protocol/errors.ts'
-import type { JobRec } from './core/model.ts'
+import type { AttemptRec, JobRec } from './core/model.ts'
 import type { RunContext } from './run-context.ts'
 
 /** collection rounds at most: after each failed one, the jobs whose outputs could not be had run again */
@@ -110,4 +110,13 @@ export class Collector {
       }
     }
   }
+}
+/** A replica's outputs in a directory of their own under the run's, read-only (for the job's compare command). */
+export async function resultDir (outputs: Pick<Collector, 'fetchToStore' | 'placeFile'>, runDir: string, a: AttemptRec): Promise<string> {
+  const dir = path.join(runDir, 'results', a.id)
+  for (const o of a.outputs ?? []) {
+    await outputs.fetchToStore(o.hash, o.size)
+    await outputs.placeFile(o.hash, path.join(dir, o.name))
+  }
+  return dir
 }

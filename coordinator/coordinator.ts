@@ -22,18 +22,13 @@ import { parseDag } from './core/dag.ts'
 import path from 'node:path'
 import type { Journal, RunMeta } from './journal.ts'
 import { Progress } from './progress.ts'
-import { NativeAdapter } from '../middleware-adapters/native.ts'
-import type { MiddlewareAdapter } from './core/contracts.ts'
-import type { QuorumPolicy } from '../middleware-adapters/boinc/policy.ts'
-import type { TrustBook } from '../middleware-adapters/boinc/trust.ts'
+import type { AdapterComponents, MiddlewareAdapter, ReplicationPolicy } from './core/contracts.ts'
 import { prepare, openRunStore, loadRunIdentity, hashInputs, openStatCache, restoreJournal, leaveLocalDaemon } from './setup.ts'
 import { Recruiter } from './recruit.ts'
-import { Collector } from './collect.ts'
+import { Collector, resultDir } from './collect.ts'
 import { RunStatus } from './run-status.ts'
 import { StallWatch, DEFAULT_STALL_SEC } from './stall-watch.ts'
-import { replicationPolicy, resultDir } from './replication.ts'
 import type { SubmitOptions, RunSummary, RunContext, RunOutcome } from './run-context.ts'
-
 
 export class Coordinator {
   readonly opts: SubmitOptions
@@ -44,9 +39,8 @@ export class Coordinator {
   dag!: Dag
   core!: RunCore
   node!: BgridNode
-  /** BOINC-style runs: the replication policy, and the submitter's records of its workers */
-  replication?: QuorumPolicy
-  private trust?: TrustBook
+  /** BOINC-style runs: the replication policy its middleware hands the run core */
+  replication?: ReplicationPolicy
   private journal!: Journal
   private meta!: RunMeta
   private store!: BlobStore
@@ -135,16 +129,7 @@ export class Coordinator {
       onServed: (_peer, hash, bytes) => { this.status.served(hash, bytes) }
     })
     // dispatch: workers pull their jobs from the adapter
-    this.adapter = new NativeAdapter()
-    await this.adapter.start({
-      node: this.node, core: this.core, runId: this.runId, log: this.log,
-      isWorker: (peer) => this.recruiter.claimed.has(peer),
-      isClosing: () => this.closing,
-      // not over while final outputs may still have to be made again (see runToTheEnd)
-      isOver: () => this.collector.collected && this.core.finished(),
-      persist: async () => { await this.journal.flush() },
-      onResult: () => { this.wakeMain() }
-    })
+    await this.adapter.start()
     this.markStarted()
     this.localDaemon = await leaveLocalDaemon(o.dataDir, this.runId, this.log)
     // `bgrid cancel`, `bgrid status RUN` and `bgrid logs` talk to the run's own socket
@@ -175,22 +160,13 @@ export class Coordinator {
     return await this.finish(failure)
   }
 
-  /** The run core, with the replication policy of a BOINC-style DAG; every job change journaled and said. */
+  /**
+   * The DAG's middleware adapter (the one the CLI picked), then the run core with the
+   * adapter's replication policy (BOINC-style DAGs); every job change journaled and said.
+   */
   private async makeCore (): Promise<void> {
-    const replicated = await replicationPolicy(this.dag, {
-      dataDir: this.opts.dataDir,
-      gflopsOf: (peer) => this.recruiter.claimed.get(peer)?.offer.gflops,
-      nameOf: (peer) => this.recruiter.nameOf(peer),
-      resultDir: async (a) => await resultDir(this.collector, this.runDir, a),
-      classified: (attempt, key) => {
-        this.core.classified(attempt, key)
-        this.adapter.notify()
-        this.wakeMain()
-      },
-      emit: (ev, human) => { this.emit(ev, human) }
-    })
-    this.replication = replicated?.policy
-    this.trust = replicated?.trust
+    this.adapter = this.opts.adapter(this.dag)(this.components())
+    this.replication = await this.adapter.replication?.()
     this.core = new RunCore(this.dag, {
       coordinatorId: this.node.peerId.toString(), prefetch: this.opts.prefetch, nonce: randomBytes(3).toString('hex'), replication: this.replication,
       hooks: {
@@ -209,6 +185,29 @@ export class Coordinator {
     })
     // nothing starts before the run has its workers.min (see RunCore.held)
     this.core.held = true
+  }
+
+  /** What the run offers its middleware adapter (the run core is read once the adapter starts). */
+  private components (): AdapterComponents {
+    const run = this
+    return {
+      node: this.node, get core () { return run.core }, runId: this.runId, log: this.log, dag: this.dag, dataDir: this.opts.dataDir,
+      isWorker: (peer) => this.recruiter.claimed.has(peer),
+      isClosing: () => this.closing,
+      // not over while final outputs may still have to be made again (see runToTheEnd)
+      isOver: () => this.collector.collected && this.core.finished(),
+      persist: async () => { await this.journal.flush() },
+      onResult: () => { this.wakeMain() },
+      gflopsOf: (peer) => this.recruiter.claimed.get(peer)?.offer.gflops,
+      nameOf: (peer) => this.recruiter.nameOf(peer),
+      resultDir: async (a) => await resultDir(this.collector, this.runDir, a),
+      classified: (attempt, key) => {
+        this.core.classified(attempt, key)
+        this.adapter.notify()
+        this.wakeMain()
+      },
+      emit: (ev, human) => { this.emit(ev, human) }
+    }
   }
 
   /** What the parts of the run share (run-context.ts). */
@@ -327,8 +326,8 @@ export class Coordinator {
   /** Whatever happened, the report and the final status are written, and the journal closed. */
   private async finish (failure: unknown): Promise<RunSummary> {
     await this.addedInputs?.then(async c => { await c.save() }).catch(() => {})
-    // what this run learnt of its workers (BOINC-style runs): kept for the next runs
-    await this.trust?.save().catch(err => { this.log.warn('worker records not saved', { err: errorMessage(err) }) })
+    // what this run learnt (BOINC-style runs: of its workers): kept for the next runs
+    await this.adapter.save?.()
     const counts = this.core.counts()
     const cancelled = this.outcome.cancelled
     const ok = failure === undefined && !cancelled && counts.done === this.core.jobs.size && this.collector.collectErrors.size === 0

@@ -8,6 +8,7 @@ import type { Dag, JobRec } from './core/model.ts'
 import type { RunCore } from './core/run-core.ts'
 import type { Journal } from './journal.ts'
 import type { Mode } from './progress.ts'
+import type { AdapterChoice } from './core/contracts.ts'
 
 export interface SubmitOptions {
   dagFile?: string
@@ -33,6 +34,8 @@ export interface SubmitOptions {
   streamOutputs: boolean
   progress: Mode
   log: Logger
+  /** the middleware adapter a DAG runs with (the CLI hands the registry's lookup) */
+  adapter: AdapterChoice
 }
 
 export interface RunSummary {

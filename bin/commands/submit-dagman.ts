@@ -10,6 +10,7 @@ import { BgridError } from '../../protocol/errors.ts'
 import { createLogger } from '../../protocol/log.ts'
 import { Progress } from '../../coordinator/progress.ts'
 import { runDagman, writeCondorSub, type DagmanRunOptions } from '../../coordinator/dagman/run-dagman.ts'
+import { adapterFor } from '../../middleware-adapters/registry.ts'
 import { GridPool } from '../../coordinator/dagman/grid-pool.ts'
 import { CSD_OPTIONS } from './csd-options.ts'
 import { LINES_MAX, printable, printableJson, printableLines } from '../../protocol/printable.ts'
@@ -78,7 +79,9 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   const pool = new GridPool({
     name: path.basename(dag).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100) || 'dagman',
     dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter,
-    prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter
+    prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter,
+    // the pool's run is native: DAGMan's nodes are vanilla jobs
+    adapter: adapterFor
   })
   const interrupt = new AbortController()
   const kill = new AbortController()

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Coordinator } from '../../coordinator/coordinator.ts'
+import { adapterFor } from '../../middleware-adapters/registry.ts'
 import { newRunId, runDirOf } from '../../coordinator/run-dir.ts'
 import { parseDag, readDagJson } from '../../coordinator/core/dag.ts'
 import { Progress } from '../../coordinator/progress.ts'
@@ -52,7 +53,9 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
     prefetch: o.prefetch !== false,
     streamOutputs: o.streamOutputs === true,
     progress: mode,
-    log
+    log,
+    // the DAG's middleware picks its adapter
+    adapter: adapterFor
   })
   let interrupted = false
   const onSignal = (): void => { interrupted = true; c.cancel('interrupted') }

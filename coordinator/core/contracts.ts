@@ -7,7 +7,7 @@
 import type { BgridNode } from '../../protocol/node.ts'
 import type { Assignment, AttemptResult, CorruptReport, PeerInfo, PrefetchHint } from '../../protocol/jobs.ts'
 import type { Logger } from '../../protocol/log.ts'
-import type { AttemptRec, JobRec, JobState } from './model.ts'
+import type { AttemptRec, Dag, JobRec, JobState } from './model.ts'
 
 // ---- middleware adapters --------------------------------------------------------------
 // A middleware adapter runs a DAG's jobs on claimed workers. BonjourGrid wrapped
@@ -41,11 +41,19 @@ export interface RunPort {
   finished: () => boolean
 }
 
-export interface AdapterContext {
+/**
+ * What a run offers its middleware adapter: the components a factory picks from (each
+ * declares the few it uses, as js-libp2p's services do). Made before the run core exists:
+ * `core` is read once the adapter starts.
+ */
+export interface AdapterComponents {
   node: BgridNode
   core: RunPort
   runId: string
   log: Logger
+  dag: Dag
+  /** the submitter's data directory: what a middleware keeps across runs lives there */
+  dataDir: string
   /** is this peer one of this run's claimed workers? */
   isWorker: (peer: string) => boolean
   /** a result was applied (for the journal, progress and output streaming) */
@@ -56,17 +64,39 @@ export interface AdapterContext {
   isClosing: () => boolean
   /** every job is finished and the final outputs are collected: workers may stop pulling */
   isOver: () => boolean
+  /** a claimed worker's measured GFLOPS per core (undefined: not claimed, or it did not measure itself) */
+  gflopsOf: (peer: string) => number | undefined
+  nameOf: (peer: string) => string
+  /** an ok attempt's outputs in a directory of their own (for a job's compare command) */
+  resultDir: (a: AttemptRec) => Promise<string>
+  /** a compared attempt's agreement key, to the run core (which judges its job again) */
+  classified: (attempt: string, key: string) => void
+  /** an event of the run (and its line for people) */
+  emit: (ev: Record<string, unknown>, human?: string) => void
 }
 
 export interface MiddlewareAdapter {
   readonly name: string
+  /**
+   * Before the run core is made: the policy by which it replicates and validates this
+   * middleware's jobs (BOINC-style). None: one live attempt a job, the first good result wins.
+   */
+  replication?: () => Promise<ReplicationPolicy | undefined>
   /** Start the server side for this run. */
-  start: (ctx: AdapterContext) => Promise<void>
+  start: () => Promise<void>
   /** Jobs became ready or workers changed: wake workers waiting for work. */
   notify: () => void
   /** Stop serving (after workers were told the run is over). */
   stop: () => Promise<void>
+  /** The run is over: keep what it learnt for the next runs (BOINC-style: the records of its workers). */
+  save?: () => Promise<void>
 }
+
+/** A middleware adapter, made from the run's components (`xtremweb(init)` returns one). */
+export type MiddlewareFactory = (components: AdapterComponents) => MiddlewareAdapter
+
+/** How a run picks its middleware from its DAG (the CLI hands the registry's lookup to the coordinator). */
+export type AdapterChoice = (dag: Dag) => MiddlewareFactory
 
 // ---- replication --------------------------------------------------------------------
 // How many attempts of a job may be out at once, and when the job is done: the hook
@@ -76,7 +106,7 @@ export interface MiddlewareAdapter {
 // - replicated (BOINC-style middleware): several replicas on distinct hosts; a result
 //   counts once a quorum of them agree.
 
-/** One replica as a decision sees it (see middleware-adapters/boinc/quorum.ts). */
+/** One replica as a decision sees it (BOINC's transitioner and validator judge them). */
 export interface Replica {
   attempt: string
   worker: string

@@ -1,23 +1,43 @@
-// The native adapter, XtremWeb-style: workers pull work ("work request"), report
-// results and prove they are alive in the same message ("work alive"). Pulling
-// lets workers sit behind NAT: only the worker opens streams.
-import { serve } from '../protocol/rpc.ts'
-import { jobsSpec, PULL_WAIT_MS, type PullReply } from '../protocol/jobs.ts'
-import { BgridError } from '../protocol/errors.ts'
-import type { AdapterContext, MiddlewareAdapter } from '../coordinator/core/contracts.ts'
+// The XtremWeb style (bgrid's native middleware): workers pull work ("work request"),
+// report results and prove they are alive in the same message ("work alive"). Pulling
+// lets workers sit behind NAT: only the worker opens streams. The adapter serves the
+// pulls and hands them to the run core through its port; the run core decides.
+// Contract: `xtremweb(init)` returns a middleware factory that takes only the components
+// it uses. Imports protocol/ and the run core's contracts.
+import { serve } from '../../protocol/rpc.ts'
+import { jobsSpec, PULL_WAIT_MS, type PullReply } from '../../protocol/jobs.ts'
+import { BgridError } from '../../protocol/errors.ts'
+import type { AdapterComponents, MiddlewareAdapter } from '../../coordinator/core/contracts.ts'
 
 /** a held pull looks for work again at least this often */
 const RECHECK_MS = 1000
 
-export class NativeAdapter implements MiddlewareAdapter {
+/** What the pull server uses of the run. */
+export type XtremWebComponents = Pick<AdapterComponents, 'node' | 'core' | 'runId' | 'log' | 'isWorker' | 'onResult' | 'persist' | 'isClosing' | 'isOver'>
+
+/** Nothing to configure yet: the pull protocol's timings are the protocol's. */
+export type XtremWebInit = Record<string, never>
+
+/** The XtremWeb-style middleware: workers pull their jobs from the submitter. */
+export function xtremweb (_init: XtremWebInit = {}): (components: XtremWebComponents) => MiddlewareAdapter {
+  return (components) => new PullServer(components)
+}
+
+class PullServer implements MiddlewareAdapter {
   readonly name = 'native'
-  private ctx?: AdapterContext
+  private readonly components: XtremWebComponents
+  private started = false
   private waiters = new Set<() => void>()
   /** the worker-set version each worker last received the peer list at: resend only on change */
   private readonly peersSent = new Map<string, number>()
 
-  async start (ctx: AdapterContext): Promise<void> {
-    this.ctx = ctx
+  constructor (components: XtremWebComponents) {
+    this.components = components
+  }
+
+  async start (): Promise<void> {
+    const ctx = this.components
+    this.started = true
     await ctx.node.unhandle(jobsSpec.id).catch(() => {})
     await serve(ctx.node, jobsSpec, ctx.log.child('jobs'), async (req, hc) => {
       if (req.run !== ctx.runId) throw new BgridError('NOT_FOUND', `this coordinator runs ${ctx.runId}, not ${req.run}`)
@@ -74,6 +94,6 @@ export class NativeAdapter implements MiddlewareAdapter {
 
   async stop (): Promise<void> {
     this.notify()
-    await this.ctx?.node.unhandle(jobsSpec.id).catch(() => {})
+    if (this.started) await this.components.node.unhandle(jobsSpec.id).catch(() => {})
   }
 }

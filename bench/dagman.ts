@@ -5,8 +5,8 @@
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { readDagmanFile } from '../coordinator/dagman/dag-file.ts'
-import { dagmanToDagJson } from '../coordinator/dagman/to-dag-json.ts'
+import { readDagmanFile } from '../middleware-adapters/condor/dag-file.ts'
+import { dagmanToDagJson } from '../middleware-adapters/condor/to-dag-json.ts'
 import { parseDag } from '../coordinator/core/dag.ts'
 import { edgeBytes, upwardRank, planPlacement } from '../coordinator/core/plan.ts'
 

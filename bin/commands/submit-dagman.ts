@@ -1,5 +1,5 @@
 // `bgrid submit FILE.dag [condor_submit_dag options]`: the DAG run as DAGMan runs it
-// (coordinator/dagman/run-dagman.ts), its vanilla jobs on bgrid workers. The exit code is
+// (middleware-adapters/condor/run-dagman.ts), its vanilla jobs on bgrid workers. The exit code is
 // condor_dagman's: 0 the DAG succeeded, 1 it failed, 2 it was removed (interrupted), or an
 // ABORT-DAG-ON RETURN value. A first Ctrl-C (or SIGTERM, SIGHUP) removes the DAG as
 // condor_rm does (what runs is stopped, a rescue DAG written, FINAL still runs); a second
@@ -9,9 +9,9 @@ import path from 'node:path'
 import { BgridError } from '../../protocol/errors.ts'
 import { createLogger } from '../../protocol/log.ts'
 import { Progress } from '../../coordinator/progress.ts'
-import { runDagman, writeCondorSub, type DagmanRunOptions } from '../../coordinator/dagman/run-dagman.ts'
+import { runDagman, writeCondorSub, type DagmanRunOptions } from '../../middleware-adapters/condor/run-dagman.ts'
 import { adapterFor } from '../../middleware-adapters/registry.ts'
-import { GridPool } from '../../coordinator/dagman/grid-pool.ts'
+import { GridPool } from '../../middleware-adapters/condor/grid-pool.ts'
 import { CSD_OPTIONS } from './csd-options.ts'
 import { LINES_MAX, printable, printableJson, printableLines } from '../../protocol/printable.ts'
 

@@ -28,7 +28,7 @@ export function isDagmanFile (file: string): boolean {
 }
 
 export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
-  // HTCondor DAGMan files run as condor_dagman runs them (coordinator/dagman/run-dagman.ts)
+  // HTCondor DAGMan files run as condor_dagman runs them (middleware-adapters/condor/run-dagman.ts)
   if (dag !== undefined && isDagmanFile(dag)) {
     if (o.resume !== undefined) throw new BgridError('INVALID_CONFIG', `--resume is for dag.json runs: a DAGMan file picks up where it failed through its rescue DAG (\`bgrid submit ${dag}\` again runs what is left)`)
     const { dagmanSubmit } = await import('./submit-dagman.ts')

@@ -19,8 +19,8 @@ import path from 'node:path'
 import type jsep from 'jsep'
 import { BgridError } from '../../protocol/errors.ts'
 import { DEFAULT_RANK, type Expr } from '../../protocol/expr.ts'
-import { parseDag, readDagJson } from '../core/dag.ts'
-import { type Dag, type JobSpec } from '../core/model.ts'
+import { parseDag, readDagJson } from '../../coordinator/core/dag.ts'
+import { type Dag, type JobSpec } from '../../coordinator/core/model.ts'
 import { doubleQuoted } from './quote.ts'
 
 export interface ExportedFile { path: string, text: string }

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Queue } from '@libp2p/utils'
 import { fetchBlobVerified, failedHolders } from '../cache/blob-protocol.ts'
 import { errorMessage } from '../protocol/errors.ts'
-import type { AttemptRec, JobRec } from './core/model.ts'
+import { TERMINAL, type AttemptRec, type JobRec, type JobState } from './core/model.ts'
 import type { RunContext } from './run-context.ts'
 
 /** collection rounds at most: after each failed one, the jobs whose outputs could not be had run again */
@@ -25,6 +25,19 @@ export class Collector {
   constructor (ctx: RunContext) {
     this.ctx = ctx
   }
+  /**
+   * A job changed state: an open run says each job's end once its outputs are here;
+   * --stream-outputs brings a done job's outputs as soon as it ends.
+   */
+  jobChanged (job: JobRec, to: JobState): void {
+    const { opts, log, core } = this.ctx
+    const open = opts.open
+    if (open !== undefined && TERMINAL.has(to)) {
+      if (to === 'done') this.collect(job).catch(err => { log.warn('outputs not collected', { job: job.spec.id, err: errorMessage(err) }) }).finally(() => { open.onJobEnd(job) })
+      else open.onJobEnd(job)
+    } else if (to === 'done' && opts.streamOutputs && core.isCollected(job.spec.id)) this.collect(job).catch(err => { log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
+  }
+
 
   /** A blob into the run's store, from a live holder (a copy here is used only if it still holds its bytes). */
   async fetchToStore (hash: string, size: number): Promise<void> {

@@ -1,14 +1,12 @@
-// One run, on the submitter's machine: the coordinator created on the fly. This file is
-// the run's story, step by step: dag (setup.ts: a new run or a resumed one) -> select and
-// claim (recruit.ts: idle nodes ranked, claimed under leases) -> plan and stage (the run
-// core plans; staged inputs served from here) -> dispatch (the adapter serves pulls; the
-// run core decides) -> collect (collect.ts) -> release. What the run says about itself is
-// in run-status.ts; BOINC-style replication in replication.ts; decisions in select.ts,
-// plan.ts and run-core.ts.
+// One run, on the submitter's machine: the coordinator created on the fly, told top-down.
+// Set up (a new run or a resumed one) -> recruit (idle nodes ranked, claimed under leases)
+// -> plan and stage (the run core plans; staged inputs served from here) -> dispatch (the
+// middleware adapter it was handed serves the workers; the run core decides) -> collect
+// -> release. Imports protocol/, cache/ and the run core; never a middleware adapter.
 import { randomBytes } from 'node:crypto'
 import { createBgridNode, type BgridNode } from '../protocol/node.ts'
 import { submitterKey } from '../protocol/identity.ts'
-import { BgridError, errorMessage } from '../protocol/errors.ts'
+import { BgridError } from '../protocol/errors.ts'
 import { hasMulticastRoute, MULTICAST_ROUTE_HINT } from '../protocol/dnssd.ts'
 import { readGridKey, gridKeyId } from '../protocol/grid-key.ts'
 import type { Logger } from '../protocol/log.ts'
@@ -16,7 +14,7 @@ import type { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'
 import { StagedFiles, combineSources, type StatCache } from '../cache/staged-files.ts'
 import type { openDb } from '../protocol/db.ts'
-import { type Dag, type JobRec, TERMINAL } from './core/model.ts'
+import type { Dag, JobRec } from './core/model.ts'
 import { RunCore } from './core/run-core.ts'
 import { parseDag } from './core/dag.ts'
 import path from 'node:path'
@@ -85,20 +83,14 @@ export class Coordinator {
   }
 
   /** An open run takes no more jobs: it ends once those it has are over. */
-  closeJobs (): void {
-    this.openJobs = false
-    this.wakeMain()
-  }
+  closeJobs (): void { this.openJobs = false; this.wakeMain() }
 
   private emit (ev: Record<string, unknown>, human?: string): void { this.progress.event({ run: this.runId, ...ev }, human) }
 
   async run (): Promise<RunSummary> {
     // nobody may be waiting on `started`: its rejection is not an unhandled one
     this.started.catch(() => {})
-    try { return await this.runSteps() } catch (err) {
-      this.failStarted(err)
-      throw err
-    }
+    try { return await this.runSteps() } catch (err) { this.failStarted(err); throw err }
   }
 
   private async runSteps (): Promise<RunSummary> {
@@ -146,7 +138,7 @@ export class Coordinator {
     try {
       await this.waitForWorkers()
       // plan, and check the workers can hold what is staged for them
-      await this.checkDisk()
+      this.recruiter.checkDisk(need => { this.status.inputBytesStaged += need })
       this.core.held = false
       // after a resume: outputs whose holders were not claimed again are made again (once they had their chance)
       if (this.recruiter.settled()) this.core.reconcile('run starts')
@@ -170,16 +162,7 @@ export class Coordinator {
     this.core = new RunCore(this.dag, {
       coordinatorId: this.node.peerId.toString(), prefetch: this.opts.prefetch, nonce: randomBytes(3).toString('hex'), replication: this.replication,
       hooks: {
-        onTransition: (job, from, to, reason) => {
-          this.status.announce(job, from, to, reason)
-          const open = this.opts.open
-          if (open !== undefined && TERMINAL.has(to)) {
-            // an open run says each job's end once its outputs are here
-            if (to === 'done') this.collector.collect(job).catch(err => { this.log.warn('outputs not collected', { job: job.spec.id, err: errorMessage(err) }) }).finally(() => { open.onJobEnd(job) })
-            else open.onJobEnd(job)
-          } else if (to === 'done' && this.opts.streamOutputs && this.core.isCollected(job.spec.id)) this.collector.collect(job).catch(err => { this.log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
-          this.wakeMain()
-        },
+        onTransition: (job, from, to, reason) => { this.status.announce(job, from, to, reason); this.collector.jobChanged(job, to); this.wakeMain() },
         onIllegal: (job, from, to, reason) => { this.log.error('illegal job transition refused', { job, from, to, reason }) }
       }
     })
@@ -201,11 +184,7 @@ export class Coordinator {
       gflopsOf: (peer) => this.recruiter.claimed.get(peer)?.offer.gflops,
       nameOf: (peer) => this.recruiter.nameOf(peer),
       resultDir: async (a) => await resultDir(this.collector, this.runDir, a),
-      classified: (attempt, key) => {
-        this.core.classified(attempt, key)
-        this.adapter.notify()
-        this.wakeMain()
-      },
+      classified: (attempt, key) => { this.core.classified(attempt, key); this.adapter.notify(); this.wakeMain() },
       emit: (ev, human) => { this.emit(ev, human) }
     }
   }
@@ -220,36 +199,9 @@ export class Coordinator {
     }
   }
 
-  /**
-   * Until the run has its workers.min, for --wait at most (NO_WORKERS says why). An open run
-   * that had workers and lost them all waits on (its jobs stay queued, as HTCondor's idle
-   * jobs do until machines come back), saying why every --wait.
-   */
+  /** Until the run has its workers.min (recruiting: NO_WORKERS says why it has not). */
   private async waitForWorkers (opts: { patient?: boolean } = {}): Promise<void> {
-    let deadline = Date.now() + this.opts.waitSec * 1000
-    while (this.recruiter.claimed.size < this.dag.workers.min) {
-      if (this.outcome.cancelled || (opts.patient === true && !this.openJobs && this.core.finished())) return
-      if (Date.now() >= deadline) {
-        const why = this.recruiter.noWorkers()
-        if (opts.patient !== true) throw why
-        this.emit({ event: 'warning', message: errorMessage(why) }, `waiting for workers: ${errorMessage(why)}`)
-        deadline = Date.now() + this.opts.waitSec * 1000
-      }
-      await this.sleep(Math.min(500, deadline - Date.now()))
-    }
-  }
-
-  /** Plan; refuse early, before any transfer, if a worker cannot hold the inputs planned for it. */
-  private async checkDisk (): Promise<void> {
-    this.core.replan()
-    for (const w of this.recruiter.claimed.values()) {
-      const need = this.core.stagingBytes(w.id)
-      const freeMiB = w.offer.disk
-      if (need / 1048576 > freeMiB) {
-        throw new BgridError('DISK_FULL', `worker ${w.candidate.name} has ${freeMiB} MiB free but the inputs planned for it need ${Math.ceil(need / 1048576)} MiB: nothing was transferred`)
-      }
-      this.status.inputBytesStaged += need
-    }
+    await this.recruiter.waitForWorkers(() => this.outcome.cancelled || (opts.patient === true && !this.openJobs && this.core.finished()), opts.patient === true, async ms => { await this.sleep(ms) })
   }
 
   /**
@@ -340,12 +292,7 @@ export class Coordinator {
     await this.journal.close()
     await this.storeDb.close()
     if (failure !== undefined) throw failure
-    const s = this.core.stats
-    const summary: RunSummary = {
-      runId: this.runId, outDir: this.outDir, ok, cancelled, counts, makespanMs: Date.now() - this.startedAt,
-      workers: this.core.workers.size, bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits,
-      inputWaitMs: s.inputWaitMs, inputBytesStaged: this.status.inputBytesStaged, servedBytes: this.status.servedBytes
-    }
+    const summary = this.status.summary(ok, cancelled, counts)
     this.emit({ event: 'finished', ...summary })
     return summary
   }

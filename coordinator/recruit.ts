@@ -103,6 +103,39 @@ export class Recruiter {
   }
 
   /** No more claims. */
+  /**
+   * Until the run has its workers.min, for --wait at most (NO_WORKERS says why), or `done()`.
+   * A patient wait (an open run that had workers and lost them all) waits on (its jobs stay
+   * queued, as HTCondor's idle jobs do until machines come back), saying why every --wait.
+   */
+  async waitForWorkers (done: () => boolean, patient: boolean, sleep: (ms: number) => Promise<void>): Promise<void> {
+    let deadline = Date.now() + this.ctx.opts.waitSec * 1000
+    while (this.claimed.size < this.ctx.dag.workers.min) {
+      if (done()) return
+      if (Date.now() >= deadline) {
+        const why = this.noWorkers()
+        if (!patient) throw why
+        this.ctx.emit({ event: 'warning', message: errorMessage(why) }, `waiting for workers: ${errorMessage(why)}`)
+        deadline = Date.now() + this.ctx.opts.waitSec * 1000
+      }
+      await sleep(Math.min(500, deadline - Date.now()))
+    }
+  }
+
+  /** Plan; refuse early, before any transfer, if a worker cannot hold the inputs planned for it. */
+  checkDisk (staged: (bytes: number) => void): void {
+    const { core } = this.ctx
+    core.replan()
+    for (const w of this.claimed.values()) {
+      const need = core.stagingBytes(w.id)
+      const freeMiB = w.offer.disk
+      if (need / 1048576 > freeMiB) {
+        throw new BgridError('DISK_FULL', `worker ${w.candidate.name} has ${freeMiB} MiB free but the inputs planned for it need ${Math.ceil(need / 1048576)} MiB: nothing was transferred`)
+      }
+      staged(need)
+    }
+  }
+
   stop (): void {
     clearTimeout(this.graceTimer)
     clearInterval(this.recruitTimer)

@@ -11,7 +11,7 @@ import { analyzeJob, analyzeRun } from './analyze.ts'
 import { writeRunReport } from './report/write.ts'
 import type { RunJson } from './report/run-json.ts'
 import { type JobRec, TERMINAL, type JobState } from './core/model.ts'
-import type { RunContext, RunOutcome } from './run-context.ts'
+import type { RunContext, RunOutcome, RunSummary } from './run-context.ts'
 import type { Recruiter } from './recruit.ts'
 import type { Collector } from './collect.ts'
 import { printable } from '../protocol/printable.ts'
@@ -152,6 +152,17 @@ export class RunStatus {
   }
 
   /** The end: run.json, report.html and trace.tsv in --out, the final status.json. */
+  /** The run's summary, as `submit` prints it and the 'finished' event says it. */
+  summary (ok: boolean, cancelled: boolean, counts: Record<JobState, number>): RunSummary {
+    const { core, runId, outDir } = this.ctx
+    const s = core.stats
+    return {
+      runId, outDir, ok, cancelled, counts, makespanMs: Date.now() - this.ctx.startedAt(),
+      workers: core.workers.size, bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits,
+      inputWaitMs: s.inputWaitMs, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes
+    }
+  }
+
   async writeFinal (): Promise<void> {
     const { outDir, log } = this.ctx
     const report = this.report(true)

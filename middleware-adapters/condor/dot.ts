@@ -3,15 +3,8 @@
 // ("(I)" not run yet, "(Done)" in bold for DONE nodes), then one arc per edge.
 import { readFileSync } from 'node:fs'
 import type { DagmanDag } from './dag-file.ts'
+import { ctime } from './quote.ts'
 
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
-
-/** C's ctime() without its newline: `Thu Nov  7 05:20:00 2025` */
-function ctime (d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, '0')
-  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${d.getFullYear()}`
-}
 
 const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
 

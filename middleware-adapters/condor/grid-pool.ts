@@ -16,7 +16,7 @@ import type { SubmitOptions } from '../../coordinator/run-context.ts'
 import { errorMessage } from '../../protocol/errors.ts'
 import { shq, type NodeJob } from './to-dag-json.ts'
 import { hashFile } from '../../cache/hasher.ts'
-import type { JobRunner } from './run-dagman.ts'
+import type { JobRunner } from './dag-run.ts'
 import { printable } from '../../protocol/printable.ts'
 
 /** the file the wrapper leaves the job's exit value in */

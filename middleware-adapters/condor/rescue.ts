@@ -3,10 +3,14 @@
 // together with the original DAG; a full one (DAGMAN_WRITE_PARTIAL_RESCUE = False) is
 // the whole DAG again, with DONE on the nodes that finished and the retries left, and
 // is run on its own.
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import type { DagmanDag, DagmanNode } from './dag-file.ts'
-import type { DagmanEngine, NodeState } from './engine.ts'
+import { BgridError } from '../../protocol/errors.ts'
+import { readDagmanFile, type DagmanDag, type DagmanNode } from './dag-file.ts'
+import type { DagmanEngine, DagResult, NodeState } from './engine.ts'
+import type { DagmanOut } from './dagman-logs.ts'
+import type { DagmanRunOptions } from './dag-run.ts'
+import { dagmanConfig, bool, int } from './config.ts'
 import { splitLines } from './lexer/lines.ts'
 import { doubleQuoted, twoDigits } from './quote.ts'
 
@@ -130,3 +134,55 @@ export function fullRescue (dag: DagmanDag, engine: DagmanEngine, now: Date, res
   return lines.join('\n') + '\n'
 }
 
+/** Where a run starts: the DAG (or the full rescue DAG a failed run left), its configuration, what is done. */
+export interface RescueStart {
+  dag: DagmanDag
+  cfg: Map<string, string>
+  /** the DAG file run: the one given, or a full rescue DAG */
+  dagFile: string
+  rescueNum: number
+  maxRescue: number
+  /** nodes a partial rescue DAG marks DONE, and the retries they had left */
+  done: Set<string>
+  retriesLeft: Map<string, number>
+}
+
+/** Read a DAG and the rescue DAG a failed run left: DONE nodes (partial) or the DAG to run (full). */
+export function startFromRescue (dagFile: string, o: Pick<DagmanRunOptions, 'autoRescue' | 'doRescueFrom' | 'configFile'>, env: Record<string, string | undefined>, out: DagmanOut): RescueStart {
+  let first = readDagmanFile(dagFile)
+  let cfg = dagmanConfig(first, env, o.configFile)
+  const autoRescue = o.autoRescue ?? bool(cfg.get('DAGMAN_AUTO_RESCUE'), true)
+  const maxRescue = int(cfg.get('DAGMAN_MAX_RESCUE_NUM'), MAX_RESCUE)
+  let rescueNum = o.doRescueFrom ?? (autoRescue ? lastRescue(dagFile) : 0)
+  if (rescueNum > maxRescue) rescueNum = maxRescue
+  const done = new Set<string>()
+  let retriesLeft = new Map<string, number>()
+  if (rescueNum > 0) {
+    const rf = rescueName(dagFile, rescueNum)
+    if (!existsSync(rf)) throw new BgridError('NOT_FOUND', `rescue DAG ${rf} does not exist (-dorescuefrom ${rescueNum})`)
+    const r = rescueDoneNodes(rf)
+    out.line(`Running rescue DAG ${rescueNum} (${path.basename(rf)})${r.full ? ', a full rescue DAG' : ''}`)
+    if (r.full) { first = readDagmanFile(rf, { rescue: true }); cfg = dagmanConfig(first, env, o.configFile); dagFile = rf } else { for (const d of r.done) done.add(d); retriesLeft = r.retries }
+  }
+  return { dag: first, cfg, dagFile, rescueNum, maxRescue, done, retriesLeft }
+}
+
+/**
+ * A rescue DAG, as DAGMan writes one: when the DAG failed before its FINAL node (whatever
+ * FINAL then did); none when it succeeded (ABORT-DAG-ON ... RETURN 0 included). Its file, or null.
+ */
+export function writeRescue (dag: DagmanDag, engine: DagmanEngine, result: DagResult, outBase: string, cfg: Map<string, string>, maxRescue: number, out: DagmanOut): string | null {
+  let rescue: string | null = null
+  if ((engine.beforeFinal() ?? result).exitCode !== 0 || result.exitCode !== 0) {
+    const num = lastRescue(outBase) + 1
+    if (num <= maxRescue) {
+      rescue = rescueName(outBase, num)
+      const partial = bool(cfg.get('DAGMAN_WRITE_PARTIAL_RESCUE'), true)
+      const reset = bool(cfg.get('DAGMAN_RESET_RETRIES_UPON_RESCUE'), true)
+      const text = partial ? partialRescue(dag, engine, new Date(), reset) : fullRescue(dag, engine, new Date(), reset)
+      writeFileSync(rescue, text)
+      out.line(`Writing Rescue DAG file ${path.basename(rescue)}`)
+    } else out.line(`Rescue DAG ${num} would be more than DAGMAN_MAX_RESCUE_NUM (${maxRescue}): none written`)
+  }
+  return rescue
+}

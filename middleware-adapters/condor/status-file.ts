@@ -1,6 +1,6 @@
 // NODE_STATUS_FILE: the DAG's and each node's state as ClassAds, in the layout
 // condor_dagman writes (Dag::DumpNodeStatus), which tools and HTCondor's own tests read.
-import { doubleQuoted, twoDigits } from './quote.ts'
+import { ctime, doubleQuoted } from './quote.ts'
 import { NODE_STATUS, DAG_STATUS, type DagmanEngine, type DagResult } from './engine.ts'
 
 const STATUS_NAME = ['STATUS_NOT_READY', 'STATUS_READY', 'STATUS_PRERUN', 'STATUS_SUBMITTED', 'STATUS_POSTRUN', 'STATUS_DONE', 'STATUS_ERROR', 'STATUS_FUTILE']
@@ -15,13 +15,6 @@ function dagEnd (r: DagResult): { code: number, note: string } {
 }
 
 const q = doubleQuoted
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
-/** ctime()'s format, as DAGMan's comments have it: "Tue Nov 14 22:13:20 2023" */
-function ctime (d: Date): string {
-  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2)} ${twoDigits(d.getHours())}:${twoDigits(d.getMinutes())}:${twoDigits(d.getSeconds())} ${d.getFullYear()}`
-}
-
 export function nodeStatusFile (dagFiles: string[], engine: DagmanEngine, result: DagResult | null, now: Date, nextUpdate: number): string {
   const ts = Math.floor(now.getTime() / 1000)
   const st = result === null ? { code: 3, note: 'STATUS_SUBMITTED ()' } : dagEnd(result)

@@ -1,4 +1,6 @@
-// bgrid: the one CLI (bin/bgrid.ts checks the Node version, then loads this).
+// bgrid: the one CLI (bin/bgrid.ts checks the Node version, then loads this). The top of
+// the import graph: it may import every folder, and it is where a run's middleware
+// adapter is picked (from the registry) and handed to the coordinator.
 // Subcommands map typed errors to messages and exit codes.
 import { Command, Option, InvalidArgumentError } from 'commander'
 import os from 'node:os'

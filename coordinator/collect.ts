@@ -8,6 +8,7 @@ import { fetchBlobVerified, failedHolders } from '../cache/blob-protocol.ts'
 import { errorMessage } from '../protocol/errors.ts'
 import { TERMINAL, type AttemptRec, type JobRec, type JobState } from './core/model.ts'
 import type { RunContext } from './run-context.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 /** collection rounds at most: after each failed one, the jobs whose outputs could not be had run again */
 const MAX_ROUNDS = 3
@@ -117,7 +118,7 @@ export class Collector {
           await this.fetchToStore(l.hash, l.size)
           await this.placeFile(l.hash, path.join(outDir, 'logs', `${job.spec.id}.${which}`))
         } catch (err) {
-          await writeFile(path.join(outDir, 'logs', `${job.spec.id}.${which}.tail`), l.tail).catch(() => {})
+          await writeFile(path.join(outDir, 'logs', `${job.spec.id}.${which}.tail`), l.tail).catch(err => { bestEffort('writeFile()', err) })
           log.debug('log not fetched', { job: job.spec.id, err: errorMessage(err) })
         }
       }

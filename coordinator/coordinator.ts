@@ -27,6 +27,7 @@ import { Collector, resultDir } from './collect.ts'
 import { RunStatus } from './run-status.ts'
 import { StallWatch, DEFAULT_STALL_SEC } from './stall-watch.ts'
 import type { SubmitOptions, RunSummary, RunContext, RunOutcome } from './run-context.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export class Coordinator {
   readonly opts: SubmitOptions
@@ -89,7 +90,7 @@ export class Coordinator {
 
   async run (): Promise<RunSummary> {
     // nobody may be waiting on `started`: its rejection is not an unhandled one
-    this.started.catch(() => {})
+    this.started.catch(err => { bestEffort('this.started', err) })
     try { return await this.runSteps() } catch (err) { this.failStarted(err); throw err }
   }
 
@@ -225,7 +226,7 @@ export class Coordinator {
     let placeableSeen = ''
     while ((!this.core.finished() || this.openJobs) && !this.outcome.cancelled) {
       this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
-      if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.status.writeStatus().catch(() => {}) }
+      if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.status.writeStatus().catch(err => { bestEffort('this.status.writeStatus()', err) }) }
       // replicas past their deadline count as no reply (BOINC-style jobs)
       this.core.tick(Date.now())
       this.stallWatch.check(Date.now())
@@ -277,7 +278,7 @@ export class Coordinator {
 
   /** Whatever happened, the report and the final status are written, and the journal closed. */
   private async finish (failure: unknown): Promise<RunSummary> {
-    await this.addedInputs?.then(async c => { await c.save() }).catch(() => {})
+    await this.addedInputs?.then(async c => { await c.save() }).catch(err => { bestEffort('this.addedInputs?.then()', err) })
     // what this run learnt (BOINC-style runs: of its workers): kept for the next runs
     await this.adapter.save?.()
     const counts = this.core.counts()

@@ -16,6 +16,7 @@ import { jobFits, type NodeShape } from './core/feasibility.ts'
 import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
 import type { RunContext } from './run-context.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export interface ClaimedWorker {
   id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
@@ -87,7 +88,7 @@ export class Recruiter {
     const { node, opts } = this.ctx
     node.addEventListener('peer:disconnect', (ev) => {
       const w = this.claimed.get(ev.detail.toString())
-      if (w !== undefined) this.renew(w).catch(() => {})
+      if (w !== undefined) this.renew(w).catch(err => { bestEffort('this.renew()', err) })
     })
     this.browser = new NodeBrowser({ interface: opts.mdnsInterface, requeryMs: 2000 })
     const onNode = (n: DiscoveredNode): void => {
@@ -193,7 +194,7 @@ export class Recruiter {
     const rest = sel.ranked.filter(c => !holders.has(c.ad.peer))
     const chosen = room <= 0 ? (onlyHolders ? [] : rest.filter(covers).slice(0, 1))
       : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
-    for (const c of chosen.slice(0, Math.max(1, room))) this.claim(c).catch(() => {})
+    for (const c of chosen.slice(0, Math.max(1, room))) this.claim(c).catch(err => { bestEffort('this.claim()', err) })
     if (this.claimed.size < dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
       this.lastWaitNote = Date.now()
       const why = summariseAccounts(this.nodeAccounts())
@@ -276,7 +277,7 @@ export class Recruiter {
       const start = startOf(offer.start, this.owner)
       core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String), ...(host !== '' ? { host } : {}), ...(start !== undefined ? { start } : {}) })
       // a tick a quarter lease: a silent worker is found lost at most a quarter lease late
-      w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(250, opts.leaseSec * 1000 / 4))
+      w.renewTimer = setInterval(() => { this.renew(w).catch(err => { bestEffort('this.renew()', err) }) }, Math.max(250, opts.leaseSec * 1000 / 4))
       this.ctx.emit({ event: 'worker', worker: peer, name: c.name, state: 'claimed', cores: offer.cores, ram: offer.ram, mhz: offer.mhz },
         opts.progress === 'lines' ? `claimed ${c.name} (${offer.cores} cores, ${offer.ram} MiB)` : undefined)
       this.onWorkersChanged(true)
@@ -390,7 +391,7 @@ export class Recruiter {
   }
 
   private async releaseOne (peer: string): Promise<void> {
-    try { await call(this.ctx.node, peerIdFromString(peer), claimSpec, { op: 'release', run: this.ctx.runId }, { timeoutMs: 3000 }) } catch {}
+    try { await call(this.ctx.node, peerIdFromString(peer), claimSpec, { op: 'release', run: this.ctx.runId }, { timeoutMs: 3000 }) } catch (err) { bestEffort('call()', err) }
   }
 
   /** Out of patience for workers.min: every node seen accounted for, and what to change. */

@@ -15,6 +15,7 @@ import type { RunContext, RunOutcome, RunSummary } from './run-context.ts'
 import type { Recruiter } from './recruit.ts'
 import type { Collector } from './collect.ts'
 import { printable } from '../protocol/printable.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 /** A replicated job's validation, for run.json: the quorum, the canonical result, who agreed and who did not. */
 function validationOf (j: JobRec, nameOf: (peer: string) => string): Record<string, unknown> {
@@ -169,7 +170,7 @@ export class RunStatus {
     await writeFile(path.join(outDir, 'run.json'), JSON.stringify(report, null, 2))
     // report.html and trace.tsv beside it; a report that cannot be drawn costs the run nothing
     await writeRunReport(outDir, report as unknown as RunJson).catch(err => { log.warn('run report not written', { err: errorMessage(err) }) })
-    await this.writeStatus(true, report).catch(() => {})
+    await this.writeStatus(true, report).catch(err => { bestEffort('this.writeStatus()', err) })
   }
 
   report (final: boolean): Record<string, unknown> {

@@ -1,6 +1,11 @@
-// The middleware styles a submitter has, and the lookup a run goes through: a DAG's
-// middleware name picks its adapter's factory (as a daemon's drivers are looked up by a
-// claim's middleware). The CLI hands the lookup to the coordinator, which imports no adapter.
+// Middleware adapters: how a run's jobs reach workers, in the style of a middleware
+// BonjourGrid wrapped (XtremWeb's pull, BOINC's replicas and quorum, Condor's DAGMan).
+// Each style is a folder exporting a factory, `style(init) => (components) => adapter`,
+// that declares only the run components it uses. This file is the registry: a DAG's
+// middleware name picks its factory (as a daemon's drivers are looked up by a claim's).
+// The CLI hands the lookup to the coordinator, which imports no adapter.
+// Contract of the folder: implements the run core's adapter interface; imports protocol/,
+// cache/, the run core, and coordinator/ (only the Condor style's grid pool does).
 import { BgridError } from '../protocol/errors.ts'
 import type { Dag } from '../coordinator/core/model.ts'
 import type { MiddlewareFactory } from '../coordinator/core/contracts.ts'

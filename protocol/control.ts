@@ -6,6 +6,7 @@ import { openSync, closeSync } from 'node:fs'
 import path from 'node:path'
 import { unlink, chmod } from 'node:fs/promises'
 import type { Logger } from './log.ts'
+import { bestEffort } from './best-effort.ts'
 
 export interface ControlTarget {
   status: () => Record<string, unknown>
@@ -34,7 +35,7 @@ const MAX_SUN_PATH = 100
 function shortPath (file: string): { path: string, release: () => void } {
   if (Buffer.byteLength(file) <= MAX_SUN_PATH) return { path: file, release: () => {} }
   const fd = openSync(path.dirname(file), 'r')
-  return { path: `/proc/self/fd/${fd}/${path.basename(file)}`, release: () => { try { closeSync(fd) } catch {} } }
+  return { path: `/proc/self/fd/${fd}/${path.basename(file)}`, release: () => { try { closeSync(fd) } catch (err) { bestEffort('closeSync()', err) } } }
 }
 
 export class ControlServer {
@@ -48,7 +49,7 @@ export class ControlServer {
   }
 
   async start (): Promise<void> {
-    await unlink(this.file).catch(() => {})
+    await unlink(this.file).catch(err => { bestEffort('unlink()', err) })
     this.server = net.createServer(sock => { this.onConnection(sock) })
     const where = shortPath(this.file)
     try {
@@ -99,7 +100,7 @@ export class ControlServer {
 
   async stop (): Promise<void> {
     await new Promise<void>(resolve => { if (this.server === undefined) resolve(); else this.server.close(() => { resolve() }) })
-    await unlink(this.file).catch(() => {})
+    await unlink(this.file).catch(err => { bestEffort('unlink()', err) })
   }
 }
 

@@ -3,6 +3,7 @@ import { generateKey } from '@libp2p/pnet'
 import { readFileSync, writeFileSync, fstatSync, fchmodSync, chmodSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { BgridError } from './errors.ts'
+import { bestEffort } from './best-effort.ts'
 
 export function newGridKey (): string {
   const buf = new Uint8Array(95)
@@ -46,6 +47,6 @@ export function keygenCommand (file: string | undefined, force = false): void {
     return
   }
   if (process.stdout.isTTY) throw new BgridError('INVALID_CONFIG', 'not printing a secret key to a terminal: give a file (`bgrid keygen grid.key`) or redirect the output')
-  try { if (fstatSync(1).isFile()) fchmodSync(1, 0o600) } catch {}
+  try { if (fstatSync(1).isFile()) fchmodSync(1, 0o600) } catch (err) { bestEffort('fstatSync(1).isFile()', err) }
   process.stdout.write(key)
 }

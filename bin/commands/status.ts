@@ -8,6 +8,7 @@ import { resolveRunId, readRun, listRuns, type RunInfo } from '../../coordinator
 import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
+import { sleep } from '../../protocol/best-effort.ts'
 
 const pad2 = (n: number): string => String(n).padStart(2, '0')
 
@@ -132,7 +133,7 @@ export async function statusCommand (idOrPrefix: string | undefined, o: any): Pr
     else if (tty) process.stdout.write(`\x1b[H\x1b[2J${printableLines(`${head}\n\n${s.text}`)}\n`)
     else process.stdout.write(`${n > 0 ? '\n' : ''}${printableLines(`${head}\n${s.text}`)}\n`)
     if (s.over) return 0
-    await new Promise(resolve => setTimeout(resolve, every * 1000))
+    await sleep(every * 1000)
   }
 }
 

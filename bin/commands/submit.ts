@@ -16,6 +16,7 @@ import { controlRequest } from '../../protocol/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { resolveRunId } from '../../coordinator/runs.ts'
 import { printable, printableLines } from '../../protocol/printable.ts'
+import { bestEffort, sleep } from '../../protocol/best-effort.ts'
 
 /** a DAGMan file: FILE.dag, a rescue DAG, or any file whose first word is not JSON's `{` */
 export function isDagmanFile (file: string): boolean {
@@ -123,11 +124,11 @@ async function detach (dag: string | undefined, o: any): Promise<number> {
   while (Date.now() < deadline && exited === undefined) {
     const r = await controlRequest(path.join(runDir, 'control.sock'), { op: 'status' }, false, 500)
     if (r?.reply?.ok === true) { answering = true; break }
-    await new Promise(resolve => setTimeout(resolve, 200))
+    await sleep(200)
   }
   if (exited !== undefined && !answering) {
     let tail = ''
-    try { tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') } catch {}
+    try { tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') } catch (err) { bestEffort('readFileSync(logFile, \'utf8\').split(\'\\n\').slice(-20).join()', err) }
     process.stderr.write(printableLines(tail.endsWith('\n') || tail === '' ? tail : tail + '\n'))
     process.stderr.write(printableLines(`bgrid: the background run ${runId} ended at once (exit ${String(exited)}); ` +
       `its log: ${logFile}`) + '\n')

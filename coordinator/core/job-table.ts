@@ -1,5 +1,5 @@
 // The job table: every job of the run and its state, changed only through the
-// declared transitions (job-state.ts). It keeps the indexes the hot paths read (the
+// declared transitions (the model's transition table). It keeps the indexes the hot paths read (the
 // ready set, jobs per state) in step with each change, and decides what follows
 // from one: a job whose parents are done and whose inputs are reachable becomes
 // ready, a failed job's descendants are skipped, a done job whose outputs are lost

@@ -1,10 +1,14 @@
-// The state of one run, with no I/O: the facade over its parts. The job table
-// (job-table.ts) keeps jobs and their state machine, dispatch (dispatch.ts) hands out
-// attempts and applies their results, prefetch (prefetch.ts) tells workers what to fetch
-// ahead, holders.ts says who holds which blob. Here: workers and their slots, planning,
-// and the answers to "why does this job wait?". The native adapter and the submit shell
-// drive it (adapters through the narrow RunPort); the journal and the progress display
-// listen to its events.
+// The run core: the state of one run, with no I/O, and the one facade over its parts.
+// The job table keeps jobs and their state machine, dispatch hands out attempts and
+// applies their results, prefetch tells workers what to fetch ahead, the holders say who
+// holds which blob. Here: workers and their slots, planning, and the answers to "why does
+// this job wait?". The coordinator drives it, a middleware adapter through the narrow run
+// port; the journal and the progress display listen to its hooks.
+// Contract of the folder: the model (the DAG, job states, records) and the contracts (run
+// port, adapter interface, replication policy, options) are leaves that import nothing of
+// ours but protocol/; the parts import them, protocol/ and each other, never this facade;
+// only this file assembles them, and it re-exports nothing. Nothing here does I/O but
+// reading dag.json and its schema.
 import { type Dag, type JobSpec, TERMINAL, type JobState, type Plan, type AttemptRec, type BlobRec, type JobRec, type OutputRec, type RunStats, type Schedule, type WorkerInfo, type WorkerRec } from './model.ts'
 import { edgeBytes, upwardRank, planPlacement } from './plan.ts'
 import { jobFits, describeNeeds, summariseMisfits, type NodeShape } from './feasibility.ts'

@@ -5,6 +5,7 @@ import type { ReplicationPolicy, Decision, Replica } from '../../coordinator/cor
 import type { JobRec, AttemptRec, VerifySpec } from '../../coordinator/core/model.ts'
 import { decide } from './quorum.ts'
 import type { TrustBook } from './trust.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 /** a worker with this many consecutive valid results may get unreplicated work (BOINC's adaptive replication) */
 export const TRUSTED_AFTER = 10
@@ -80,7 +81,7 @@ export class QuorumPolicy implements ReplicationPolicy {
       }
       this.o.classified?.(rec.id, key)
     })
-    this.comparing.set(id, next.catch(() => {}))
+    this.comparing.set(id, next.catch(err => { bestEffort('next', err) }))
   }
 
   judge (job: JobRec, replicas: Replica[]): Decision {

@@ -6,6 +6,7 @@ import { appendFileSync, writeFileSync } from 'node:fs'
 import type { DagResult } from './engine.ts'
 import { twoDigits } from './quote.ts'
 import { printableLines } from '../../protocol/printable.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 const DAG_STATUS_NAMES = ['DAG_STATUS_OK', 'DAG_STATUS_ERROR', 'DAG_STATUS_NODE_FAILED', 'DAG_STATUS_ABORT', 'DAG_STATUS_RM', 'DAG_STATUS_CYCLE', 'DAG_STATUS_HALTED']
 
@@ -70,7 +71,7 @@ export class JobstateLog {
 
   private write (text: string): void {
     if (this.file === null) return
-    try { appendFileSync(this.file, text + '\n') } catch {}
+    try { appendFileSync(this.file, text + '\n') } catch (err) { bestEffort('appendFileSync()', err) }
   }
 
   internal (event: 'DAGMAN_STARTED' | 'DAGMAN_FINISHED', extra: string): void {
@@ -124,5 +125,5 @@ export function writeMetrics (file: string, m: Metrics): void {
     total_jobs_run: m.jobsFailed + m.jobsSucceeded + m.dagJobsFailed + m.dagJobsSucceeded,
     DagStatus: m.result.status
   }
-  try { writeFileSync(file, JSON.stringify(body, null, 4) + '\n') } catch {}
+  try { writeFileSync(file, JSON.stringify(body, null, 4) + '\n') } catch (err) { bestEffort('writeFileSync()', err) }
 }

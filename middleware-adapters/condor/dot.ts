@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import type { DagmanDag } from './dag-file.ts'
 import { ctime } from './quote.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 
 const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
@@ -13,7 +14,7 @@ export function dagmanDot (dag: DagmanDag, opts: { include?: string | null, now?
   const include = opts.include ?? dag.dot?.include ?? null
   if (include !== null) {
     let text: string | null = null
-    try { text = readFileSync(include, 'utf8') } catch {}
+    try { text = readFileSync(include, 'utf8') } catch (err) { bestEffort('readFileSync()', err) }
     if (text !== null) lines.push(`// Beginning of commands included from ${include}.`, text.replace(/\n$/, ''), `// End of commands included from ${include}.`, '')
   }
   for (const n of dag.nodes) {

@@ -6,6 +6,7 @@ import { openSync, closeSync, existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { errorMessage } from '../../protocol/errors.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 /** a child's exit as DAGMan sees it: its code, or its signal's number negated */
 function exitValue (code: number | null, signal: NodeJS.Signals | null): number {
@@ -32,7 +33,7 @@ export async function runProcess (file: string, args: string[], o: { cwd: string
       try {
         child = spawn(file, args, { cwd: o.cwd, env: o.env, stdio: [inFd, outFd, errFd], detached: true })
       } catch (err) { resolve({ code: 1, why: `cannot start ${file}: ${errorMessage(err)}` }); return }
-      const kill = (): void => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch {} }
+      const kill = (): void => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch (err) { bestEffort('process.kill()', err) } }
       o.signal.addEventListener('abort', kill, { once: true })
       child.once('error', err => { o.signal.removeEventListener('abort', kill); resolve({ code: 1, why: `cannot start ${file}: ${err.message}` }) })
       child.once('exit', (code, sig) => {

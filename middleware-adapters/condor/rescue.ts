@@ -13,6 +13,7 @@ import type { DagmanRunOptions } from './dag-run.ts'
 import { dagmanConfig, bool, int } from './config.ts'
 import { splitLines } from './lexer/lines.ts'
 import { doubleQuoted, twoDigits } from './quote.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 /** DAGMAN_MAX_RESCUE_NUM's default */
 export const MAX_RESCUE = 100
@@ -26,7 +27,7 @@ export function lastRescue (dagFile: string): number {
   const base = path.basename(dagFile) + '.rescue'
   let best = 0
   let names: string[] = []
-  try { names = readdirSync(path.dirname(dagFile)) } catch {}
+  try { names = readdirSync(path.dirname(dagFile)) } catch (err) { bestEffort('readdirSync()', err) }
   for (const f of names) {
     if (!f.startsWith(base)) continue
     const m = /^(\d{3})$/.exec(f.slice(base.length))

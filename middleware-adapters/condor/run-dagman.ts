@@ -21,6 +21,7 @@ import { bool, int } from './config.ts'
 import type { DagRun, DagmanRunOptions, DagmanRunResult, JobRunner } from './dag-run.ts'
 import { NodeJobs } from './node-jobs.ts'
 import { runScript } from './scripts.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 /** Run a DAGMan file as condor_dagman runs it (a SUBDAG EXTERNAL: this again, on its file). */
 export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> {
@@ -212,5 +213,5 @@ export function writeCondorSub (dagFile: string, csdArgs: string[]): void {
     'queue',
     ''
   ].join('\n')
-  try { writeFileSync(`${dagFile}.condor.sub`, text) } catch {}
+  try { writeFileSync(`${dagFile}.condor.sub`, text) } catch (err) { bestEffort('writeFileSync()', err) }
 }

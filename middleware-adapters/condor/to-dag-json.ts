@@ -25,6 +25,7 @@ import { readSubmitFile, parseSubmitLines, evaluateSubmit, parseQuantityMiB, can
 import { parseArguments, parseEnvironment } from './submit-args.ts'
 import { translateClassAd, ClassAdError } from './classad.ts'
 import { RETRY_MARK } from './vars.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 export interface ConvertOptions {
   /** drop what bgrid does not run yet (a warning each) instead of refusing the DAG */
@@ -821,7 +822,7 @@ class Converter {
         const m = /^(\S+)(?:\s+(.*))?$/.exec(line)
         if (m !== null) v = m[2] !== undefined && m[2] !== '' ? [m[1], m[2]] : [m[1]]
       }
-    } catch {}
+    } catch (err) { bestEffort('openSync()', err) }
     this.shebangs.set(file, v)
     return v
   }

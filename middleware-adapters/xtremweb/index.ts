@@ -8,6 +8,7 @@ import { serve } from '../../protocol/rpc.ts'
 import { jobsSpec, PULL_WAIT_MS, type PullReply } from '../../protocol/jobs.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import type { AdapterComponents, MiddlewareAdapter } from '../../coordinator/core/contracts.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 /** a held pull looks for work again at least this often */
 const RECHECK_MS = 1000
@@ -38,7 +39,7 @@ class PullServer implements MiddlewareAdapter {
   async start (): Promise<void> {
     const ctx = this.components
     this.started = true
-    await ctx.node.unhandle(jobsSpec.id).catch(() => {})
+    await ctx.node.unhandle(jobsSpec.id).catch(err => { bestEffort('ctx.node.unhandle()', err) })
     await serve(ctx.node, jobsSpec, ctx.log.child('jobs'), async (req, hc) => {
       if (req.run !== ctx.runId) throw new BgridError('NOT_FOUND', `this coordinator runs ${ctx.runId}, not ${req.run}`)
       if (!ctx.isWorker(hc.peer)) throw new BgridError('UNAUTHORISED', 'not a claimed worker of this run')
@@ -94,6 +95,6 @@ class PullServer implements MiddlewareAdapter {
 
   async stop (): Promise<void> {
     this.notify()
-    if (this.started) await this.components.node.unhandle(jobsSpec.id).catch(() => {})
+    if (this.started) await this.components.node.unhandle(jobsSpec.id).catch(err => { bestEffort('this.components.node.unhandle()', err) })
   }
 }

@@ -29,7 +29,8 @@ import { sub } from '../protocol/db.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { freeDiskMiB } from './disk.ts'
 import { hashFile, INLINE_MAX } from './hasher.ts'
-import { bestEffort, sleep } from '../protocol/best-effort.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
+import { sleep } from '../protocol/sleep.ts'
 
 /** What a blob's file looked like when the store committed it. */
 export interface Seal { ino: number, mtimeMs: number, mode: number, uid: number }

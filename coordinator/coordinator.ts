@@ -28,6 +28,7 @@ import { RunStatus } from './run-status.ts'
 import { StallWatch, DEFAULT_STALL_SEC } from './stall-watch.ts'
 import type { SubmitOptions, RunSummary, RunContext, RunOutcome } from './run-context.ts'
 import { bestEffort } from '../protocol/best-effort.ts'
+import { Alarm } from '../protocol/sleep.ts'
 
 export class Coordinator {
   readonly opts: SubmitOptions
@@ -61,7 +62,8 @@ export class Coordinator {
   private failStarted: (err: unknown) => void = () => {}
   /** resolved once the run can take jobs (addJobs); rejected when the run fails before */
   readonly started = new Promise<void>((resolve, reject) => { this.markStarted = resolve; this.failStarted = reject })
-  private wakeMain: () => void = () => {}
+  /** the main loop sleeps on it between ticks; what changes the run wakes it */
+  private readonly alarm = new Alarm()
   private localDaemon?: { end: () => void }
   private startedAt = Date.now()
 
@@ -79,18 +81,18 @@ export class Coordinator {
     await hashInputs(more, this.opts.dataDir, this.staged, this.core, this.log, await this.addedInputs)
     const recs = more.jobs.map(spec => this.core.addJob(spec))
     this.adapter.notify()
-    this.wakeMain()
+    this.alarm.wake()
     return recs
   }
 
   /** An open run takes no more jobs: it ends once those it has are over. */
-  closeJobs (): void { this.openJobs = false; this.wakeMain() }
+  closeJobs (): void { this.openJobs = false; this.alarm.wake() }
 
   private emit (ev: Record<string, unknown>, human?: string): void { this.progress.event({ run: this.runId, ...ev }, human) }
 
   async run (): Promise<RunSummary> {
     // nobody may be waiting on `started`: its rejection is not an unhandled one
-    this.started.catch(err => { bestEffort('this.started', err) })
+    this.started.catch(err => { bestEffort('the run before it started', err) })
     try { return await this.runSteps() } catch (err) { this.failStarted(err); throw err }
   }
 
@@ -163,7 +165,11 @@ export class Coordinator {
     this.core = new RunCore(this.dag, {
       coordinatorId: this.node.peerId.toString(), prefetch: this.opts.prefetch, nonce: randomBytes(3).toString('hex'), replication: this.replication,
       hooks: {
-        onTransition: (job, from, to, reason) => { this.status.announce(job, from, to, reason); this.collector.jobChanged(job, to); this.wakeMain() },
+        onTransition: (job, from, to, reason) => {
+          this.status.announce(job, from, to, reason)
+          this.collector.jobChanged(job, to)
+          this.alarm.wake()
+        },
         onIllegal: (job, from, to, reason) => { this.log.error('illegal job transition refused', { job, from, to, reason }) }
       }
     })
@@ -175,17 +181,18 @@ export class Coordinator {
   private components (): AdapterComponents {
     const run = this
     return {
-      node: this.node, get core () { return run.core }, runId: this.runId, log: this.log, dag: this.dag, dataDir: this.opts.dataDir,
+      node: this.node, get core () { return run.core }, runId: this.runId, log: this.log, dag: this.dag,
+      dataDir: this.opts.dataDir,
       isWorker: (peer) => this.recruiter.claimed.has(peer),
       isClosing: () => this.closing,
       // not over while final outputs may still have to be made again (see runToTheEnd)
       isOver: () => this.collector.collected && this.core.finished(),
       persist: async () => { await this.journal.flush() },
-      onResult: () => { this.wakeMain() },
+      onResult: () => { this.alarm.wake() },
       gflopsOf: (peer) => this.recruiter.claimed.get(peer)?.offer.gflops,
       nameOf: (peer) => this.recruiter.nameOf(peer),
       resultDir: async (a) => await resultDir(this.collector, this.runDir, a),
-      classified: (attempt, key) => { this.core.classified(attempt, key); this.adapter.notify(); this.wakeMain() },
+      classified: (attempt, key) => { this.core.classified(attempt, key); this.adapter.notify(); this.alarm.wake() },
       emit: (ev, human) => { this.emit(ev, human) }
     }
   }
@@ -195,14 +202,16 @@ export class Coordinator {
     return {
       opts: this.opts, log: this.log, runId: this.runId, runDir: this.runDir, outDir: this.outDir, dag: this.dag,
       core: this.core, node: this.node, journal: this.journal, store: this.store,
-      emit: (ev, human) => { this.emit(ev, human) }, wake: () => { this.wakeMain() }, notify: () => { this.adapter.notify() },
+      emit: (ev, human) => { this.emit(ev, human) }, wake: () => { this.alarm.wake() }, notify: () => { this.adapter.notify() },
       isClosing: () => this.closing, startedAt: () => this.startedAt
     }
   }
 
   /** Until the run has its workers.min (recruiting: NO_WORKERS says why it has not). */
   private async waitForWorkers (opts: { patient?: boolean } = {}): Promise<void> {
-    await this.recruiter.waitForWorkers(() => this.outcome.cancelled || (opts.patient === true && !this.openJobs && this.core.finished()), opts.patient === true, async ms => { await this.sleep(ms) })
+    const patient = opts.patient === true
+    const done = (): boolean => this.outcome.cancelled || (patient && !this.openJobs && this.core.finished())
+    await this.recruiter.waitForWorkers(done, patient, async ms => { await this.alarm.sleep(ms) })
   }
 
   /**
@@ -226,33 +235,24 @@ export class Coordinator {
     let placeableSeen = ''
     while ((!this.core.finished() || this.openJobs) && !this.outcome.cancelled) {
       this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
-      if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.status.writeStatus().catch(err => { bestEffort('this.status.writeStatus()', err) }) }
+      if (Date.now() - lastStatus > 1000) {
+        lastStatus = Date.now()
+        this.status.writeStatus().catch(err => { bestEffort('the status file', err) })
+      }
       // replicas past their deadline count as no reply (BOINC-style jobs)
       this.core.tick(Date.now())
       this.stallWatch.check(Date.now())
       // the grid has been looked at for --wait: a job no node seen can ever run fails, naming why
-      // (again only when the workers or the nodes seen changed: nothing else changes the answer)
-      const seen = `${this.core.workersVersion}/${this.recruiter.seenEver.size}`
-      if (seen !== placeableSeen && Date.now() - this.startedAt >= this.opts.waitSec * 1000) {
-        placeableSeen = seen
-        this.core.failNeverPlaceable(this.recruiter.possibleNodes())
-      }
+      placeableSeen = this.recruiter.failNeverPlaceable(placeableSeen)
       if (this.core.aliveWorkers().length === 0 && this.recruiter.claimed.size === 0) {
         // every worker was lost: wait for new ones, as at the start (an open run, for as long as it takes)
         await this.waitForWorkers({ patient: this.opts.open !== undefined })
       }
       // jobs left to a planned worker become stealable after a while: let waiting workers look again
       if (this.core.ready.size > 0) this.adapter.notify()
-      await this.sleep(500)
+      await this.alarm.sleep(500)
     }
     this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
-  }
-
-  private async sleep (ms: number): Promise<void> {
-    await new Promise<void>(resolve => {
-      const t = setTimeout(() => { this.wakeMain = () => {}; resolve() }, Math.max(0, ms))
-      this.wakeMain = () => { clearTimeout(t); this.wakeMain = () => {}; resolve() }
-    })
   }
 
   cancel (why: string): void {
@@ -260,7 +260,7 @@ export class Coordinator {
     this.outcome.cancelled = true
     this.core?.cancelAll(why)
     this.emit({ event: 'cancelled', reason: why }, `cancelling: ${why}`)
-    this.wakeMain()
+    this.alarm.wake()
   }
 
   /** Release: workers told the run is over, every claim given back, the node stopped. */
@@ -278,7 +278,7 @@ export class Coordinator {
 
   /** Whatever happened, the report and the final status are written, and the journal closed. */
   private async finish (failure: unknown): Promise<RunSummary> {
-    await this.addedInputs?.then(async c => { await c.save() }).catch(err => { bestEffort('this.addedInputs?.then()', err) })
+    await this.addedInputs?.then(async c => { await c.save() }).catch(err => { bestEffort('the stat cache', err) })
     // what this run learnt (BOINC-style runs: of its workers): kept for the next runs
     await this.adapter.save?.()
     const counts = this.core.counts()

@@ -123,6 +123,21 @@ export class Recruiter {
     }
   }
 
+  /**
+   * Fail the jobs no node seen can ever run, once the grid has been looked at for --wait;
+   * again only when the workers or the nodes seen changed (nothing else changes the
+   * answer). `seen`: what they were at the last look; returns what they are now.
+   */
+  failNeverPlaceable (seen: string): string {
+    const { core, opts } = this.ctx
+    const now = `${core.workersVersion}/${this.seenEver.size}`
+    if (now !== seen && Date.now() - this.ctx.startedAt() >= opts.waitSec * 1000) {
+      core.failNeverPlaceable(this.possibleNodes())
+      return now
+    }
+    return seen
+  }
+
   /** Plan; refuse early, before any transfer, if a worker cannot hold the inputs planned for it. */
   checkDisk (staged: (bytes: number) => void): void {
     const { core } = this.ctx

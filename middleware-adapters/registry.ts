@@ -33,6 +33,8 @@ export function middlewareOf (dag: Dag): string {
 export function adapterFor (dag: Dag, adapters: AdapterRegistry = DEFAULT_ADAPTERS): MiddlewareFactory {
   const name = middlewareOf(dag)
   const f = adapters.get(name)
-  if (f === undefined) throw new BgridError('VERSION', `this build has no adapter for middleware "${name}" (it has: ${[...adapters.keys()].join(', ')})`)
+  if (f === undefined) {
+    throw new BgridError('VERSION', `this build has no adapter for middleware "${name}" (it has: ${[...adapters.keys()].join(', ')})`)
+  }
   return f
 }

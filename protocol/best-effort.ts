@@ -13,8 +13,3 @@ export function bestEffort (what: string, err: unknown): void {
   log ??= createLogger({ scope: 'best-effort', level: 'debug' })
   log.debug(`${what}: failed, ignored`, { err: errorMessage(err) })
 }
-
-/** Wait `ms` milliseconds. */
-export async function sleep (ms: number): Promise<void> {
-  await new Promise(resolve => setTimeout(resolve, ms))
-}

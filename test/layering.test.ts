@@ -13,7 +13,9 @@ import { readdirSync, readFileSync } from 'node:fs'
 const ROOT = path.resolve(import.meta.dirname, '..')
 
 /** The layers of the product, most specific first: a file belongs to the first whose folder holds it. */
-const LAYERS = ['coordinator/core', 'protocol', 'cache', 'coordinator', 'middleware-adapters', 'daemon', 'bin', 'testbed'] as const
+const LAYERS = [
+  'coordinator/core', 'protocol', 'cache', 'coordinator', 'middleware-adapters', 'daemon', 'bin', 'testbed'
+] as const
 type Layer = typeof LAYERS[number]
 
 /** layer -> the layers it may import from (itself included) */
@@ -90,7 +92,10 @@ const PRODUCT = ['protocol', 'cache', 'coordinator', 'middleware-adapters', 'dae
 const files = PRODUCT.flatMap(f => tsFiles(path.join(ROOT, f)))
 const rel = (file: string): string => path.relative(ROOT, file).split(path.sep).join('/')
 /** file -> the product files it imports */
-const edges = new Map<string, string[]>(files.map(f => [rel(f), importSpecifiers(readFileSync(f, 'utf8')).map(s => target(f, s)).filter((x): x is string => x !== undefined)]))
+const edges = new Map<string, string[]>(files.map(f => [
+  rel(f),
+  importSpecifiers(readFileSync(f, 'utf8')).map(s => target(f, s)).filter((x): x is string => x !== undefined)
+]))
 
 t.test('the import scanner sees every form of import', async t => {
   t.same(importSpecifiers([
@@ -125,11 +130,13 @@ t.test('protocol/ and cache/ import nothing from above; daemon/ nothing from the
     if (layer === undefined) continue
     for (const to of targets) {
       const toLayer = to.startsWith('..') ? undefined : layerOf(to)
-      if (toLayer === undefined || !MAY_IMPORT[layer].includes(toLayer)) offending.push(`${file} (${layer}) imports ${to}`)
+      if (toLayer !== undefined && MAY_IMPORT[layer].includes(toLayer)) continue
+      offending.push(`${file} (${layer}) imports ${to}`)
     }
   }
   t.ok(files.length > 100, `${files.length} files scanned`)
-  t.same(offending, [], 'every import goes down: protocol <- cache <- coordinator/core <- coordinator <- middleware-adapters <- bin; protocol, cache <- daemon <- bin')
+  t.same(offending, [], 'every import goes down: protocol <- cache <- coordinator/core <- coordinator <- ' +
+    'middleware-adapters <- bin; protocol, cache <- daemon <- bin')
 })
 
 t.test('the run core: the model and the contracts are leaves, no part imports the facade, run-core.ts assembles the parts', async t => {
@@ -149,7 +156,9 @@ t.test('the run core: the model and the contracts are leaves, no part imports th
         ? false
         : file === CONTRACTS
           ? to === MODEL
-          : file === FACADE ? to.startsWith(core) : to === MODEL || to === CONTRACTS || (to.startsWith(core) && to !== FACADE)
+          : file === FACADE
+            ? to.startsWith(core)
+            : to === MODEL || to === CONTRACTS || (to.startsWith(core) && to !== FACADE)
       if (!ok) offending.push(`${file} imports ${to}`)
     }
   }

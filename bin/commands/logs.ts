@@ -12,7 +12,8 @@ import { resolveRunId, readRun } from '../../coordinator/runs.ts'
 import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printable, printableFor } from '../../protocol/printable.ts'
-import { bestEffort, sleep } from '../../protocol/best-effort.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 interface LogsOptions { dataDir: string, attempt?: number, follow?: boolean, stdout?: boolean, stderr?: boolean, timeout?: number }
 

@@ -5,7 +5,7 @@ import { NodeBrowser, hasMulticastRoute, MULTICAST_ROUTE_HINT, type DiscoveredNo
 import { BgridError } from '../../protocol/errors.ts'
 import { isNodeState } from '../../protocol/node-states.ts'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
-import { sleep } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 export function peersTable (nodes: DiscoveredNode[]): string {
   const rows = [['NAME', 'STATE', 'CORES', 'MHZ', 'RAM(MiB)', 'DISK(MiB)', 'LOAD', 'COST', 'ADDRESS', 'COORDINATOR']]

@@ -8,7 +8,7 @@ import { resolveRunId, readRun, listRuns, type RunInfo } from '../../coordinator
 import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
-import { sleep } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 const pad2 = (n: number): string => String(n).padStart(2, '0')
 

@@ -16,7 +16,8 @@ import { controlRequest } from '../../protocol/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { resolveRunId } from '../../coordinator/runs.ts'
 import { printable, printableLines } from '../../protocol/printable.ts'
-import { bestEffort, sleep } from '../../protocol/best-effort.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 /** a DAGMan file: FILE.dag, a rescue DAG, or any file whose first word is not JSON's `{` */
 export function isDagmanFile (file: string): boolean {

@@ -14,7 +14,8 @@ import type { AdapterComponents, MiddlewareAdapter } from '../../coordinator/cor
 import { xtremweb, type XtremWebComponents } from '../xtremweb/index.ts'
 
 /** What the replication policy uses of the run. */
-export type ReplicationWiring = Pick<AdapterComponents, 'dataDir' | 'gflopsOf' | 'nameOf' | 'resultDir' | 'classified' | 'emit'>
+export type ReplicationWiring =
+  Pick<AdapterComponents, 'dataDir' | 'gflopsOf' | 'nameOf' | 'resultDir' | 'classified' | 'emit'>
 
 /** What the BOINC style uses of the run: the pull server's components and the policy's. */
 export type BoincComponents = XtremWebComponents & ReplicationWiring & Pick<AdapterComponents, 'dag'>
@@ -38,7 +39,9 @@ export function boinc (_init: BoincInit = {}): (components: BoincComponents) => 
       notify: () => { pull.notify() },
       stop: async () => { await pull.stop() },
       // what this run learnt of its workers: kept for the next runs
-      save: async () => { await trust?.save().catch(err => { components.log.warn('worker records not saved', { err: errorMessage(err) }) }) }
+      save: async () => {
+        await trust?.save().catch(err => { components.log.warn('worker records not saved', { err: errorMessage(err) }) })
+      }
     }
   }
 }

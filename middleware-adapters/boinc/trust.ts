@@ -6,7 +6,8 @@
 import path from 'node:path'
 import { openDb, isLocked, type Db } from '../../protocol/db.ts'
 import { BgridError } from '../../protocol/errors.ts'
-import { bestEffort, sleep } from '../../protocol/best-effort.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 export interface TrustRecord {
   name: string

@@ -149,7 +149,8 @@ export interface RescueStart {
 }
 
 /** Read a DAG and the rescue DAG a failed run left: DONE nodes (partial) or the DAG to run (full). */
-export function startFromRescue (dagFile: string, o: Pick<DagmanRunOptions, 'autoRescue' | 'doRescueFrom' | 'configFile'>, env: Record<string, string | undefined>, out: DagmanOut): RescueStart {
+export function startFromRescue (dagFile: string, o: Pick<DagmanRunOptions, 'autoRescue' | 'doRescueFrom' | 'configFile'>,
+  env: Record<string, string | undefined>, out: DagmanOut): RescueStart {
   let first = readDagmanFile(dagFile)
   let cfg = dagmanConfig(first, env, o.configFile)
   const autoRescue = o.autoRescue ?? bool(cfg.get('DAGMAN_AUTO_RESCUE'), true)
@@ -172,7 +173,8 @@ export function startFromRescue (dagFile: string, o: Pick<DagmanRunOptions, 'aut
  * A rescue DAG, as DAGMan writes one: when the DAG failed before its FINAL node (whatever
  * FINAL then did); none when it succeeded (ABORT-DAG-ON ... RETURN 0 included). Its file, or null.
  */
-export function writeRescue (dag: DagmanDag, engine: DagmanEngine, result: DagResult, outBase: string, cfg: Map<string, string>, maxRescue: number, out: DagmanOut): string | null {
+export function writeRescue (dag: DagmanDag, engine: DagmanEngine, result: DagResult, outBase: string,
+  cfg: Map<string, string>, maxRescue: number, out: DagmanOut): string | null {
   let rescue: string | null = null
   if ((engine.beforeFinal() ?? result).exitCode !== 0 || result.exitCode !== 0) {
     const num = lastRescue(outBase) + 1

@@ -21,6 +21,7 @@ import { bool, int } from './config.ts'
 import type { DagRun, DagmanRunOptions, DagmanRunResult, JobRunner } from './dag-run.ts'
 import { NodeJobs } from './node-jobs.ts'
 import { runScript } from './scripts.ts'
+import { Alarm } from '../../protocol/sleep.ts'
 import { bestEffort } from '../../protocol/best-effort.ts'
 
 /** Run a DAGMan file as condor_dagman runs it (a SUBDAG EXTERNAL: this again, on its file). */
@@ -118,11 +119,12 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
 
     // ---- running what the engine says ----------------------------------------------
     const running = new Map<number, AbortController>()
-    let wake: () => void = () => {}
+    // the loop's tick, woken early by a node's end or an interrupt
+    const alarm = new Alarm()
     let statusDirty = true
     // an interrupt removes the DAG (condor_rm): nothing new but FINAL, what runs is stopped; a second one kills FINAL too
-    const onInterrupt = (): void => { engine.interrupt('interrupted'); for (const i of engine.toStop()) running.get(i)?.abort(); wake() }
-    const onKill = (): void => { engine.interrupt('killed'); for (const ac of running.values()) ac.abort(); wake() }
+    const onInterrupt = (): void => { engine.interrupt('interrupted'); for (const i of engine.toStop()) running.get(i)?.abort(); alarm.wake() }
+    const onKill = (): void => { engine.interrupt('killed'); for (const ac of running.values()) ac.abort(); alarm.wake() }
     if (o.signal.aborted) onInterrupt(); else o.signal.addEventListener('abort', onInterrupt, { once: true })
     if (o.kill?.aborted === true) onKill(); else o.kill?.addEventListener('abort', onKill, { once: true })
     // a file a worker sent never becomes something this machine runs or reads as instructions
@@ -138,7 +140,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
         running.delete(i)
         fn()
         statusDirty = true
-        wake()
+        alarm.wake()
       },
       fromWorker: (file) => grid?.broughtBack(path.resolve(file)) === true,
       refuseWorkerFile: (what, file) => `${what} ${file} was brought back from a worker in this run: bgrid does not let a worker choose what runs on this machine (make it in a scheduler or local universe node)`,
@@ -169,7 +171,7 @@ export async function runDagman (o: DagmanRunOptions): Promise<DagmanRunResult> 
       if (statusDirty && Date.now() - lastStatusWrite > 1000) { statusDirty = false; lastStatusWrite = Date.now(); writeStatus(null) }
       result = engine.result()
       if (result !== null) break
-      await new Promise<void>(resolve => { const t = setTimeout(resolve, 1000); wake = () => { clearTimeout(t); wake = () => {}; resolve() } })
+      await alarm.sleep(1000)
     }
     o.signal.removeEventListener('abort', onInterrupt)
     o.kill?.removeEventListener('abort', onKill)

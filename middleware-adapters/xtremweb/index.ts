@@ -14,7 +14,8 @@ import { bestEffort } from '../../protocol/best-effort.ts'
 const RECHECK_MS = 1000
 
 /** What the pull server uses of the run. */
-export type XtremWebComponents = Pick<AdapterComponents, 'node' | 'core' | 'runId' | 'log' | 'isWorker' | 'onResult' | 'persist' | 'isClosing' | 'isOver'>
+export type XtremWebComponents =
+  Pick<AdapterComponents, 'node' | 'core' | 'runId' | 'log' | 'isWorker' | 'onResult' | 'persist' | 'isClosing' | 'isOver'>
 
 /** Nothing to configure yet: the pull protocol's timings are the protocol's. */
 export type XtremWebInit = Record<string, never>

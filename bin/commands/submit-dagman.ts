@@ -8,6 +8,7 @@ import { readdirSync, renameSync } from 'node:fs'
 import path from 'node:path'
 import { BgridError } from '../../protocol/errors.ts'
 import { createLogger } from '../../protocol/log.ts'
+import { setBestEffortLog } from '../../protocol/best-effort.ts'
 import { Progress } from '../../coordinator/progress.ts'
 import { runDagman, writeCondorSub } from '../../middleware-adapters/condor/run-dagman.ts'
 import type { DagmanRunOptions } from '../../middleware-adapters/condor/dag-run.ts'
@@ -77,6 +78,7 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   }
   const mode = Progress.pick(o)
   const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? 'warn' })
+  setBestEffortLog(log)
   const pool = new GridPool({
     name: path.basename(dag).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100) || 'dagman',
     dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter,

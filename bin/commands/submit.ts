@@ -16,7 +16,7 @@ import { controlRequest } from '../../protocol/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { resolveRunId } from '../../coordinator/runs.ts'
 import { printable, printableLines } from '../../protocol/printable.ts'
-import { bestEffort } from '../../protocol/best-effort.ts'
+import { bestEffort, setBestEffortLog } from '../../protocol/best-effort.ts'
 import { sleep } from '../../protocol/sleep.ts'
 
 /** a DAGMan file: FILE.dag, a rescue DAG, or any file whose first word is not JSON's `{` */
@@ -41,6 +41,7 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
   if (o.detach === true) return await detach(dag, o)
   const mode = Progress.pick(o)
   const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? (mode === 'json' ? 'warn' : 'warn') })
+  setBestEffortLog(log)
   const c = new Coordinator({
     dagFile: dag,
     resume: o.resume,

@@ -1,14 +1,14 @@
 // Issue 10 benchmark: a 100,000-node HTCondor DAGMan file (fan-out/fan-in: one split
 // node, N-2 workers with VARS, one join), read, converted to dag.json, validated by
-// parseDag, and planned (HEFT placement on 50 workers of 8 slots, coordinator/plan.ts),
+// parseDag, and planned (HEFT placement on 50 workers of 8 slots, coordinator/core/plan.ts),
 // in this process. Prints the times and the peak RSS (targets: < 3 s, < 1 GB).
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { readDagmanFile } from '../coordinator/dagman/dag-file.ts'
-import { dagmanToDagJson } from '../coordinator/dagman/to-dag-json.ts'
-import { parseDag } from '../coordinator/dag.ts'
-import { edgeBytes, upwardRank, planPlacement } from '../coordinator/plan.ts'
+import { readDagmanFile } from '../middleware-adapters/condor/dag-file.ts'
+import { dagmanToDagJson } from '../middleware-adapters/condor/to-dag-json.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { edgeBytes, upwardRank, planPlacement } from '../coordinator/core/plan.ts'
 
 const N = Number(process.argv[2] ?? 100_000)
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bgrid-dagman-bench-'))

@@ -1,4 +1,6 @@
-// bgrid: the one CLI (bin/bgrid.ts checks the Node version, then loads this).
+// bgrid: the one CLI (bin/bgrid.ts checks the Node version, then loads this). The top of
+// the import graph: it may import every folder, and it is where a run's middleware
+// adapter is picked (from the registry) and handed to the coordinator.
 // Subcommands map typed errors to messages and exit codes.
 import { Command, Option, InvalidArgumentError } from 'commander'
 import os from 'node:os'
@@ -155,7 +157,7 @@ program.command('keygen')
   .description('make a new private-grid key (give it to every node and submitter with --grid-key): written to FILE with mode 0600')
   .argument('[file]', 'where to write it (new file, 0600); without it the key goes to standard output, never to a terminal')
   .option('--force', 'replace an existing FILE', false)
-  .action(async (file, o) => { await run(async () => { const { keygenCommand } = await import('../daemon/grid-key.ts'); keygenCommand(file, o.force) }) })
+  .action(async (file, o) => { await run(async () => { const { keygenCommand } = await import('../protocol/grid-key.ts'); keygenCommand(file, o.force) }) })
 
 program.command('id')
   .description('print this data dir\'s submitter identity (give it to daemons with --allow-coordinator)')
@@ -164,7 +166,7 @@ program.command('id')
   .action(async (o) => {
     await run(async () => {
       const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
-      const { loadOrCreateIdentity, submitterKey } = await import('../daemon/identity.ts')
+      const { loadOrCreateIdentity, submitterKey } = await import('../protocol/identity.ts')
       const key = o.node === true ? await loadOrCreateIdentity(o.dataDir) : await submitterKey(o.dataDir)
       process.stdout.write(`${printable(peerIdFromPrivateKey(key).toString())}\n`)
     })

@@ -13,6 +13,7 @@ import { BgridError, type ErrorCode } from '../protocol/errors.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { Logger } from '../protocol/log.ts'
 import type { BlobStore } from './store.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 /** Anything that can serve blobs by hash: a node's store, or the submitter's staged files. */
 export interface BlobSource {
@@ -118,7 +119,7 @@ export async function serveBlobs (node: BgridNode, store: BlobSource, opts: Blob
     } catch (err: any) {
       const code: ErrorCode = err instanceof BgridError ? err.code : 'INTERNAL'
       opts.log.warn('blob request refused', { peer, code, message: err?.message })
-      try { await writeJson(lp, { ok: false, error: { code, message: String(err?.message ?? err) } }, AbortSignal.timeout(2000)) } catch {}
+      try { await writeJson(lp, { ok: false, error: { code, message: String(err?.message ?? err) } }, AbortSignal.timeout(2000)) } catch (err) { bestEffort('writeJson()', err) }
       stream.abort(new Error(code))
     } finally {
       await fh?.close()
@@ -160,7 +161,7 @@ export async function readRange (node: BgridNode, holder: string, hash: string, 
       } finally { deadline.removeEventListener('abort', stop) }
       if (deadline.aborted && got < length) throw new BgridError('TIMEOUT', `holder ${holder.slice(-8)}: no proof within 10 s`, { holders: [holder] })
     }
-    await stream.close().catch(() => {})
+    await stream.close().catch(err => { bestEffort('stream.close()', err) })
     if (got < length) throw new BgridError('UNREACHABLE', `holder ${holder.slice(-8)} sent ${got} of ${length} bytes`, { holders: [holder] })
     return Buffer.concat(parts).subarray(0, length)
   } catch (err) {
@@ -237,7 +238,7 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
       }
       const onClose = (): void => {
         // the holder is done sending: deliver what we held back while paused
-        if (paused) { paused = false; try { raw.resume() } catch {} }
+        if (paused) { paused = false; try { raw.resume() } catch (err) { bestEffort('raw.resume()', err) } }
         // let queued writes land, then check we got everything
         flush()
         writing.then(() => { if (written < end) fail(new BgridError('UNREACHABLE', `holder ${holder.slice(-8)} closed after ${written - start} of ${end - start} bytes`)) }, () => {})
@@ -260,7 +261,7 @@ async function fetchRange (node: BgridNode, holder: string, hash: string, start:
       raw.pause()
       raw.resume()
     })
-    await stream.close().catch(() => {})
+    await stream.close().catch(err => { bestEffort('stream.close()', err) })
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
@@ -320,7 +321,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
   await store.ensureRoom(size)
   const part = store.partPath(hash)
   let have = 0
-  try { have = Math.min((await stat(part)).size, size) } catch {}
+  try { have = Math.min((await stat(part)).size, size) } catch (err) { bestEffort('Math.min()', err) }
   const signal = opts.signal ?? new AbortController().signal
   const fh = await open(part, have > 0 ? 'r+' : 'w', 0o600)
   // a big blob that arrives in order from offset 0 is hashed as it lands, on the hashing
@@ -335,7 +336,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
     unsynced += n
     if (unsynced < SYNC_EVERY || syncing !== undefined) return
     unsynced = 0
-    syncing = fh.datasync().catch(() => {}).finally(() => { syncing = undefined })
+    syncing = fh.datasync().catch(err => { bestEffort('fh.datasync()', err) }).finally(() => { syncing = undefined })
   }
   try {
     const rangeBytes = opts.rangeBytes ?? 16 * 1024 * 1024
@@ -389,7 +390,7 @@ async function fetchOnce (node: BgridNode, store: BlobStore, hash: string, size:
           strikes.set(holder, n)
           // one that stalled is not asked again: another stall would cost the same wait
           if (n >= 3 || (err instanceof BgridError && (err.code === 'NOT_FOUND' || err.code === 'UNAUTHORISED' || err.code === 'HASH_MISMATCH' || (err.details as { stalled?: boolean } | undefined)?.stalled === true))) bad.add(holder)
-          else await sleep(100 * 4 ** (n - 1), undefined, { signal }).catch(() => {})
+          else await sleep(100 * 4 ** (n - 1), undefined, { signal }).catch(err => { bestEffort('sleep()', err) })
         }
       }
     }

@@ -1,3 +1,6 @@
+// cache/: content-addressed data shared by the daemon and the coordinator: the blob store,
+// the blob protocol, the hashing thread, staged inputs. Imports protocol/ only.
+//
 // Content-addressed blob store: blobs by SHA-256 under <data>/cas, indexed in LevelDB
 // (size, last use, pins, seal, runs). Writes are atomic (temp file + fsync + rename),
 // so a crash never leaves a visible partial blob; partial downloads live apart and
@@ -26,6 +29,8 @@ import { sub } from '../protocol/db.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { freeDiskMiB } from './disk.ts'
 import { hashFile, INLINE_MAX } from './hasher.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
+import { sleep } from '../protocol/sleep.ts'
 
 /** What a blob's file looked like when the store committed it. */
 export interface Seal { ino: number, mtimeMs: number, mode: number, uid: number }
@@ -110,7 +115,7 @@ export class BlobStore {
       }
     }
     // temp files of writes that never finished are garbage; .part files may resume
-    for (const f of await readdir(this.tmpDir)) if (f.endsWith('.tmp')) await unlink(path.join(this.tmpDir, f)).catch(() => {})
+    for (const f of await readdir(this.tmpDir)) if (f.endsWith('.tmp')) await unlink(path.join(this.tmpDir, f)).catch(err => { bestEffort('unlink()', err) })
   }
 
   blobPath (hash: string): string { return blobFile(this.root, hash) }
@@ -149,7 +154,7 @@ export class BlobStore {
     const m = this.known.get(hash)
     if (m === undefined) return
     m.lastUse = Date.now()
-    this.index.put(hash, m).catch(() => {})
+    this.index.put(hash, m).catch(err => { bestEffort('this.index.put()', err) })
   }
 
   async pin (hash: string, delta = 1): Promise<void> {
@@ -244,7 +249,7 @@ export class BlobStore {
       await this.commit(got.hash, got.size, tmp, run)
       return got
     } catch (err) {
-      try { unlinkSync(tmp) } catch {}
+      try { unlinkSync(tmp) } catch (err) { bestEffort('unlinkSync()', err) }
       throw err
     }
   }
@@ -255,7 +260,7 @@ export class BlobStore {
     // a download that arrived in order was hashed as it came: no second read
     const got = hashedOnTheWay !== undefined ? { hash: hashedOnTheWay, size: (await stat(part)).size } : await hashFile(part)
     if (got.hash !== hash || got.size !== size) {
-      await unlink(part).catch(() => {})
+      await unlink(part).catch(err => { bestEffort('unlink()', err) })
       throw new BgridError('HASH_MISMATCH', `blob ${hash.slice(0, 12)} arrived corrupt (got ${got.hash.slice(0, 12)}, ${got.size} bytes)`)
     }
     await this.commit(hash, size, part, run)
@@ -277,7 +282,7 @@ export class BlobStore {
     const m = this.known.get(hash)
     if (m === undefined) throw new BgridError('NOT_FOUND', `blob ${hash.slice(0, 12)} is not in this store`)
     let s: Stats | undefined
-    try { s = lstatSync(this.blobPath(hash)) } catch {}
+    try { s = lstatSync(this.blobPath(hash)) } catch (err) { bestEffort('lstatSync()', err) }
     if (!rehash && s !== undefined && sealHolds(m.seal, m.size, s)) return
     let pending = this.checking.get(hash)
     if (pending === undefined) {
@@ -290,7 +295,7 @@ export class BlobStore {
   private async rehash (hash: string, why: string): Promise<void> {
     const file = this.blobPath(hash)
     let s: Stats | undefined
-    try { s = await lstat(file) } catch {}
+    try { s = await lstat(file) } catch (err) { bestEffort('lstat()', err) }
     if (s === undefined || !s.isFile()) {
       await this.quarantine(hash, `${why}: not a regular file any more`)
       throw new BgridError('NOT_FOUND', `blob ${hash.slice(0, 12)}: ${why}`)
@@ -314,7 +319,7 @@ export class BlobStore {
     if (m !== undefined) { this.known.delete(hash); this.usedBytes -= m.size }
     await this.index.del(hash)
     mkdirSync(this.quarantineDir, { recursive: true, mode: 0o700 })
-    await rename(this.blobPath(hash), path.join(this.quarantineDir, `${hash}.${Date.now()}`)).catch(() => {})
+    await rename(this.blobPath(hash), path.join(this.quarantineDir, `${hash}.${Date.now()}`)).catch(err => { bestEffort('rename()', err) })
     this.opts.onCorrupt?.(hash, why)
   }
 
@@ -338,7 +343,7 @@ export class BlobStore {
       await new Promise<void>((resolve, reject) => { out.end((err?: Error | null) => { err != null ? reject(err) : resolve() }) })
     })
     if (h.digest('hex') !== hash) {
-      await unlink(dest).catch(() => {})
+      await unlink(dest).catch(err => { bestEffort('unlink()', err) })
       await this.quarantine(hash, 'bytes changed under an intact seal')
       throw new BgridError('HASH_MISMATCH', `blob ${hash.slice(0, 12)} is corrupt on disk: quarantined`)
     }
@@ -361,7 +366,7 @@ export class BlobStore {
     if (m === undefined) return
     this.known.delete(hash)
     this.usedBytes -= m.size
-    await unlink(this.blobPath(hash)).catch(() => {})
+    await unlink(this.blobPath(hash)).catch(err => { bestEffort('unlink()', err) })
     await this.index.del(hash)
   }
 
@@ -385,11 +390,11 @@ export class BlobStore {
       } else {
         // a copy proven good under a changed seal is sealed anew
         const s = await lstat(file).catch(() => undefined)
-        if (s !== undefined && !sealHolds(m.seal, m.size, s)) await this.rehash(hash, 'scrub').catch(() => {})
+        if (s !== undefined && !sealHolds(m.seal, m.size, s)) await this.rehash(hash, 'scrub').catch(err => { bestEffort('this.rehash()', err) })
       }
       if (opts.bytesPerSec !== undefined && opts.bytesPerSec > 0) {
         const ahead = report.bytes / opts.bytesPerSec * 1000 - (Date.now() - t0)
-        if (ahead > 0) await new Promise(resolve => setTimeout(resolve, Math.min(ahead, 60_000)))
+        if (ahead > 0) await sleep(Math.min(ahead, 60_000))
       }
     }
     return report

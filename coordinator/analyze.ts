@@ -1,8 +1,8 @@
 // `bgrid status RUN --analyze [JOB]` (pure): why a run or a job waits, every node
 // seen accounted for, and, for a job, each node's fit clause by clause
 // (condor_q -better-analyze).
-import type { RunCore } from './run-core.ts'
-import { jobFits, whyNotFits, describeNeeds, withRunRequirements, type NodeShape } from './feasibility.ts'
+import type { RunCore } from './core/run-core.ts'
+import { jobFits, whyNotFits, describeNeeds, withRunRequirements, type NodeShape } from './core/feasibility.ts'
 import { summariseAccounts, type NodeAccount } from './why.ts'
 
 export interface JobAnalysis {

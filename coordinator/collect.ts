@@ -6,8 +6,9 @@ import path from 'node:path'
 import { Queue } from '@libp2p/utils'
 import { fetchBlobVerified, failedHolders } from '../cache/blob-protocol.ts'
 import { errorMessage } from '../protocol/errors.ts'
-import type { JobRec } from './run-core.ts'
+import { TERMINAL, type AttemptRec, type JobRec, type JobState } from './core/model.ts'
 import type { RunContext } from './run-context.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 /** collection rounds at most: after each failed one, the jobs whose outputs could not be had run again */
 const MAX_ROUNDS = 3
@@ -25,6 +26,19 @@ export class Collector {
   constructor (ctx: RunContext) {
     this.ctx = ctx
   }
+  /**
+   * A job changed state: an open run says each job's end once its outputs are here;
+   * --stream-outputs brings a done job's outputs as soon as it ends.
+   */
+  jobChanged (job: JobRec, to: JobState): void {
+    const { opts, log, core } = this.ctx
+    const open = opts.open
+    if (open !== undefined && TERMINAL.has(to)) {
+      if (to === 'done') this.collect(job).catch(err => { log.warn('outputs not collected', { job: job.spec.id, err: errorMessage(err) }) }).finally(() => { open.onJobEnd(job) })
+      else open.onJobEnd(job)
+    } else if (to === 'done' && opts.streamOutputs && core.isCollected(job.spec.id)) this.collect(job).catch(err => { log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
+  }
+
 
   /** A blob into the run's store, from a live holder (a copy here is used only if it still holds its bytes). */
   async fetchToStore (hash: string, size: number): Promise<void> {
@@ -104,10 +118,19 @@ export class Collector {
           await this.fetchToStore(l.hash, l.size)
           await this.placeFile(l.hash, path.join(outDir, 'logs', `${job.spec.id}.${which}`))
         } catch (err) {
-          await writeFile(path.join(outDir, 'logs', `${job.spec.id}.${which}.tail`), l.tail).catch(() => {})
+          await writeFile(path.join(outDir, 'logs', `${job.spec.id}.${which}.tail`), l.tail).catch(err => { bestEffort('writeFile()', err) })
           log.debug('log not fetched', { job: job.spec.id, err: errorMessage(err) })
         }
       }
     }
   }
+}
+/** A replica's outputs in a directory of their own under the run's, read-only (for the job's compare command). */
+export async function resultDir (outputs: Pick<Collector, 'fetchToStore' | 'placeFile'>, runDir: string, a: AttemptRec): Promise<string> {
+  const dir = path.join(runDir, 'results', a.id)
+  for (const o of a.outputs ?? []) {
+    await outputs.fetchToStore(o.hash, o.size)
+    await outputs.placeFile(o.hash, path.join(dir, o.name))
+  }
+  return dir
 }

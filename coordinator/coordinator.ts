@@ -1,44 +1,34 @@
-// One run, on the submitter's machine: the coordinator created on the fly. This file is
-// the run's story, step by step: dag (setup.ts: a new run or a resumed one) -> select and
-// claim (recruit.ts: idle nodes ranked, claimed under leases) -> plan and stage (the run
-// core plans; staged inputs served from here) -> dispatch (the adapter serves pulls; the
-// run core decides) -> collect (collect.ts) -> release. What the run says about itself is
-// in run-status.ts; BOINC-style replication in replication.ts; decisions in select.ts,
-// plan.ts and run-core.ts.
+// One run, on the submitter's machine: the coordinator created on the fly, told top-down.
+// Set up (a new run or a resumed one) -> recruit (idle nodes ranked, claimed under leases)
+// -> plan and stage (the run core plans; staged inputs served from here) -> dispatch (the
+// middleware adapter it was handed serves the workers; the run core decides) -> collect
+// -> release. Imports protocol/, cache/ and the run core; never a middleware adapter.
 import { randomBytes } from 'node:crypto'
 import { createBgridNode, type BgridNode } from '../protocol/node.ts'
-import { submitterKey } from '../daemon/identity.ts'
-import { BgridError, errorMessage } from '../protocol/errors.ts'
+import { submitterKey } from '../protocol/identity.ts'
+import { BgridError } from '../protocol/errors.ts'
 import { hasMulticastRoute, MULTICAST_ROUTE_HINT } from '../protocol/dnssd.ts'
-import { readGridKey, gridKeyId } from '../daemon/grid-key.ts'
+import { readGridKey, gridKeyId } from '../protocol/grid-key.ts'
 import type { Logger } from '../protocol/log.ts'
 import type { BlobStore } from '../cache/store.ts'
 import { serveBlobs } from '../cache/blob-protocol.ts'
-import { StagedFiles, combineSources } from '../cache/staged-files.ts'
+import { StagedFiles, combineSources, type StatCache } from '../cache/staged-files.ts'
 import type { openDb } from '../protocol/db.ts'
-import type { Dag } from './dag.ts'
-import { RunCore, type JobRec } from './run-core.ts'
-import { TERMINAL } from './job-state.ts'
-import { parseDag } from './dag.ts'
+import type { Dag, JobRec } from './core/model.ts'
+import { RunCore } from './core/run-core.ts'
+import { parseDag } from './core/dag.ts'
 import path from 'node:path'
 import type { Journal, RunMeta } from './journal.ts'
 import { Progress } from './progress.ts'
-import { NativeAdapter } from '../middleware-adapters/native.ts'
-import type { MiddlewareAdapter } from '../middleware-adapters/adapter.ts'
-import type { QuorumPolicy } from '../middleware-adapters/boinc/policy.ts'
-import type { TrustBook } from '../middleware-adapters/boinc/trust.ts'
+import type { AdapterComponents, MiddlewareAdapter, ReplicationPolicy } from './core/contracts.ts'
 import { prepare, openRunStore, loadRunIdentity, hashInputs, openStatCache, restoreJournal, leaveLocalDaemon } from './setup.ts'
-import type { StatCache } from '../cache/staged-files.ts'
 import { Recruiter } from './recruit.ts'
-import { Collector } from './collect.ts'
+import { Collector, resultDir } from './collect.ts'
 import { RunStatus } from './run-status.ts'
 import { StallWatch, DEFAULT_STALL_SEC } from './stall-watch.ts'
-import { replicationPolicy, resultDir } from './replication.ts'
 import type { SubmitOptions, RunSummary, RunContext, RunOutcome } from './run-context.ts'
-
-// where bin/ and the tests have always found them
-export { newRunId, runDirOf } from './run-dir.ts'
-export type { SubmitOptions, RunSummary } from './run-context.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
+import { Alarm } from '../protocol/sleep.ts'
 
 export class Coordinator {
   readonly opts: SubmitOptions
@@ -49,9 +39,8 @@ export class Coordinator {
   dag!: Dag
   core!: RunCore
   node!: BgridNode
-  /** BOINC-style runs: the replication policy, and the submitter's records of its workers */
-  replication?: QuorumPolicy
-  private trust?: TrustBook
+  /** BOINC-style runs: the replication policy its middleware hands the run core */
+  replication?: ReplicationPolicy
   private journal!: Journal
   private meta!: RunMeta
   private store!: BlobStore
@@ -73,7 +62,8 @@ export class Coordinator {
   private failStarted: (err: unknown) => void = () => {}
   /** resolved once the run can take jobs (addJobs); rejected when the run fails before */
   readonly started = new Promise<void>((resolve, reject) => { this.markStarted = resolve; this.failStarted = reject })
-  private wakeMain: () => void = () => {}
+  /** the main loop sleeps on it between ticks; what changes the run wakes it */
+  private readonly alarm = new Alarm()
   private localDaemon?: { end: () => void }
   private startedAt = Date.now()
 
@@ -91,25 +81,19 @@ export class Coordinator {
     await hashInputs(more, this.opts.dataDir, this.staged, this.core, this.log, await this.addedInputs)
     const recs = more.jobs.map(spec => this.core.addJob(spec))
     this.adapter.notify()
-    this.wakeMain()
+    this.alarm.wake()
     return recs
   }
 
   /** An open run takes no more jobs: it ends once those it has are over. */
-  closeJobs (): void {
-    this.openJobs = false
-    this.wakeMain()
-  }
+  closeJobs (): void { this.openJobs = false; this.alarm.wake() }
 
   private emit (ev: Record<string, unknown>, human?: string): void { this.progress.event({ run: this.runId, ...ev }, human) }
 
   async run (): Promise<RunSummary> {
     // nobody may be waiting on `started`: its rejection is not an unhandled one
-    this.started.catch(() => {})
-    try { return await this.runSteps() } catch (err) {
-      this.failStarted(err)
-      throw err
-    }
+    this.started.catch(err => { bestEffort('the run before it started', err) })
+    try { return await this.runSteps() } catch (err) { this.failStarted(err); throw err }
   }
 
   private async runSteps (): Promise<RunSummary> {
@@ -140,16 +124,7 @@ export class Coordinator {
       onServed: (_peer, hash, bytes) => { this.status.served(hash, bytes) }
     })
     // dispatch: workers pull their jobs from the adapter
-    this.adapter = new NativeAdapter()
-    await this.adapter.start({
-      node: this.node, core: this.core, runId: this.runId, log: this.log,
-      isWorker: (peer) => this.recruiter.claimed.has(peer),
-      isClosing: () => this.closing,
-      // not over while final outputs may still have to be made again (see runToTheEnd)
-      isOver: () => this.collector.collected && this.core.finished(),
-      persist: async () => { await this.journal.flush() },
-      onResult: () => { this.wakeMain() }
-    })
+    await this.adapter.start()
     this.markStarted()
     this.localDaemon = await leaveLocalDaemon(o.dataDir, this.runId, this.log)
     // `bgrid cancel`, `bgrid status RUN` and `bgrid logs` talk to the run's own socket
@@ -166,7 +141,7 @@ export class Coordinator {
     try {
       await this.waitForWorkers()
       // plan, and check the workers can hold what is staged for them
-      await this.checkDisk()
+      this.recruiter.checkDisk(need => { this.status.inputBytesStaged += need })
       this.core.held = false
       // after a resume: outputs whose holders were not claimed again are made again (once they had their chance)
       if (this.recruiter.settled()) this.core.reconcile('run starts')
@@ -180,34 +155,20 @@ export class Coordinator {
     return await this.finish(failure)
   }
 
-  /** The run core, with the replication policy of a BOINC-style DAG; every job change journaled and said. */
+  /**
+   * The DAG's middleware adapter (the one the CLI picked), then the run core with the
+   * adapter's replication policy (BOINC-style DAGs); every job change journaled and said.
+   */
   private async makeCore (): Promise<void> {
-    const replicated = await replicationPolicy(this.dag, {
-      dataDir: this.opts.dataDir,
-      gflopsOf: (peer) => this.recruiter.claimed.get(peer)?.offer.gflops,
-      nameOf: (peer) => this.recruiter.nameOf(peer),
-      resultDir: async (a) => await resultDir(this.collector, this.runDir, a),
-      classified: (attempt, key) => {
-        this.core.classified(attempt, key)
-        this.adapter.notify()
-        this.wakeMain()
-      },
-      emit: (ev, human) => { this.emit(ev, human) }
-    })
-    this.replication = replicated?.policy
-    this.trust = replicated?.trust
+    this.adapter = this.opts.adapter(this.dag)(this.components())
+    this.replication = await this.adapter.replication?.()
     this.core = new RunCore(this.dag, {
       coordinatorId: this.node.peerId.toString(), prefetch: this.opts.prefetch, nonce: randomBytes(3).toString('hex'), replication: this.replication,
       hooks: {
         onTransition: (job, from, to, reason) => {
           this.status.announce(job, from, to, reason)
-          const open = this.opts.open
-          if (open !== undefined && TERMINAL.has(to)) {
-            // an open run says each job's end once its outputs are here
-            if (to === 'done') this.collector.collect(job).catch(err => { this.log.warn('outputs not collected', { job: job.spec.id, err: errorMessage(err) }) }).finally(() => { open.onJobEnd(job) })
-            else open.onJobEnd(job)
-          } else if (to === 'done' && this.opts.streamOutputs && this.core.isCollected(job.spec.id)) this.collector.collect(job).catch(err => { this.log.warn('output not collected yet', { job: job.spec.id, err: errorMessage(err) }) })
-          this.wakeMain()
+          this.collector.jobChanged(job, to)
+          this.alarm.wake()
         },
         onIllegal: (job, from, to, reason) => { this.log.error('illegal job transition refused', { job, from, to, reason }) }
       }
@@ -216,46 +177,41 @@ export class Coordinator {
     this.core.held = true
   }
 
+  /** What the run offers its middleware adapter (the run core is read once the adapter starts). */
+  private components (): AdapterComponents {
+    const run = this
+    return {
+      node: this.node, get core () { return run.core }, runId: this.runId, log: this.log, dag: this.dag,
+      dataDir: this.opts.dataDir,
+      isWorker: (peer) => this.recruiter.claimed.has(peer),
+      isClosing: () => this.closing,
+      // not over while final outputs may still have to be made again (see runToTheEnd)
+      isOver: () => this.collector.collected && this.core.finished(),
+      persist: async () => { await this.journal.flush() },
+      onResult: () => { this.alarm.wake() },
+      gflopsOf: (peer) => this.recruiter.claimed.get(peer)?.offer.gflops,
+      nameOf: (peer) => this.recruiter.nameOf(peer),
+      resultDir: async (a) => await resultDir(this.collector, this.runDir, a),
+      classified: (attempt, key) => { this.core.classified(attempt, key); this.adapter.notify(); this.alarm.wake() },
+      emit: (ev, human) => { this.emit(ev, human) }
+    }
+  }
+
   /** What the parts of the run share (run-context.ts). */
   private context (): RunContext {
     return {
       opts: this.opts, log: this.log, runId: this.runId, runDir: this.runDir, outDir: this.outDir, dag: this.dag,
       core: this.core, node: this.node, journal: this.journal, store: this.store,
-      emit: (ev, human) => { this.emit(ev, human) }, wake: () => { this.wakeMain() }, notify: () => { this.adapter.notify() },
+      emit: (ev, human) => { this.emit(ev, human) }, wake: () => { this.alarm.wake() }, notify: () => { this.adapter.notify() },
       isClosing: () => this.closing, startedAt: () => this.startedAt
     }
   }
 
-  /**
-   * Until the run has its workers.min, for --wait at most (NO_WORKERS says why). An open run
-   * that had workers and lost them all waits on (its jobs stay queued, as HTCondor's idle
-   * jobs do until machines come back), saying why every --wait.
-   */
+  /** Until the run has its workers.min (recruiting: NO_WORKERS says why it has not). */
   private async waitForWorkers (opts: { patient?: boolean } = {}): Promise<void> {
-    let deadline = Date.now() + this.opts.waitSec * 1000
-    while (this.recruiter.claimed.size < this.dag.workers.min) {
-      if (this.outcome.cancelled || (opts.patient === true && !this.openJobs && this.core.finished())) return
-      if (Date.now() >= deadline) {
-        const why = this.recruiter.noWorkers()
-        if (opts.patient !== true) throw why
-        this.emit({ event: 'warning', message: errorMessage(why) }, `waiting for workers: ${errorMessage(why)}`)
-        deadline = Date.now() + this.opts.waitSec * 1000
-      }
-      await this.sleep(Math.min(500, deadline - Date.now()))
-    }
-  }
-
-  /** Plan; refuse early, before any transfer, if a worker cannot hold the inputs planned for it. */
-  private async checkDisk (): Promise<void> {
-    this.core.replan()
-    for (const w of this.recruiter.claimed.values()) {
-      const need = this.core.stagingBytes(w.id)
-      const freeMiB = w.offer.disk
-      if (need / 1048576 > freeMiB) {
-        throw new BgridError('DISK_FULL', `worker ${w.candidate.name} has ${freeMiB} MiB free but the inputs planned for it need ${Math.ceil(need / 1048576)} MiB: nothing was transferred`)
-      }
-      this.status.inputBytesStaged += need
-    }
+    const patient = opts.patient === true
+    const done = (): boolean => this.outcome.cancelled || (patient && !this.openJobs && this.core.finished())
+    await this.recruiter.waitForWorkers(done, patient, async ms => { await this.alarm.sleep(ms) })
   }
 
   /**
@@ -279,33 +235,24 @@ export class Coordinator {
     let placeableSeen = ''
     while ((!this.core.finished() || this.openJobs) && !this.outcome.cancelled) {
       this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
-      if (Date.now() - lastStatus > 1000) { lastStatus = Date.now(); this.status.writeStatus().catch(() => {}) }
+      if (Date.now() - lastStatus > 1000) {
+        lastStatus = Date.now()
+        this.status.writeStatus().catch(err => { bestEffort('the status file', err) })
+      }
       // replicas past their deadline count as no reply (BOINC-style jobs)
       this.core.tick(Date.now())
       this.stallWatch.check(Date.now())
       // the grid has been looked at for --wait: a job no node seen can ever run fails, naming why
-      // (again only when the workers or the nodes seen changed: nothing else changes the answer)
-      const seen = `${this.core.workersVersion}/${this.recruiter.seenEver.size}`
-      if (seen !== placeableSeen && Date.now() - this.startedAt >= this.opts.waitSec * 1000) {
-        placeableSeen = seen
-        this.core.failNeverPlaceable(this.recruiter.possibleNodes())
-      }
+      placeableSeen = this.recruiter.failNeverPlaceable(placeableSeen)
       if (this.core.aliveWorkers().length === 0 && this.recruiter.claimed.size === 0) {
         // every worker was lost: wait for new ones, as at the start (an open run, for as long as it takes)
         await this.waitForWorkers({ patient: this.opts.open !== undefined })
       }
       // jobs left to a planned worker become stealable after a while: let waiting workers look again
       if (this.core.ready.size > 0) this.adapter.notify()
-      await this.sleep(500)
+      await this.alarm.sleep(500)
     }
     this.progress.update({ counts: this.core.counts(), total: this.core.jobs.size, workers: this.core.aliveWorkers().length, startedAt: this.startedAt })
-  }
-
-  private async sleep (ms: number): Promise<void> {
-    await new Promise<void>(resolve => {
-      const t = setTimeout(() => { this.wakeMain = () => {}; resolve() }, Math.max(0, ms))
-      this.wakeMain = () => { clearTimeout(t); this.wakeMain = () => {}; resolve() }
-    })
   }
 
   cancel (why: string): void {
@@ -313,7 +260,7 @@ export class Coordinator {
     this.outcome.cancelled = true
     this.core?.cancelAll(why)
     this.emit({ event: 'cancelled', reason: why }, `cancelling: ${why}`)
-    this.wakeMain()
+    this.alarm.wake()
   }
 
   /** Release: workers told the run is over, every claim given back, the node stopped. */
@@ -331,9 +278,9 @@ export class Coordinator {
 
   /** Whatever happened, the report and the final status are written, and the journal closed. */
   private async finish (failure: unknown): Promise<RunSummary> {
-    await this.addedInputs?.then(async c => { await c.save() }).catch(() => {})
-    // what this run learnt of its workers (BOINC-style runs): kept for the next runs
-    await this.trust?.save().catch(err => { this.log.warn('worker records not saved', { err: errorMessage(err) }) })
+    await this.addedInputs?.then(async c => { await c.save() }).catch(err => { bestEffort('the stat cache', err) })
+    // what this run learnt (BOINC-style runs: of its workers): kept for the next runs
+    await this.adapter.save?.()
     const counts = this.core.counts()
     const cancelled = this.outcome.cancelled
     const ok = failure === undefined && !cancelled && counts.done === this.core.jobs.size && this.collector.collectErrors.size === 0
@@ -346,12 +293,7 @@ export class Coordinator {
     await this.journal.close()
     await this.storeDb.close()
     if (failure !== undefined) throw failure
-    const s = this.core.stats
-    const summary: RunSummary = {
-      runId: this.runId, outDir: this.outDir, ok, cancelled, counts, makespanMs: Date.now() - this.startedAt,
-      workers: this.core.workers.size, bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits,
-      inputWaitMs: s.inputWaitMs, inputBytesStaged: this.status.inputBytesStaged, servedBytes: this.status.servedBytes
-    }
+    const summary = this.status.summary(ok, cancelled, counts)
     this.emit({ event: 'finished', ...summary })
     return summary
   }

@@ -3,10 +3,11 @@
 import { Level } from 'level'
 import path from 'node:path'
 import { existsSync } from 'node:fs'
-import type { JobRec, AttemptRec, RunCore } from './run-core.ts'
-import type { JobState } from './job-state.ts'
+import type { JobRec, AttemptRec, JobState } from './core/model.ts'
+import type { RunCore } from './core/run-core.ts'
 import { isLocked, lockHolder, describeHolder } from '../protocol/db.ts'
 import { BgridError } from '../protocol/errors.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export interface RunMeta {
   runId: string
@@ -72,13 +73,13 @@ export class Journal {
   record (job: JobRec, core: RunCore): void {
     this.pending.set(`job:${job.spec.id}`, this.entryOf(job, core))
     // batch what changes within a few ms into one write
-    this.timer ??= setTimeout(() => { this.timer = undefined; this.flush().catch(() => {}) }, 5)
+    this.timer ??= setTimeout(() => { this.timer = undefined; this.flush().catch(err => { bestEffort('this.flush()', err) }) }, 5)
   }
 
   /** Call `fn` once every record made so far is on disk (an outcome is announced only once it would survive a crash). */
   afterFlush (fn: () => void): void {
     this.waiting.push(fn)
-    this.timer ??= setTimeout(() => { this.timer = undefined; this.flush().catch(() => {}) }, 5)
+    this.timer ??= setTimeout(() => { this.timer = undefined; this.flush().catch(err => { bestEffort('this.flush()', err) }) }, 5)
   }
 
   async flush (): Promise<void> {

@@ -3,7 +3,7 @@
 // what jobs, workers and nodes said: it is printed through protocol/printable.ts (its
 // lines kept, every control sequence escaped), the NDJSON through printableJson.
 import cliProgress from 'cli-progress'
-import type { JobState } from './job-state.ts'
+import type { JobState } from './core/model.ts'
 import { printable, printableJson, printableLines } from '../protocol/printable.ts'
 
 export interface ProgressSnapshot {

@@ -2,21 +2,21 @@
 // that hold this run's blobs and nodes that can run a job no claimed worker can come
 // first), the claims themselves, their renewal, and losing a worker. Every node seen is
 // accounted for: why it is, or is not, a worker of this run.
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromString, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { peerAddr, listenAddrs } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
 import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer } from '../protocol/claim.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, type DiscoveredNode } from '../protocol/dnssd.ts'
-import type { submitterKey } from '../daemon/identity.ts'
-import type { JobSpec } from './dag.ts'
-import { selectWorkers, attrsOf, type Candidate, type Refusal } from './select.ts'
+import type { submitterKey } from '../protocol/identity.ts'
+import type { JobSpec } from './core/model.ts'
+import { selectWorkers, attrsOf, type Candidate, type Refusal } from './core/select.ts'
 import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
-import { jobFits, type NodeShape } from './feasibility.ts'
+import { jobFits, type NodeShape } from './core/feasibility.ts'
 import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { RunContext } from './run-context.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export interface ClaimedWorker {
   id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
@@ -88,7 +88,7 @@ export class Recruiter {
     const { node, opts } = this.ctx
     node.addEventListener('peer:disconnect', (ev) => {
       const w = this.claimed.get(ev.detail.toString())
-      if (w !== undefined) this.renew(w).catch(() => {})
+      if (w !== undefined) this.renew(w).catch(err => { bestEffort('this.renew()', err) })
     })
     this.browser = new NodeBrowser({ interface: opts.mdnsInterface, requeryMs: 2000 })
     const onNode = (n: DiscoveredNode): void => {
@@ -104,6 +104,54 @@ export class Recruiter {
   }
 
   /** No more claims. */
+  /**
+   * Until the run has its workers.min, for --wait at most (NO_WORKERS says why), or `done()`.
+   * A patient wait (an open run that had workers and lost them all) waits on (its jobs stay
+   * queued, as HTCondor's idle jobs do until machines come back), saying why every --wait.
+   */
+  async waitForWorkers (done: () => boolean, patient: boolean, sleep: (ms: number) => Promise<void>): Promise<void> {
+    let deadline = Date.now() + this.ctx.opts.waitSec * 1000
+    while (this.claimed.size < this.ctx.dag.workers.min) {
+      if (done()) return
+      if (Date.now() >= deadline) {
+        const why = this.noWorkers()
+        if (!patient) throw why
+        this.ctx.emit({ event: 'warning', message: errorMessage(why) }, `waiting for workers: ${errorMessage(why)}`)
+        deadline = Date.now() + this.ctx.opts.waitSec * 1000
+      }
+      await sleep(Math.min(500, deadline - Date.now()))
+    }
+  }
+
+  /**
+   * Fail the jobs no node seen can ever run, once the grid has been looked at for --wait;
+   * again only when the workers or the nodes seen changed (nothing else changes the
+   * answer). `seen`: what they were at the last look; returns what they are now.
+   */
+  failNeverPlaceable (seen: string): string {
+    const { core, opts } = this.ctx
+    const now = `${core.workersVersion}/${this.seenEver.size}`
+    if (now !== seen && Date.now() - this.ctx.startedAt() >= opts.waitSec * 1000) {
+      core.failNeverPlaceable(this.possibleNodes())
+      return now
+    }
+    return seen
+  }
+
+  /** Plan; refuse early, before any transfer, if a worker cannot hold the inputs planned for it. */
+  checkDisk (staged: (bytes: number) => void): void {
+    const { core } = this.ctx
+    core.replan()
+    for (const w of this.claimed.values()) {
+      const need = core.stagingBytes(w.id)
+      const freeMiB = w.offer.disk
+      if (need / 1048576 > freeMiB) {
+        throw new BgridError('DISK_FULL', `worker ${w.candidate.name} has ${freeMiB} MiB free but the inputs planned for it need ${Math.ceil(need / 1048576)} MiB: nothing was transferred`)
+      }
+      staged(need)
+    }
+  }
+
   stop (): void {
     clearTimeout(this.graceTimer)
     clearInterval(this.recruitTimer)
@@ -161,7 +209,7 @@ export class Recruiter {
     const rest = sel.ranked.filter(c => !holders.has(c.ad.peer))
     const chosen = room <= 0 ? (onlyHolders ? [] : rest.filter(covers).slice(0, 1))
       : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
-    for (const c of chosen.slice(0, Math.max(1, room))) this.claim(c).catch(() => {})
+    for (const c of chosen.slice(0, Math.max(1, room))) this.claim(c).catch(err => { bestEffort('this.claim()', err) })
     if (this.claimed.size < dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
       this.lastWaitNote = Date.now()
       const why = summariseAccounts(this.nodeAccounts())
@@ -244,7 +292,7 @@ export class Recruiter {
       const start = startOf(offer.start, this.owner)
       core.addWorker({ id: peer, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), addrs: addrs.map(String), ...(host !== '' ? { host } : {}), ...(start !== undefined ? { start } : {}) })
       // a tick a quarter lease: a silent worker is found lost at most a quarter lease late
-      w.renewTimer = setInterval(() => { this.renew(w).catch(() => {}) }, Math.max(250, opts.leaseSec * 1000 / 4))
+      w.renewTimer = setInterval(() => { this.renew(w).catch(err => { bestEffort('this.renew()', err) }) }, Math.max(250, opts.leaseSec * 1000 / 4))
       this.ctx.emit({ event: 'worker', worker: peer, name: c.name, state: 'claimed', cores: offer.cores, ram: offer.ram, mhz: offer.mhz },
         opts.progress === 'lines' ? `claimed ${c.name} (${offer.cores} cores, ${offer.ram} MiB)` : undefined)
       this.onWorkersChanged(true)
@@ -358,7 +406,7 @@ export class Recruiter {
   }
 
   private async releaseOne (peer: string): Promise<void> {
-    try { await call(this.ctx.node, peerIdFromString(peer), claimSpec, { op: 'release', run: this.ctx.runId }, { timeoutMs: 3000 }) } catch {}
+    try { await call(this.ctx.node, peerIdFromString(peer), claimSpec, { op: 'release', run: this.ctx.runId }, { timeoutMs: 3000 }) } catch (err) { bestEffort('call()', err) }
   }
 
   /** Out of patience for workers.min: every node seen accounted for, and what to change. */

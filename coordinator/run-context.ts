@@ -4,10 +4,11 @@
 import type { Logger } from '../protocol/log.ts'
 import type { BgridNode } from '../protocol/node.ts'
 import type { BlobStore } from '../cache/store.ts'
-import type { Dag } from './dag.ts'
-import type { RunCore, JobRec } from './run-core.ts'
+import type { Dag, JobRec } from './core/model.ts'
+import type { RunCore } from './core/run-core.ts'
 import type { Journal } from './journal.ts'
 import type { Mode } from './progress.ts'
+import type { AdapterChoice } from './core/contracts.ts'
 
 export interface SubmitOptions {
   dagFile?: string
@@ -33,6 +34,8 @@ export interface SubmitOptions {
   streamOutputs: boolean
   progress: Mode
   log: Logger
+  /** the middleware adapter a DAG runs with (the CLI hands the registry's lookup) */
+  adapter: AdapterChoice
 }
 
 export interface RunSummary {

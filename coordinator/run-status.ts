@@ -4,18 +4,18 @@
 import { writeFile, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
-import { ControlServer } from '../daemon/control.ts'
-import { attrsOf, type Candidate } from './select.ts'
-import { makespanLowerBound } from './plan.ts'
+import { ControlServer } from '../protocol/control.ts'
+import { attrsOf, type Candidate } from './core/select.ts'
+import { makespanLowerBound } from './core/plan.ts'
 import { analyzeJob, analyzeRun } from './analyze.ts'
 import { writeRunReport } from './report/write.ts'
 import type { RunJson } from './report/run-json.ts'
-import type { JobRec } from './run-core.ts'
-import { TERMINAL, type JobState } from './job-state.ts'
-import type { RunContext, RunOutcome } from './run-context.ts'
+import { type JobRec, TERMINAL, type JobState } from './core/model.ts'
+import type { RunContext, RunOutcome, RunSummary } from './run-context.ts'
 import type { Recruiter } from './recruit.ts'
 import type { Collector } from './collect.ts'
 import { printable } from '../protocol/printable.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 /** A replicated job's validation, for run.json: the quorum, the canonical result, who agreed and who did not. */
 function validationOf (j: JobRec, nameOf: (peer: string) => string): Record<string, unknown> {
@@ -153,13 +153,24 @@ export class RunStatus {
   }
 
   /** The end: run.json, report.html and trace.tsv in --out, the final status.json. */
+  /** The run's summary, as `submit` prints it and the 'finished' event says it. */
+  summary (ok: boolean, cancelled: boolean, counts: Record<JobState, number>): RunSummary {
+    const { core, runId, outDir } = this.ctx
+    const s = core.stats
+    return {
+      runId, outDir, ok, cancelled, counts, makespanMs: Date.now() - this.ctx.startedAt(),
+      workers: core.workers.size, bytesFetched: s.bytesFetched, prefetchedBytes: s.prefetchedBytes, cacheHits: s.cacheHits,
+      inputWaitMs: s.inputWaitMs, inputBytesStaged: this.inputBytesStaged, servedBytes: this.servedBytes
+    }
+  }
+
   async writeFinal (): Promise<void> {
     const { outDir, log } = this.ctx
     const report = this.report(true)
     await writeFile(path.join(outDir, 'run.json'), JSON.stringify(report, null, 2))
     // report.html and trace.tsv beside it; a report that cannot be drawn costs the run nothing
     await writeRunReport(outDir, report as unknown as RunJson).catch(err => { log.warn('run report not written', { err: errorMessage(err) }) })
-    await this.writeStatus(true, report).catch(() => {})
+    await this.writeStatus(true, report).catch(err => { bestEffort('this.writeStatus()', err) })
   }
 
   report (final: boolean): Record<string, unknown> {

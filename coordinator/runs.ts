@@ -4,12 +4,12 @@
 import { readdirSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { controlRequest } from '../daemon/control.ts'
+import { controlRequest } from '../protocol/control.ts'
 import { BgridError } from '../protocol/errors.ts'
-import type { JobState } from './job-state.ts'
+import type { JobState } from './core/model.ts'
 import { RUN_ID, runsDirOf } from './run-dir.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
-export { runsDirOf }
 
 
 /** Run ids in a data dir, unsorted (none when there is no runs dir yet). */
@@ -85,7 +85,7 @@ export async function readRun (dataDir: string, id: string): Promise<RunInfo> {
   }
   const live = await controlRequest(path.join(dir, 'control.sock'), { op: 'status' })
   if (live?.reply?.ok === true) return fromStatus(live.reply.status, 'live')
-  try { return fromStatus(JSON.parse(await readFile(path.join(dir, 'status.json'), 'utf8')), 'status') } catch {}
+  try { return fromStatus(JSON.parse(await readFile(path.join(dir, 'status.json'), 'utf8')), 'status') } catch (err) { bestEffort('fromStatus()', err) }
 
   // no status written (the coordinator died or failed before its first one): the journal
   // (loaded only here: LevelDB is a native module)
@@ -109,7 +109,7 @@ export async function readRun (dataDir: string, id: string): Promise<RunInfo> {
     }
   }
   let held: string[] = []
-  try { held = readdirSync(dir).sort() } catch {}
+  try { held = readdirSync(dir).sort() } catch (err) { bestEffort('readdirSync(dir).sort()', err) }
   return {
     id, dir, source: 'none', state: 'unknown', startedAt: dirTime(dir),
     note: `no status yet: its coordinator stopped before writing its journal (${dir} holds ${held.length > 0 ? held.join(', ') : 'nothing'})`

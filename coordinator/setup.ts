@@ -10,13 +10,15 @@ import { BgridError } from '../protocol/errors.ts'
 import type { Logger } from '../protocol/log.ts'
 import { openDb } from '../protocol/db.ts'
 import { BlobStore } from '../cache/store.ts'
-import { controlRequest } from '../daemon/control.ts'
+import { controlRequest } from '../protocol/control.ts'
 import { StatCache, type StagedFiles } from '../cache/staged-files.ts'
-import { parseDag, readDagJson, type Dag } from './dag.ts'
+import { parseDag, readDagJson } from './core/dag.ts'
+import { type Dag } from './core/model.ts'
 import { Journal, type RunMeta } from './journal.ts'
-import type { RunCore } from './run-core.ts'
+import type { RunCore } from './core/run-core.ts'
 import { newRunId, runDirOf } from './run-dir.ts'
 import type { SubmitOptions } from './run-context.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export interface RunSetup {
   runId: string
@@ -75,7 +77,7 @@ export async function openRunStore (runDir: string): Promise<{ store: BlobStore,
 /** The run's libp2p key, kept in its directory: a resumed run is the same peer to its workers. */
 export async function loadRunIdentity (dir: string): Promise<ReturnType<typeof privateKeyFromProtobuf>> {
   const file = path.join(dir, 'identity.key')
-  try { return privateKeyFromProtobuf(await readFile(file)) } catch {}
+  try { return privateKeyFromProtobuf(await readFile(file)) } catch (err) { bestEffort('privateKeyFromProtobuf()', err) }
   const key = await generateKeyPair('Ed25519')
   await writeFile(file, privateKeyToProtobuf(key), { mode: 0o600 })
   return key
@@ -103,7 +105,7 @@ export async function hashInputs (dag: Dag, dataDir: string, staged: StagedFiles
     await staged.add(f, h.hash, h.size)
     core.setFileInput(f, h.hash, h.size)
   }
-  if (shared === undefined) await cache.save().catch(() => {})
+  if (shared === undefined) await cache.save().catch(err => { bestEffort('cache.save()', err) })
   log.debug('inputs hashed', { files: files.size, rehashed: cache.misses, fromStatCache: cache.hits })
 }
 

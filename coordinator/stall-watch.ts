@@ -9,8 +9,7 @@
 // it: a worker that lets one run 10 s past it is not waited for).
 // May import the run context and the core's records; owns no state of the run.
 import type { RunContext } from './run-context.ts'
-import type { AttemptRec } from './run-records.ts'
-import { TERMINAL } from './job-state.ts'
+import { type AttemptRec, TERMINAL } from './core/model.ts'
 
 /** how long a run may go with no job ending and no command running before it says why and acts */
 export const DEFAULT_STALL_SEC = 60

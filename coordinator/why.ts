@@ -2,8 +2,7 @@
 // accounted for by exactly one cause, from what it advertises and what it answered.
 // A node's name and words are remote text: each account holds them as one escaped line
 // (protocol/printable.ts), since they end up in NO_WORKERS and in progress lines.
-import type { Candidate, Refusal } from './select.ts'
-import { attrsOf } from './select.ts'
+import { type Candidate, type Refusal, attrsOf } from './core/select.ts'
 import { explainFailure, evalBool, type Expr } from '../protocol/expr.ts'
 import { printable } from '../protocol/printable.ts'
 

@@ -1,5 +1,6 @@
 // Owner activity, pluggable: CPU load that is not ours, and keyboard/mouse idle time.
 import { readFileSync, statSync, readdirSync } from 'node:fs'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export interface CpuTimes { busy: number, total: number }
 
@@ -62,9 +63,9 @@ export function userIdleSeconds (now: number, activityFile?: string): number {
   try {
     for (const f of readdirSync('/dev/input')) {
       if (!f.startsWith('event')) continue
-      try { latest = Math.max(latest, statSync(`/dev/input/${f}`).atimeMs) } catch {}
+      try { latest = Math.max(latest, statSync(`/dev/input/${f}`).atimeMs) } catch (err) { bestEffort('Math.max()', err) }
     }
-  } catch {}
+  } catch (err) { bestEffort('readdirSync()', err) }
   return latest === 0 ? Infinity : Math.max(0, (now - latest) / 1000)
 }
 
@@ -73,7 +74,7 @@ export function activitySource (activityFile?: string): string | undefined {
   if (activityFile !== undefined) return `activity file ${activityFile}`
   try {
     const events = readdirSync('/dev/input').filter(f => f.startsWith('event'))
-    for (const f of events) { try { statSync(`/dev/input/${f}`); return '/dev/input' } catch {} }
-  } catch {}
+    for (const f of events) { try { statSync(`/dev/input/${f}`); return '/dev/input' } catch (err) { bestEffort('statSync()', err) } }
+  } catch (err) { bestEffort('readdirSync(\'/dev/input\').filter()', err) }
   return undefined
 }

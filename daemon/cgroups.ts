@@ -13,6 +13,7 @@
 // /proc/self/mountinfo and /proc/self/cgroup at start-up; what is enforced is logged.
 import { readFileSync, writeFileSync, mkdirSync, rmdirSync, readdirSync, existsSync } from 'node:fs'
 import path from 'node:path'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export type Controller = 'memory' | 'pids' | 'cpu' | 'cpuacct' | 'freezer'
 const WANTED: Controller[] = ['memory', 'pids', 'cpu', 'cpuacct', 'freezer']
@@ -87,7 +88,7 @@ export function detectLayout (tag: string, proc = { mountinfo: '/proc/self/mount
   if (unified === undefined || self.v2 === undefined) return undefined
   const own = path.join(unified.dir, self.v2)
   let controllers: string[] = []
-  try { controllers = readFileSync(path.join(own, 'cgroup.controllers'), 'utf8').trim().split(/\s+/) } catch {}
+  try { controllers = readFileSync(path.join(own, 'cgroup.controllers'), 'utf8').trim().split(/\s+/) } catch (err) { bestEffort('readFileSync(path.join(own, \'cgroup.controllers\'), \'utf8\'...', err) }
   if (!controllers.includes('memory')) return undefined
   const dir = path.join(own, name)
   const v2: CgroupLayout['roots'] = { memory: dir, cpu: dir, cpuacct: dir }
@@ -135,7 +136,7 @@ export class CgroupTree {
     // below the daemon's own threads (and, with the service unit's CPUWeight, the owner's processes)
     const cpu = this.layout.roots.cpu
     if (cpu !== undefined) {
-      try { write(path.join(cpu, this.version === 1 ? 'cpu.shares' : 'cpu.weight'), String(this.version === 1 ? cpuShares : 1)) } catch {}
+      try { write(path.join(cpu, this.version === 1 ? 'cpu.shares' : 'cpu.weight'), String(this.version === 1 ? cpuShares : 1)) } catch (err) { bestEffort('write()', err) }
     }
   }
 
@@ -146,7 +147,7 @@ export class CgroupTree {
     if (procs.length > 0) {
       const leaf = path.join(own, 'daemon')
       mkdirSync(leaf, { recursive: true })
-      for (const pid of procs) { try { write(path.join(leaf, 'cgroup.procs'), pid) } catch {} }
+      for (const pid of procs) { try { write(path.join(leaf, 'cgroup.procs'), pid) } catch (err) { bestEffort('write()', err) } }
     }
     write(path.join(own, 'cgroup.subtree_control'), this.enableList())
   }
@@ -286,7 +287,7 @@ export class AttemptGroup {
    */
   end (spare?: number): void {
     for (const d of this.dirs) {
-      for (const pid of listProcs(d)) if (pid !== spare) { try { process.kill(pid, 'SIGKILL') } catch {} }
+      for (const pid of listProcs(d)) if (pid !== spare) { try { process.kill(pid, 'SIGKILL') } catch (err) { bestEffort('process.kill()', err) } }
     }
   }
 }
@@ -313,12 +314,12 @@ function setFrozen (tree: CgroupTree, parts: string[], frozen: boolean): boolean
 function killTree (layout: CgroupLayout, dir: string): void {
   if (!existsSync(dir)) return
   if (layout.version === 2 && existsSync(path.join(dir, 'cgroup.kill'))) {
-    try { write(path.join(dir, 'cgroup.kill'), '1') } catch {}
+    try { write(path.join(dir, 'cgroup.kill'), '1') } catch (err) { bestEffort('write()', err) }
   } else {
     const freezer = layout.version === 1 && dir.startsWith(layout.roots.freezer ?? '\0')
-    if (freezer) { try { write(path.join(dir, 'freezer.state'), 'FROZEN') } catch {} }
-    for (const sub of walk(dir)) for (const pid of listProcs(sub)) { try { process.kill(pid, 'SIGKILL') } catch {} }
-    if (freezer) { try { write(path.join(dir, 'freezer.state'), 'THAWED') } catch {} }
+    if (freezer) { try { write(path.join(dir, 'freezer.state'), 'FROZEN') } catch (err) { bestEffort('write()', err) } }
+    for (const sub of walk(dir)) for (const pid of listProcs(sub)) { try { process.kill(pid, 'SIGKILL') } catch (err) { bestEffort('process.kill()', err) } }
+    if (freezer) { try { write(path.join(dir, 'freezer.state'), 'THAWED') } catch (err) { bestEffort('write()', err) } }
   }
 }
 
@@ -326,7 +327,7 @@ function killTree (layout: CgroupLayout, dir: string): void {
 function walk (dir: string): string[] {
   const out: string[] = []
   let entries: string[] = []
-  try { entries = readdirSync(dir, { withFileTypes: true }).filter(e => e.isDirectory()).map(e => e.name) } catch {}
+  try { entries = readdirSync(dir, { withFileTypes: true }).filter(e => e.isDirectory()).map(e => e.name) } catch (err) { bestEffort('readdirSync(dir, { withFileTypes: true }).filter(e => e.i...', err) }
   for (const e of entries) out.push(...walk(path.join(dir, e)))
   out.push(dir)
   return out

@@ -1,6 +1,6 @@
 // Who holds this worker: at most one coordinator at a time (pure logic, no I/O).
 import type { ErrorCode } from '../protocol/errors.ts'
-import type { NodeState } from './node-state.ts'
+import type { NodeState } from '../protocol/node-states.ts'
 
 export interface Claim {
   coordinator: string

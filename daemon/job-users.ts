@@ -5,6 +5,7 @@
 // never while a process still has it.
 import { readFileSync, readdirSync } from 'node:fs'
 import type { Db } from '../protocol/db.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export interface RunAs { uid: number, gid: number, name: string }
 
@@ -16,7 +17,7 @@ export const JOB_UID_COUNT = 65536
 function accountUids (passwd = '/etc/passwd'): Set<number> {
   const out = new Set<number>()
   let text = ''
-  try { text = readFileSync(passwd, 'utf8') } catch {}
+  try { text = readFileSync(passwd, 'utf8') } catch (err) { bestEffort('readFileSync()', err) }
   for (const line of text.split('\n')) { const f = line.split(':'); if (f.length >= 4) out.add(Number(f[2])) }
   return out
 }
@@ -25,12 +26,12 @@ function accountUids (passwd = '/etc/passwd'): Set<number> {
 function busyUids (): Set<number> {
   const out = new Set<number>()
   let pids: string[] = []
-  try { pids = readdirSync('/proc').filter(p => /^\d+$/.test(p)) } catch {}
+  try { pids = readdirSync('/proc').filter(p => /^\d+$/.test(p)) } catch (err) { bestEffort('readdirSync(\'/proc\').filter()', err) }
   for (const pid of pids) {
     try {
       const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
       if (m !== null) out.add(Number(m[1]))
-    } catch {}
+    } catch (err) { bestEffort('/^Uid:\\s+(\\d+)/m.exec()', err) }
   }
   return out
 }
@@ -64,7 +65,7 @@ export class JobUsers {
 /** uid/gid of a named user from /etc/passwd (no native lookup in Node). */
 export function lookupUser (name: string, passwd = '/etc/passwd'): RunAs | undefined {
   let text = ''
-  try { text = readFileSync(passwd, 'utf8') } catch {}
+  try { text = readFileSync(passwd, 'utf8') } catch (err) { bestEffort('readFileSync()', err) }
   for (const line of text.split('\n')) {
     const f = line.split(':')
     if (f[0] === name && f.length >= 4) return { name, uid: Number(f[2]), gid: Number(f[3]) }

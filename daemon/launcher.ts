@@ -4,6 +4,7 @@
 // uid/gid, its own process group. It imports nothing heavy on purpose.
 import { spawn } from 'node:child_process'
 import { openSync, closeSync, fstatSync, readFileSync, existsSync, constants as fsConst } from 'node:fs'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 const send = (line: string): void => { process.stdout.write(line + '\n') }
 
@@ -87,10 +88,10 @@ function start (fields: string[]): void {
       const cpu = child.pid !== undefined ? cpuOf(child.pid) : ''
       // the job is over: what it left running in its process group goes too (as HTCondor
       // does without containment)
-      if (child.pid !== undefined) { try { process.kill(-child.pid, 'SIGKILL') } catch {} }
+      if (child.pid !== undefined) { try { process.kill(-child.pid, 'SIGKILL') } catch (err) { bestEffort('process.kill()', err) } }
       let so = 1
       let se = 1
-      try { so = fstatSync(o).size; se = fstatSync(e).size } catch {}
+      try { so = fstatSync(o).size; se = fstatSync(e).size } catch (err) { bestEffort('fstatSync()', err) }
       closeSync(o)
       closeSync(e)
       send(`exit ${id} ${code ?? '-'} ${signal ?? '-'} ${so} ${se}${cpu}`)

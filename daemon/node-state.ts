@@ -2,7 +2,6 @@
 // function over named events; a change the table does not declare is a bug: the daemon
 // logs and refuses it, never applies it silently.
 import type { NodeState } from '../protocol/node-states.ts'
-export { type NodeState, NODE_STATES, isNodeState } from '../protocol/node-states.ts'
 
 /**
  * What happens to a node. next() sees only the state and the event, so where the

@@ -4,6 +4,7 @@ import si from 'systeminformation'
 import { readFileSync } from 'node:fs'
 import { freeDiskMiB } from '../cache/disk.ts'
 import os from 'node:os'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 export interface Resources {
   cores: number
@@ -26,7 +27,7 @@ export async function measureStatic (): Promise<Pick<Resources, 'cores' | 'mhz' 
   const cpu = await si.cpu()
   let mhz = Math.round((cpu.speed ?? 0) * 1000)
   if (mhz <= 0) {
-    try { mhz = mhzFromCpuinfo(readFileSync('/proc/cpuinfo', 'utf8')) } catch {}
+    try { mhz = mhzFromCpuinfo(readFileSync('/proc/cpuinfo', 'utf8')) } catch (err) { bestEffort('mhzFromCpuinfo()', err) }
   }
   const mem = await si.mem()
   return {

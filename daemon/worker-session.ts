@@ -15,6 +15,7 @@ import type { RunJail } from './containment.ts'
 import type { Claim } from './claim-book.ts'
 import type { DriverContext, WorkerDriver } from './drivers/driver.ts'
 import { MAX_HELD_ATTEMPTS, type AttemptPhase, type HeldAttempt } from '../protocol/claim.ts'
+import { bestEffort } from '../protocol/best-effort.ts'
 
 /** SHA-256 of no bytes: the one blob anybody can have without proof */
 const EMPTY_BLOB = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
@@ -81,7 +82,7 @@ export class WorkerSession implements WorkerDriver {
     this.claim = opts.claim
     this.jail = opts.containment.forRun(opts.claim.run)
     // an unhandled rejection here would be a crash; the loop reports it
-    this.jail.catch(() => {})
+    this.jail.catch(err => { bestEffort('this.jail', err) })
     this.runPeers.add(opts.claim.coordinator)
   }
 
@@ -106,7 +107,7 @@ export class WorkerSession implements WorkerDriver {
     if (this.stopped) return false
     if (this.peersAsked === undefined && Date.now() - this.peersAskedAt >= 1000) {
       this.peersAskedAt = Date.now()
-      this.peersAsked = this.exchange(0, false).catch(() => {}).finally(() => { this.peersAsked = undefined })
+      this.peersAsked = this.exchange(0, false).catch(err => { bestEffort('this.exchange()', err) }).finally(() => { this.peersAsked = undefined })
     }
     await this.peersAsked
     return this.runPeers.has(peer)
@@ -160,7 +161,7 @@ export class WorkerSession implements WorkerDriver {
         this.exchange(free, true).then(() => { backoff = 100 }, async (err) => {
           this.opts.log.debug('pull failed', { err: String(err) })
           // stop() ends the wait at once (abort)
-          await sleep(backoff, undefined, { signal: this.abort.signal }).catch(() => {})
+          await sleep(backoff, undefined, { signal: this.abort.signal }).catch(err => { bestEffort('sleep()', err) })
           backoff = Math.min(2000, backoff * 2)
         }).finally(() => { this.longPoll = false; this.wake() })
       } else if (this.results.length > 0 || this.have.length > 0 || this.corrupt.length > 0) {
@@ -179,7 +180,7 @@ export class WorkerSession implements WorkerDriver {
           continue
         } catch (err) {
           this.opts.log.debug('report failed', { err: String(err) })
-          await sleep(backoff, undefined, { signal: this.abort.signal }).catch(() => {})
+          await sleep(backoff, undefined, { signal: this.abort.signal }).catch(err => { bestEffort('sleep()', err) })
           backoff = Math.min(2000, backoff * 2)
           continue
         }
@@ -247,7 +248,7 @@ export class WorkerSession implements WorkerDriver {
   /** Tell libp2p where a peer of this run listens (a worker has never dialled the others). */
   private rememberPeer (id: string, addrs: string[]): void {
     const parsed = addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
-    if (parsed.length > 0) this.opts.node.peerStore.merge(peerIdFromString(id), { multiaddrs: parsed }).catch(() => {})
+    if (parsed.length > 0) this.opts.node.peerStore.merge(peerIdFromString(id), { multiaddrs: parsed }).catch(err => { bestEffort('this.opts.node.peerStore.merge()', err) })
   }
 
   /**
@@ -263,7 +264,7 @@ export class WorkerSession implements WorkerDriver {
     if (store.has(ref.hash) && store.allows(ref.hash, run) && await store.intact(ref.hash)) return 0
     // a copy here from another run: re-hashed (as thoroughly checked as a download would
     // be; a bad one is quarantined and fetched anew), then proven to match this run's
-    if (store.has(ref.hash)) await store.check(ref.hash, true).catch(() => {})
+    if (store.has(ref.hash)) await store.check(ref.hash, true).catch(err => { bestEffort('store.check()', err) })
     try {
       if (store.has(ref.hash)) {
         await this.prove(ref)
@@ -534,10 +535,10 @@ export class WorkerSession implements WorkerDriver {
     dropIdleStreams(this.opts.node, this.claim.coordinator)
     // attempts end (and remove their own directories) once their processes are reaped
     const deadline = Date.now() + 3000
-    while (this.running.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    while (this.running.size > 0 && Date.now() < deadline) await sleep(20)
     const jail = await this.jail.catch(() => undefined)
     // whatever is left of the run (a weaker containment, an attempt that would not end)
     jail?.destroy()
-    await jail?.sandboxes.removeAll().catch(() => {})
+    await jail?.sandboxes.removeAll().catch(err => { bestEffort('jail?.sandboxes.removeAll()', err) })
   }
 }

@@ -3,6 +3,7 @@ import { Level } from 'level'
 import { mkdirSync, chmodSync, statSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { BgridError } from './errors.ts'
+import { bestEffort } from './best-effort.ts'
 
 export type Db = Level<string, any>
 
@@ -51,7 +52,7 @@ export function lockHolder (dbDir: string): LockHolder | undefined {
     const pid = Number(f[k + 3])
     if (!Number.isInteger(pid) || pid <= 0) continue
     let argv: string[] = []
-    try { argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(a => a !== '') } catch {}
+    try { argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(a => a !== '') } catch (err) { bestEffort('readFileSync(`/proc/${pid}/cmdline`, \'utf8\').split(\'\\0\')....', err) }
     return { pid, argv }
   }
   return undefined

@@ -1,3 +1,7 @@
+// protocol/: what every bgrid node shares, daemon and coordinator alike: the libp2p node,
+// framing and message schemas, DNS-SD and its TXT records, errors, and the node-wide
+// primitives (identities, grid keys, the local control socket). Imports no other folder.
+//
 // libp2p node factory: TCP + noise + yamux + identify, optional private-network key.
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'

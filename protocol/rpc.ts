@@ -8,6 +8,7 @@ import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv'
 import { BgridError, type ErrorCode } from './errors.ts'
 import type { BgridNode } from './node.ts'
 import type { Logger } from './log.ts'
+import { bestEffort } from './best-effort.ts'
 
 export const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true })
 
@@ -127,7 +128,7 @@ async function refuse (lp: LengthPrefixedStream<any>, err: unknown, spec: Protoc
   const code: ErrorCode = err instanceof BgridError ? err.code : 'INTERNAL'
   const message = err instanceof Error ? err.message : String(err)
   log.warn('refused', { protocol: spec.id, peer, code, message })
-  try { await writeJson(lp, { ok: false, error: { code, message } } satisfies ErrorReply, signal) } catch {}
+  try { await writeJson(lp, { ok: false, error: { code, message } } satisfies ErrorReply, signal) } catch (err) { bestEffort('writeJson()', err) }
 }
 
 export const errorReply = ajv.compile<ErrorReply>({

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { writeFileSync, readFileSync, mkdirSync, statSync, existsSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { stdoutJson, clusterOrSkip, type Proc } from '../testbed/cluster.ts'
-import { newGridKey } from '../daemon/grid-key.ts'
+import { newGridKey } from '../protocol/grid-key.ts'
 import { measureStatic } from '../daemon/resources.ts'
 
 function hasZeroconf (): boolean {

@@ -1,9 +1,9 @@
-// DAGMan's node life (coordinator/dagman/engine.ts), pure: PRE, job, POST, RETRY
+// DAGMan's node life (middleware-adapters/condor/engine.ts), pure: PRE, job, POST, RETRY
 // [UNLESS-EXIT], ABORT-DAG-ON before RETRY, PRE_SKIP, futile descendants, cycles found
 // at run time, FINAL nodes and their say on the DAG's exit, PRIORITY under
 // DAGMAN_MAX_JOBS_SUBMITTED, MAXJOBS per CATEGORY.
 import t from 'tap'
-import { DagmanEngine, DEFAULT_ENGINE_OPTIONS, DAG_STATUS, PRE_FAILED_RETURN, NODE_STATUS, type EngineNode, type EngineOptions, type Action } from '../coordinator/dagman/engine.ts'
+import { DagmanEngine, DEFAULT_ENGINE_OPTIONS, DAG_STATUS, PRE_FAILED_RETURN, NODE_STATUS, type EngineNode, type EngineOptions, type Action } from '../middleware-adapters/condor/engine.ts'
 
 function node (name: string, o: Partial<EngineNode> = {}): EngineNode {
   return { name, parents: [], final: false, pre: false, post: false, retryMax: 0, unlessExit: null, abortOn: null, priority: 0, category: null, preSkip: null, done: false, ...o }

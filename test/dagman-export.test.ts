@@ -1,4 +1,4 @@
-// `bgrid export dagman DAG.json -o DIR` (coordinator/dagman/export.ts): HTCondor is not
+// `bgrid export dagman DAG.json -o DIR` (middleware-adapters/condor/export.ts): HTCondor is not
 // installable here, so the DAGMan files it writes are read back with bgrid's own DAGMan
 // reader and importer, and import(export(x)) must give x's graph, commands, files,
 // resources and requirements back; commands are also run, before and after, and their
@@ -8,13 +8,14 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, existsSync
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
-import { readDagmanFile } from '../coordinator/dagman/dag-file.ts'
-import { readSubmitFile } from '../coordinator/dagman/submit-file.ts'
-import { dagmanToDagJson } from '../coordinator/dagman/to-dag-json.ts'
-import { exportDagman, dagToDagman, macroSafe, newSyntax, newSyntaxEnv, requirementsToClassAd } from '../coordinator/dagman/export.ts'
-import { parseArguments, parseEnvironment } from '../coordinator/dagman/submit-args.ts'
-import { expandMacros } from '../coordinator/dagman/vars.ts'
-import { parseDag, type Dag, type JobSpec } from '../coordinator/dag.ts'
+import { readDagmanFile } from '../middleware-adapters/condor/dag-file.ts'
+import { readSubmitFile } from '../middleware-adapters/condor/submit-file.ts'
+import { dagmanToDagJson } from '../middleware-adapters/condor/to-dag-json.ts'
+import { exportDagman, dagToDagman, macroSafe, newSyntax, newSyntaxEnv, requirementsToClassAd } from '../middleware-adapters/condor/export.ts'
+import { parseArguments, parseEnvironment } from '../middleware-adapters/condor/submit-args.ts'
+import { expandMacros } from '../middleware-adapters/condor/vars.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { type Dag, type JobSpec } from '../coordinator/core/model.ts'
 import { parseExpr, evalBool, type Attrs } from '../protocol/expr.ts'
 import { BgridError } from '../protocol/errors.ts'
 

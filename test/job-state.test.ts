@@ -1,9 +1,9 @@
 // The job state table, driven through canJobTransition: every change from every state,
 // legal or refused, for a live run and for a resume. The expectations are written here.
 import t from 'tap'
-import { canJobTransition, TERMINAL, type JobState } from '../coordinator/job-state.ts'
-import { parseDag } from '../coordinator/dag.ts'
-import { RunCore } from '../coordinator/run-core.ts'
+import { canJobTransition, TERMINAL, type JobState } from '../coordinator/core/model.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { RunCore } from '../coordinator/core/run-core.ts'
 
 const STATES: JobState[] = ['pending', 'ready', 'running', 'done', 'failed', 'skipped', 'cancelled']
 
@@ -86,7 +86,7 @@ t.test('terminal states: no way out but a lost output bringing a done job back',
   }
 })
 
-// The resume path through the declared restore changes (coordinator/run-core.ts): a job
+// The resume path through the declared restore changes (coordinator/core/run-core.ts): a job
 // that is not pending any more is not restored over, and the counts follow the states.
 t.test('RunCore restores the journal through declared transitions', async t => {
   const dag = parseDag({ jobs: [{ id: 'a', cmd: ['x'], outputs: ['o'] }, { id: 'b', cmd: ['x'], inputs: ['job:a/o'] }, { id: 'c', cmd: ['x'] }] }, '/tmp/x.json', { checkFiles: false })

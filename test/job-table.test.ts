@@ -1,10 +1,10 @@
-// The job table (coordinator/job-table.ts), pure: jobs change state only through the
+// The job table (coordinator/core/job-table.ts), pure: jobs change state only through the
 // declared transitions, and what follows from a change (promotion, skipped descendants,
 // lost outputs made again). Through the run core, then through its own interface.
 import t from 'tap'
-import { parseDag } from '../coordinator/dag.ts'
-import { JobTable } from '../coordinator/job-table.ts'
-import type { JobRec } from '../coordinator/run-records.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { JobTable } from '../coordinator/core/job-table.ts'
+import type { JobRec } from '../coordinator/core/model.ts'
 import { H, ok, attrs, diamond } from './helpers/core-fixtures.ts'
 
 t.test('a lost worker: its running jobs rerun, and finished jobs whose only copy it held rerun too', async t => {

@@ -1,16 +1,35 @@
-// Lower folders never import from higher ones: protocol/ and cache/ are shared by the
-// daemon and the coordinator, and the daemon runs without the coordinator's code.
+// The import direction of the product, checked on every file. Lower layers never import
+// from higher ones:
+//   protocol <- cache <- coordinator/core <- coordinator <- middleware-adapters <- bin
+//   protocol, cache <- daemon <- bin
+// protocol/ and cache/ are shared by the daemon and the coordinator, and the daemon runs
+// without the coordinator's code. Inside the run core, the model and the contracts are
+// leaves and run-core.ts is the one facade. No file imports itself back through others
+// (type-only imports count), and no file re-exports another's names.
 import t from 'tap'
 import path from 'node:path'
 import { readdirSync, readFileSync } from 'node:fs'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 
-/** folder -> the top-level folders it must not import from */
-const FORBIDDEN: Record<string, readonly string[]> = {
-  protocol: ['daemon', 'coordinator', 'middleware-adapters', 'bin'],
-  cache: ['daemon', 'coordinator', 'middleware-adapters', 'bin'],
-  daemon: ['coordinator', 'bin']
+/** The layers of the product, most specific first: a file belongs to the first whose folder holds it. */
+const LAYERS = [
+  'coordinator/core', 'protocol', 'cache', 'coordinator', 'middleware-adapters', 'daemon', 'bin', 'testbed'
+] as const
+type Layer = typeof LAYERS[number]
+
+/** layer -> the layers it may import from (itself included) */
+const MAY_IMPORT: Record<Layer, readonly Layer[]> = {
+  protocol: ['protocol'],
+  cache: ['protocol', 'cache'],
+  'coordinator/core': ['protocol', 'cache', 'coordinator/core'],
+  coordinator: ['protocol', 'cache', 'coordinator/core', 'coordinator'],
+  'middleware-adapters': ['protocol', 'cache', 'coordinator/core', 'coordinator', 'middleware-adapters'],
+  daemon: ['protocol', 'cache', 'daemon'],
+  // the demo starts a cluster of the testbed's
+  bin: ['protocol', 'cache', 'coordinator/core', 'coordinator', 'middleware-adapters', 'daemon', 'bin', 'testbed'],
+  // the testbed, the tests and the benchmarks may import anything (they are not scanned)
+  testbed: []
 }
 
 function tsFiles (dir: string): string[] {
@@ -21,10 +40,14 @@ function tsFiles (dir: string): string[] {
   })
 }
 
+/** Comments out of the way (a specifier in a comment is no import); strings stay. */
+function uncommented (source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '')
+}
+
 /** The specifiers of a file's static imports, `export … from`, side-effect imports and import(). */
 function importSpecifiers (source: string): string[] {
-  // comments out of the way (a specifier in a comment is no import); strings stay
-  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '')
+  const code = uncommented(source)
   const out: string[] = []
   for (const re of [
     /\b(?:import|export)\s[^'"`;]*?\bfrom\s*['"]([^'"]+)['"]/g,
@@ -34,12 +57,45 @@ function importSpecifiers (source: string): string[] {
   return out
 }
 
-/** The top-level folder of the repository a relative specifier lands in (undefined: a package). */
-function landsIn (file: string, spec: string): string | undefined {
-  if (!spec.startsWith('.')) return undefined
-  const rel = path.relative(ROOT, path.resolve(path.dirname(file), spec))
-  return rel.startsWith('..') ? '(outside the repository)' : rel.split(path.sep)[0]
+/**
+ * The re-exports of a file: `export … from`, `export *`, and `export { a }` of a name the file
+ * imports. A barrel hides where a name lives.
+ */
+function reExports (source: string): string[] {
+  const code = uncommented(source)
+  const imported = new Set<string>()
+  for (const m of code.matchAll(/\bimport\s+(?:type\s+)?([^'"`;]*?)\s*from\s*['"][^'"]+['"]/g)) {
+    for (const name of m[1].replace(/[{}]/g, ',').split(',')) {
+      const local = name.trim().replace(/^type\s+/, '').split(/\s+as\s+/).pop()?.replace(/^\*\s*/, '').trim()
+      if (local !== undefined && local !== '') imported.add(local)
+    }
+  }
+  const out = [...code.matchAll(/\bexport\s+(?:type\s+)?(?:\*|\{[^}]*\})(?:\s+as\s+\w+)?\s*from\s*['"][^'"]+['"]/g)].map(m => m[0].replace(/\s+/g, ' '))
+  for (const m of code.matchAll(/\bexport\s+(?:type\s+)?\{([^}]*)\}(?!\s*from)/g)) {
+    const names = m[1].split(',').map(n => n.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0].trim())
+    if (names.some(n => imported.has(n))) out.push(m[0].replace(/\s+/g, ' '))
+  }
+  return out
 }
+
+/** The repository-relative path a relative specifier lands on (undefined: a package). */
+function target (file: string, spec: string): string | undefined {
+  if (!spec.startsWith('.')) return undefined
+  return path.relative(ROOT, path.resolve(path.dirname(file), spec)).split(path.sep).join('/')
+}
+
+function layerOf (rel: string): Layer | undefined {
+  return LAYERS.find(l => rel === l || rel.startsWith(`${l}/`))
+}
+
+const PRODUCT = ['protocol', 'cache', 'coordinator', 'middleware-adapters', 'daemon', 'bin']
+const files = PRODUCT.flatMap(f => tsFiles(path.join(ROOT, f)))
+const rel = (file: string): string => path.relative(ROOT, file).split(path.sep).join('/')
+/** file -> the product files it imports */
+const edges = new Map<string, string[]>(files.map(f => [
+  rel(f),
+  importSpecifiers(readFileSync(f, 'utf8')).map(s => target(f, s)).filter((x): x is string => x !== undefined)
+]))
 
 t.test('the import scanner sees every form of import', async t => {
   t.same(importSpecifiers([
@@ -53,20 +109,94 @@ t.test('the import scanner sees every form of import', async t => {
     "// import x from '../daemon/commented.ts'",
     "/* import y from '../daemon/also-commented.ts' */"
   ].join('\n')).sort(), ['../bin/e.ts', '../coordinator/b.ts', '../coordinator/lazy.ts', '../daemon/a.ts', '../daemon/side.ts', './d.ts', 'tap'])
+  t.same(reExports([
+    "import { g } from './g.ts'",
+    "import type { H, I as J } from './h.ts'",
+    "export { a } from './a.ts'",
+    "export type { B } from './b.ts'",
+    "export * from './c.ts'",
+    'export function f () {}',
+    'const k = 1',
+    'export { g, k }',
+    'export type { J }',
+    "// export { x } from './x.ts'"
+  ].join('\n')), ["export { a } from './a.ts'", "export type { B } from './b.ts'", "export * from './c.ts'", 'export { g, k }', 'export type { J }'])
 })
 
 t.test('protocol/ and cache/ import nothing from above; daemon/ nothing from the coordinator or the CLI', async t => {
   const offending: string[] = []
-  let scanned = 0
-  for (const [folder, forbidden] of Object.entries(FORBIDDEN)) {
-    for (const file of tsFiles(path.join(ROOT, folder))) {
-      scanned++
-      for (const spec of importSpecifiers(readFileSync(file, 'utf8'))) {
-        const top = landsIn(file, spec)
-        if (top !== undefined && (forbidden.includes(top) || top === '(outside the repository)')) offending.push(`${path.relative(ROOT, file)} imports ${spec}`)
-      }
+  for (const [file, targets] of edges) {
+    const layer = layerOf(file)
+    if (layer === undefined) continue
+    for (const to of targets) {
+      const toLayer = to.startsWith('..') ? undefined : layerOf(to)
+      if (toLayer !== undefined && MAY_IMPORT[layer].includes(toLayer)) continue
+      offending.push(`${file} (${layer}) imports ${to}`)
     }
   }
-  t.ok(scanned > 30, `${scanned} files scanned`)
-  t.same(offending, [], 'no import from a higher folder')
+  t.ok(files.length > 100, `${files.length} files scanned`)
+  t.same(offending, [], 'every import goes down: protocol <- cache <- coordinator/core <- coordinator <- ' +
+    'middleware-adapters <- bin; protocol, cache <- daemon <- bin')
+})
+
+t.test('the run core: the model and the contracts are leaves, no part imports the facade, run-core.ts assembles the parts', async t => {
+  const offending: string[] = []
+  const core = 'coordinator/core/'
+  const MODEL = `${core}model.ts`
+  const CONTRACTS = `${core}contracts.ts`
+  const FACADE = `${core}run-core.ts`
+  t.ok(edges.has(MODEL), 'the model is a file of the run core')
+  t.ok(edges.has(CONTRACTS), 'the contracts are a file of the run core')
+  t.ok(edges.has(FACADE), 'the facade is a file of the run core')
+  for (const [file, targets] of edges) {
+    if (!file.startsWith(core)) continue
+    for (const to of targets) {
+      if (to.startsWith('protocol/')) continue
+      const ok = file === MODEL
+        ? false
+        : file === CONTRACTS
+          ? to === MODEL
+          : file === FACADE
+            ? to.startsWith(core)
+            : to === MODEL || to === CONTRACTS || (to.startsWith(core) && to !== FACADE)
+      if (!ok) offending.push(`${file} imports ${to}`)
+    }
+  }
+  t.same(offending, [], 'the model imports only protocol/; the contracts only the model; the parts never the facade')
+})
+
+t.test('a middleware adapter reaches the coordinator only where its middleware does: condor through its grid pool', async t => {
+  const offending: string[] = []
+  for (const [file, targets] of edges) {
+    if (!file.startsWith('middleware-adapters/condor/') || file === 'middleware-adapters/condor/grid-pool.ts') continue
+    for (const to of targets) if (layerOf(to) === 'coordinator') offending.push(`${file} imports ${to}`)
+  }
+  t.ok([...edges.keys()].some(f => f.startsWith('middleware-adapters/condor/')), 'the Condor style has its folder')
+  t.same(offending, [], 'only the grid pool imports the coordinator')
+})
+
+t.test('no import cycle between the files of the product (type-only imports count)', async t => {
+  const cycles: string[] = []
+  const state = new Map<string, 'open' | 'done'>()
+  const stack: string[] = []
+  const visit = (f: string): void => {
+    state.set(f, 'open')
+    stack.push(f)
+    for (const to of edges.get(f) ?? []) {
+      if (!edges.has(to)) continue
+      const s = state.get(to)
+      if (s === 'open') cycles.push([...stack.slice(stack.indexOf(to)), to].join(' -> '))
+      else if (s === undefined) visit(to)
+    }
+    stack.pop()
+    state.set(f, 'done')
+  }
+  for (const f of [...edges.keys()].sort()) if (!state.has(f)) visit(f)
+  t.same(cycles, [], 'the file import graph is acyclic')
+})
+
+t.test('no file re-exports names from another (no barrel kept for compatibility)', async t => {
+  const barrels: string[] = []
+  for (const f of files) for (const r of reExports(readFileSync(f, 'utf8'))) barrels.push(`${rel(f)}: ${r}`)
+  t.same(barrels, [], 'every name is imported from the file that declares it')
 })

@@ -7,9 +7,9 @@ import { parseAttr, parseAttrs, parseStart, checkStart, startAttrs, nodeAttrs, r
 import { encodeTxt, decodeTxt, MAX_TXT_TOTAL, type NodeAd } from '../protocol/txt.ts'
 import { claimSpec } from '../protocol/claim.ts'
 import { unranResult } from '../protocol/jobs.ts'
-import { jobFits, whyNotFits, summariseMisfits } from '../coordinator/feasibility.ts'
-import { parseDag } from '../coordinator/dag.ts'
-import { RunCore } from '../coordinator/run-core.ts'
+import { jobFits, whyNotFits, summariseMisfits } from '../coordinator/core/feasibility.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { RunCore } from '../coordinator/core/run-core.ts'
 import { attrs as base, ok } from './helpers/core-fixtures.ts'
 
 const matlab = { ...base, extra: { hasmatlab: true, site: 'lab-b' } }

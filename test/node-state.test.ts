@@ -1,7 +1,8 @@
 // The node state table, driven through next(): every event from every state, the state
 // it leads to or its refusal. The expectations are written here, not read from the table.
 import t from 'tap'
-import { NODE_STATES, NODE_EVENTS, next, isNodeState, type NodeEvent, type NodeState } from '../daemon/node-state.ts'
+import { NODE_STATES, isNodeState, type NodeState } from '../protocol/node-states.ts'
+import { NODE_EVENTS, next, type NodeEvent } from '../daemon/node-state.ts'
 
 const ROWS: Array<[NodeEvent, NodeState, NodeState | undefined, string]> = [
   ['claimed', 'idle', 'worker', 'an offered node accepts a claim'],

@@ -7,7 +7,8 @@ import { writeFileSync, utimesSync } from 'node:fs'
 import { clusterOrSkip } from '../testbed/cluster.ts'
 import { openDb } from '../protocol/db.ts'
 import { BlobStore } from '../cache/store.ts'
-import { next, type NodeEvent, type NodeState } from '../daemon/node-state.ts'
+import { next, type NodeEvent } from '../daemon/node-state.ts'
+import { type NodeState } from '../protocol/node-states.ts'
 
 const cluster = clusterOrSkip(t)
 if (cluster !== undefined) {

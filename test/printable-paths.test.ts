@@ -41,7 +41,8 @@ function tsFiles (dir: string): string[] {
   })
 }
 
-const files = [...tsFiles(path.join(ROOT, 'bin')), ...tsFiles(path.join(ROOT, 'coordinator'))]
+// the middleware adapters too: the Condor style (DAGMan) prints, as it did from coordinator/ before the redesign
+const files = [...tsFiles(path.join(ROOT, 'bin')), ...tsFiles(path.join(ROOT, 'coordinator')), ...tsFiles(path.join(ROOT, 'middleware-adapters'))]
 const parsed = ts.getParsedCommandLineOfConfigFile(path.join(ROOT, 'tsconfig.json'), {}, {
   ...ts.sys, onUnRecoverableConfigFileDiagnostic: d => { throw new Error(String(d.messageText)) }
 })

@@ -2,11 +2,12 @@
 // core driving replicas (distinct hosts, validation, deadline, adaptive replication,
 // credit) with no network.
 import t from 'tap'
-import { decide, type Replica } from '../middleware-adapters/boinc/quorum.ts'
+import { decide } from '../middleware-adapters/boinc/quorum.ts'
+import { type Replica } from '../coordinator/core/contracts.ts'
 import { QuorumPolicy, claimedCredit, TRUSTED_AFTER } from '../middleware-adapters/boinc/policy.ts'
 import { TrustBook } from '../middleware-adapters/boinc/trust.ts'
-import { parseDag } from '../coordinator/dag.ts'
-import { RunCore } from '../coordinator/run-core.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { RunCore } from '../coordinator/core/run-core.ts'
 import type { AttemptResult } from '../protocol/jobs.ts'
 
 const ok = (key: string, n: number): Replica => ({ attempt: `a${n}`, worker: `W${n}`, outcome: 'ok', key })

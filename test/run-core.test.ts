@@ -2,13 +2,13 @@
 // their own tests (job-table, dispatch, prefetch); here the planner, selection,
 // expressions, and what the facade itself does (holders and their re-hash requests).
 import t from 'tap'
-import { planPlacement, upwardRank, edgeBytes, makespanLowerBound } from '../coordinator/plan.ts'
-import { parseDag } from '../coordinator/dag.ts'
-import { selectWorkers } from '../coordinator/select.ts'
+import { planPlacement, upwardRank, edgeBytes, makespanLowerBound } from '../coordinator/core/plan.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { selectWorkers } from '../coordinator/core/select.ts'
 import { accountNodes, summariseAccounts } from '../coordinator/why.ts'
 import { parseExpr, evalBool, evalNumber, explainFailure } from '../protocol/expr.ts'
 import type { NodeAd } from '../protocol/txt.ts'
-import type { RunPort } from '../middleware-adapters/adapter.ts'
+import type { RunPort } from '../coordinator/core/contracts.ts'
 import { attrs, H, ok, diamond } from './helpers/core-fixtures.ts'
 
 t.test('HEFT keeps a chain with heavy edges on one worker and spreads independent jobs', async t => {

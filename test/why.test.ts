@@ -2,13 +2,13 @@
 // it, fails only when no node seen ever could (naming the clause), nothing is handed
 // out while the run is held for workers.min, and every node seen has one cause.
 import t from 'tap'
-import { parseDag } from '../coordinator/dag.ts'
-import { RunCore } from '../coordinator/run-core.ts'
+import { parseDag } from '../coordinator/core/dag.ts'
+import { RunCore } from '../coordinator/core/run-core.ts'
 import { parseExpr } from '../protocol/expr.ts'
-import { jobFits, whyNotFits, describeNeeds, summariseMisfits } from '../coordinator/feasibility.ts'
+import { jobFits, whyNotFits, describeNeeds, summariseMisfits } from '../coordinator/core/feasibility.ts'
 import { accountNodes, summariseAccounts } from '../coordinator/why.ts'
 import type { NodeAd } from '../protocol/txt.ts'
-import type { Candidate } from '../coordinator/select.ts'
+import type { Candidate } from '../coordinator/core/select.ts'
 
 const attrs = (cost: number, ram = 8000): any => ({ ram, cores: 2, mhz: 2500, disk: 50000, load: 0, cost, os: 'linux', arch: 'x64' })
 

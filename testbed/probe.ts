@@ -18,7 +18,7 @@ import { jobsSpec, type PullReply } from '../protocol/jobs.ts'
 import { serve } from '../protocol/rpc.ts'
 import { readRange, serveBlobs } from '../cache/blob-protocol.ts'
 import { silentLogger } from '../protocol/log.ts'
-import { readGridKey } from '../daemon/grid-key.ts'
+import { readGridKey } from '../protocol/grid-key.ts'
 import { BgridError } from '../protocol/errors.ts'
 
 const { values: o } = parseArgs({

@@ -1,8 +1,9 @@
 // `bgrid status RUN --analyze [JOB]` (condor_q -better-analyze): why a run or a job
 // waits, every node seen accounted for, and for a job each node's fit, clause by clause.
 import path from 'node:path'
-import { controlRequest } from '../../daemon/control.ts'
-import { resolveRunId, readRun, runsDirOf } from '../../coordinator/runs.ts'
+import { controlRequest } from '../../protocol/control.ts'
+import { resolveRunId, readRun } from '../../coordinator/runs.ts'
+import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printableJson, printableLines } from '../../protocol/printable.ts'
 

@@ -1,6 +1,6 @@
 import { BlobStore } from '../../cache/store.ts'
 import { openDb } from '../../protocol/db.ts'
-import { controlRequest } from '../../daemon/control.ts'
+import { controlRequest } from '../../protocol/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import path from 'node:path'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'

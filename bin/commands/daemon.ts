@@ -1,5 +1,6 @@
 import { Daemon, DEFAULT_DAEMON_CONFIG } from '../../daemon/daemon.ts'
 import { createLogger } from '../../protocol/log.ts'
+import { setBestEffortLog } from '../../protocol/best-effort.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { parsePeerId } from '../../protocol/node.ts'
 import { parseAttrs, parseStart } from '../../protocol/start.ts'
@@ -12,6 +13,7 @@ export async function daemonCommand (o: any): Promise<number> {
   const attrs = parseAttrs(o.attr ?? [])
   if (o.start !== undefined) parseStart(o.start)
   const log = createLogger({ json: o.jsonLogs, scope: 'daemon' })
+  setBestEffortLog(log)
   const daemon = new Daemon({
     ...DEFAULT_DAEMON_CONFIG,
     dataDir: o.dataDir,

@@ -5,7 +5,7 @@ import { printableLines } from '../../protocol/printable.ts'
 /** `bgrid export dagman DAG.json -o DIR [--force]` */
 export async function exportCommand (format: string, file: string, o: any): Promise<number> {
   if (format !== 'dagman') throw new BgridError('INVALID_CONFIG', `unknown format ${format} (supported: dagman)`)
-  const { exportDagman } = await import('../../coordinator/dagman/export.ts')
+  const { exportDagman } = await import('../../middleware-adapters/condor/export.ts')
   const r = exportDagman(file, path.resolve(o.output), { force: o.force === true })
   for (const w of r.warnings) process.stderr.write(`warning: ${printableLines(w)}\n`)
   const s = r.summary

@@ -40,10 +40,10 @@ export async function importCommand (format: string, trace: string, o: any): Pro
 
 /** `bgrid import dagman FILE.dag -o dag.json [--lenient] [--dot graph.dot]` */
 async function importDagman (file: string, o: any): Promise<number> {
-  const { readDagmanFile } = await import('../../coordinator/dagman/dag-file.ts')
-  const { dagmanToDagJson } = await import('../../coordinator/dagman/to-dag-json.ts')
-  const { dagmanDot } = await import('../../coordinator/dagman/dot.ts')
-  const { parseDag } = await import('../../coordinator/dag.ts')
+  const { readDagmanFile } = await import('../../middleware-adapters/condor/dag-file.ts')
+  const { dagmanToDagJson } = await import('../../middleware-adapters/condor/to-dag-json.ts')
+  const { dagmanDot } = await import('../../middleware-adapters/condor/dot.ts')
+  const { parseDag } = await import('../../coordinator/core/dag.ts')
   const lenient = o.lenient === true
   const dag = readDagmanFile(file, { inlineSubdags: lenient })
   // the graph is written even when bgrid cannot run the DAG: it helps to see why

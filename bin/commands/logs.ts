@@ -7,10 +7,13 @@ import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { blobFile } from '../../cache/store.ts'
 import path from 'node:path'
-import { controlRequest } from '../../daemon/control.ts'
-import { resolveRunId, readRun, runsDirOf } from '../../coordinator/runs.ts'
+import { controlRequest } from '../../protocol/control.ts'
+import { resolveRunId, readRun } from '../../coordinator/runs.ts'
+import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printable, printableFor } from '../../protocol/printable.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 interface LogsOptions { dataDir: string, attempt?: number, follow?: boolean, stdout?: boolean, stderr?: boolean, timeout?: number }
 
@@ -26,7 +29,7 @@ async function show (file: string | undefined, tail: string | undefined, to: Nod
       }
       to.write(printableFor(to, bytes))
       return true
-    } catch {}
+    } catch (err) { bestEffort('readFile()', err) }
   }
   if (tail !== undefined) { to.write(printableFor(to, tail)); return true }
   return false
@@ -55,7 +58,7 @@ export async function logsCommand (runArg: string, job: string, o: LogsOptions):
         return o.follow === true ? 4 : 0
       }
       if (!said) { process.stderr.write(`${printable(what, { max: 2000 })}...\n`); said = true }
-      await new Promise(resolve => setTimeout(resolve, 1000))
+      await sleep(1000)
       continue
     }
     if (l.attempts > 1 || o.attempt !== undefined) {

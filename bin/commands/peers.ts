@@ -5,6 +5,7 @@ import { NodeBrowser, hasMulticastRoute, MULTICAST_ROUTE_HINT, type DiscoveredNo
 import { BgridError } from '../../protocol/errors.ts'
 import { isNodeState } from '../../protocol/node-states.ts'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 export function peersTable (nodes: DiscoveredNode[]): string {
   const rows = [['NAME', 'STATE', 'CORES', 'MHZ', 'RAM(MiB)', 'DISK(MiB)', 'LOAD', 'COST', 'ADDRESS', 'COORDINATOR']]
@@ -50,7 +51,7 @@ export async function peersCommand (o: any): Promise<number> {
       process.once('SIGINT', stop); process.once('SIGTERM', stop)
     })
   } else {
-    await new Promise(resolve => setTimeout(resolve, (o.timeout ?? 2) * 1000))
+    await sleep((o.timeout ?? 2) * 1000)
   }
   const nodes = browser.list().filter(keep)
   await browser.stop()

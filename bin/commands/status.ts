@@ -3,10 +3,12 @@
 // What a job or a worker said (a reason, an error, a node's words) is one escaped line
 // each (protocol/printable.ts), and the whole text is escaped again as it is printed.
 import path from 'node:path'
-import { controlRequest } from '../../daemon/control.ts'
-import { resolveRunId, readRun, listRuns, runsDirOf, type RunInfo } from '../../coordinator/runs.ts'
+import { controlRequest } from '../../protocol/control.ts'
+import { resolveRunId, readRun, listRuns, type RunInfo } from '../../coordinator/runs.ts'
+import { runsDirOf } from '../../coordinator/run-dir.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { printable, printableJson, printableLines } from '../../protocol/printable.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 const pad2 = (n: number): string => String(n).padStart(2, '0')
 
@@ -131,7 +133,7 @@ export async function statusCommand (idOrPrefix: string | undefined, o: any): Pr
     else if (tty) process.stdout.write(`\x1b[H\x1b[2J${printableLines(`${head}\n\n${s.text}`)}\n`)
     else process.stdout.write(`${n > 0 ? '\n' : ''}${printableLines(`${head}\n${s.text}`)}\n`)
     if (s.over) return 0
-    await new Promise(resolve => setTimeout(resolve, every * 1000))
+    await sleep(every * 1000)
   }
 }
 

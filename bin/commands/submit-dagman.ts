@@ -1,5 +1,5 @@
 // `bgrid submit FILE.dag [condor_submit_dag options]`: the DAG run as DAGMan runs it
-// (coordinator/dagman/run-dagman.ts), its vanilla jobs on bgrid workers. The exit code is
+// (middleware-adapters/condor/run-dagman.ts), its vanilla jobs on bgrid workers. The exit code is
 // condor_dagman's: 0 the DAG succeeded, 1 it failed, 2 it was removed (interrupted), or an
 // ABORT-DAG-ON RETURN value. A first Ctrl-C (or SIGTERM, SIGHUP) removes the DAG as
 // condor_rm does (what runs is stopped, a rescue DAG written, FINAL still runs); a second
@@ -8,9 +8,12 @@ import { readdirSync, renameSync } from 'node:fs'
 import path from 'node:path'
 import { BgridError } from '../../protocol/errors.ts'
 import { createLogger } from '../../protocol/log.ts'
+import { setBestEffortLog } from '../../protocol/best-effort.ts'
 import { Progress } from '../../coordinator/progress.ts'
-import { runDagman, writeCondorSub, type DagmanRunOptions } from '../../coordinator/dagman/run-dagman.ts'
-import { GridPool } from '../../coordinator/dagman/grid-pool.ts'
+import { runDagman, writeCondorSub } from '../../middleware-adapters/condor/run-dagman.ts'
+import type { DagmanRunOptions } from '../../middleware-adapters/condor/dag-run.ts'
+import { adapterFor } from '../../middleware-adapters/registry.ts'
+import { GridPool } from '../../middleware-adapters/condor/grid-pool.ts'
 import { CSD_OPTIONS } from './csd-options.ts'
 import { LINES_MAX, printable, printableJson, printableLines } from '../../protocol/printable.ts'
 
@@ -75,10 +78,13 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   }
   const mode = Progress.pick(o)
   const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? 'warn' })
+  setBestEffortLog(log)
   const pool = new GridPool({
     name: path.basename(dag).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100) || 'dagman',
     dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter,
-    prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter
+    prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter,
+    // the pool's run is native: DAGMan's nodes are vanilla jobs
+    adapter: adapterFor
   })
   const interrupt = new AbortController()
   const kill = new AbortController()

@@ -6,14 +6,18 @@
 import { spawn } from 'node:child_process'
 import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { Coordinator, newRunId, runDirOf } from '../../coordinator/coordinator.ts'
-import { parseDag, readDagJson } from '../../coordinator/dag.ts'
+import { Coordinator } from '../../coordinator/coordinator.ts'
+import { adapterFor } from '../../middleware-adapters/registry.ts'
+import { newRunId, runDirOf } from '../../coordinator/run-dir.ts'
+import { parseDag, readDagJson } from '../../coordinator/core/dag.ts'
 import { Progress } from '../../coordinator/progress.ts'
 import { createLogger } from '../../protocol/log.ts'
-import { controlRequest } from '../../daemon/control.ts'
+import { controlRequest } from '../../protocol/control.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { resolveRunId } from '../../coordinator/runs.ts'
 import { printable, printableLines } from '../../protocol/printable.ts'
+import { bestEffort, setBestEffortLog } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 /** a DAGMan file: FILE.dag, a rescue DAG, or any file whose first word is not JSON's `{` */
 export function isDagmanFile (file: string): boolean {
@@ -26,7 +30,7 @@ export function isDagmanFile (file: string): boolean {
 }
 
 export async function submitCommand (dag: string | undefined, o: any): Promise<number> {
-  // HTCondor DAGMan files run as condor_dagman runs them (coordinator/dagman/run-dagman.ts)
+  // HTCondor DAGMan files run as condor_dagman runs them (middleware-adapters/condor/run-dagman.ts)
   if (dag !== undefined && isDagmanFile(dag)) {
     if (o.resume !== undefined) throw new BgridError('INVALID_CONFIG', `--resume is for dag.json runs: a DAGMan file picks up where it failed through its rescue DAG (\`bgrid submit ${dag}\` again runs what is left)`)
     const { dagmanSubmit } = await import('./submit-dagman.ts')
@@ -37,6 +41,7 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
   if (o.detach === true) return await detach(dag, o)
   const mode = Progress.pick(o)
   const log = createLogger({ json: o.json, scope: 'coordinator', level: process.env.BGRID_LOG_LEVEL as any ?? (mode === 'json' ? 'warn' : 'warn') })
+  setBestEffortLog(log)
   const c = new Coordinator({
     dagFile: dag,
     resume: o.resume,
@@ -51,7 +56,9 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
     prefetch: o.prefetch !== false,
     streamOutputs: o.streamOutputs === true,
     progress: mode,
-    log
+    log,
+    // the DAG's middleware picks its adapter
+    adapter: adapterFor
   })
   let interrupted = false
   const onSignal = (): void => { interrupted = true; c.cancel('interrupted') }
@@ -119,11 +126,11 @@ async function detach (dag: string | undefined, o: any): Promise<number> {
   while (Date.now() < deadline && exited === undefined) {
     const r = await controlRequest(path.join(runDir, 'control.sock'), { op: 'status' }, false, 500)
     if (r?.reply?.ok === true) { answering = true; break }
-    await new Promise(resolve => setTimeout(resolve, 200))
+    await sleep(200)
   }
   if (exited !== undefined && !answering) {
     let tail = ''
-    try { tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') } catch {}
+    try { tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') } catch (err) { bestEffort('readFileSync(logFile, \'utf8\').split(\'\\n\').slice(-20).join()', err) }
     process.stderr.write(printableLines(tail.endsWith('\n') || tail === '' ? tail : tail + '\n'))
     process.stderr.write(printableLines(`bgrid: the background run ${runId} ended at once (exit ${String(exited)}); ` +
       `its log: ${logFile}`) + '\n')

@@ -4,6 +4,7 @@
 // digits can still agree. It runs with a time limit, from the DAG's directory.
 import { spawn } from 'node:child_process'
 import { BgridError } from '../../protocol/errors.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 export const COMPARE_TIMEOUT_MS = 60_000
 
@@ -13,7 +14,7 @@ export async function resultsEquivalent (cmd: string[], cwd: string, dirA: strin
     let stderr = ''
     child.stderr.setEncoding('utf8')
     child.stderr.on('data', (c: string) => { if (stderr.length < 4096) stderr += c })
-    const timer = setTimeout(() => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch {} }, timeoutMs)
+    const timer = setTimeout(() => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch (err) { bestEffort('process.kill()', err) } }, timeoutMs)
     child.once('error', err => { clearTimeout(timer); reject(new BgridError('INVALID_DAG', `compare command ${cmd[0]}: ${err.message}`)) })
     child.once('exit', (code, signal) => {
       clearTimeout(timer)

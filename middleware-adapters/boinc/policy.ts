@@ -1,11 +1,11 @@
 // BOINC-style verified execution as a replication policy of the run core: replicas,
 // quorum validation (bitwise, or the job's own compare command), adaptive replication
 // from each worker's record, credit for valid results only.
-import type { ReplicationPolicy, Decision, Replica } from '../../coordinator/attempt-policy.ts'
-import type { JobRec, AttemptRec } from '../../coordinator/run-core.ts'
-import type { VerifySpec } from '../../coordinator/dag.ts'
+import type { ReplicationPolicy, Decision, Replica } from '../../coordinator/core/contracts.ts'
+import type { JobRec, AttemptRec, VerifySpec } from '../../coordinator/core/model.ts'
 import { decide } from './quorum.ts'
 import type { TrustBook } from './trust.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
 
 /** a worker with this many consecutive valid results may get unreplicated work (BOINC's adaptive replication) */
 export const TRUSTED_AFTER = 10
@@ -81,7 +81,7 @@ export class QuorumPolicy implements ReplicationPolicy {
       }
       this.o.classified?.(rec.id, key)
     })
-    this.comparing.set(id, next.catch(() => {}))
+    this.comparing.set(id, next.catch(err => { bestEffort('next', err) }))
   }
 
   judge (job: JobRec, replicas: Replica[]): Decision {

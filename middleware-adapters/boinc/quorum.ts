@@ -3,9 +3,8 @@
 // (BOINC: a workunit's results; min_quorum, target_nresults, max_error_results,
 // max_total_results.)
 
-import type { Replica, Decision } from '../../coordinator/attempt-policy.ts'
+import type { Replica, Decision } from '../../coordinator/core/contracts.ts'
 
-export type { Replica, Decision }
 
 export interface QuorumRules {
   quorum: number

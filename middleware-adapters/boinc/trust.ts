@@ -6,6 +6,8 @@
 import path from 'node:path'
 import { openDb, isLocked, type Db } from '../../protocol/db.ts'
 import { BgridError } from '../../protocol/errors.ts'
+import { bestEffort } from '../../protocol/best-effort.ts'
+import { sleep } from '../../protocol/sleep.ts'
 
 export interface TrustRecord {
   name: string
@@ -34,7 +36,7 @@ async function openTrust (dataDir: string, waitMs = 10_000): Promise<Db> {
     try { return await openDb(trustDir(dataDir)) } catch (err) {
       if (!(err instanceof BgridError && err.code === 'IN_USE') && !isLocked(err)) throw err
       if (Date.now() >= deadline) throw err
-      await new Promise(resolve => setTimeout(resolve, delay))
+      await sleep(delay)
     }
   }
 }
@@ -59,7 +61,7 @@ export class TrustBook {
   constructor (dataDir: string) { this.dataDir = dataDir }
 
   async load (): Promise<void> {
-    try { for (const [p, r] of await readTrust(this.dataDir)) this.known.set(p, r) } catch {}
+    try { for (const [p, r] of await readTrust(this.dataDir)) this.known.set(p, r) } catch (err) { bestEffort('readTrust()', err) }
   }
 
   get (peer: string): TrustRecord {

@@ -1,11 +1,11 @@
 // The run core's test fixtures: small DAGs on a run core with workers, and results as
 // workers report them (test/run-core, job-table, dispatch and prefetch tests share them).
-import { parseDag, type Dag } from '../../coordinator/dag.ts'
-import { RunCore } from '../../coordinator/run-core.ts'
-import { Holders } from '../../coordinator/holders.ts'
-import { JobTable } from '../../coordinator/job-table.ts'
-import { Prefetch } from '../../coordinator/prefetch.ts'
-import type { RunStats, Schedule, WorkerRec } from '../../coordinator/run-records.ts'
+import { parseDag } from '../../coordinator/core/dag.ts'
+import { type Dag, type RunStats, type Schedule, type WorkerRec } from '../../coordinator/core/model.ts'
+import { RunCore } from '../../coordinator/core/run-core.ts'
+import { Holders } from '../../coordinator/core/holders.ts'
+import { JobTable } from '../../coordinator/core/job-table.ts'
+import { Prefetch } from '../../coordinator/core/prefetch.ts'
 import type { AttemptResult } from '../../protocol/jobs.ts'
 
 export const attrs = { ram: 8000, cores: 2, mhz: 2500, disk: 50000, load: 0, cost: 0, os: 'linux', arch: 'x64' }

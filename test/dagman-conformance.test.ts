@@ -9,22 +9,10 @@ import path from 'node:path'
 import { cpSync, existsSync, readdirSync, readFileSync, copyFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { clusterOrSkip, ROOT, BGRID } from '../testbed/cluster.ts'
+import { PENDING_CORPUS_TESTS } from '../testbed/corpus.ts'
 
 const CORPUS = path.resolve(ROOT, '..', 'shared', 'corpus', 'htcondor-dagman')
-/**
- * Tests of the corpus that need what bgrid does not do yet (issue 24: the job event log,
- * held jobs, splice pins, SCRIPT DEFER as HTCondor 10 has it): skipped, by name, until
- * it does. Any other test of the corpus must pass.
- */
-const PENDING: Record<string, string> = {
-  job_dagman_event_log: 'the job event log (log =)',
-  job_dagman_job_hold: 'held jobs',
-  job_dagman_script_defer: 'SCRIPT DEFER',
-  'job_dagman_splice_connect-B': 'splice pins (CONNECT, PIN_IN, PIN_OUT)',
-  'job_dagman_splice_connect-C': 'splice pins (CONNECT, PIN_IN, PIN_OUT)',
-  'job_dagman_splice_connect-D': 'splice pins (CONNECT, PIN_IN, PIN_OUT)',
-  'job_dagman_splice_connect-E': 'splice pins (CONNECT, PIN_IN, PIN_OUT)'
-}
+const PENDING = PENDING_CORPUS_TESTS
 const SHIM = path.join(ROOT, 'testbed', 'condor-perl')
 
 const hasPerl = spawnSync('perl', ['-e', '1']).status === 0

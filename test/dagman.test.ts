@@ -3,6 +3,7 @@
 // requirements, the conversion to dag.json, DOT, `bgrid import dagman`, and HTCondor's
 // own DAGMan tests from ../shared/corpus/htcondor-dagman/ (read in place, never copied).
 import t from 'tap'
+import { PENDING_CORPUS_TESTS } from '../testbed/corpus.ts'
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, readdirSync, existsSync, copyFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import os from 'node:os'
@@ -484,7 +485,8 @@ function declared (file: string, dir: string): { nodes: number, edges: number } 
 }
 
 t.test('HTCondor\'s DAGMan tests: every .dag reads; which convert', { skip: existsSync(CORPUS) ? false : `no ${CORPUS} here` }, async t => {
-  const tests = readdirSync(CORPUS).filter(d => existsSync(path.join(CORPUS, d))).sort()
+  // the tests pending issue 24 (splice pins...) are read by that issue's work
+  const tests = readdirSync(CORPUS).filter(d => existsSync(path.join(CORPUS, d)) && PENDING_CORPUS_TESTS[d] === undefined).sort()
   t.equal(tests.length, 12)
   const report: string[] = []
   for (const test of tests) {

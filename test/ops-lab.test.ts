@@ -79,7 +79,7 @@ if (cluster !== undefined) {
   t.test('a node whose owner stays back is handed back: the coordinator takes another and the run ends there', async t => {
     const { d: owned, activity } = await ownedMachine('activity3', 9)
     const out = path.join(cluster.tmp, 'out-handback')
-    const dag = dagFile({ name: 'handback', requirements: 'cost == 9', workers: { min: 1, max: 1 }, jobs: [{ id: 'work', cmd: 'sleep 3; echo done > r.txt', outputs: ['r.txt'] }] })
+    const dag = dagFile({ name: 'handback', requirements: 'cost == 9', workers: { min: 1, max: 1 }, jobs: [{ id: 'work', cmd: 'sleep 8; echo done > r.txt', outputs: ['r.txt'] }] })
     const p = cluster.cli(user, ['submit', dag, '--data-dir', path.join(cluster.tmp, 'home-handback'), '--json', '--out', out, '--lease', '3'])
     await p.until(() => events(p).find(e => e.event === 'job' && e.to === 'running'), 30_000, 'the job to start on the owner\'s machine')
     // a second machine fit for the run appears; the owner of the first comes back and stays

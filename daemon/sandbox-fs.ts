@@ -28,11 +28,8 @@ import {
 import { rm, readdir } from 'node:fs/promises'
 import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 
-/** Run something whose failure changes nothing for the caller (a clean-up step that may find nothing to clean). */
-export function bestEffort (fn: () => void): void {
-  try { fn() } catch { /* nothing to do: the caller's next step copes with what is left */ }
-}
 
 const MKFS_CANDIDATES = ['/usr/sbin/mkfs.ext4', '/sbin/mkfs.ext4', '/usr/bin/mkfs.ext4']
 /** below this many free bytes the job has hit ENOSPC (or is about to): its limit is reached */
@@ -81,15 +78,17 @@ function runSync (argv: string[]): boolean {
   return spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' }).status === 0
 }
 
-/** Mount points under dir, deepest first (from this process's mount table). */
-function mountsUnder (dir: string): string[] {
+/** Mount points at or under dir, deepest first (this process's mount table; \ooo escapes undone). */
+export function mountsUnder (dir: string): string[] {
   let text = ''
-  bestEffort(() => { text = readFileSync('/proc/self/mountinfo', 'utf8') })
+  tryBestEffort('reading the mount table', () => { text = readFileSync('/proc/self/mountinfo', 'utf8') })
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)))
   const out: string[] = []
   for (const line of text.split('\n')) {
-    const mp = line.split(' ')[4]
-    // mountinfo escapes spaces and such as \ooo: such a data dir is not ours to guess
-    if (mp !== undefined && (mp === dir || mp.startsWith(dir + '/'))) out.push(mp)
+    const field = line.split(' ')[4]
+    if (field === undefined) continue
+    const mp = unescape(field)
+    if (mp === dir || mp.startsWith(dir + '/')) out.push(mp)
   }
   return out.sort((a, b) => b.length - a.length)
 }
@@ -98,9 +97,9 @@ function mountsUnder (dir: string): string[] {
 function loopsUnder (dir: string): string[] {
   const out: string[] = []
   let names: string[] = []
-  bestEffort(() => { names = readdirSync('/sys/block').filter(n => n.startsWith('loop')) })
+  tryBestEffort('sandbox file system', () => { names = readdirSync('/sys/block').filter(n => n.startsWith('loop')) })
   for (const n of names) {
-    bestEffort(() => {
+    tryBestEffort('sandbox file system', () => {
       const backing = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '')
       if (backing.startsWith(dir + '/')) out.push(`/dev/${n}`)
     })
@@ -258,13 +257,13 @@ export class SandboxFilesystems {
       mkdirSync(dir, { mode: 0o700 })
       await run(['mount', '-t', 'ext4', '-o', 'loop,nosuid,nodev,noatime,discard', image, dir])
     } catch (err) {
-      bestEffort(() => { rmdirSync(dir) })
-      bestEffort(() => { unlinkSync(image) })
+      tryBestEffort('sandbox file system', () => { rmdirSync(dir) })
+      tryBestEffort('sandbox file system', () => { unlinkSync(image) })
       throw err
     }
-    if (this.closed) { bestEffort(() => { detach(dir, image) }); throw new Error('closed') }
+    if (this.closed) { tryBestEffort('sandbox file system', () => { detach(dir, image) }); throw new Error('closed') }
     // the root: no lost+found (the job never sees it; a box holds work/, tmp/ and logs only)
-    bestEffort(() => { rmdirSync(path.join(dir, 'lost+found')) })
+    tryBestEffort('sandbox file system', () => { rmdirSync(path.join(dir, 'lost+found')) })
     chmodSync(dir, 0o700)
     makeTmp(dir)
     const u = usage({ dir } as SandboxFs)
@@ -290,10 +289,10 @@ export class SandboxFilesystems {
   async remove (fs: SandboxFs): Promise<void> {
     try {
       await run(['umount', fs.dir]).catch(async () => { await run(['umount', '-l', fs.dir]) })
-      bestEffort(() => { rmdirSync(fs.dir) })
-      bestEffort(() => { unlinkSync(fs.image) })
+      tryBestEffort('sandbox file system', () => { rmdirSync(fs.dir) })
+      tryBestEffort('sandbox file system', () => { unlinkSync(fs.image) })
     } catch {
-      bestEffort(() => { detach(fs.dir, fs.image) })
+      tryBestEffort('sandbox file system', () => { detach(fs.dir, fs.image) })
     }
   }
 
@@ -355,8 +354,8 @@ function makeTmp (dir: string): void {
 
 function detach (dir: string, image: string): void {
   if (!runSync(['umount', dir])) runSync(['umount', '-l', dir])
-  bestEffort(() => { rmdirSync(dir) })
-  bestEffort(() => { unlinkSync(image) })
+  tryBestEffort('sandbox file system', () => { rmdirSync(dir) })
+  tryBestEffort('sandbox file system', () => { unlinkSync(image) })
 }
 
 /**
@@ -388,5 +387,5 @@ export function sweep (root: string): void {
   for (const mp of mountsUnder(root)) if (!runSync(['umount', mp])) runSync(['umount', '-l', mp])
   for (const dev of loopsUnder(root)) runSync(['losetup', '-d', dev])
   // --one-file-system's equivalent: nothing is mounted under root any more
-  if (mountsUnder(root).length === 0) bestEffort(() => { rmSync(root, { recursive: true, force: true }) })
+  if (mountsUnder(root).length === 0) tryBestEffort('sandbox file system', () => { rmSync(root, { recursive: true, force: true }) })
 }

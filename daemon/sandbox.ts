@@ -33,7 +33,8 @@ import path from 'node:path'
 import { safeJoin } from '../protocol/paths.ts'
 import { BgridError } from '../protocol/errors.ts'
 import type { RunAs } from './job-users.ts'
-import { bestEffort, type SandboxFilesystems, type SandboxFs } from './sandbox-fs.ts'
+import type { SandboxFilesystems, SandboxFs } from './sandbox-fs.ts'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 
 export interface AttemptBox {
   dir: string
@@ -145,8 +146,8 @@ export class RunSandboxes {
     if (box.fs !== undefined) {
       // a file system of its own: the logs (kept in the store by now) and the directories
       // the daemon made go at once; anything else the job left is wiped by the pool
-      for (const f of [box.stdout, box.stderr]) bestEffort(() => { unlinkSync(f) })
-      for (const d of [...box.made].reverse()) bestEffort(() => { rmdirSync(d) })
+      for (const f of [box.stdout, box.stderr]) tryBestEffort('releasing a sandbox', () => { unlinkSync(f) })
+      for (const d of [...box.made].reverse()) tryBestEffort('releasing a sandbox', () => { rmdirSync(d) })
       this.opts.filesystems?.give(box.fs)
       return
     }

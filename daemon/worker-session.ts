@@ -190,16 +190,11 @@ export class WorkerSession implements WorkerDriver {
     }
   }
 
-  /** results on their way in an exchange, not acknowledged yet */
-  private inFlight = 0
-
   private async exchange (want: number, longPoll: boolean): Promise<void> {
     const results = this.results.splice(0, 512)
-    this.inFlight += results.length
     for (const r of results) this.reporting.add(r.attempt)
     let delivered = false
     try { await this.exchangeWith(results, want, longPoll); delivered = true } finally {
-      this.inFlight -= results.length
       for (const r of results) {
         this.reporting.delete(r.attempt)
         if (delivered) this.endedAt.delete(r.attempt)
@@ -518,7 +513,7 @@ export class WorkerSession implements WorkerDriver {
   /** Everything here handed back (no attempt runs, every result delivered), or the time is up. */
   async drained (timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    while ((this.running.size > 0 || this.results.length > 0 || this.inFlight > 0) && Date.now() < deadline && !this.stopped) {
+    while ((this.running.size > 0 || this.results.length > 0 || this.reporting.size > 0) && Date.now() < deadline && !this.stopped) {
       this.wake()
       await sleep(50)
     }

@@ -17,3 +17,8 @@ export function setBestEffortLog (logger: Logger): void {
 export function bestEffort (what: string, err: unknown): void {
   log.debug(`${what}: failed, ignored`, { err: errorMessage(err) })
 }
+
+/** Run a step whose failure changes nothing for the caller (a clean-up that may find nothing to clean). */
+export function tryBestEffort (what: string, step: () => void): void {
+  try { step() } catch (err) { bestEffort(what, err) }
+}

@@ -11,12 +11,7 @@ import path from 'node:path'
 import { readFileSync, writeFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { clusterOrSkip, type Proc, type DaemonProc } from '../testbed/cluster.ts'
-
-/** mount points under dir in this (the daemons') mount namespace */
-function mountsUnder (dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map(l => l.split(' ')[4])
-    .filter(mp => mp !== undefined && mp.startsWith(dir + '/'))
-}
+import { mountsUnder } from '../daemon/sandbox-fs.ts'
 
 /** loop devices backed by a file under dir */
 function loopsUnder (dir: string): string[] {
@@ -39,7 +34,7 @@ function duMiB (dir: string): number {
 let scratch: string | undefined
 t.teardown(() => {
   if (scratch === undefined) return
-  for (const mp of mountsUnder(scratch).reverse()) execFileSync('umount', ['-l', mp])
+  for (const mp of mountsUnder(scratch)) execFileSync('umount', ['-l', mp])
 })
 const cluster = clusterOrSkip(t)
 if (cluster !== undefined) {

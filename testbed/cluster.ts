@@ -1,11 +1,12 @@
 // Daemons as real child processes, each in its own namespace of a Lab; helpers to
 // run the CLI beside them and to wait for log events (never for a fixed sleep).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync, readFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Lab, HostLab, canMakeNamespaces, type LabHost, type LabOptions } from './netns.ts'
+import { mountsUnder } from '../daemon/sandbox-fs.ts'
 
 export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)))
 
@@ -199,12 +200,6 @@ export class Cluster {
   }
 }
 
-/** Mount points at or below dir, deepest first (from /proc/self/mounts; octal escapes undone). */
-function mountsUnder (dir: string): string[] {
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)))
-  const points = readFileSync('/proc/self/mounts', 'utf8').split('\n').map(l => unescape(l.split(' ')[1] ?? ''))
-  return points.filter(p => p === dir || p.startsWith(dir + '/')).sort((a, b) => b.length - a.length)
-}
 
 /** The JSON lines a process printed on stdout (NDJSON events, probe results). */
 export function stdoutJson (p: Proc): any[] {

@@ -11,6 +11,7 @@ import { openDb, type Db } from '../protocol/db.ts'
 import { BlobStore } from '../cache/store.ts'
 import { serveBlobs, fetchBlob, fetchBlobVerified, BLOB_PROTOCOL } from '../cache/blob-protocol.ts'
 import { lpStream } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
 import { readJson, writeJson } from '../protocol/rpc.ts'
 import { silentLogger } from '../protocol/log.ts'
 import { BgridError } from '../protocol/errors.ts'
@@ -162,21 +163,35 @@ t.test('an unauthorised reader is refused', async t => {
 })
 
 /**
- * A holder that answers, sends part of the bytes, then goes quiet without closing: a
- * stopped process, a saturated link, a liar. Real libp2p, its own handler.
+ * A hostile holder over real libp2p, its own handler: it answers a request's header as an
+ * honest one would, then `send` decides what bytes follow (and when).
  */
-async function stallingHolder (bytes: Buffer, sendFirst: number): Promise<BgridNode> {
+async function hostileHolder (bytes: Buffer, send: (stream: Stream, from: number, to: number) => Promise<void>): Promise<BgridNode> {
   const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1' })
   await node.handle(BLOB_PROTOCOL, async (stream) => {
     const lp = lpStream(stream)
     const req = await readJson(lp, AbortSignal.timeout(5000)) as { offset: number, length?: number }
     const length = req.length ?? bytes.length - req.offset
     await writeJson(lp, { ok: true, size: bytes.length, offset: req.offset, length }, AbortSignal.timeout(5000))
-    stream.send(bytes.subarray(req.offset, req.offset + Math.min(sendFirst, length)))
-    // and nothing more, ever: the stream stays open
+    await send(stream, req.offset, req.offset + length)
   })
   peers.push({ node, store: undefined as unknown as BlobStore, db: { close: async () => {} } as unknown as Db, dir: '' })
   return node
+}
+
+/** sends its first `sendFirst` bytes, then goes quiet without closing: a stopped process, a saturated link */
+async function stallingHolder (bytes: Buffer, sendFirst: number): Promise<BgridNode> {
+  return await hostileHolder(bytes, async (stream, from, to) => { stream.send(bytes.subarray(from, Math.min(to, from + sendFirst))) })
+}
+
+/** sends `chunk` bytes every `everyMs`: never silent for long, never done */
+async function tricklingHolder (bytes: Buffer, chunk: number, everyMs: number): Promise<BgridNode> {
+  return await hostileHolder(bytes, async (stream, from, to) => {
+    for (let at = from, n = 0; at < to && n < 200 && stream.status === 'open'; at += chunk, n++) {
+      stream.send(bytes.subarray(at, Math.min(at + chunk, to)))
+      await new Promise(resolve => setTimeout(resolve, everyMs))
+    }
+  })
 }
 
 t.test('a holder that stalls mid-transfer is abandoned after the stall deadline; the blob comes from another', async t => {
@@ -211,23 +226,6 @@ t.test('a lone holder that stalls fails the fetch in bounded time, naming it', a
   t.ok(Date.now() - t0 < 4000, `gave up after ${Date.now() - t0} ms`)
   t.notOk(c.store.has(h))
 })
-
-/** A holder that sends a little now and then: never silent for long, never done. */
-async function tricklingHolder (bytes: Buffer, chunk: number, everyMs: number): Promise<BgridNode> {
-  const node = await createBgridNode({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1' })
-  await node.handle(BLOB_PROTOCOL, async (stream) => {
-    const lp = lpStream(stream)
-    const req = await readJson(lp, AbortSignal.timeout(5000)) as { offset: number, length?: number }
-    const length = req.length ?? bytes.length - req.offset
-    await writeJson(lp, { ok: true, size: bytes.length, offset: req.offset, length }, AbortSignal.timeout(5000))
-    for (let at = req.offset, n = 0; at < req.offset + length && n < 200 && stream.status === 'open'; at += chunk, n++) {
-      stream.send(bytes.subarray(at, Math.min(at + chunk, req.offset + length)))
-      await new Promise(resolve => setTimeout(resolve, everyMs))
-    }
-  })
-  peers.push({ node, store: undefined as unknown as BlobStore, db: { close: async () => {} } as unknown as Db, dir: '' })
-  return node
-}
 
 t.test('a holder that trickles (never silent, far too slow) is abandoned too', async t => {
   const bytes = randomBytes(1024 * 1024)

@@ -17,6 +17,7 @@ import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
 import type { RunContext } from './run-context.ts'
 import { bestEffort } from '../protocol/best-effort.ts'
+import { pickAsks } from './share-asks.ts'
 
 export interface ClaimedWorker {
   id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
@@ -68,6 +69,11 @@ export class Recruiter {
   /** why each node not claimed refused us last (or could not be reached): part of every "why" */
   private readonly refusals = new Map<string, Refusal>()
   private readonly claiming = new Set<string>()
+  /**
+   * nodes of other runs asked to come over (fair sharing), until when we wait for them:
+   * one that said YIELDING finishes its job there, then is kept for this run
+   */
+  private readonly asked = new Map<string, number>()
   private browser?: NodeBrowser
   private recruitTimer?: NodeJS.Timeout
   private lastWaitNote = 0
@@ -209,12 +215,51 @@ export class Recruiter {
     const rest = sel.ranked.filter(c => !holders.has(c.ad.peer))
     const chosen = room <= 0 ? (onlyHolders ? [] : rest.filter(covers).slice(0, 1))
       : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
-    for (const c of chosen.slice(0, Math.max(1, room))) this.claim(c).catch(err => { bestEffort('this.claim()', err) })
+    const taking = chosen.slice(0, Math.max(1, room))
+    for (const c of taking) this.claim(c).catch(err => { bestEffort('this.claim()', err) })
+    if (taking.length === 0 && !onlyHolders) this.askForShare()
     if (this.claimed.size < dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
       this.lastWaitNote = Date.now()
       const why = summariseAccounts(this.nodeAccounts())
       this.ctx.emit({ event: 'waiting-for-workers', claimed: this.claimed.size, min: dag.workers.min, seen: this.browser?.list().length ?? 0, why, nodes: this.nodeAccounts() },
         `waiting for workers: ${this.claimed.size}/${dag.workers.min} claimed, ${this.browser?.list().length ?? 0} node(s) seen${why.length > 0 ? '\n  ' + why.join('\n  ') : ''}`)
+    }
+  }
+
+  /** this run's priority among concurrent runs (fair sharing) */
+  get priority (): number { return this.ctx.opts.priority ?? 0 }
+
+  /** workers this run could use now: one more per job waiting for a slot, up to workers.max */
+  private want (): number {
+    const { core, dag } = this.ctx
+    const c = core.counts()
+    let slots = 0
+    for (const w of this.claimed.values()) slots += Math.max(1, w.offer.cores)
+    return Math.min(dag.workers.max, this.claimed.size + Math.max(0, c.ready + c.running - slots))
+  }
+
+  /**
+   * No idle node to take and jobs waiting for a slot: ask nodes of other runs to come over,
+   * as many as the fair share allows (share-asks.ts). Nodes that said YIELDING are asked
+   * again until they are ours or the wait ends.
+   */
+  private askForShare (): void {
+    const now = Date.now()
+    for (const [peer, until] of this.asked) if (until < now || this.claimed.has(peer)) this.asked.delete(peer)
+    const want = this.want()
+    if (want <= this.claimed.size && this.asked.size === 0) return
+    const nodes = (this.browser?.list() ?? []).filter(n => n.ad.grid === this.o.gridId && n.ad.peer !== this.ctx.node.peerId.toString() &&
+      (this.ctx.dag.requirements === null || evalBool(this.ctx.dag.requirements, attrsOf(n.ad))))
+    // the promised ones first: a node kept for this run waits for our claim
+    for (const n of nodes) if (this.asked.has(n.ad.peer) && !this.claiming.has(n.ad.peer) && !this.claimed.has(n.ad.peer)) this.claim(n, true).catch(err => { bestEffort('this.claim()', err) })
+    const asks = pickAsks(nodes, {
+      run: this.ctx.runId, coordinator: this.ctx.node.peerId.toString(), submitter: this.owner, priority: this.priority,
+      held: this.claimed.size, pending: this.asked.size + this.claiming.size, want
+    }, new Set([...this.asked.keys(), ...this.claiming]))
+    for (const c of asks) {
+      this.asked.set(c.ad.peer, now + 5000)
+      this.ctx.emit({ event: 'share-ask', worker: c.ad.peer, name: c.name, from: c.ad.run ?? '', held: this.claimed.size, want })
+      this.claim(c, true).catch(err => { bestEffort('this.claim()', err) })
     }
   }
 
@@ -263,9 +308,11 @@ export class Recruiter {
     return this.claimed.get(peer)?.candidate.name ?? this.seenEver.get(peer)?.name ?? `…${peer.slice(-8)}`
   }
 
-  private async claim (c: Candidate): Promise<void> {
+  /** Claim a node; `ask`: it may work for another run, which it may leave for ours (fair sharing). */
+  private async claim (c: Candidate, ask = false): Promise<void> {
     const { node, runId, dag, opts, core } = this.ctx
     const peer = c.ad.peer
+    if (this.claiming.has(peer)) return
     this.claiming.add(peer)
     try {
       const addrs = c.addresses.map(a => peerAddr(a, c.ad.port, peer))
@@ -273,8 +320,11 @@ export class Recruiter {
         op: 'claim', v: PROTOCOL_VERSION, run: runId, leaseMs: opts.leaseSec * 1000, addrs: listenAddrs(node).slice(0, 16),
         // the worker-side driver: BOINC-style jobs pull as native ones do, the name says what the run expects
         middleware: dag.jobs.some(j => j.verify !== null) ? 'boinc' : 'native',
-        submitter: await signClaim(this.o.submitter, runId, node.peerId.toString(), peer)
+        submitter: await signClaim(this.o.submitter, runId, node.peerId.toString(), peer),
+        ...(this.priority !== 0 ? { priority: this.priority } : {}),
+        ...(ask ? { held: this.claimed.size } : {})
       }, { timeoutMs: 5000 })
+      this.asked.delete(peer)
       if (this.ctx.isClosing()) { await this.releaseOne(peer); return }
       const offer = reply.offer ?? { ...c.ad }
       // never trust an advertisement alone: check the fresh offer against the requirements
@@ -299,6 +349,14 @@ export class Recruiter {
     } catch (err) {
       let code = err instanceof BgridError ? err.code : 'ERROR'
       let message = err instanceof Error ? err.message : String(err)
+      // it finishes its job for another run, then is kept for this one: asked again until then
+      if (code === 'YIELDING') {
+        const first = (this.asked.get(peer) ?? 0) < Date.now() + 5000
+        this.asked.set(peer, Date.now() + 30_000)
+        if (first) this.ctx.emit({ event: 'share-promised', worker: peer, name: c.name, message })
+        return
+      }
+      this.asked.delete(peer)
       // a node of another bgrid version does not speak this claim protocol at all
       if (/Protocol selection failed/i.test(message)) { code = 'VERSION'; message = `it runs another version of bgrid (it does not speak ${CLAIM_PROTOCOL})` }
       this.refusedUntil.set(peer, Date.now() + (code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000))

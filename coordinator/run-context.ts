@@ -28,6 +28,8 @@ export interface SubmitOptions {
   gridKeyFile?: string
   mdnsInterface?: string
   leaseSec: number
+  /** this run's priority among concurrent runs (fair sharing; default: the DAG's, else 0) */
+  priority?: number
   /** no job ended and no command ran for this long: the run says why and gives up stuck attempts (0: never) */
   stallSec?: number
   prefetch: boolean

@@ -25,7 +25,7 @@ export interface AccountInput {
 }
 
 const REFUSAL_CAUSE: Record<string, Cause> = {
-  BUSY: 'busy', OWNER: 'owner', UNREACHABLE: 'unreachable', TIMEOUT: 'unreachable', ERROR: 'unreachable', INTERNAL: 'unreachable'
+  BUSY: 'busy', YIELDING: 'busy', OWNER: 'owner', UNREACHABLE: 'unreachable', TIMEOUT: 'unreachable', ERROR: 'unreachable', INTERNAL: 'unreachable'
 }
 
 function gridMismatch (theirs: string | undefined, ours: string | undefined): string | undefined {

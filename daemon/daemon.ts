@@ -21,6 +21,8 @@ import { isNodeState, type NodeState } from '../protocol/node-states.ts'
 import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
 import { OwnerLoadMeter, userIdleSeconds, activitySource } from './activity.ts'
 import { ClaimBook, type Claim } from './claim-book.ts'
+import { RunCensus } from '../protocol/census.ts'
+import { DEFAULT_TENURE_MS, MAX_PREFERENCE_TAGS, preferenceTag } from '../protocol/fair-share.ts'
 import type { DriverRegistry, WorkerDriver } from './drivers/driver.ts'
 import { DEFAULT_DRIVERS, driverFor } from './drivers/registry.ts'
 import { measureGflops } from './benchmark.ts'
@@ -71,7 +73,17 @@ export interface DaemonConfig {
   attrs?: Record<string, AttrValue>
   /** the START policy's source (`--start`): parsed when the daemon is made */
   start?: string
+  /** submitters (or coordinators) whose runs take this node from strangers' (`--prefer-coordinator`) */
+  prefer?: string[]
+  /**
+   * leaving a run for a fairer share, how long its running jobs may take to finish, s
+   * (HTCondor's MaxJobRetirementTime); then they are preempted and re-queued
+   */
+  maxRetirementSec?: number
 }
+
+/** a running job's time to finish when its node leaves the run for a fairer share, by default */
+export const DEFAULT_MAX_RETIREMENT_SEC = 600
 
 /** the background scrub reads at most this fast */
 const SCRUB_BYTES_PER_SEC = 32 * 1048576
@@ -100,6 +112,8 @@ export class Daemon {
   private dynamic: Pick<Resources, 'ram' | 'disk' | 'load'> = { ram: 0, disk: 0, load: 0 }
   private advertiser?: Advertiser
   private readonly book = new ClaimBook()
+  /** which run each node of the LAN works for, from their advertisements: fair sharing is judged on it */
+  private readonly census = new RunCensus()
   /** the grid key's public fingerprint, advertised (see gridKeyId) */
   private gridId?: string
   private session?: WorkerDriver
@@ -193,7 +207,10 @@ export class Daemon {
       this.sampleOwner()
     }
     if (!hasMulticastRoute()) this.log.warn(MULTICAST_ROUTE_HINT)
-    this.advertiser = advertise(this.ad(), { interface: cfg.mdnsInterface })
+    this.advertiser = advertise(this.ad(), {
+      interface: cfg.mdnsInterface,
+      onAdvert: (instance, run, gone) => { this.census.observe(instance, run, Date.now(), gone) }
+    })
     this.lastAdKey = JSON.stringify(this.ad())
     this.control = new ControlServer(path.join(cfg.dataDir, 'control.sock'), this, this.log.child('control'))
     await this.control.start()
@@ -254,8 +271,10 @@ export class Daemon {
       ...this.matching()
     }
     const claim = this.book.current
-    if (claim !== undefined) { ad.coord = claim.coordinator; ad.run = claim.run }
+    if (claim !== undefined) { ad.coord = claim.coordinator; ad.run = claim.run; if (claim.priority !== undefined) ad.prio = claim.priority }
     if (this.gridId !== undefined) ad.grid = this.gridId
+    const prefer = this.cfg.prefer ?? []
+    if (prefer.length > 0) ad.pref = prefer.slice(0, MAX_PREFERENCE_TAGS).map(preferenceTag)
     return ad
   }
 
@@ -301,8 +320,9 @@ export class Daemon {
         if (submitter === undefined) throw new BgridError('UNAUTHORISED', 'the submitter\'s signature does not hold for this run, coordinator and node')
       }
       const d = this.book.claim(peer, req.run, req.leaseMs, req.addrs ?? [], {
-        now: Date.now(), state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION, submitter, middleware
+        now: Date.now(), state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION, submitter, middleware, priority: req.priority
       })
+      if (!d.ok && d.code === 'BUSY' && req.held !== undefined && this.state === 'worker') this.contend(req, peer, submitter)
       if (!d.ok) throw new BgridError(d.code, d.message)
       if (d.fresh) this.startSession(d.claim)
       return { leaseMs: d.claim.leaseMs, state: this.state, offer: this.offer() }
@@ -318,6 +338,46 @@ export class Daemon {
     if (released === undefined) throw new BgridError('NOT_CLAIMED', `no claim for run ${req.run} by this coordinator`)
     await this.endSession('released by coordinator')
     return { leaseMs: 0, state: this.state }
+  }
+
+  /**
+   * A run short of workers asks for this node, which works for another: weighed on the
+   * LAN's counts (each node's own advertisement, this one included), never on what the
+   * asker says of the others. YIELDING (thrown) when the node goes to it.
+   */
+  private contend (req: Extract<ClaimRequest, { op: 'claim' }>, peer: string, submitter: string | undefined): void {
+    const now = Date.now()
+    const self = this.advertiser?.name
+    const cur = this.book.current
+    if (cur === undefined) return
+    const asker = { run: req.run, coordinator: peer, ...(submitter !== undefined ? { submitter } : {}), priority: req.priority ?? 0, held: Math.max(req.held ?? 0, this.census.count(req.run, now, self)) }
+    const d = this.book.contend(asker, this.census.count(cur.run, now, self) + 1, now, { prefer: this.cfg.prefer ?? [], tenureMs: DEFAULT_TENURE_MS })
+    if (d.code === 'YIELDING' && d.fresh) this.retireFor(cur)
+    throw new BgridError(d.code, d.message)
+  }
+
+  /**
+   * Leave the claim's run at a job boundary for the run it retires for: no new job, the
+   * queued ones handed back, the running ones finish (preempted past the retirement
+   * time); then the claim ends and the node is kept for the asker a while.
+   */
+  private retireFor (claim: Claim): void {
+    const to = claim.retiringFor
+    const s = this.session
+    if (to === undefined || s === undefined) return
+    this.log.info('leaving the run for a fairer share', { run: claim.run, to: to.run, why: to.why })
+    const why = `the node leaves run ${claim.run} for run ${to.run} (fair share: ${to.why})`
+    s.retire(why)
+    const retirementMs = (this.cfg.maxRetirementSec ?? DEFAULT_MAX_RETIREMENT_SEC) * 1000
+    const leave = async (): Promise<void> => {
+      await s.drained(retirementMs)
+      if (this.session === s && s.running.size > 0) { s.vacate(`${why}: its retirement time is up`); await s.drained(10_000) }
+      // the session may have ended meanwhile (released, lease gone): the node is still kept for the asker
+      if (this.book.current === claim) this.book.release(claim.coordinator, claim.run)
+      this.book.reserveFor(claim, Date.now())
+      if (this.session === s) await this.endSession(why)
+    }
+    leave().catch(err => { this.log.warn('leaving the run failed', { err: String(err) }) })
   }
 
   /** what a claim's reply tells the coordinator about this node, fresh */

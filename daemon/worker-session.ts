@@ -137,7 +137,7 @@ export class WorkerSession implements WorkerDriver {
    * short (under a second on average), so a finished job is replaced without a round trip.
    */
   private capacity (): number {
-    if (this.suspended) return 0
+    if (this.suspended || this.retiring !== undefined) return 0
     if (this.samples < 3 || this.avgRuntimeMs >= 1000) return this.opts.slots
     // very short jobs: a deeper queue, so one round trip brings several
     return this.opts.slots * (this.avgRuntimeMs < 100 ? MAX_QUEUE_FACTOR : 2)
@@ -339,6 +339,7 @@ export class WorkerSession implements WorkerDriver {
     if (this.running.has(a.attempt)) return
     // given back for the owner: what still arrives (a long poll sent before) goes back at once
     if (this.handingBack) { this.pushResult(unranResult(a.attempt, 'preempted', 'preempted before it started: the owner is using this machine')); this.wake(); return }
+    if (this.retiring !== undefined) { this.pushResult(unranResult(a.attempt, 'preempted', `preempted before it started: ${this.retiring}`)); this.wake(); return }
     // the machine's say: its START policy
     const refused = this.opts.admit?.(a)
     if (refused !== undefined) {
@@ -497,15 +498,29 @@ export class WorkerSession implements WorkerDriver {
   /** set once the tasks were given back for the owner (until the owner leaves: resume) */
   private handingBack = false
 
-  /** Suspended too long: give the tasks back to the coordinator. */
-  vacate (): void {
+  /** Suspended too long (or retiring too long): give the tasks back to the coordinator. */
+  vacate (why = 'the owner is using this machine'): void {
     this.handingBack = true
     for (const r of [...this.running.values()]) {
-      if (r.started) { r.kill('preempted: the owner is using this machine'); continue }
+      if (r.started) { r.kill(`preempted: ${why}`); continue }
       // never started: hand it straight back
       this.running.delete(r.assignment.attempt)
       this.phases.delete(r.assignment.attempt)
-      this.pushResult(unranResult(r.assignment.attempt, 'preempted', 'preempted before it started: the owner is using this machine'))
+      this.pushResult(unranResult(r.assignment.attempt, 'preempted', `preempted before it started: ${why}`))
+    }
+    this.wake()
+  }
+
+  /** why this node leaves the run (fair sharing), once it does: no new job is taken */
+  private retiring?: string
+
+  retire (why: string): void {
+    this.retiring = why
+    for (const r of [...this.running.values()]) {
+      if (r.started) continue
+      this.running.delete(r.assignment.attempt)
+      this.phases.delete(r.assignment.attempt)
+      this.pushResult(unranResult(r.assignment.attempt, 'preempted', `preempted before it started: ${why}`))
     }
     this.wake()
   }

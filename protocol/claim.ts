@@ -1,4 +1,4 @@
-// /bgrid/claim/2.1.0: a coordinator claims, renews and releases a worker.
+// /bgrid/claim/2.3.0: a coordinator claims, renews and releases a worker.
 //
 // The coordinator's transport identity is new for every run (its peer id, checked by
 // Noise). Who it runs for is the submitter's persistent identity (`bgrid id`): a claim
@@ -12,6 +12,10 @@ import { RUN_ID, MULTIADDR, PEER_ID, ATTEMPT_ID } from './schemas.ts'
 import { CUSTOM_NAME } from './expr.ts'
 import { MAX_ATTRS, MAX_ATTR_VALUE, MAX_START_SOURCE } from './start.ts'
 
+// 2.3.0 over 2.2.0: a claim carries the run's priority, and, from a coordinator short of
+// workers, how many it holds (`held`): a node working for another run then weighs the two
+// (fair sharing, protocol/fair-share.ts) and may answer YIELDING: it leaves its run at a
+// job boundary and is reserved for the asker, who asks again.
 // 2.2.0 over 2.1.0: a renewal carries the attempts the coordinator counts on that
 // worker, and its reply the attempts the worker really holds, each with its phase (the
 // lease proves the worker alive; this proves it busy with what it was given).
@@ -20,7 +24,7 @@ import { MAX_ATTRS, MAX_ATTR_VALUE, MAX_START_SOURCE } from './start.ts'
 // optional `attrs` and `start` (two-sided matching) kept the id: only the coordinator
 // validates a reply, and a daemon sends them only when given --attr or --start (a
 // coordinator older than them refuses such an offer: it validates it strictly).
-export const CLAIM_PROTOCOL = '/bgrid/claim/2.2.0'
+export const CLAIM_PROTOCOL = '/bgrid/claim/2.3.0'
 /** what daemons of bgrid 0.1 spoke: still answered, with a VERSION refusal that says so */
 export const CLAIM_PROTOCOL_V1 = '/bgrid/claim/1.0.0'
 /**
@@ -30,6 +34,11 @@ export const CLAIM_PROTOCOL_V1 = '/bgrid/claim/1.0.0'
 export const CLAIM_PROTOCOL_V2_0 = '/bgrid/claim/2.0.0'
 /** before renewals carried attempts: refused with VERSION as well (its coordinator could not see dropped attempts) */
 export const CLAIM_PROTOCOL_V2_1 = '/bgrid/claim/2.1.0'
+/** before fair sharing: refused with VERSION (its coordinators would keep every node they took) */
+export const CLAIM_PROTOCOL_V2_2 = '/bgrid/claim/2.2.0'
+/** a run's priority is one of these (the DAG's `priority`, DAGMan's -priority) */
+export const MIN_PRIORITY = -1000
+export const MAX_PRIORITY = 1000
 export const PROTOCOL_VERSION = 2
 export const MIN_LEASE_MS = 1000
 export const MAX_LEASE_MS = 120_000
@@ -45,7 +54,13 @@ export const DEFAULT_MIDDLEWARE = 'native'
 export const MIDDLEWARE_NAME = { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' } as const
 
 export type ClaimRequest =
-  | { op: 'claim', v: number, run: string, leaseMs: number, addrs?: string[], submitter?: SubmitterProof, middleware?: string }
+  | {
+    op: 'claim', v: number, run: string, leaseMs: number, addrs?: string[], submitter?: SubmitterProof, middleware?: string
+    /** the run's priority (default 0) */
+    priority?: number
+    /** workers the asking run holds: given, a node busy with another run weighs the two (fair sharing) */
+    held?: number
+  }
   /** `attempts`: those the coordinator counts on this worker; the worker drops any other it holds */
   | { op: 'renew', run: string, attempts?: string[] }
   | { op: 'release', run: string }
@@ -103,7 +118,9 @@ const request = ajv.compile<ClaimRequest>({
           additionalProperties: false,
           properties: { id: PEER_ID, sig: { type: 'string', pattern: '^[A-Za-z0-9+/=]{1,512}$' } }
         },
-        middleware: MIDDLEWARE_NAME
+        middleware: MIDDLEWARE_NAME,
+        priority: { type: 'integer', minimum: MIN_PRIORITY, maximum: MAX_PRIORITY },
+        held: { type: 'integer', minimum: 0, maximum: 100_000 }
       }
     },
     {
@@ -193,6 +210,6 @@ const anything = ajv.compile<unknown>({})
 const nothing = ajv.compile<never>({ not: {} })
 
 /** Anything on an old protocol id: refused with a VERSION that names the fix. */
-export const legacyClaimSpecs: Array<ProtocolSpec<unknown, never>> = [CLAIM_PROTOCOL_V1, CLAIM_PROTOCOL_V2_0, CLAIM_PROTOCOL_V2_1].map(id => ({
+export const legacyClaimSpecs: Array<ProtocolSpec<unknown, never>> = [CLAIM_PROTOCOL_V1, CLAIM_PROTOCOL_V2_0, CLAIM_PROTOCOL_V2_1, CLAIM_PROTOCOL_V2_2].map(id => ({
   id, request: anything, reply: nothing, maxBytes: 16 * 1024, timeoutMs: 5000, maxInboundStreams: 8
 }))

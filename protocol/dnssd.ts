@@ -7,11 +7,17 @@ import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { Bonjour, type Service, type Browser } from 'bonjour-service'
 import { SERVICE_TYPE, encodeTxt, decodeTxt, safeNodeName, type NodeAd } from './txt.ts'
+import { runOfTxt } from './census.ts'
 
 export interface MdnsOptions {
   /** IPv4 address of the interface to send and receive multicast on (default: all). */
   interface?: string
 }
+
+/** a `_bgrid._tcp` TXT record heard on the LAN: whose, the run it names, and whether it is a goodbye */
+export type AdvertHeard = (instance: string, run: string | undefined, gone: boolean) => void
+
+const BGRID_SUFFIX = `._${SERVICE_TYPE}._tcp.local`
 
 function bonjourFor (opts: MdnsOptions): Bonjour {
   const mdnsOpts: Record<string, unknown> = {}
@@ -52,12 +58,25 @@ export function instanceName (peer: string): string {
   return `${host}-${peer.slice(-8)}`
 }
 
-export function advertise (ad: NodeAd, opts: MdnsOptions = {}): Advertiser {
+/**
+ * Advertise this node. `onAdvert` hears the other nodes' TXT records that reach this
+ * responder anyway (multicast): no query of ours, no browser.
+ */
+export function advertise (ad: NodeAd, opts: MdnsOptions & { onAdvert?: AdvertHeard } = {}): Advertiser {
   const bonjour = bonjourFor(opts)
   const name = instanceName(ad.peer)
   // One host name per daemon: several daemons may share a machine's host name (namespaces, tests).
   const host = `${name}.local`
   const server = (bonjour as any).server
+  const heard = opts.onAdvert
+  if (heard !== undefined) {
+    server.mdns.on('response', (packet: any) => {
+      for (const r of [...(packet.answers ?? []), ...(packet.additionals ?? [])]) {
+        if (r?.type !== 'TXT' || typeof r.name !== 'string' || !r.name.endsWith(BGRID_SUFFIX)) continue
+        heard(r.name.slice(0, -BGRID_SUFFIX.length), runOfTxt(r.data), r.ttl === 0)
+      }
+    })
+  }
   // bonjour-service re-announces (1, 3, 9, 27 s... after publishing) the packet it built
   // at publish time: a state changed since would be taken back by the next re-announce.
   // Every packet this responder sends goes through here, and our TXT record in it is the

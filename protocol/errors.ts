@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'VERSION'          // protocol version we do not speak
   | 'UNAUTHORISED'     // peer not allowed (allow-list, not in this run)
   | 'BUSY'             // worker already serves another coordinator
+  | 'YIELDING'         // worker leaves its run for the asker at a job boundary: ask again
   | 'OWNER'            // node owner is using the machine
   | 'POLICY'           // refused by local policy
   | 'NOT_CLAIMED'      // renew/release/pull without a live claim

@@ -35,6 +35,10 @@ export interface NodeAd {
   grid?: string
   /** the run it works for, when claimed (so that others can say who it is busy with) */
   run?: string
+  /** that run's priority (fair sharing: a coordinator short of workers asks the nodes of lower or larger runs) */
+  prio?: number
+  /** fingerprints of the submitters this node's owner prefers (protocol/fair-share.ts preferenceTag) */
+  pref?: string[]
   /**
    * floating-point speed of ONE core, in GFLOPS (10^9 double-precision operations a
    * second), measured once at daemon start (daemon/benchmark.ts). BOINC's cobblestone
@@ -72,6 +76,8 @@ export function encodeTxt (ad: NodeAd): TxtRecord {
   if (ad.slots !== undefined) txt.slots = num(ad.slots)
   if (ad.grid !== undefined) txt.grid = ad.grid
   if (ad.run !== undefined) txt.run = ad.run
+  if (ad.prio !== undefined && ad.prio !== 0) txt.prio = String(Math.trunc(ad.prio))
+  if (ad.pref !== undefined && ad.pref.length > 0) txt.pref = ad.pref.slice(0, 16).join(',')
   if (ad.gflops !== undefined) txt.gflops = num(ad.gflops, 2)
   let total = 0
   for (const [k, v] of Object.entries(txt)) {
@@ -98,7 +104,8 @@ export type DecodeResult = { ok: true, ad: NodeAd } | { ok: false, reason: strin
 const PEER_RE = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/ // base58btc peer ids
 const TOKEN_RE = /^[A-Za-z0-9_.-]{1,32}$/
 const GRID_RE = /^[0-9a-f]{8,16}$/
-const RUN_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+/** a run id as advertised */
+export const RUN_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 
 /** the longest node name kept (a DNS label is at most 63 bytes; ours are host-peer8) */
 export const NODE_NAME_MAX = 63
@@ -153,6 +160,11 @@ export function decodeTxt (txt: Record<string, unknown> | undefined): DecodeResu
   }
   if (typeof txt.grid === 'string' && GRID_RE.test(txt.grid)) ad.grid = txt.grid
   if (typeof txt.run === 'string' && RUN_RE.test(txt.run)) ad.run = txt.run
+  if (typeof txt.prio === 'string' && /^-?\d{1,4}$/.test(txt.prio)) ad.prio = Number(txt.prio)
+  if (typeof txt.pref === 'string') {
+    const tags = txt.pref.split(',').filter(t => /^[0-9a-f]{8}$/.test(t)).slice(0, 16)
+    if (tags.length > 0) ad.pref = tags
+  }
   // optional, and a bad value is dropped, not the node (older daemons do not send it)
   if (typeof txt.gflops === 'string') {
     const g = nonNegative(txt, 'gflops', false)

@@ -6,8 +6,10 @@ import { parsePeerId } from '../../protocol/node.ts'
 import { parseAttrs, parseStart } from '../../protocol/start.ts'
 
 export async function daemonCommand (o: any): Promise<number> {
-  for (const p of o.allowCoordinator as string[]) {
-    try { parsePeerId(p) } catch { throw new BgridError('INVALID_CONFIG', `--allow-coordinator: not a peer id: ${p}`) }
+  for (const [flag, ids] of [['--allow-coordinator', o.allowCoordinator], ['--prefer-coordinator', o.preferCoordinator ?? []]] as const) {
+    for (const p of ids as string[]) {
+      try { parsePeerId(p) } catch { throw new BgridError('INVALID_CONFIG', `${flag}: not a peer id: ${p}`) }
+    }
   }
   // machines have a say: parsed before anything starts (a bad one exits 2, INVALID_CONFIG)
   const attrs = parseAttrs(o.attr ?? [])
@@ -23,6 +25,8 @@ export async function daemonCommand (o: any): Promise<number> {
     slots: o.slots,
     gridKeyFile: o.gridKey,
     allowCoordinators: o.allowCoordinator,
+    prefer: o.preferCoordinator ?? [],
+    maxRetirementSec: o.maxRetirement,
     ...(Object.keys(attrs).length > 0 ? { attrs } : {}),
     ...(o.start !== undefined ? { start: o.start } : {}),
     alwaysAvailable: o.alwaysAvailable,

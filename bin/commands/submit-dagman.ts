@@ -81,7 +81,7 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   setBestEffortLog(log)
   const pool = new GridPool({
     name: path.basename(dag).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100) || 'dagman',
-    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter,
+    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter, ...(o.priority !== undefined ? { priority: o.priority } : {}),
     prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter,
     // the pool's run is native: DAGMan's nodes are vanilla jobs
     adapter: adapterFor

@@ -53,6 +53,7 @@ export async function submitCommand (dag: string | undefined, o: any): Promise<n
     mdnsInterface: o.mdnsInterface,
     leaseSec: o.lease,
     stallSec: o.stallAfter,
+    ...(o.priority !== undefined ? { priority: o.priority } : {}),
     prefetch: o.prefetch !== false,
     streamOutputs: o.streamOutputs === true,
     progress: mode,

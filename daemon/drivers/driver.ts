@@ -45,8 +45,13 @@ export interface WorkerDriver {
   suspend: () => void
   /** the owner left: continue */
   resume: () => void
-  /** suspended too long: hand the attempts back to the coordinator (preempted) */
-  vacate: () => void
+  /** suspended (or retiring) too long: hand the attempts back to the coordinator (preempted), saying why */
+  vacate: (why?: string) => void
+  /**
+   * leaving the run for a fairer share: take no new job, hand the queued ones back
+   * (preempted, not counted against them); those running finish and are reported
+   */
+  retire: (why: string) => void
   /** everything handed back and reported, or the time is up */
   drained: (timeoutMs: number) => Promise<void>
   /** may this peer read the run's blobs here (the coordinator, a fellow worker)? */

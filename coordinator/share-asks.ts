@@ -1,0 +1,85 @@
+// Asking for a fair share (pure logic, no I/O): a run short of workers, with no idle node
+// left to take, asks nodes that work for other runs to come over. The nodes decide
+// (protocol/fair-share.ts, on their own counts); this side only picks whom to ask and how
+// many, from the same advertisements, so that it asks for no more than its share and
+// the nodes of one big run are not all asked at once by every newcomer.
+import { shouldMove, preferenceTag, type RunShare } from '../protocol/fair-share.ts'
+import type { Candidate } from './core/select.ts'
+
+export interface Asker {
+  run: string
+  coordinator: string
+  submitter: string
+  priority: number
+  /** workers held now, and nodes already asked (their answer pending, or promised) */
+  held: number
+  pending: number
+  /** workers the run could use now (workers.max, and its jobs' demand) */
+  want: number
+}
+
+/**
+ * The run's share of the nodes seen working or idle: nodes left once every run of higher
+ * priority keeps what it holds and every run of lower priority keeps one, split evenly
+ * between the runs of this priority. At least one: no run starves.
+ */
+export function shareTarget (nodes: Candidate[], me: Asker): number {
+  const held = new Map<string, { priority: number, count: number }>()
+  let total = 0
+  for (const n of nodes) {
+    if (n.ad.state !== 'idle' && n.ad.state !== 'worker') continue
+    total++
+    if (n.ad.state !== 'worker' || n.ad.run === undefined || n.ad.run === me.run) continue
+    const r = held.get(n.ad.run) ?? { priority: n.ad.prio ?? 0, count: 0 }
+    r.count++
+    held.set(n.ad.run, r)
+  }
+  let left = total
+  let peers = 1
+  for (const r of held.values()) {
+    if (r.priority > me.priority) left -= r.count
+    else if (r.priority < me.priority) left -= 1
+    else peers++
+  }
+  return Math.max(1, Math.floor(left / peers))
+}
+
+/**
+ * Nodes to ask now, best first: each one a node would give (judged as it will judge, on
+ * the counts seen, counting the asks already made), up to the run's share and its want.
+ */
+export function pickAsks (nodes: Candidate[], me: Asker, asked: ReadonlySet<string>): Candidate[] {
+  const target = Math.min(me.want, shareTarget(nodes, me))
+  let room = target - me.held - me.pending
+  if (room <= 0) return []
+  const byRun = new Map<string, Candidate[]>()
+  for (const n of nodes) {
+    if (n.ad.state !== 'worker' || n.ad.run === undefined || n.ad.run === me.run || asked.has(n.ad.peer)) continue
+    byRun.set(n.ad.run, [...(byRun.get(n.ad.run) ?? []), n])
+  }
+  const counts = new Map([...byRun].map(([run, ns]) => [run, ns.length]))
+  const mine = preferenceTag(me.submitter)
+  let held = me.held + me.pending
+  const out: Candidate[] = []
+  while (room > 0) {
+    let best: { c: Candidate, run: string, count: number, prio: number } | undefined
+    for (const [run, ns] of byRun) {
+      const c = ns[ns.length - 1]
+      if (c === undefined) continue
+      const count = counts.get(run) ?? 0
+      const holder: RunShare = { run, coordinator: c.ad.coord ?? '', priority: c.ad.prio ?? 0, held: count }
+      const prefersMe = c.ad.pref?.includes(mine) === true
+      const asker: RunShare = { run: me.run, coordinator: me.coordinator, submitter: me.submitter, priority: me.priority, held }
+      if (!shouldMove(holder, asker, -Infinity, 0, { prefer: prefersMe ? [me.submitter] : [], tenureMs: 0 }).move) continue
+      // the largest run of the lowest priority gives first
+      if (best === undefined || holder.priority < best.prio || (holder.priority === best.prio && count > best.count)) best = { c, run, count, prio: holder.priority }
+    }
+    if (best === undefined) break
+    out.push(best.c)
+    byRun.get(best.run)?.pop()
+    counts.set(best.run, best.count - 1)
+    held++
+    room--
+  }
+  return out
+}

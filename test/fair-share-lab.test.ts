@@ -1,0 +1,131 @@
+// Fair sharing between concurrent coordinators, with real daemons and coordinators as
+// processes in network namespaces: several users submitting at once end together, each
+// holds its share soon after the last submit, priority and the owner's preference win
+// nodes, and no node is ever held by two coordinators at once.
+import t from 'tap'
+import path from 'node:path'
+import { readFileSync } from 'node:fs'
+import { stdoutJson, clusterOrSkip, type Proc, type DaemonProc } from '../testbed/cluster.ts'
+import type { LabHost } from '../testbed/netns.ts'
+
+const events = stdoutJson
+
+const cluster = clusterOrSkip(t)
+if (cluster !== undefined) {
+  const home = (h: LabHost): string => path.join(cluster.tmp, `home-${h.ns}`)
+  const submit = (dag: string, h: LabHost, args: string[] = []): Proc =>
+    cluster.cli(h, ['submit', dag, '--data-dir', home(h), '--json', '--wait', '30', '--lease', '3', ...args])
+  const bag = (name: string, n: number, seconds: number, max: number): string => cluster.writeDag({
+    name,
+    workers: { min: 1, max },
+    jobs: Array.from({ length: n }, (_, i) => ({ id: `j${i}`, cmd: `sleep ${seconds}; echo ${name}-${i} > o.txt`, outputs: ['o.txt'] }))
+  })
+  /** every claim each run made: worker, from .. to (its release was requested, or it was lost) */
+  const holds = (runs: Proc[]): Array<{ run: number, worker: string, from: number, to: number }> => runs.flatMap((r, k) => {
+    const evs = events(r).filter(e => e.event === 'worker')
+    return evs.filter(e => e.state === 'claimed').map(c => ({
+      run: k,
+      worker: c.worker as string,
+      from: c.time as number,
+      to: ((end => end?.requestedAt ?? end?.time)(evs.find(e => e.worker === c.worker && e.time >= c.time && (e.state === 'released' || e.state === 'lost'))) ?? Infinity) as number
+    }))
+  })
+  const overlaps = (held: ReturnType<typeof holds>): string[] =>
+    held.flatMap(a => held.filter(b => b.run > a.run && b.worker === a.worker && b.from < a.to && a.from < b.to).map(b => `${a.worker.slice(-8)}: run ${a.run} ${a.from}..${a.to}, run ${b.run} ${b.from}..${b.to}`))
+  /** how many workers run k held at time `at` */
+  const heldAt = (held: ReturnType<typeof holds>, k: number, at: number): number => held.filter(h => h.run === k && h.from <= at && at < h.to).length
+  const stopAll = async (ds: DaemonProc[]): Promise<void> => {
+    for (const d of ds) d.kill('SIGTERM')
+    await Promise.all(ds.map(async d => await d.done(15_000)))
+  }
+  /** daemons started a few at a time: each measures its machine as it starts (a 2-core box starting 30 at once takes minutes) */
+  const startDaemons = async (n: number, args: string[]): Promise<DaemonProc[]> => {
+    const out: DaemonProc[] = []
+    for (let i = 0; i < n; i += 4) out.push(...await cluster.startDaemons(Math.min(4, n - i), args))
+    return out
+  }
+  const submitterId = async (h: LabHost): Promise<string> => {
+    const r = await cluster.runCli(h, ['id', '--data-dir', home(h)])
+    return r.stdout.trim().split(/\s+/).find(w => w.startsWith('12D3Koo')) ?? ''
+  }
+
+  t.test('three users submit the same bag to twelve one-slot daemons at once: they end together', async t => {
+    const daemons = await startDaemons(12, ['--always-available', '--slots', '1'])
+    const hosts = [cluster.lab.addHost(), cluster.lab.addHost(), cluster.lab.addHost()]
+    const dags = hosts.map((_h, k) => bag(`bag${k}`, 48, 1, 12))
+    const submittedAt = Date.now()
+    const runs = hosts.map((h, k) => submit(dags[k], h, ['--out', path.join(cluster.tmp, `out-bag${k}`)]))
+    const ends = await Promise.all(runs.map(async r => { const { code } = await r.done(120_000); return { code, at: Date.now() } }))
+    t.same(ends.map(e => e.code), [0, 0, 0], runs.map(r => r.stderr).join('\n'))
+    const finished = runs.map(r => events(r).find(e => e.event === 'finished')?.time as number)
+    const took = finished.map(f => (f - submittedAt) / 1000)
+    t.comment(`runs ended after ${took.map(s => s.toFixed(1)).join(', ')} s`)
+    t.ok(Math.max(...took) <= 1.35 * Math.min(...took), `the last ends at most 1.35x after the first (${(Math.max(...took) / Math.min(...took)).toFixed(2)}x)`)
+    t.ok(Math.max(...took) <= 16, `all within 16 s of the submits (${Math.max(...took).toFixed(1)} s; 144 job-seconds on 12 slots is 12 s)`)
+    for (let k = 0; k < 3; k++) {
+      const run = JSON.parse(readFileSync(path.join(cluster.tmp, `out-bag${k}`, 'run.json'), 'utf8'))
+      const workers = new Set(Object.values(run.jobs).map((j: any) => j.worker))
+      t.ok(workers.size >= 3, `run ${k} ran its jobs on ${workers.size} workers (at least 3)`)
+      t.equal(Object.values(run.jobs).filter((j: any) => j.state === 'done').length, 48, `run ${k}: 48 jobs done`)
+    }
+    t.same(overlaps(holds(runs)), [], 'no worker held by two coordinators at the same time')
+    for (const [k, r] of runs.entries()) (await import('node:fs')).writeFileSync(`/tmp/fsl-run${k}.ndjson`, r.stdout)
+    for (const [k, d] of daemons.entries()) (await import('node:fs')).writeFileSync(`/tmp/fsl-d${k}.ndjson`, d.events.map(e => JSON.stringify(e)).join('\n'))
+    await stopAll(daemons)
+  })
+
+  t.test('a priority-10 run takes its share from a priority-0 run, which keeps one worker', async t => {
+    const daemons = await startDaemons(6, ['--always-available', '--slots', '1'])
+    const [lowHost, highHost] = [cluster.lab.addHost(), cluster.lab.addHost()]
+    const low = submit(bag('low', 60, 1, 6), lowHost)
+    await low.until(() => events(low).filter(e => e.event === 'worker' && e.state === 'claimed').length >= 6, 30_000, 'the low run holding all six')
+    const highAt = Date.now()
+    const high = submit(bag('high', 20, 1, 6), highHost, ['--priority', '10'])
+    await high.until(() => events(high).filter(e => e.event === 'worker' && e.state === 'claimed').length >= 5, 20_000, 'the high run holding five')
+    const tookMs = Date.now() - highAt
+    t.comment(`the high run held 5 workers ${tookMs} ms after its submit`)
+    t.ok(tookMs < 15_000, 'within 15 s')
+    const [lowEnd, highEnd] = await Promise.all([low.done(120_000), high.done(120_000)])
+    t.same([lowEnd.code, highEnd.code], [0, 0], low.stderr + high.stderr)
+    const held = holds([low, high])
+    const at = (events(high).find(e => e.event === 'finished')?.time as number) - 500
+    t.equal(heldAt(held, 0, at), 1, 'the low run kept one worker while the high one ran')
+    t.same(overlaps(held), [], 'no worker held by two coordinators at the same time')
+    t.ok(events(low).some(e => e.event === 'worker' && e.state === 'lost' && /fair share/.test(String(e.reason))), 'the low run was told its workers left for a fairer share')
+    await stopAll(daemons)
+  })
+
+  t.test('a daemon\'s preferred submitter takes it from a stranger at equal priority, its last worker included', async t => {
+    const [strangerHost, labHost] = [cluster.lab.addHost(), cluster.lab.addHost()]
+    const labId = await submitterId(labHost)
+    t.match(labId, /^12D3Koo/, 'the lab user\'s submitter id')
+    const [d] = await startDaemons(1, ['--always-available', '--slots', '1', '--prefer-coordinator', labId])
+    const stranger = submit(bag('stranger', 8, 1, 1), strangerHost)
+    await stranger.until(() => events(stranger).some(e => e.event === 'worker' && e.state === 'claimed'), 30_000, 'the stranger holding the node')
+    const mine = submit(bag('mine', 2, 1, 1), labHost)
+    const [s, m] = await Promise.all([stranger.done(120_000), mine.done(120_000)])
+    t.same([s.code, m.code], [0, 0], stranger.stderr + mine.stderr)
+    const mineEnd = events(mine).find(e => e.event === 'finished')?.time as number
+    const strangerEnd = events(stranger).find(e => e.event === 'finished')?.time as number
+    t.ok(mineEnd < strangerEnd, 'the preferred run ended first, though it came second')
+    t.same(overlaps(holds([stranger, mine])), [], 'no double grant')
+    await stopAll([d])
+  })
+
+  t.test('thirty daemons, five users at once: each holds its share (6, within one) within 10 s of the last submit', async t => {
+    const daemons = await startDaemons(30, ['--always-available', '--slots', '1'])
+    const hosts = Array.from({ length: 5 }, () => cluster.lab.addHost())
+    const runs: Proc[] = []
+    for (let k = 0; k < 5; k++) runs.push(submit(bag(`five${k}`, 60, 2, 30), hosts[k]))
+    const lastSubmit = Date.now()
+    const check = lastSubmit + 10_000
+    const ends = await Promise.all(runs.map(async r => (await r.done(150_000)).code))
+    t.same(ends, [0, 0, 0, 0, 0], runs.map(r => r.stderr).join('\n'))
+    const held = holds(runs)
+    const shares = runs.map((_r, k) => heldAt(held, k, check))
+    t.comment(`workers held 10 s after the last submit: ${shares.join(', ')}`)
+    t.ok(shares.every(s => Math.abs(s - 6) <= 1), `each within one of 6: ${shares.join(', ')}`)
+    t.same(overlaps(held), [], 'no worker held by two coordinators at the same time')
+    await stopAll(daemons)
+  })
+}

@@ -12,6 +12,7 @@ import { Cluster, stdoutJson, type DaemonProc } from '../testbed/cluster.ts'
 import { canMakeNamespaces } from '../testbed/netns.ts'
 import { runLocally, compareWithLocal } from '../testbed/local-run.ts'
 import { median } from './measure.ts'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 
 if (!canMakeNamespaces()) { process.stderr.write('bench/chaos.ts needs root (network namespaces)\n'); process.exit(1) }
 const say = (s: string): void => { process.stdout.write(s + '\n') }
@@ -105,7 +106,8 @@ try {
     const { code } = await p.done(600_000)
     await Promise.allSettled(injected)
     let run: any = {}
-    try { run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8')) } catch {}
+    const runJson = path.join(out, 'run.json')
+    tryBestEffort('reading the run\'s run.json', () => { run = JSON.parse(readFileSync(runJson, 'utf8')) })
     const wrong = code === 0 ? compareWithLocal(local, run, out).length : 0
     const ev = stdoutJson(p)
     const fin = ev.find(e => e.event === 'finished')

@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { readDagmanFile } from '../middleware-adapters/condor/dag-file.ts'
 import { dagmanToDagJson } from '../middleware-adapters/condor/to-dag-json.ts'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { edgeBytes, upwardRank, planPlacement } from '../coordinator/core/plan.ts'
 
 const N = Number(process.argv[2] ?? 100_000)

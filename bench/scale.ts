@@ -1,6 +1,6 @@
 // Issue 3 scale benchmark: a 100,000-job DAG through validation, run-state setup and
 // planning on 50 workers, in this process. Prints time and memory (targets: < 3 s, < 1 GB).
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 
 const N = Number(process.argv[2] ?? 100_000)

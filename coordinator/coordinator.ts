@@ -16,7 +16,7 @@ import { StagedFiles, combineSources, type StatCache } from '../cache/staged-fil
 import type { openDb } from '../protocol/db.ts'
 import type { Dag, JobRec } from './core/model.ts'
 import { RunCore } from './core/run-core.ts'
-import { parseDag } from './core/dag.ts'
+import { parseDag } from './dag-json.ts'
 import path from 'node:path'
 import type { Journal, RunMeta } from './journal.ts'
 import { Progress } from './progress.ts'

@@ -17,6 +17,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BgridError } from '../protocol/errors.ts'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 import type { Db } from '../protocol/db.ts'
 import type { Logger } from '../protocol/log.ts'
 import type { Assignment } from '../protocol/jobs.ts'
@@ -215,7 +216,9 @@ export class Containment {
       const cmd = ['/bin/sh', '-c', 'test ! -e "$0/db" && test -w /tmp && test -w . && test ! -w /etc', this.dataDir]
       const spec = jail.launchSpec(box, { attempt: 'probe', job: 'probe', cmd, env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: true, inputs: [], outputs: [] })
       const launched = await launcher.launch(spec)
-      const timer = setTimeout(() => { if (launched.pid > 0) { try { process.kill(launched.pid, 'SIGKILL') } catch {} } }, 10_000)
+      const timer = setTimeout(() => {
+        if (launched.pid > 0) tryBestEffort('killing the probe job', () => { process.kill(launched.pid, 'SIGKILL') })
+      }, 10_000)
       const end = await launched.exited
       clearTimeout(timer)
       if (end.code !== 0) {

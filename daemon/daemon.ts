@@ -1,3 +1,14 @@
+// daemon/: one volunteer node, the process a machine's owner runs (`bgrid daemon`): its
+// resources and idle policy, the node state table, the claim book, the worker drivers (the
+// native worker session), the executor, and containment (cgroups, job users, sandboxes,
+// the C job starter).
+// Contract of the folder: a node that advertises itself over DNS-SD while it is offered,
+// takes one coordinator's claim at a time (the claim protocol, under a lease), runs that
+// run's jobs contained through the driver its claim names, serves that run's blobs to the
+// run's peers only, and answers the local control socket (status, cache, the node held
+// while its owner coordinates a run). Imports protocol/, cache/ and its own files; never
+// coordinator/ nor middleware-adapters/: the daemon runs without the coordinator's code.
+//
 // One volunteer node: measures itself, follows the owner's idle policy, advertises
 // over DNS-SD, and serves one coordinator at a time over libp2p.
 import path from 'node:path'
@@ -10,6 +21,7 @@ import { createBgridNode, tcpPort, listenAddrs, type BgridNode } from '../protoc
 import { serve } from '../protocol/rpc.ts'
 import { claimSpec, legacyClaimSpecs, verifyClaim, PROTOCOL_VERSION, DEFAULT_MIDDLEWARE, ASSIGNMENT_GRACE_MS, type ClaimReply, type ClaimRequest, type WorkerOffer } from '../protocol/claim.ts'
 import { BgridError } from '../protocol/errors.ts'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 import { advertise, hasMulticastRoute, MULTICAST_ROUTE_HINT, type Advertiser } from '../protocol/dnssd.ts'
 import { TXT_VERSION, type NodeAd } from '../protocol/txt.ts'
 import { openDb, sub, type Db } from '../protocol/db.ts'
@@ -233,13 +245,16 @@ export class Daemon {
     const old: (Claim & { pids?: number[] }) | undefined = await this.meta.get('claim')
     const oldState: NodeState | undefined = await this.meta.get('state')
     if (old !== undefined) {
-      for (const pid of old.pids ?? []) { try { process.kill(-pid, 'SIGKILL') } catch {} }
+      for (const pid of old.pids ?? []) {
+        tryBestEffort('killing the tasks of a claim before restart', () => { process.kill(-pid, 'SIGKILL') })
+      }
       await this.meta.del('claim')
       this.log.warn('was claimed before restart: killed its tasks and cleaned up', { coordinator: old.coordinator, run: old.run })
     }
     // sandboxes of a previous life are garbage, claimed or not: out of the way now, deleted in the background
     const runs = path.join(this.cfg.dataDir, 'runs')
-    try { renameSync(runs, `${runs}.gone-${Date.now()}`) } catch {}
+    const gone = `${runs}.gone-${Date.now()}`
+    tryBestEffort('moving the sandboxes of a previous life away', () => { renameSync(runs, gone) })
     for (const f of readdirSync(this.cfg.dataDir)) if (f.startsWith('runs.gone-')) removeInBackground(path.join(this.cfg.dataDir, f))
     mkdirSync(runs, { mode: 0o700 })
     // ext4 puts a directory's children in the parent's block group, and every new inode

@@ -9,6 +9,7 @@ import { openSync, closeSync, fstatSync, readSync, constants as fsConst } from '
 import type { Assignment, AttemptResult, FileResult, InputProblem, LogResult } from '../protocol/jobs.ts'
 import { safeJoin } from '../protocol/paths.ts'
 import { BgridError } from '../protocol/errors.ts'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 import type { BlobStore } from '../cache/store.ts'
 import type { RunJail } from './containment.ts'
 import type { AttemptGroup } from './cgroups.ts'
@@ -55,7 +56,8 @@ export class RunningAttempt {
 
   signalGroup (sig: NodeJS.Signals): void {
     if (this.pid === undefined || this.pid <= 0 || this.exited) return
-    try { process.kill(-this.pid, sig) } catch {}
+    const pid = this.pid
+    tryBestEffort('signalling an attempt\'s processes', () => { process.kill(-pid, sig) })
   }
 
   /** The owner is back: everything of the attempt stops at once (the freezer; signals without one). */
@@ -117,7 +119,7 @@ export async function runAttempt (r: RunningAttempt, opts: ExecutorOptions): Pro
     // nothing of the attempt may still run when its directory goes (the PID namespace is
     // gone with the job already; the group catches what a weaker containment left)
     r.group?.end(opts.jail.starterFor(box, r.group).pid)
-    try { opts.jail.sandboxes.release(box) } catch {}
+    tryBestEffort('releasing a sandbox', () => { opts.jail.sandboxes.release(box) })
   }
 }
 

@@ -141,8 +141,8 @@ export class RunSandboxes {
    * reopened). Synchronous: renames; the deleting happens in the background.
    */
   release (box: AttemptBox): void {
-    if (box.launchFailed === true) { try { unlinkSync(box.launchError) } catch {} }
-    for (const f of box.topInputs) { try { unlinkSync(f) } catch {} }
+    if (box.launchFailed === true) tryBestEffort('releasing a sandbox', () => { unlinkSync(box.launchError) })
+    for (const f of box.topInputs) tryBestEffort('releasing a sandbox', () => { unlinkSync(f) })
     if (box.fs !== undefined) {
       // a file system of its own: the logs (kept in the store by now) and the directories
       // the daemon made go at once; anything else the job left is wiped by the pool
@@ -156,7 +156,7 @@ export class RunSandboxes {
     // what the job put in tmp/ goes with it, whole (one rename, however many entries it
     // made); a fresh root-owned sticky tmp/ takes its place
     if (!isEmptyDir(box.tmp)) this.discard(box.tmp)
-    if (!exists(box.tmp)) { try { makeTmp(box.dir) } catch {} }
+    if (!exists(box.tmp)) tryBestEffort('releasing a sandbox', () => { makeTmp(box.dir) })
     // the box is used again only as new: no work/ left, an empty tmp/ of the daemon's
     // (a rename that failed leaves what the job owned where it was: the whole box goes)
     const fresh = !exists(box.work) && exists(box.tmp) && isEmptyDir(box.tmp)
@@ -178,7 +178,7 @@ export class RunSandboxes {
     const to = path.join(this.runDir, '.trash', String(++this.trashed))
     try { renameSync(p, to) } catch { return }
     let empty = false
-    try { empty = lstatSync(to).isDirectory() && isEmptyDir(to) } catch {}
+    tryBestEffort('discarding what a job left', () => { empty = lstatSync(to).isDirectory() && isEmptyDir(to) })
     if (empty) return
     this.doomed.push(to)
     if (!this.deleting) this.deleteNext()

@@ -16,7 +16,7 @@ import { parseQuantityMiB } from '../middleware-adapters/condor/submit-file.ts'
 import { translateClassAd } from '../middleware-adapters/condor/classad.ts'
 import { dagmanToDagJson, type Converted } from '../middleware-adapters/condor/to-dag-json.ts'
 import { dagmanDot } from '../middleware-adapters/condor/dot.ts'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { parseExpr, evalBool } from '../protocol/expr.ts'
 

@@ -1,7 +1,7 @@
 // Dispatch (coordinator/core/dispatch.ts), pure: which attempts go to which worker, and what
 // their results do to their jobs. Through the run core, then through its own interface.
 import t from 'tap'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 import { Dispatch } from '../coordinator/core/dispatch.ts'
 import type { AttemptResult } from '../protocol/jobs.ts'

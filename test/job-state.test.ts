@@ -2,7 +2,7 @@
 // legal or refused, for a live run and for a resume. The expectations are written here.
 import t from 'tap'
 import { canJobTransition, TERMINAL, type JobState } from '../coordinator/core/model.ts'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 
 const STATES: JobState[] = ['pending', 'ready', 'running', 'done', 'failed', 'skipped', 'cancelled']

@@ -2,7 +2,7 @@
 // declared transitions, and what follows from a change (promotion, skipped descendants,
 // lost outputs made again). Through the run core, then through its own interface.
 import t from 'tap'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { JobTable } from '../coordinator/core/job-table.ts'
 import type { JobRec } from '../coordinator/core/model.ts'
 import { H, ok, attrs, diamond } from './helpers/core-fixtures.ts'

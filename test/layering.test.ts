@@ -4,8 +4,10 @@
 //   protocol, cache <- daemon <- bin
 // protocol/ and cache/ are shared by the daemon and the coordinator, and the daemon runs
 // without the coordinator's code. Inside the run core, the model and the contracts are
-// leaves and run-core.ts is the one facade. No file imports itself back through others
-// (type-only imports count), and no file re-exports another's names.
+// leaves, the parts import only them (what they need of each other is declared in the
+// contracts and handed to them), run-core.ts is the one facade that assembles them, and
+// nothing does I/O. No file imports itself back through others (type-only imports
+// count), and no file re-exports another's names.
 import t from 'tap'
 import path from 'node:path'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -139,7 +141,8 @@ t.test('protocol/ and cache/ import nothing from above; daemon/ nothing from the
     'middleware-adapters <- bin; protocol, cache <- daemon <- bin')
 })
 
-t.test('the run core: the model and the contracts are leaves, no part imports the facade, run-core.ts assembles the parts', async t => {
+t.test('the run core: the model and the contracts are leaves, the parts import only them, ' +
+  'run-core.ts assembles the parts', async t => {
   const offending: string[] = []
   const core = 'coordinator/core/'
   const MODEL = `${core}model.ts`
@@ -158,11 +161,26 @@ t.test('the run core: the model and the contracts are leaves, no part imports th
           ? to === MODEL
           : file === FACADE
             ? to.startsWith(core)
-            : to === MODEL || to === CONTRACTS || (to.startsWith(core) && to !== FACADE)
+            : to === MODEL || to === CONTRACTS
       if (!ok) offending.push(`${file} imports ${to}`)
     }
   }
-  t.same(offending, [], 'the model imports only protocol/; the contracts only the model; the parts never the facade')
+  t.same(offending, [], 'the model imports only protocol/; the contracts only the model; ' +
+    'a part only the model and the contracts (never another part, nor the facade)')
+})
+
+t.test('the run core does no I/O: none of its files imports the file system, the network or processes', async t => {
+  const IO = /^(?:node:)?(?:fs|fs\/promises|net|dgram|dns|https?|http2|tls|child_process|worker_threads|cluster)$/
+  const offending: string[] = []
+  for (const f of files) {
+    const file = rel(f)
+    if (!file.startsWith('coordinator/core/')) continue
+    for (const spec of importSpecifiers(readFileSync(f, 'utf8'))) {
+      if (IO.test(spec)) offending.push(`${file} imports ${spec}`)
+    }
+  }
+  t.same(offending, [], 'reading files (dag.json, its schema, the inputs it names) is the coordinator\'s, ' +
+    'around the run core')
 })
 
 t.test('a middleware adapter reaches the coordinator only where its middleware does: condor through its grid pool', async t => {

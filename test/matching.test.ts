@@ -8,7 +8,7 @@ import { encodeTxt, decodeTxt, MAX_TXT_TOTAL, type NodeAd } from '../protocol/tx
 import { claimSpec } from '../protocol/claim.ts'
 import { unranResult } from '../protocol/jobs.ts'
 import { jobFits, whyNotFits, summariseMisfits } from '../coordinator/core/feasibility.ts'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 import { attrs as base, ok } from './helpers/core-fixtures.ts'
 

@@ -1,7 +1,7 @@
 // Prefetch (coordinator/core/prefetch.ts), pure: which blobs a worker is told to fetch ahead,
 // and staged inputs sent into the grid once. Through the run core, then through its own interface.
 import t from 'tap'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 import { STAGING_WAIT_MS } from '../coordinator/core/prefetch.ts'
 import { attrs, H, sharedInput, workerRec, coreParts } from './helpers/core-fixtures.ts'

@@ -6,7 +6,7 @@ import { decide } from '../middleware-adapters/boinc/quorum.ts'
 import { type Replica } from '../coordinator/core/contracts.ts'
 import { QuorumPolicy, claimedCredit, TRUSTED_AFTER } from '../middleware-adapters/boinc/policy.ts'
 import { TrustBook } from '../middleware-adapters/boinc/trust.ts'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 import type { AttemptResult } from '../protocol/jobs.ts'
 

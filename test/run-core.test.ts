@@ -3,7 +3,7 @@
 // expressions, and what the facade itself does (holders and their re-hash requests).
 import t from 'tap'
 import { planPlacement, upwardRank, edgeBytes, makespanLowerBound } from '../coordinator/core/plan.ts'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { selectWorkers } from '../coordinator/core/select.ts'
 import { accountNodes, summariseAccounts } from '../coordinator/why.ts'
 import { parseExpr, evalBool, evalNumber, explainFailure } from '../protocol/expr.ts'

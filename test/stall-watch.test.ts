@@ -4,7 +4,7 @@
 // a command that runs, or input bytes landing, is progress; a worker that lets a command
 // run past its timeout is not waited for.
 import t from 'tap'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 import { StallWatch } from '../coordinator/stall-watch.ts'
 import { silentLogger } from '../protocol/log.ts'

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import { importWfCommons } from '../coordinator/wfcommons.ts'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { BGRID, ROOT } from '../testbed/cluster.ts'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bgrid-wfc-'))

@@ -2,7 +2,7 @@
 // it, fails only when no node seen ever could (naming the clause), nothing is handed
 // out while the run is held for workers.min, and every node seen has one cause.
 import t from 'tap'
-import { parseDag } from '../coordinator/core/dag.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 import { RunCore } from '../coordinator/core/run-core.ts'
 import { parseExpr } from '../protocol/expr.ts'
 import { jobFits, whyNotFits, describeNeeds, summariseMisfits } from '../coordinator/core/feasibility.ts'

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser']
 
@@ -19,7 +20,7 @@ const running = new Set<ChildProcess>()
 
 /** Kills every Chromium still running from here (for teardown). */
 export function killChromiums (): void {
-  for (const c of running) { try { process.kill(-(c.pid as number), 'SIGKILL') } catch {} }
+  for (const c of running) tryBestEffort('killing chromium', () => { process.kill(-(c.pid as number), 'SIGKILL') })
   running.clear()
 }
 
@@ -51,7 +52,7 @@ export async function runChromium (binary: string, htmlFile: string, task: Chrom
     if (code !== 0) throw new Error(`chromium exited ${String(code)}\n${stderr}`)
     return { stdout: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 }
   } finally {
-    try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+    tryBestEffort('killing chromium', () => { process.kill(-(child.pid as number), 'SIGKILL') })
     running.delete(child)
     rmSync(profile, { recursive: true, force: true })
   }

@@ -7,6 +7,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Lab, HostLab, canMakeNamespaces, type LabHost, type LabOptions } from './netns.ts'
 import { mountsUnder } from '../daemon/sandbox-fs.ts'
+import { tryBestEffort } from '../protocol/best-effort.ts'
 
 export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)))
 
@@ -60,7 +61,8 @@ export class Proc {
       while ((nl = errBuf.indexOf('\n')) >= 0) {
         const line = errBuf.slice(0, nl)
         errBuf = errBuf.slice(nl + 1)
-        if (line.startsWith('{')) { try { this.events.push(JSON.parse(line)) } catch {} }
+        if (!line.startsWith('{')) continue
+        tryBestEffort('reading a JSON log line', () => { this.events.push(JSON.parse(line)) })
       }
       this.notify()
     })
@@ -98,7 +100,9 @@ export class Proc {
     try { return await Promise.race([this.exited, timeout]) } finally { clearTimeout(t) }
   }
 
-  kill (sig: NodeJS.Signals = 'SIGTERM'): void { if (this.alive) { try { process.kill(this.pid, sig) } catch {} } }
+  kill (sig: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.alive) tryBestEffort('signalling a child process', () => { process.kill(this.pid, sig) })
+  }
 }
 
 export interface DaemonProc extends Proc { host: LabHost, peer: string, port: number, dataDir: string }

@@ -1,11 +1,22 @@
+// `bgrid export dagman DAG.json -o DIR [--force]`: a dag.json read and validated as a run
+// would read it, then written in HTCondor DAGMan's form (a .dag and a submit file per job).
 import path from 'node:path'
 import { BgridError } from '../../protocol/errors.ts'
 import { printableLines } from '../../protocol/printable.ts'
+import { parseDag, readDagJson } from '../../coordinator/dag-json.ts'
+import { dagToDagman, writeDagman, type Exported } from '../../middleware-adapters/condor/export.ts'
+
+/** Read and validate a dag.json, and write its DAGMan form into `dir`. */
+export function exportDagman (file: string, dir: string, opts: { force?: boolean } = {}): Exported {
+  const dag = parseDag(readDagJson(file), file)
+  const r = dagToDagman(dag, { dir, source: path.resolve(file) })
+  writeDagman(r, opts)
+  return r
+}
 
 /** `bgrid export dagman DAG.json -o DIR [--force]` */
 export async function exportCommand (format: string, file: string, o: any): Promise<number> {
   if (format !== 'dagman') throw new BgridError('INVALID_CONFIG', `unknown format ${format} (supported: dagman)`)
-  const { exportDagman } = await import('../../middleware-adapters/condor/export.ts')
   const r = exportDagman(file, path.resolve(o.output), { force: o.force === true })
   for (const w of r.warnings) process.stderr.write(`warning: ${printableLines(w)}\n`)
   const s = r.summary

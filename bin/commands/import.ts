@@ -43,7 +43,7 @@ async function importDagman (file: string, o: any): Promise<number> {
   const { readDagmanFile } = await import('../../middleware-adapters/condor/dag-file.ts')
   const { dagmanToDagJson } = await import('../../middleware-adapters/condor/to-dag-json.ts')
   const { dagmanDot } = await import('../../middleware-adapters/condor/dot.ts')
-  const { parseDag } = await import('../../coordinator/core/dag.ts')
+  const { parseDag } = await import('../../coordinator/dag-json.ts')
   const lenient = o.lenient === true
   const dag = readDagmanFile(file, { inlineSubdags: lenient })
   // the graph is written even when bgrid cannot run the DAG: it helps to see why

@@ -2,12 +2,14 @@
 // adapter drives a run through RunPort and is started with an AdapterContext; a
 // middleware's execution semantics (how many attempts of a job are out, when a job is
 // done) enter through a ReplicationPolicy; the host that creates the run core hands it
-// CoreOptions and listens through CoreHooks. Imports nothing of ours but protocol/ and the
-// run core's model.
+// CoreOptions and listens through CoreHooks. The parts of the run core see each other
+// only through the views declared here (the job table, the holder book, prefetch, the
+// job-fit test), which the facade hands them. Imports nothing of ours but protocol/ and
+// the run core's model.
 import type { BgridNode } from '../../protocol/node.ts'
 import type { Assignment, AttemptResult, CorruptReport, PeerInfo, PrefetchHint } from '../../protocol/jobs.ts'
 import type { Logger } from '../../protocol/log.ts'
-import type { AttemptRec, Dag, JobRec, JobState } from './model.ts'
+import type { AttemptRec, Dag, InputSpec, JobRec, JobSpec, JobState, OutputRec, WorkerInfo } from './model.ts'
 
 // ---- middleware adapters --------------------------------------------------------------
 // A middleware adapter runs a DAG's jobs on claimed workers. BonjourGrid wrapped
@@ -152,3 +154,51 @@ export interface CoreOptions {
   /** how replicated (BOINC-style) jobs are replicated and validated; native jobs need none */
   replication?: ReplicationPolicy
 }
+
+// ---- what the parts of the run core ask of each other ----------------------------------
+// Each part declares the few members of another it uses; the facade hands it the part.
+
+/** The job table as prefetch reads it: the jobs, and where their inputs are. */
+export interface JobTableView {
+  readonly jobs: ReadonlyMap<string, JobRec>
+  /** file inputs: absolute path -> content address */
+  readonly inputs: ReadonlyMap<string, OutputRec>
+  /** the content address of one input of a job, if known yet */
+  inputBlob: (spec: JobSpec, i: InputSpec) => OutputRec | undefined
+}
+
+/** The job table as dispatch works it: the ready jobs, and the transitions results make. */
+export interface JobTablePort extends Pick<JobTableView, 'jobs' | 'inputBlob'> {
+  readonly ready: ReadonlySet<string>
+  /** when each ready job became ready */
+  readonly readyAt: ReadonlyMap<string, number>
+  /** running replicated jobs that want more replicas handed out */
+  readonly replicaQueue: Set<string>
+  /** the one way a live run changes a job's state (false: an undeclared change, refused) */
+  move: (job: JobRec, to: JobState, reason: string) => boolean
+  /** the job has its result: done, and its children may start */
+  succeed: (job: JobRec, reason: string) => void
+  /** the job runs again: ready when its inputs can be had, else pending */
+  requeue: (job: JobRec, reason: string) => void
+  /** the job failed for good: its descendants are skipped */
+  fail: (job: JobRec, why: string) => void
+}
+
+/** Who holds which blob: each part takes the members it uses (`Pick<HolderBook, ...>`). */
+export interface HolderBook {
+  addHolder: (hash: string, size: number, holder: string) => void
+  holds: (hash: string, holder: string) => boolean
+  /** holders that can serve a blob now, the submitter last */
+  liveHolders: (hash: string) => string[]
+  /** can some live node serve this blob? */
+  hasLiveHolder: (hash: string) => boolean
+}
+
+/** What dispatch asks of prefetch. */
+export interface PrefetchPort {
+  /** a staged input on its way to another live worker: this one should wait for that copy */
+  stagedElsewhere: (hash: string, workerId: string, now: number) => boolean
+}
+
+/** Can this worker run this job? (both sides agree: the job's needs, the worker's START) */
+export type JobFit = (spec: JobSpec, worker: WorkerInfo) => boolean

@@ -1,23 +1,28 @@
-// dag.json: load, validate (JSON Schema with ajv, then the graph), normalise.
-// Every error names the job and the field; all errors are reported at once.
-import { readFileSync, statSync, existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+// dag.json as a value: validate (JSON Schema with ajv, then the graph), normalise.
+// Every error names the job and the field; all errors are reported at once. No I/O: the
+// JSON, the schema and the word on each input file the DAG names (is it there?) are
+// handed in by whoever read them.
 import path from 'node:path'
-import { Ajv } from 'ajv'
+import { Ajv, type ValidateFunction } from 'ajv'
 import { BgridError } from '../../protocol/errors.ts'
 import { unsafeRelPath } from '../../protocol/paths.ts'
 import { parseExpr, DEFAULT_RANK, type Expr } from '../../protocol/expr.ts'
 import type { Dag, InputSource, InputSpec, JobSpec, Middleware, VerifySpec } from './model.ts'
 
-// schema/ sits at the package root, whether this runs from source or from dist/
-function schemaFile (): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(path.join(dir, 'schema', 'dag.schema.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir)
-  return path.join(dir, 'schema', 'dag.schema.json')
+/** dag.schema.json, compiled (once: every DAG is validated against it) */
+export type DagSchema = ValidateFunction
+
+export function compileDagSchema (schema: object): DagSchema {
+  // verbose: errors carry their schema (for an unknown field, the fields known there)
+  return new Ajv({ allErrors: true, strict: false, verbose: true }).compile(schema)
 }
-const schema = JSON.parse(readFileSync(schemaFile(), 'utf8'))
-// verbose: errors carry their schema (for an unknown field, the fields known there)
-const validateSchema = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(schema)
+
+/** What parsing a DAG is handed besides its JSON. */
+export interface DagChecks {
+  schema: DagSchema
+  /** what is wrong with an input file the DAG names (null: a regular file); none: files are not checked */
+  fileProblem?: (abs: string) => string | null
+}
 
 const MAX_ERRORS = 25
 
@@ -70,7 +75,8 @@ export function unknownField (key: string, known: string[]): string {
   return `unknown field "${key}" (known: ${known.join(', ')})`
 }
 
-export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boolean } = {}): Dag {
+export function parseDagValue (raw: unknown, file: string, checks: DagChecks): Dag {
+  const validateSchema = checks.schema
   const problems = new Problems()
   if (!validateSchema(raw)) {
     const seen = new Set<string>()
@@ -97,16 +103,7 @@ export function parseDag (raw: unknown, file: string, opts: { checkFiles?: boole
     if (known !== undefined) return known
     try { const e = parseExpr(src, what); parsed.set(src, e); return e } catch (err: any) { problems.add(err.message); return null }
   }
-  const statCache = new Map<string, string | null>()
-  const checkFile = (abs: string): string | null => {
-    if (opts.checkFiles === false) return null
-    let why = statCache.get(abs)
-    if (why === undefined) {
-      try { why = statSync(abs).isFile() ? null : 'not a regular file' } catch (err: any) { why = err.code === 'ENOENT' ? 'no such file' : err.message }
-      statCache.set(abs, why ?? null)
-    }
-    return why ?? null
-  }
+  const checkFile = (abs: string): string | null => checks.fileProblem?.(abs) ?? null
 
   const rawJobs = d.jobs as any[]
   for (const j of rawJobs) {
@@ -274,17 +271,4 @@ function findCycle (byId: Map<string, JobSpec>, placed: Set<string>): string[] {
     if (color.get(id) === undefined) { const c = visit(id); if (c !== null) return c }
   }
   return left.slice(0, 5)
-}
-
-/** The DAG file's JSON, unvalidated (the journal keeps it as submitted). */
-export function readDagJson (file: string): unknown {
-  let text: string
-  try { text = readFileSync(file, 'utf8') } catch (err: any) {
-    throw new BgridError('INVALID_DAG', `cannot read ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`)
-  }
-  let raw: unknown
-  try { raw = JSON.parse(text) } catch (err: any) {
-    throw new BgridError('INVALID_DAG', `${file}: not valid JSON: ${err.message}`)
-  }
-  return raw
 }

@@ -5,11 +5,9 @@
 // inputs, failed. Replicated (BOINC-style) jobs go out as replicas on distinct hosts and
 // are judged by the replication policy. No I/O: the adapter brings pulls and results.
 import type { JobState, AttemptRec, JobRec, RunStats, Schedule, WorkerRec } from './model.ts'
-import { jobFits } from './feasibility.ts'
-import type { ReplicationPolicy, Replica, CoreOptions } from './contracts.ts'
-import type { JobTable } from './job-table.ts'
-import type { Holders } from './holders.ts'
-import type { Prefetch } from './prefetch.ts'
+import type {
+  ReplicationPolicy, Replica, CoreOptions, JobTablePort, HolderBook, PrefetchPort, JobFit
+} from './contracts.ts'
 import { isStartRefusal } from '../../protocol/start.ts'
 import { MAX_HELD_ATTEMPTS, type HeldAttempt } from '../../protocol/claim.ts'
 import { unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type InputRef, type InputProblem } from '../../protocol/jobs.ts'
@@ -32,9 +30,11 @@ export interface DispatchHost {
 }
 
 export interface DispatchParts {
-  table: JobTable
-  holders: Holders
-  prefetch: Prefetch
+  table: JobTablePort
+  holders: Pick<HolderBook, 'liveHolders' | 'holds' | 'addHolder'>
+  prefetch: PrefetchPort
+  /** can this worker run this job? */
+  fits: JobFit
   workers: ReadonlyMap<string, WorkerRec>
   schedule: Schedule
   stats: RunStats
@@ -45,9 +45,10 @@ export class Dispatch {
   readonly attempts = new Map<string, AttemptRec>()
   /** a job left this long to its planned worker may be taken by any worker */
   stealAfterMs = 2000
-  private readonly table: JobTable
-  private readonly holders: Holders
-  private readonly prefetch: Prefetch
+  private readonly table: JobTablePort
+  private readonly holders: DispatchParts['holders']
+  private readonly prefetch: PrefetchPort
+  private readonly fits: JobFit
   private readonly workers: ReadonlyMap<string, WorkerRec>
   private readonly schedule: Schedule
   private readonly stats: RunStats
@@ -61,6 +62,7 @@ export class Dispatch {
     this.table = parts.table
     this.holders = parts.holders
     this.prefetch = parts.prefetch
+    this.fits = parts.fits
     this.workers = parts.workers
     this.schedule = parts.schedule
     this.stats = parts.stats
@@ -106,8 +108,8 @@ export class Dispatch {
       if (scanned++ >= 64 && (candidates.length >= want || scanned > 4096)) break
       const job = this.table.jobs.get(id) as JobRec
       if (job.notBefore !== undefined && job.notBefore > now) continue
-      if (!jobFits(job.spec, w) || job.refusedBy?.has(workerId) === true) continue
-      if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && jobFits(job.spec, o))) continue
+      if (!this.fits(job.spec, w) || job.refusedBy?.has(workerId) === true) continue
+      if (job.avoid.has(workerId) && others.some(o => !job.avoid.has(o.id) && this.fits(job.spec, o))) continue
       const missing = this.missingBytes(job, workerId, now)
       if (missing === null) continue
       const planned = this.schedule.plan?.worker.get(id)
@@ -131,7 +133,7 @@ export class Dispatch {
       if (out.length >= want) break
       const job = this.table.jobs.get(id) as JobRec
       const need = Math.max(1, job.spec.cores)
-      if (need > cores || !jobFits(job.spec, w) || !this.replicaFits(job, w)) continue
+      if (need > cores || !this.fits(job.spec, w) || !this.replicaFits(job, w)) continue
       const inputs = this.inputRefs(job)
       if (inputs === null) continue // its inputs come back (a producer runs again): the replica waits
       out.push(this.handOut(job, w, inputs, now))
@@ -276,7 +278,7 @@ export class Dispatch {
         // another worker may have room; when none has, the job fails saying why
         job.avoid.add(workerId)
         job.noRoom = new Set([...(job.noRoom ?? []), workerId])
-        if (this.host.aliveWorkers().filter(w => jobFits(job.spec, w)).every(w => job.noRoom?.has(w.id) === true)) {
+        if (this.host.aliveWorkers().filter(w => this.fits(job.spec, w)).every(w => job.noRoom?.has(w.id) === true)) {
           this.table.fail(job, `no worker has room for its inputs: ${full.message}`)
           return job.state
         }

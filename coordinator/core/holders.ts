@@ -2,8 +2,9 @@
 // Dispatch names holders in assignments, prefetch in hints, and the job table asks
 // whether an input or output can still be had at all.
 import type { BlobRec, WorkerRec } from './model.ts'
+import type { HolderBook } from './contracts.ts'
 
-export class Holders {
+export class Holders implements HolderBook {
   readonly blobs = new Map<string, BlobRec>()
   private readonly coordinatorId: string
   private readonly workers: ReadonlyMap<string, WorkerRec>

@@ -5,10 +5,12 @@
 // ready, a failed job's descendants are skipped, a done job whose outputs are lost
 // while someone still needs them is made again.
 import { type Dag, type JobSpec, canJobTransition, TERMINAL, type JobState, type AttemptRec, type JobRec, type OutputRec } from './model.ts'
-import type { Holders } from './holders.ts'
-import type { CoreHooks } from './contracts.ts'
+import type { CoreHooks, HolderBook, JobTablePort, JobTableView } from './contracts.ts'
 
-export class JobTable {
+/** Who holds which blob, as the job table asks (can an input still be had?). */
+type TableHolders = Pick<HolderBook, 'hasLiveHolder' | 'addHolder'>
+
+export class JobTable implements JobTableView, JobTablePort {
   readonly dag: Dag
   readonly jobs = new Map<string, JobRec>()
   readonly ready = new Set<string>()
@@ -18,12 +20,12 @@ export class JobTable {
   readonly replicaQueue = new Set<string>()
   /** file inputs: absolute path -> content address */
   readonly inputs = new Map<string, OutputRec>()
-  private readonly holders: Pick<Holders, 'hasLiveHolder' | 'addHolder'>
+  private readonly holders: TableHolders
   private readonly hooks: CoreHooks | undefined
   /** jobs per state, kept as they move (progress and `finished` are asked for on every pull) */
   private readonly tally: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
 
-  constructor (dag: Dag, holders: Pick<Holders, 'hasLiveHolder' | 'addHolder'>, hooks?: CoreHooks) {
+  constructor (dag: Dag, holders: TableHolders, hooks?: CoreHooks) {
     this.dag = dag
     this.holders = holders
     this.hooks = hooks

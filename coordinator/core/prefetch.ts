@@ -3,9 +3,8 @@
 // few, each once, so that its links work while its slots do. Inputs still only on the
 // submitter are sent into the grid once: one worker takes each from the submitter, the
 // others from that worker (the submitter's uplink is shared by every worker).
-import type { JobTable } from './job-table.ts'
-import type { Holders } from './holders.ts'
 import type { JobRec, RunStats, Schedule, WorkerRec } from './model.ts'
+import type { HolderBook, JobTableView, PrefetchPort } from './contracts.ts'
 import type { PrefetchHint } from '../../protocol/jobs.ts'
 
 /** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
@@ -22,9 +21,12 @@ export interface PrefetchOptions {
   prefetch: boolean
 }
 
-export class Prefetch {
-  private readonly table: JobTable
-  private readonly holders: Holders
+/** Who holds which blob, as prefetch asks. */
+type PrefetchHolders = Pick<HolderBook, 'holds' | 'liveHolders'>
+
+export class Prefetch implements PrefetchPort {
+  private readonly table: JobTableView
+  private readonly holders: PrefetchHolders
   private readonly workers: ReadonlyMap<string, WorkerRec>
   private readonly schedule: Schedule
   private readonly opts: PrefetchOptions
@@ -35,7 +37,10 @@ export class Prefetch {
   /** staged inputs on their way to their first worker (and since when): the others wait and fetch from it */
   private readonly staging = new Map<string, { worker: string, at: number }>()
 
-  constructor (table: JobTable, holders: Holders, workers: ReadonlyMap<string, WorkerRec>, schedule: Schedule, opts: PrefetchOptions, stats: RunStats) {
+  constructor (
+    table: JobTableView, holders: PrefetchHolders, workers: ReadonlyMap<string, WorkerRec>, schedule: Schedule,
+    opts: PrefetchOptions, stats: RunStats
+  ) {
     this.table = table
     this.holders = holders
     this.workers = workers

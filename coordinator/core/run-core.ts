@@ -5,10 +5,12 @@
 // this job wait?". The coordinator drives it, a middleware adapter through the narrow run
 // port; the journal and the progress display listen to its hooks.
 // Contract of the folder: the model (the DAG, job states, records) and the contracts (run
-// port, adapter interface, replication policy, options) are leaves that import nothing of
-// ours but protocol/; the parts import them, protocol/ and each other, never this facade;
-// only this file assembles them, and it re-exports nothing. Nothing here does I/O but
-// reading dag.json and its schema.
+// port, adapter interface, replication policy, options, what the parts see of each other)
+// are leaves that import nothing of ours but protocol/ (and the contracts the model). The
+// parts import only them and protocol/, never each other nor this facade: what a part
+// needs of another is declared in the contracts, and this file, the only one that
+// assembles them, hands it over. It re-exports nothing. Nothing here does I/O: dag.json,
+// its schema and the files it names are read around the run core.
 import { type Dag, type JobSpec, TERMINAL, type JobState, type Plan, type AttemptRec, type BlobRec, type JobRec, type OutputRec, type RunStats, type Schedule, type WorkerInfo, type WorkerRec } from './model.ts'
 import { edgeBytes, upwardRank, planPlacement } from './plan.ts'
 import { jobFits, describeNeeds, summariseMisfits, type NodeShape } from './feasibility.ts'
@@ -50,7 +52,8 @@ export class RunCore implements RunPort {
     this.table = new JobTable(dag, this.holders, opts.hooks)
     this.prefetch = new Prefetch(this.table, this.holders, this.workers, this.schedule, opts, this.stats)
     this.dispatch = new Dispatch({
-      table: this.table, holders: this.holders, prefetch: this.prefetch, workers: this.workers, schedule: this.schedule, stats: this.stats,
+      table: this.table, holders: this.holders, prefetch: this.prefetch, fits: jobFits,
+      workers: this.workers, schedule: this.schedule, stats: this.stats,
       host: { aliveWorkers: () => this.aliveWorkers(), dropHolders: (hash, holders, why, o) => { this.dropHolders(hash, holders, why, o) } }
     }, opts)
     this.jobs = this.table.jobs

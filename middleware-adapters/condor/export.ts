@@ -1,4 +1,4 @@
-// dag.json (coordinator/core/dag.ts, validated by parseDag) to an HTCondor DAGMan DAG that
+// dag.json (as the run core's DAG parser validated it) to an HTCondor DAGMan DAG that
 // condor_submit_dag accepts and `bgrid import dagman` reads back (to-dag-json.ts).
 //
 // Layout: DIR/NAME.dag, and for each job a node directory DIR/<id>/ (`JOB id id.sub DIR id`)
@@ -19,7 +19,6 @@ import path from 'node:path'
 import type jsep from 'jsep'
 import { BgridError } from '../../protocol/errors.ts'
 import { DEFAULT_RANK, type Expr } from '../../protocol/expr.ts'
-import { parseDag, readDagJson } from '../../coordinator/core/dag.ts'
 import { type Dag, type JobSpec } from '../../coordinator/core/model.ts'
 import { doubleQuoted } from './quote.ts'
 
@@ -512,10 +511,8 @@ function inputPath (inp: JobSpec['inputs'][number], ctx: SubmitContext): string 
   return `../${inp.source.job}/${path.posix.basename(inp.source.file)}`
 }
 
-/** Read and validate a dag.json, and write its DAGMan form into `dir`. */
-export function exportDagman (file: string, dir: string, opts: { force?: boolean } = {}): Exported {
-  const dag = parseDag(readDagJson(file), file)
-  const r = dagToDagman(dag, { dir, source: path.resolve(file) })
+/** Write a DAG's DAGMan form (dagToDagman's) into its directory. */
+export function writeDagman (r: Exported, opts: { force?: boolean } = {}): void {
   if (!opts.force && existsSync(r.dagFile)) throw new BgridError('INVALID_CONFIG', `${r.dagFile} exists (--force replaces it, and the submit files beside it)`)
   try {
     if (existsSync(r.dir) && !statSync(r.dir).isDirectory()) throw new BgridError('INVALID_CONFIG', `${r.dir} is not a directory`)
@@ -527,5 +524,4 @@ export function exportDagman (file: string, dir: string, opts: { force?: boolean
     if (err instanceof BgridError) throw err
     throw new BgridError('INVALID_CONFIG', `cannot write the DAGMan files in ${r.dir}: ${err.message}`)
   }
-  return r
 }

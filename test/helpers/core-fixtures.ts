@@ -1,11 +1,13 @@
 // The run core's test fixtures: small DAGs on a run core with workers, and results as
 // workers report them (test/run-core, job-table, dispatch and prefetch tests share them).
-import { parseDag } from '../../coordinator/core/dag.ts'
+import { parseDag } from '../../coordinator/dag-json.ts'
 import { type Dag, type RunStats, type Schedule, type WorkerRec } from '../../coordinator/core/model.ts'
 import { RunCore } from '../../coordinator/core/run-core.ts'
 import { Holders } from '../../coordinator/core/holders.ts'
 import { JobTable } from '../../coordinator/core/job-table.ts'
 import { Prefetch } from '../../coordinator/core/prefetch.ts'
+import { jobFits } from '../../coordinator/core/feasibility.ts'
+import type { JobFit } from '../../coordinator/core/contracts.ts'
 import type { AttemptResult } from '../../protocol/jobs.ts'
 
 export const attrs = { ram: 8000, cores: 2, mhz: 2500, disk: 50000, load: 0, cost: 0, os: 'linux', arch: 'x64' }
@@ -50,12 +52,15 @@ export function workerRec (id: string, slots: number, host?: string): WorkerRec 
 }
 
 /** The run core's parts wired as RunCore wires them (coordinator 'C'), without RunCore: for tests of one part through its own interface. */
-export function coreParts (dag: Dag, o: { prefetch: boolean, held: boolean }): { workers: Map<string, WorkerRec>, stats: RunStats, schedule: Schedule, holders: Holders, table: JobTable, prefetch: Prefetch } {
+export function coreParts (dag: Dag, o: { prefetch: boolean, held: boolean }): {
+  workers: Map<string, WorkerRec>, stats: RunStats, schedule: Schedule, holders: Holders, table: JobTable,
+  prefetch: Prefetch, fits: JobFit
+} {
   const workers = new Map<string, WorkerRec>()
   const stats: RunStats = { bytesFetched: 0, prefetchedBytes: 0, cacheHits: 0, inputWaitMs: 0, prefetchHints: 0, holdersDropped: 0, inputWaits: 0 }
   const schedule: Schedule = { plan: undefined, priority: new Map(), held: o.held }
   const holders = new Holders('C', workers)
   const table = new JobTable(dag, holders)
   const prefetch = new Prefetch(table, holders, workers, schedule, { coordinatorId: 'C', prefetch: o.prefetch }, stats)
-  return { workers, stats, schedule, holders, table, prefetch }
+  return { workers, stats, schedule, holders, table, prefetch, fits: jobFits }
 }

@@ -229,13 +229,28 @@ export class Recruiter {
   /** this run's priority among concurrent runs (fair sharing) */
   get priority (): number { return this.ctx.opts.priority ?? 0 }
 
-  /** workers this run could use now: one more per job waiting for a slot, up to workers.max */
+  /**
+   * Workers this run could use now: one more per job waiting for a slot, up to
+   * workers.max. Before its first worker nothing is ready yet: its jobs without parents
+   * are what it could start with.
+   */
   private want (): number {
     const { core, dag } = this.ctx
     const c = core.counts()
     let slots = 0
     for (const w of this.claimed.values()) slots += Math.max(1, w.offer.cores)
-    return Math.min(dag.workers.max, this.claimed.size + Math.max(0, c.ready + c.running - slots))
+    const waiting = this.claimed.size === 0 ? Math.max(dag.workers.min, this.roots()) : c.ready + c.running
+    return Math.min(dag.workers.max, this.claimed.size + Math.max(0, waiting - slots))
+  }
+
+  private rootCount?: number
+  /** jobs no other job comes before */
+  private roots (): number {
+    if (this.rootCount === undefined) {
+      const children = new Set([...this.ctx.dag.children.values()].flat())
+      this.rootCount = this.ctx.dag.jobs.filter(j => !children.has(j.id)).length
+    }
+    return this.rootCount
   }
 
   /**
@@ -388,6 +403,8 @@ export class Recruiter {
       w.lastRenewed = Date.now()
       // alive is not enough: an attempt the worker should hold and does not is re-queued now
       if (reply.attempts !== undefined && this.claimed.has(w.id)) this.ctx.core.heldBy(w.id, reply.attempts, sentAt, Date.now(), ASSIGNMENT_GRACE_MS)
+      // it leaves for a fairer share: let go once everything it ran is reported
+      if (reply.retiring === true && this.claimed.has(w.id) && this.ctx.core.attemptsOn(w.id).length === 0) await this.letGo(w, 'it leaves this run for a fairer share')
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
       // NOT_CLAIMED: the worker dropped us (lease ran out, restart, owner vacate): lost at once
@@ -395,6 +412,17 @@ export class Recruiter {
     } finally {
       w.renewing = false
     }
+  }
+
+  /** Release one worker before the run ends (nothing of ours on it): the hold ends when the release is sent. */
+  private async letGo (w: ClaimedWorker, why: string): Promise<void> {
+    clearInterval(w.renewTimer)
+    this.claimed.delete(w.id)
+    this.ctx.core.removeWorker(w.id, why)
+    const requestedAt = Date.now()
+    await this.releaseOne(w.id)
+    this.ctx.emit({ event: 'worker', worker: w.id, name: w.candidate.name, state: 'released', requestedAt, reason: why })
+    this.onWorkersChanged(false)
   }
 
   private dropWorker (id: string, why: string): void {

@@ -132,10 +132,12 @@ export class ClaimBook {
     return { ok: true, claim: cur, fresh: false }
   }
 
-  release (peer: string, run: string): Claim | undefined {
+  /** The holder lets go (a node leaving for a fairer share is kept for its asker from now: reserveFor). */
+  release (peer: string, run: string, now = Date.now()): Claim | undefined {
     const cur = this.current
     if (cur === undefined || cur.coordinator !== peer || cur.run !== run) return undefined
     this.current = undefined
+    this.reserveFor(cur, now)
     return cur
   }
 
@@ -144,6 +146,7 @@ export class ClaimBook {
     const cur = this.current
     if (cur === undefined || cur.expiresAt > now) return undefined
     this.current = undefined
+    this.reserveFor(cur, now)
     return cur
   }
 

@@ -34,6 +34,7 @@ import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolic
 import { OwnerLoadMeter, userIdleSeconds, activitySource } from './activity.ts'
 import { ClaimBook, type Claim } from './claim-book.ts'
 import { RunCensus } from '../protocol/census.ts'
+import { sleep } from '../protocol/sleep.ts'
 import { DEFAULT_TENURE_MS, MAX_PREFERENCE_TAGS, preferenceTag } from '../protocol/fair-share.ts'
 import type { DriverRegistry, WorkerDriver } from './drivers/driver.ts'
 import { DEFAULT_DRIVERS, driverFor } from './drivers/registry.ts'
@@ -347,7 +348,7 @@ export class Daemon {
       if (!d.ok) throw new BgridError(d.code, d.message)
       // the lease proves this node alive; the attempts it holds prove it busy with what it was given
       const held = this.session?.run === req.run ? this.session.reconcile?.(req.attempts, ASSIGNMENT_GRACE_MS) : undefined
-      return { leaseMs: d.claim.leaseMs, state: this.state, ...(held !== undefined ? { attempts: held } : {}) }
+      return { leaseMs: d.claim.leaseMs, state: this.state, ...(held !== undefined ? { attempts: held } : {}), ...(d.claim.retiringFor !== undefined ? { retiring: true } : {}) }
     }
     const released = this.book.release(peer, req.run)
     if (released === undefined) throw new BgridError('NOT_CLAIMED', `no claim for run ${req.run} by this coordinator`)
@@ -387,9 +388,12 @@ export class Daemon {
     const leave = async (): Promise<void> => {
       await s.drained(retirementMs)
       if (this.session === s && s.running.size > 0) { s.vacate(`${why}: its retirement time is up`); await s.drained(10_000) }
-      // the session may have ended meanwhile (released, lease gone): the node is still kept for the asker
+      // its coordinator hears `retiring` at its next renewal and lets go itself (then it knows
+      // when its hold ended); one that does not is let go of a moment later
+      const lettingGo = Date.now() + claim.leaseMs / 3 + 1000
+      while (this.book.current === claim && Date.now() < lettingGo) await sleep(50)
+      // released or expired meanwhile, the node was kept for the asker all the same (ClaimBook)
       if (this.book.current === claim) this.book.release(claim.coordinator, claim.run)
-      this.book.reserveFor(claim, Date.now())
       if (this.session === s) await this.endSession(why)
     }
     leave().catch(err => { this.log.warn('leaving the run failed', { err: String(err) }) })

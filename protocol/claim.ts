@@ -98,6 +98,12 @@ export interface ClaimReply {
   ok: true, leaseMs: number, state: string, offer?: WorkerOffer
   /** a renewal's reply: the attempts this worker holds for the run (absent from a driver that cannot tell) */
   attempts?: HeldAttempt[]
+  /**
+   * a renewal's reply: the node is leaving the run for a fairer share (it takes no new
+   * job); its coordinator releases it once its attempts are reported, or the node goes
+   * by itself a moment later
+   */
+  retiring?: boolean
 }
 
 const request = ajv.compile<ClaimRequest>({
@@ -146,6 +152,7 @@ const reply = ajv.compile<ClaimReply>({
     ok: { const: true },
     leaseMs: { type: 'integer', minimum: 0 },
     state: { type: 'string', maxLength: 16 },
+    retiring: { type: 'boolean' },
     attempts: {
       type: 'array',
       maxItems: MAX_HELD_ATTEMPTS,

@@ -91,7 +91,7 @@ if (cluster !== undefined) {
     const at = (events(high).find(e => e.event === 'finished')?.time as number) - 500
     t.equal(heldAt(held, 0, at), 1, 'the low run kept one worker while the high one ran')
     t.same(overlaps(held), [], 'no worker held by two coordinators at the same time')
-    t.ok(events(low).some(e => e.event === 'worker' && e.state === 'lost' && /fair share/.test(String(e.reason))), 'the low run was told its workers left for a fairer share')
+    t.ok(events(low).some(e => e.event === 'worker' && e.state === 'released' && /fairer share/.test(String(e.reason))), 'the low run let its workers go for a fairer share')
     await stopAll(daemons)
   })
 

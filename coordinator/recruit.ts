@@ -17,7 +17,7 @@ import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
 import type { RunContext } from './run-context.ts'
 import { bestEffort } from '../protocol/best-effort.ts'
-import { pickAsks } from './share-asks.ts'
+import { pickAsks, shareTarget } from './share-asks.ts'
 
 export interface ClaimedWorker {
   id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
@@ -34,6 +34,13 @@ export interface RecruitOptions {
 }
 
 /** START policies seen, parsed once each (null: it does not parse here; the node still checks it itself) */
+/**
+ * Claims out at once, per run: each is a dial and a handshake, and a run that dials every
+ * node of a busy LAN at its start gets most of them timed out (many users submitting on a
+ * loaded LAN); the next goes out as soon as one is answered.
+ */
+const MAX_CLAIMS_IN_FLIGHT = 8
+
 const starts = new Map<string, Expr | null>()
 
 /** A node's START (its source, advertised or offered), parsed and bound to the run's submitter. */
@@ -69,6 +76,8 @@ export class Recruiter {
   /** why each node not claimed refused us last (or could not be reached): part of every "why" */
   private readonly refusals = new Map<string, Refusal>()
   private readonly claiming = new Set<string>()
+  /** claims that found a node unreachable in a row, per node (their backoff doubles) */
+  private readonly dialFailures = new Map<string, number>()
   /**
    * nodes of other runs asked to come over (fair sharing), until when we wait for them:
    * one that said YIELDING finishes its job there, then is kept for this run
@@ -99,7 +108,11 @@ export class Recruiter {
     this.browser = new NodeBrowser({ interface: opts.mdnsInterface, requeryMs: 2000 })
     const onNode = (n: DiscoveredNode): void => {
       this.seenEver.set(n.ad.peer, n)
-      if (n.ad.state === 'idle') this.recruit()
+      if (n.ad.state !== 'idle') return
+      // a node that was busy or its owner's is worth asking again the moment it says it is idle
+      const refused = this.refusals.get(n.ad.peer)?.code
+      if (refused === 'BUSY' || refused === 'OWNER') this.refusedUntil.delete(n.ad.peer)
+      this.recruit()
     }
     this.browser.on('up', onNode)
     this.browser.on('update', onNode)
@@ -215,7 +228,8 @@ export class Recruiter {
     const rest = sel.ranked.filter(c => !holders.has(c.ad.peer))
     const chosen = room <= 0 ? (onlyHolders ? [] : rest.filter(covers).slice(0, 1))
       : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
-    const taking = chosen.slice(0, Math.max(1, room))
+    const taking = chosen.slice(0, Math.min(Math.max(1, room), this.idleTakeLimit(), MAX_CLAIMS_IN_FLIGHT - this.claiming.size))
+    if (taking.length > 0) this.lastTaken = Date.now()
     for (const c of taking) this.claim(c).catch(err => { bestEffort('this.claim()', err) })
     if (taking.length === 0 && !onlyHolders) this.askForShare()
     if (this.claimed.size < dag.workers.min && Date.now() - this.lastWaitNote > 3000) {
@@ -224,6 +238,22 @@ export class Recruiter {
       this.ctx.emit({ event: 'waiting-for-workers', claimed: this.claimed.size, min: dag.workers.min, seen: this.browser?.list().length ?? 0, why, nodes: this.nodeAccounts() },
         `waiting for workers: ${this.claimed.size}/${dag.workers.min} claimed, ${this.browser?.list().length ?? 0} node(s) seen${why.length > 0 ? '\n  ' + why.join('\n  ') : ''}`)
     }
+  }
+
+  private lastTaken = 0
+  /**
+   * How many idle nodes to take now: any number up to the run's fair share; beyond it,
+   * while other runs work on the grid, one a second, so that a run below its share
+   * takes a node that frees up first rather than asking for it back later.
+   */
+  private idleTakeLimit (): number {
+    const me = this.ctx.node.peerId.toString()
+    const nodes = (this.browser?.list() ?? []).filter(n => n.ad.grid === this.o.gridId && n.ad.peer !== me)
+    if (!nodes.some(n => n.ad.state === 'worker' && n.ad.run !== undefined && n.ad.run !== this.ctx.runId)) return Infinity
+    const share = shareTarget(nodes, { run: this.ctx.runId, coordinator: me, submitter: this.owner, priority: this.priority, held: this.claimed.size, pending: 0, want: this.ctx.dag.workers.max })
+    const below = share - this.claimed.size - this.claiming.size
+    if (below > 0) return below
+    return Date.now() - this.lastTaken >= 1000 ? 1 : 0
   }
 
   /** this run's priority among concurrent runs (fair sharing) */
@@ -271,7 +301,7 @@ export class Recruiter {
       run: this.ctx.runId, coordinator: this.ctx.node.peerId.toString(), submitter: this.owner, priority: this.priority,
       held: this.claimed.size, pending: this.asked.size + this.claiming.size, want
     }, new Set([...this.asked.keys(), ...this.claiming]))
-    for (const c of asks) {
+    for (const c of asks.slice(0, Math.max(0, MAX_CLAIMS_IN_FLIGHT - this.claiming.size))) {
       this.asked.set(c.ad.peer, now + 5000)
       this.ctx.emit({ event: 'share-ask', worker: c.ad.peer, name: c.name, from: c.ad.run ?? '', held: this.claimed.size, want })
       this.claim(c, true).catch(err => { bestEffort('this.claim()', err) })
@@ -349,6 +379,7 @@ export class Recruiter {
         this.refusedUntil.set(peer, Date.now() + 30_000)
         return
       }
+      this.dialFailures.delete(peer)
       const w: ClaimedWorker = { id: peer, candidate: c, offer, lastRenewed: Date.now() }
       this.claimed.set(peer, w)
       this.refusals.delete(peer)
@@ -372,15 +403,22 @@ export class Recruiter {
         return
       }
       this.asked.delete(peer)
+      const failures = (this.dialFailures.get(peer) ?? 0) + 1
+      if (code === 'UNREACHABLE' || code === 'TIMEOUT') this.dialFailures.set(peer, failures)
       // a node of another bgrid version does not speak this claim protocol at all
       if (/Protocol selection failed/i.test(message)) { code = 'VERSION'; message = `it runs another version of bgrid (it does not speak ${CLAIM_PROTOCOL})` }
-      this.refusedUntil.set(peer, Date.now() + (code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000))
+      // busy or its owner's: soon again (sooner when it says it is idle); unreachable: again
+      // after 1, 2, 4.. s (a loaded LAN answers late), up to 10 s; other refusals: 10 s
+      const backoff = code === 'BUSY' || code === 'OWNER' ? 3000 : code === 'UNREACHABLE' || code === 'TIMEOUT' ? Math.min(10_000, 500 * 2 ** failures) : 10_000
+      this.refusedUntil.set(peer, Date.now() + backoff)
       const before = this.refusals.get(peer)
       this.refusals.set(peer, { name: c.name, code, message })
       if (before?.code !== code) this.ctx.emit({ event: 'refused', worker: peer, name: c.name, code, message })
       this.ctx.log.debug('claim refused', { node: c.name, code, message: errorMessage(err) })
     } finally {
       this.claiming.delete(peer)
+      // the next claim goes out as soon as one of those in flight is answered
+      if (!this.ctx.isClosing()) this.recruit()
     }
   }
 

@@ -7,6 +7,7 @@ import path from 'node:path'
 import { readFileSync } from 'node:fs'
 import { stdoutJson, clusterOrSkip, type Proc, type DaemonProc } from '../testbed/cluster.ts'
 import type { LabHost } from '../testbed/netns.ts'
+import { holds as holdsOf, overlaps, heldAt, type Hold } from '../testbed/share-check.ts'
 
 const events = stdoutJson
 
@@ -20,20 +21,7 @@ if (cluster !== undefined) {
     workers: { min: 1, max },
     jobs: Array.from({ length: n }, (_, i) => ({ id: `j${i}`, cmd: `sleep ${seconds}; echo ${name}-${i} > o.txt`, outputs: ['o.txt'] }))
   })
-  /** every claim each run made: worker, from .. to (its release was requested, or it was lost) */
-  const holds = (runs: Proc[]): Array<{ run: number, worker: string, from: number, to: number }> => runs.flatMap((r, k) => {
-    const evs = events(r).filter(e => e.event === 'worker')
-    return evs.filter(e => e.state === 'claimed').map(c => ({
-      run: k,
-      worker: c.worker as string,
-      from: c.time as number,
-      to: ((end => end?.requestedAt ?? end?.time)(evs.find(e => e.worker === c.worker && e.time >= c.time && (e.state === 'released' || e.state === 'lost'))) ?? Infinity) as number
-    }))
-  })
-  const overlaps = (held: ReturnType<typeof holds>): string[] =>
-    held.flatMap(a => held.filter(b => b.run > a.run && b.worker === a.worker && b.from < a.to && a.from < b.to).map(b => `${a.worker.slice(-8)}: run ${a.run} ${a.from}..${a.to}, run ${b.run} ${b.from}..${b.to}`))
-  /** how many workers run k held at time `at` */
-  const heldAt = (held: ReturnType<typeof holds>, k: number, at: number): number => held.filter(h => h.run === k && h.from <= at && at < h.to).length
+  const holds = (runs: Proc[]): Hold[] => holdsOf(runs.map(events))
   const stopAll = async (ds: DaemonProc[]): Promise<void> => {
     for (const d of ds) d.kill('SIGTERM')
     await Promise.all(ds.map(async d => await d.done(15_000)))
@@ -69,8 +57,6 @@ if (cluster !== undefined) {
       t.equal(Object.values(run.jobs).filter((j: any) => j.state === 'done').length, 48, `run ${k}: 48 jobs done`)
     }
     t.same(overlaps(holds(runs)), [], 'no worker held by two coordinators at the same time')
-    for (const [k, r] of runs.entries()) (await import('node:fs')).writeFileSync(`/tmp/fsl-run${k}.ndjson`, r.stdout)
-    for (const [k, d] of daemons.entries()) (await import('node:fs')).writeFileSync(`/tmp/fsl-d${k}.ndjson`, d.events.map(e => JSON.stringify(e)).join('\n'))
     await stopAll(daemons)
   })
 

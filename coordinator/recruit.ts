@@ -5,11 +5,11 @@
 import { peerIdFromString, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { peerAddr, listenAddrs } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
-import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer } from '../protocol/claim.ts'
+import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer, type ClaimReply } from '../protocol/claim.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, type DiscoveredNode } from '../protocol/dnssd.ts'
 import type { submitterKey } from '../protocol/identity.ts'
-import type { JobSpec } from './core/model.ts'
+import type { JobSpec, JobState } from './core/model.ts'
 import { selectWorkers, attrsOf, type Candidate, type Refusal } from './core/select.ts'
 import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
 import { jobFits, type NodeShape } from './core/feasibility.ts'
@@ -57,6 +57,21 @@ export function shapeOf (c: Candidate, owner?: string): NodeShape {
 function offerShape (name: string, offer: WorkerOffer, owner: string | undefined): NodeShape {
   const start = startOf(offer.start, owner)
   return { name, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), ...(start !== undefined ? { start } : {}) }
+}
+
+/**
+ * Workers a run could use now (pure): one more per job waiting for a slot, up to
+ * workers.max. Before its first worker nothing is ready yet: its jobs without parents
+ * (`roots`) are what it could start with.
+ */
+export function workersWanted (o: { claimed: number, slots: number, counts: Record<JobState, number>, workers: { min: number, max: number }, roots: () => number }): number {
+  const waiting = o.claimed === 0 ? Math.max(o.workers.min, o.roots()) : o.counts.ready + o.counts.running
+  return Math.min(o.workers.max, o.claimed + Math.max(0, waiting - o.slots))
+}
+
+/** A renewal said the worker is retiring (fair sharing): its coordinator lets go once nothing it ran there is unreported. */
+export function letGoNow (reply: Pick<ClaimReply, 'retiring'>, attemptsOut: number): boolean {
+  return reply.retiring === true && attemptsOut === 0
 }
 
 export class Recruiter {
@@ -236,11 +251,9 @@ export class Recruiter {
    */
   private want (): number {
     const { core, dag } = this.ctx
-    const c = core.counts()
     let slots = 0
     for (const w of this.claimed.values()) slots += Math.max(1, w.offer.cores)
-    const waiting = this.claimed.size === 0 ? Math.max(dag.workers.min, this.roots()) : c.ready + c.running
-    return Math.min(dag.workers.max, this.claimed.size + Math.max(0, waiting - slots))
+    return workersWanted({ claimed: this.claimed.size, slots, counts: core.counts(), workers: dag.workers, roots: () => this.roots() })
   }
 
   private rootCount?: number
@@ -404,7 +417,7 @@ export class Recruiter {
       // alive is not enough: an attempt the worker should hold and does not is re-queued now
       if (reply.attempts !== undefined && this.claimed.has(w.id)) this.ctx.core.heldBy(w.id, reply.attempts, sentAt, Date.now(), ASSIGNMENT_GRACE_MS)
       // it leaves for a fairer share: let go once everything it ran is reported
-      if (reply.retiring === true && this.claimed.has(w.id) && this.ctx.core.attemptsOn(w.id).length === 0) await this.letGo(w, 'it leaves this run for a fairer share')
+      if (this.claimed.has(w.id) && letGoNow(reply, this.ctx.core.attemptsOn(w.id).length)) await this.letGo(w, 'it leaves this run for a fairer share')
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
       // NOT_CLAIMED: the worker dropped us (lease ran out, restart, owner vacate): lost at once

@@ -4,7 +4,7 @@
 // object with --json, else a summary. Targets (issue 21): 1,000 nodes and 400
 // coordinators: every run completed, 0 double grants, the virtual makespan within 1.3x of
 // the bound, under 60 s of wall time.
-// usage: node bench/sim.ts [--nodes N] [--coordinators C] [--seed S] [--slots K] [--window S] [--load S] [--bags F] [--json]
+// usage: node bench/sim.ts [--nodes N] [--coordinators C] [--seed S] [--slots K] [--window S] [--load S] [--bags F] [--wait S] [--json]
 import { parseArgs } from 'node:util'
 import { simulate, DEFAULT_SIM } from '../testbed/sim/world.ts'
 
@@ -17,6 +17,7 @@ const { values: a } = parseArgs({
     window: { type: 'string', default: String(DEFAULT_SIM.windowSec) },
     load: { type: 'string', default: String(DEFAULT_SIM.loadSec) },
     bags: { type: 'string', default: String(DEFAULT_SIM.bagShare) },
+    wait: { type: 'string', default: String(DEFAULT_SIM.waitSec) },
     workloads: { type: 'string', default: DEFAULT_SIM.workloads },
     json: { type: 'boolean', default: false }
   }
@@ -36,6 +37,7 @@ const r = simulate({
   windowSec: num('window', a.window, 0),
   loadSec: num('load', a.load, 1),
   bagShare: num('bags', a.bags, 0),
+  waitSec: num('wait', a.wait, 0),
   workloads: a.workloads
 })
 const wallSeconds = Math.round((performance.now() - t0) / 10) / 100

@@ -17,7 +17,7 @@ import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
 import type { RunContext } from './run-context.ts'
 import { bestEffort } from '../protocol/best-effort.ts'
-import { pickAsks } from './share-asks.ts'
+import { pickAsks, notToAsk } from './share-asks.ts'
 
 export interface ClaimedWorker {
   id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
@@ -68,6 +68,19 @@ export function workersWanted (o: { claimed: number, slots: number, counts: Reco
   const waiting = o.claimed === 0 ? Math.max(o.workers.min, o.roots()) : o.counts.ready + o.counts.running
   return Math.min(o.workers.max, o.claimed + Math.max(0, waiting - o.slots))
 }
+
+/**
+ * How long before a node that refused a claim is tried again (pure): BUSY or OWNER soon
+ * (3 s: it may be free in a moment), other refusals later (10 s). An ask for a fair share
+ * refused BUSY (the node stays with its run, or leaves it for another asker and is kept
+ * for that one) is not repeated for a reservation's time: the next node in line is asked.
+ */
+export function retryAfterMs (code: string, ask: boolean): number {
+  if (ask && code === 'BUSY') return ASK_REFUSED_RETRY_MS
+  return code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000
+}
+/** a node that refused an ask is asked again after this */
+export const ASK_REFUSED_RETRY_MS = 15_000
 
 /** A renewal said the worker is retiring (fair sharing): its coordinator lets go once nothing it ran there is unreported. */
 export function letGoNow (reply: Pick<ClaimReply, 'retiring'>, attemptsOut: number): boolean {
@@ -283,7 +296,7 @@ export class Recruiter {
     const asks = pickAsks(nodes, {
       run: this.ctx.runId, coordinator: this.ctx.node.peerId.toString(), submitter: this.owner, priority: this.priority,
       held: this.claimed.size, pending: this.asked.size + this.claiming.size, want
-    }, new Set([...this.asked.keys(), ...this.claiming]))
+    }, notToAsk(this.asked.keys(), this.claiming, this.refusedUntil, now))
     for (const c of asks) {
       this.asked.set(c.ad.peer, now + 5000)
       this.ctx.emit({ event: 'share-ask', worker: c.ad.peer, name: c.name, from: c.ad.run ?? '', held: this.claimed.size, want })
@@ -387,7 +400,7 @@ export class Recruiter {
       this.asked.delete(peer)
       // a node of another bgrid version does not speak this claim protocol at all
       if (/Protocol selection failed/i.test(message)) { code = 'VERSION'; message = `it runs another version of bgrid (it does not speak ${CLAIM_PROTOCOL})` }
-      this.refusedUntil.set(peer, Date.now() + (code === 'BUSY' || code === 'OWNER' ? 3000 : 10_000))
+      this.refusedUntil.set(peer, Date.now() + retryAfterMs(code, ask))
       const before = this.refusals.get(peer)
       this.refusals.set(peer, { name: c.name, code, message })
       if (before?.code !== code) this.ctx.emit({ event: 'refused', worker: peer, name: c.name, code, message })

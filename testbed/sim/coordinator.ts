@@ -6,7 +6,7 @@
 // (workersWanted), whom to ask for a fair share (pickAsks), when to let a retiring worker
 // go (letGoNow), what to hand a pulling worker and what its results do (RunCore). The
 // glue keeps the recruiter's timings (a recruit tick a second, renewals every quarter
-// lease, 3 s before asking a node that said BUSY again, 5 s for an ask's answer, 30 s for
+// lease, 5 s for an ask's answer, 30 s for
 // a promise) and the run's: nothing starts before workers.min (--wait, then NO_WORKERS).
 // Not simulated: staging and transfers (inputs and outputs move in no time), collection
 // of the final outputs, the journal, the stall watch (no job stalls here).
@@ -15,8 +15,8 @@
 import { RunCore } from '../../coordinator/core/run-core.ts'
 import type { Dag } from '../../coordinator/core/model.ts'
 import { selectWorkers, attrsOf, type Candidate } from '../../coordinator/core/select.ts'
-import { pickAsks } from '../../coordinator/share-asks.ts'
-import { workersWanted, letGoNow } from '../../coordinator/recruit.ts'
+import { pickAsks, notToAsk } from '../../coordinator/share-asks.ts'
+import { workersWanted, letGoNow, retryAfterMs } from '../../coordinator/recruit.ts'
 import { PROTOCOL_VERSION, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type ClaimRequest } from '../../protocol/claim.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { PULL_WAIT_MS } from '../../protocol/jobs.ts'
@@ -24,9 +24,6 @@ import type { PullTarget, SimPull, SimPullReply, SimWorld } from './types.ts'
 
 /** recruit.ts: the recruit tick */
 const RECRUIT_TICK_MS = 1000
-/** recruit.ts: a node that said BUSY (or OWNER) is tried again after this; other refusals after REFUSED_RETRY_MS */
-const BUSY_RETRY_MS = 3000
-const REFUSED_RETRY_MS = 10_000
 /** recruit.ts: how long an ask waits for its answer, and a node's promise (YIELDING) for its claim */
 const ASK_WAIT_MS = 5000
 const PROMISE_WAIT_MS = 30_000
@@ -140,7 +137,7 @@ export class SimCoordinator implements PullTarget {
     const asks = pickAsks(nodes, {
       run: this.spec.runId, coordinator: this.spec.id, submitter: this.spec.id, priority: this.spec.priority,
       held: this.claimed.size, pending: this.asked.size + this.claiming.size, want
-    }, new Set([...this.asked.keys(), ...this.claiming]))
+    }, notToAsk(this.asked.keys(), this.claiming, this.refusedUntil, now))
     for (const c of asks) {
       this.asked.set(c.ad.peer, now + ASK_WAIT_MS)
       this.claim(c, true)
@@ -175,7 +172,7 @@ export class SimCoordinator implements PullTarget {
       const code = o.error.code
       if (code === 'YIELDING') { this.asked.set(peer, now + PROMISE_WAIT_MS); return }
       this.asked.delete(peer)
-      this.refusedUntil.set(peer, now + (code === 'BUSY' || code === 'OWNER' ? BUSY_RETRY_MS : REFUSED_RETRY_MS))
+      this.refusedUntil.set(peer, now + retryAfterMs(code, ask))
     })
   }
 

@@ -16,7 +16,7 @@ import { DEFAULT_TENURE_MS } from '../../protocol/fair-share.ts'
 import { PROTOCOL_VERSION, DEFAULT_MIDDLEWARE, type ClaimReply, type ClaimRequest, type HeldAttempt, type WorkerOffer } from '../../protocol/claim.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { TXT_VERSION, type NodeAd } from '../../protocol/txt.ts'
-import type { Assignment, AttemptResult } from '../../protocol/jobs.ts'
+import { unranResult, type Assignment, type AttemptResult } from '../../protocol/jobs.ts'
 import { DEFAULT_MAX_RETIREMENT_SEC } from '../../daemon/daemon.ts'
 import type { SimPullReply, SimWorld } from './types.ts'
 
@@ -205,6 +205,12 @@ export class SimNode {
   }
 
   private start (s: Session, a: Assignment): void {
+    // leaving the run: what still arrives (a long poll sent before) goes back at once (worker-session.ts launch)
+    if (s.retiring) {
+      s.unacked.set(a.attempt, { result: unranResult(a.attempt, 'preempted', 'preempted before it started: the node leaves the run for a fairer share', this.now), endedAt: this.now })
+      this.pull(s)
+      return
+    }
     const seconds = this.world.coordinator(s.claim.coordinator)?.runtimeOf(a.job) ?? 0
     s.running.set(a.attempt, { job: a.job, startedAt: this.now, outputs: a.outputs })
     s.usedSlots += Math.max(1, a.cores)

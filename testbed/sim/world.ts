@@ -26,6 +26,11 @@ export interface SimOptions {
   /** share of runs that are bags of tasks (the others: WfCommons traces) */
   bagShare: number
   leaseSec: number
+  /**
+   * each submit's --wait, s: 600 by default, not the CLI's 30 (a run submitted into a grid
+   * every node of which works for others waits for its first worker up to a job's length
+   * plus a reservation; at 30 s some runs end NO_WORKERS: see bench/sim.ts --wait 30)
+   */
   waitSec: number
   workloads: string
   /** stop there if runs are still going, virtual s */
@@ -33,7 +38,7 @@ export interface SimOptions {
 }
 
 export const DEFAULT_SIM: Omit<SimOptions, 'nodes' | 'coordinators' | 'seed'> = {
-  slots: 1, windowSec: 30, loadSec: 240, bagShare: 0.5, leaseSec: 6, waitSec: 30, workloads: DEFAULT_WORKLOADS, limitSec: 100_000
+  slots: 1, windowSec: 30, loadSec: 240, bagShare: 0.5, leaseSec: 6, waitSec: 600, workloads: DEFAULT_WORKLOADS, limitSec: 100_000
 }
 
 export interface SimResult {

@@ -5,11 +5,11 @@
 import { peerIdFromString, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { peerAddr, listenAddrs } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
-import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer } from '../protocol/claim.ts'
+import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer, type ClaimReply } from '../protocol/claim.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, type DiscoveredNode } from '../protocol/dnssd.ts'
 import type { submitterKey } from '../protocol/identity.ts'
-import type { JobSpec } from './core/model.ts'
+import type { JobSpec, JobState } from './core/model.ts'
 import { selectWorkers, attrsOf, type Candidate, type Refusal } from './core/select.ts'
 import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
 import { jobFits, type NodeShape } from './core/feasibility.ts'
@@ -17,7 +17,7 @@ import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
 import type { RunContext } from './run-context.ts'
 import { bestEffort } from '../protocol/best-effort.ts'
-import { pickAsks, shareTarget } from './share-asks.ts'
+import { pickAsks, notToAsk, shareTarget } from './share-asks.ts'
 
 export interface ClaimedWorker {
   id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
@@ -64,6 +64,38 @@ export function shapeOf (c: Candidate, owner?: string): NodeShape {
 function offerShape (name: string, offer: WorkerOffer, owner: string | undefined): NodeShape {
   const start = startOf(offer.start, owner)
   return { name, slots: Math.max(1, offer.cores), attrs: attrsOf(offer), ...(start !== undefined ? { start } : {}) }
+}
+
+/**
+ * Workers a run could use now (pure): one more per job waiting for a slot, up to
+ * workers.max. Before its first worker nothing is ready yet: its jobs without parents
+ * (`roots`) are what it could start with.
+ */
+export function workersWanted (o: { claimed: number, slots: number, counts: Record<JobState, number>, workers: { min: number, max: number }, roots: () => number }): number {
+  const waiting = o.claimed === 0 ? Math.max(o.workers.min, o.roots()) : o.counts.ready + o.counts.running
+  return Math.min(o.workers.max, o.claimed + Math.max(0, waiting - o.slots))
+}
+
+/**
+ * How long before a node that refused a claim is tried again (pure): BUSY or OWNER soon
+ * (3 s: it may be free in a moment), other refusals later (10 s). An ask for a fair share
+ * refused BUSY (the node stays with its run, or leaves it for another asker and is kept
+ * for that one) is not repeated for a reservation's time: the next node in line is asked.
+ */
+export function retryAfterMs (code: string, ask: boolean, failures = 1): number {
+  if (ask && code === 'BUSY') return ASK_REFUSED_RETRY_MS
+  // busy or its owner's: soon again (sooner when it says it is idle); unreachable: after
+  // 1, 2, 4.. s in a row (a loaded LAN answers late), up to 10 s; other refusals: 10 s
+  if (code === 'BUSY' || code === 'OWNER') return 3000
+  if (code === 'UNREACHABLE' || code === 'TIMEOUT') return Math.min(10_000, 500 * 2 ** failures)
+  return 10_000
+}
+/** a node that refused an ask is asked again after this */
+export const ASK_REFUSED_RETRY_MS = 15_000
+
+/** A renewal said the worker is retiring (fair sharing): its coordinator lets go once nothing it ran there is unreported. */
+export function letGoNow (reply: Pick<ClaimReply, 'retiring'>, attemptsOut: number): boolean {
+  return reply.retiring === true && attemptsOut === 0
 }
 
 export class Recruiter {
@@ -266,11 +298,9 @@ export class Recruiter {
    */
   private want (): number {
     const { core, dag } = this.ctx
-    const c = core.counts()
     let slots = 0
     for (const w of this.claimed.values()) slots += Math.max(1, w.offer.cores)
-    const waiting = this.claimed.size === 0 ? Math.max(dag.workers.min, this.roots()) : c.ready + c.running
-    return Math.min(dag.workers.max, this.claimed.size + Math.max(0, waiting - slots))
+    return workersWanted({ claimed: this.claimed.size, slots, counts: core.counts(), workers: dag.workers, roots: () => this.roots() })
   }
 
   private rootCount?: number
@@ -300,7 +330,7 @@ export class Recruiter {
     const asks = pickAsks(nodes, {
       run: this.ctx.runId, coordinator: this.ctx.node.peerId.toString(), submitter: this.owner, priority: this.priority,
       held: this.claimed.size, pending: this.asked.size + this.claiming.size, want
-    }, new Set([...this.asked.keys(), ...this.claiming]))
+    }, notToAsk(this.asked.keys(), this.claiming, this.refusedUntil, now))
     for (const c of asks.slice(0, Math.max(0, MAX_CLAIMS_IN_FLIGHT - this.claiming.size))) {
       this.asked.set(c.ad.peer, now + 5000)
       this.ctx.emit({ event: 'share-ask', worker: c.ad.peer, name: c.name, from: c.ad.run ?? '', held: this.claimed.size, want })
@@ -407,10 +437,7 @@ export class Recruiter {
       if (code === 'UNREACHABLE' || code === 'TIMEOUT') this.dialFailures.set(peer, failures)
       // a node of another bgrid version does not speak this claim protocol at all
       if (/Protocol selection failed/i.test(message)) { code = 'VERSION'; message = `it runs another version of bgrid (it does not speak ${CLAIM_PROTOCOL})` }
-      // busy or its owner's: soon again (sooner when it says it is idle); unreachable: again
-      // after 1, 2, 4.. s (a loaded LAN answers late), up to 10 s; other refusals: 10 s
-      const backoff = code === 'BUSY' || code === 'OWNER' ? 3000 : code === 'UNREACHABLE' || code === 'TIMEOUT' ? Math.min(10_000, 500 * 2 ** failures) : 10_000
-      this.refusedUntil.set(peer, Date.now() + backoff)
+      this.refusedUntil.set(peer, Date.now() + retryAfterMs(code, ask, failures))
       const before = this.refusals.get(peer)
       this.refusals.set(peer, { name: c.name, code, message })
       if (before?.code !== code) this.ctx.emit({ event: 'refused', worker: peer, name: c.name, code, message })
@@ -442,7 +469,7 @@ export class Recruiter {
       // alive is not enough: an attempt the worker should hold and does not is re-queued now
       if (reply.attempts !== undefined && this.claimed.has(w.id)) this.ctx.core.heldBy(w.id, reply.attempts, sentAt, Date.now(), ASSIGNMENT_GRACE_MS)
       // it leaves for a fairer share: let go once everything it ran is reported
-      if (reply.retiring === true && this.claimed.has(w.id) && this.ctx.core.attemptsOn(w.id).length === 0) await this.letGo(w, 'it leaves this run for a fairer share')
+      if (this.claimed.has(w.id) && letGoNow(reply, this.ctx.core.attemptsOn(w.id).length)) await this.letGo(w, 'it leaves this run for a fairer share')
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
       // NOT_CLAIMED: the worker dropped us (lease ran out, restart, owner vacate): lost at once

@@ -45,6 +45,18 @@ export function shareTarget (nodes: Candidate[], me: Asker): number {
 }
 
 /**
+ * Nodes not to ask now: those asked already (their answer pending, or promised), being
+ * claimed, or that refused a moment ago (BUSY: leaving for another run, kept for one, or
+ * just granted): asking them again every second would only be refused again, while the
+ * next node in line, asked instead, may come.
+ */
+export function notToAsk (asked: Iterable<string>, claiming: Iterable<string>, refusedUntil: ReadonlyMap<string, number>, now: number): Set<string> {
+  const out = new Set([...asked, ...claiming])
+  for (const [peer, until] of refusedUntil) if (until >= now) out.add(peer)
+  return out
+}
+
+/**
  * Nodes to ask now, best first: each one a node would give (judged as it will judge, on
  * the counts seen, counting the asks already made), up to the run's share and its want.
  */

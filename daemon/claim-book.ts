@@ -28,6 +28,12 @@ export interface Reservation { coordinator: string, run: string, until: number }
 /** how long a node that left its run waits for the asker to claim it (it asks again every second or so) */
 export const RESERVATION_MS = 15_000
 
+/**
+ * A retiring node whose jobs are over waits this long for its coordinator to let go (it
+ * hears `retiring` at its next renewal, every quarter lease) before it releases itself.
+ */
+export function selfReleaseAfterMs (leaseMs: number): number { return leaseMs / 3 + 1000 }
+
 export type ClaimDecision = { ok: true, claim: Claim, fresh: boolean } | { ok: false, code: ErrorCode, message: string }
 
 export interface ClaimContext {
@@ -154,4 +160,36 @@ export class ClaimBook {
     const cur = this.current
     return cur !== undefined && cur.coordinator === peer && (run === undefined || cur.run === run)
   }
+}
+
+/** What a claim request asks of the node (protocol/claim.ts's `claim` op, as far as the book weighs it). */
+export interface ClaimAsk {
+  run: string
+  leaseMs: number
+  addrs?: string[]
+  priority?: number
+  /** workers the asking run holds, given by a run short of workers: the node may leave its run for it */
+  held?: number
+}
+
+export type ClaimAnswer =
+  | { ok: true, claim: Claim, fresh: boolean }
+  /** `retire`: the node has just promised itself to the asker and must start leaving this claim's run */
+  | { ok: false, code: ErrorCode, message: string, retire?: Claim }
+
+/**
+ * The node's answer to a claim (pure: the daemon and the simulation both ask it). Granted
+ * or refused by the book; a node working for another run and asked by a run short of
+ * workers weighs the two on the LAN's counts (`count(run)`: the workers of that run the
+ * advertisements show, this node excepted), never on what the asker says of the others
+ * alone: YIELDING when it goes to the asker.
+ */
+export function answerClaim (book: ClaimBook, peer: string, ask: ClaimAsk, ctx: ClaimContext, count: (run: string) => number, rules: ShareRules): ClaimAnswer {
+  const d = book.claim(peer, ask.run, ask.leaseMs, ask.addrs ?? [], ctx)
+  if (d.ok || d.code !== 'BUSY' || ask.held === undefined || ctx.state !== 'worker') return d
+  const cur = book.current
+  if (cur === undefined) return d
+  const asker: RunShare = { run: ask.run, coordinator: peer, ...(ctx.submitter !== undefined ? { submitter: ctx.submitter } : {}), priority: ask.priority ?? 0, held: Math.max(ask.held, count(ask.run)) }
+  const c = book.contend(asker, count(cur.run) + 1, ctx.now, rules)
+  return { ok: false, code: c.code, message: c.message, ...(c.code === 'YIELDING' && c.fresh ? { retire: cur } : {}) }
 }

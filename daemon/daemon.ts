@@ -32,7 +32,7 @@ import { next, type NodeEvent } from './node-state.ts'
 import { isNodeState, type NodeState } from '../protocol/node-states.ts'
 import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
 import { OwnerLoadMeter, userIdleSeconds, activitySource } from './activity.ts'
-import { ClaimBook, type Claim } from './claim-book.ts'
+import { ClaimBook, answerClaim, selfReleaseAfterMs, type Claim } from './claim-book.ts'
 import { RunCensus } from '../protocol/census.ts'
 import { sleep } from '../protocol/sleep.ts'
 import { DEFAULT_TENURE_MS, MAX_PREFERENCE_TAGS, preferenceTag } from '../protocol/fair-share.ts'
@@ -335,11 +335,16 @@ export class Daemon {
         submitter = await verifyClaim(req.submitter, req.run, peer, this.node.peerId.toString())
         if (submitter === undefined) throw new BgridError('UNAUTHORISED', 'the submitter\'s signature does not hold for this run, coordinator and node')
       }
-      const d = this.book.claim(peer, req.run, req.leaseMs, req.addrs ?? [], {
+      // a node working for another run weighs a run short of workers on the LAN's counts
+      // (each node's own advertisement, this one excepted: it counts itself)
+      const self = this.advertiser?.name
+      const d = answerClaim(this.book, peer, req, {
         now: Date.now(), state: this.state, allow: this.cfg.allowCoordinators, version: req.v, supportedVersion: PROTOCOL_VERSION, submitter, middleware, priority: req.priority
-      })
-      if (!d.ok && d.code === 'BUSY' && req.held !== undefined && this.state === 'worker') this.contend(req, peer, submitter)
-      if (!d.ok) throw new BgridError(d.code, d.message)
+      }, run => this.census.count(run, Date.now(), self), { prefer: this.cfg.prefer ?? [], tenureMs: DEFAULT_TENURE_MS })
+      if (!d.ok) {
+        if (d.retire !== undefined) this.retireFor(d.retire)
+        throw new BgridError(d.code, d.message)
+      }
       if (d.fresh) this.startSession(d.claim)
       return { leaseMs: d.claim.leaseMs, state: this.state, offer: this.offer() }
     }
@@ -354,22 +359,6 @@ export class Daemon {
     if (released === undefined) throw new BgridError('NOT_CLAIMED', `no claim for run ${req.run} by this coordinator`)
     await this.endSession('released by coordinator')
     return { leaseMs: 0, state: this.state }
-  }
-
-  /**
-   * A run short of workers asks for this node, which works for another: weighed on the
-   * LAN's counts (each node's own advertisement, this one included), never on what the
-   * asker says of the others. YIELDING (thrown) when the node goes to it.
-   */
-  private contend (req: Extract<ClaimRequest, { op: 'claim' }>, peer: string, submitter: string | undefined): void {
-    const now = Date.now()
-    const self = this.advertiser?.name
-    const cur = this.book.current
-    if (cur === undefined) return
-    const asker = { run: req.run, coordinator: peer, ...(submitter !== undefined ? { submitter } : {}), priority: req.priority ?? 0, held: Math.max(req.held ?? 0, this.census.count(req.run, now, self)) }
-    const d = this.book.contend(asker, this.census.count(cur.run, now, self) + 1, now, { prefer: this.cfg.prefer ?? [], tenureMs: DEFAULT_TENURE_MS })
-    if (d.code === 'YIELDING' && d.fresh) this.retireFor(cur)
-    throw new BgridError(d.code, d.message)
   }
 
   /**
@@ -390,7 +379,7 @@ export class Daemon {
       if (this.session === s && s.running.size > 0) { s.vacate(`${why}: its retirement time is up`); await s.drained(10_000) }
       // its coordinator hears `retiring` at its next renewal and lets go itself (then it knows
       // when its hold ended); one that does not is let go of a moment later
-      const lettingGo = Date.now() + claim.leaseMs / 3 + 1000
+      const lettingGo = Date.now() + selfReleaseAfterMs(claim.leaseMs)
       while (this.book.current === claim && Date.now() < lettingGo) await sleep(50)
       // released or expired meanwhile, the node was kept for the asker all the same (ClaimBook)
       if (this.book.current === claim) this.book.release(claim.coordinator, claim.run)

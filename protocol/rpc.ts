@@ -124,11 +124,17 @@ export async function serve<Req, Res extends object> (
   }, { maxInboundStreams: spec.maxInboundStreams ?? 64, maxOutboundStreams: 256, runOnLimitedConnection: false })
 }
 
-async function refuse (lp: LengthPrefixedStream<any>, err: unknown, spec: ProtocolSpec<any, any>, peer: string, log: Logger, signal: AbortSignal): Promise<void> {
+/** The error reply a server sends for what went wrong (a BgridError keeps its code; anything else is INTERNAL). */
+export function refusal (err: unknown): ErrorReply {
   const code: ErrorCode = err instanceof BgridError ? err.code : 'INTERNAL'
   const message = err instanceof Error ? err.message : String(err)
-  log.warn('refused', { protocol: spec.id, peer, code, message })
-  try { await writeJson(lp, { ok: false, error: { code, message } } satisfies ErrorReply, signal) } catch (err) { bestEffort('writeJson()', err) }
+  return { ok: false, error: { code, message } }
+}
+
+async function refuse (lp: LengthPrefixedStream<any>, err: unknown, spec: ProtocolSpec<any, any>, peer: string, log: Logger, signal: AbortSignal): Promise<void> {
+  const reply = refusal(err)
+  log.warn('refused', { protocol: spec.id, peer, code: reply.error.code, message: reply.error.message })
+  try { await writeJson(lp, reply, signal) } catch (err) { bestEffort('writeJson()', err) }
 }
 
 export const errorReply = ajv.compile<ErrorReply>({
@@ -143,6 +149,15 @@ export const errorReply = ajv.compile<ErrorReply>({
     }
   }
 })
+
+/**
+ * A client's reading of a reply: an error reply becomes a BgridError with the peer's
+ * code, anything else must be a valid reply of the protocol (else BAD_REQUEST).
+ */
+export function acceptReply<Res> (spec: Pick<ProtocolSpec<unknown, Res>, 'reply'>, res: any): Res {
+  if (res?.ok === false && errorReply(res)) throw new BgridError(res.error.code, res.error.message)
+  return validate(spec.reply, res, 'BAD_REQUEST')
+}
 
 /** Open a stream to a peer, with a clear error when it cannot be reached. */
 export async function openStream (node: BgridNode, target: PeerId | Multiaddr | Multiaddr[], protocol: string, signal: AbortSignal): Promise<Stream> {
@@ -226,8 +241,7 @@ export async function call<Req, Res> (
       throw err
     }
     try {
-      if (res?.ok === false && errorReply(res)) throw new BgridError(res.error.code, res.error.message)
-      const valid = validate(spec.reply, res, 'BAD_REQUEST')
+      const valid = acceptReply(spec, res)
       if (key !== undefined && stream.status === 'open') putIdle(node, key, stream, lp)
       else closeQuietly(stream)
       return valid

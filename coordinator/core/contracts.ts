@@ -145,6 +145,12 @@ export interface CoreHooks {
   onIllegal?: (job: string, from: JobState, to: JobState, reason: string) => void
 }
 
+/**
+ * The run core's clock, ms since the epoch: Date.now for a real run; a simulation
+ * (bench/sim.ts) hands a virtual one, so that the same code runs in virtual time.
+ */
+export type Clock = () => number
+
 export interface CoreOptions {
   coordinatorId: string
   prefetch: boolean
@@ -153,6 +159,8 @@ export interface CoreOptions {
   hooks?: CoreHooks
   /** how replicated (BOINC-style) jobs are replicated and validated; native jobs need none */
   replication?: ReplicationPolicy
+  /** what the run core reads the time from (default Date.now) */
+  now?: Clock
 }
 
 // ---- what the parts of the run core ask of each other ----------------------------------

@@ -6,7 +6,7 @@
 // are judged by the replication policy. No I/O: the adapter brings pulls and results.
 import type { JobState, AttemptRec, JobRec, RunStats, Schedule, WorkerRec } from './model.ts'
 import type {
-  ReplicationPolicy, Replica, CoreOptions, JobTablePort, HolderBook, PrefetchPort, JobFit
+  ReplicationPolicy, Replica, CoreOptions, JobTablePort, HolderBook, PrefetchPort, JobFit, Clock
 } from './contracts.ts'
 import { isStartRefusal } from '../../protocol/start.ts'
 import { MAX_HELD_ATTEMPTS, type HeldAttempt } from '../../protocol/claim.ts'
@@ -54,6 +54,7 @@ export class Dispatch {
   private readonly stats: RunStats
   private readonly host: DispatchHost
   private readonly opts: CoreOptions
+  private readonly now: Clock
   /** replicas out with a deadline: attempt -> its job */
   private readonly deadlines = new Map<string, string>()
   private seq = 0
@@ -68,6 +69,7 @@ export class Dispatch {
     this.stats = parts.stats
     this.host = parts.host
     this.opts = opts
+    this.now = opts.now ?? Date.now
   }
 
   // ---- handing out --------------------------------------------------------------
@@ -232,7 +234,7 @@ export class Dispatch {
     if (!byCoordinator) rec.reported = true
     const job = this.table.jobs.get(rec.job) as JobRec
     Object.assign(rec, {
-      status: r.status, exitCode: r.exitCode, signal: r.signal, startedAt: r.startedAt, endedAt: r.endedAt, reportedAt: Date.now(),
+      status: r.status, exitCode: r.exitCode, signal: r.signal, startedAt: r.startedAt, endedAt: r.endedAt, reportedAt: this.now(),
       inputWaitMs: r.inputWaitMs, bytesFetched: r.bytesFetched, cacheHits: r.cacheHits
     })
     if (r.error !== undefined) rec.error = r.error
@@ -474,7 +476,7 @@ export class Dispatch {
       this.finishAttempt(w, attempt)
       const job = this.table.jobs.get(jobId)
       const rec = this.attempts.get(attempt)
-      if (rec !== undefined && rec.status === undefined) { rec.status = 'lost'; rec.error = why; rec.endedAt = Date.now() }
+      if (rec !== undefined && rec.status === undefined) { rec.status = 'lost'; rec.error = why; rec.endedAt = this.now() }
       if (job !== undefined && rec !== undefined && job.spec.verify !== null && this.opts.replication !== undefined) {
         // a replica that will not reply: no reply, as BOINC counts it; the job is judged again
         this.deadlines.delete(attempt)

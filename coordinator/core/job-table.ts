@@ -5,7 +5,7 @@
 // ready, a failed job's descendants are skipped, a done job whose outputs are lost
 // while someone still needs them is made again.
 import { type Dag, type JobSpec, canJobTransition, TERMINAL, type JobState, type AttemptRec, type JobRec, type OutputRec } from './model.ts'
-import type { CoreHooks, HolderBook, JobTablePort, JobTableView } from './contracts.ts'
+import type { Clock, CoreHooks, HolderBook, JobTablePort, JobTableView } from './contracts.ts'
 
 /** Who holds which blob, as the job table asks (can an input still be had?). */
 type TableHolders = Pick<HolderBook, 'hasLiveHolder' | 'addHolder'>
@@ -22,13 +22,15 @@ export class JobTable implements JobTableView, JobTablePort {
   readonly inputs = new Map<string, OutputRec>()
   private readonly holders: TableHolders
   private readonly hooks: CoreHooks | undefined
+  private readonly now: Clock
   /** jobs per state, kept as they move (progress and `finished` are asked for on every pull) */
   private readonly tally: Record<JobState, number> = { pending: 0, ready: 0, running: 0, done: 0, failed: 0, skipped: 0, cancelled: 0 }
 
-  constructor (dag: Dag, holders: TableHolders, hooks?: CoreHooks) {
+  constructor (dag: Dag, holders: TableHolders, hooks?: CoreHooks, now: Clock = Date.now) {
     this.dag = dag
     this.holders = holders
     this.hooks = hooks
+    this.now = now
     for (const spec of dag.jobs) {
       this.jobs.set(spec.id, { spec, state: 'pending', attempts: [], failures: 0, lost: 0, inputWaits: 0, outputs: null, avoid: new Set(), collected: false })
     }
@@ -57,7 +59,7 @@ export class JobTable implements JobTableView, JobTablePort {
     this.tally[from]--
     this.tally[to]++
     job.state = to
-    if (to === 'ready') { this.ready.add(job.spec.id); this.readyAt.set(job.spec.id, Date.now()) } else { this.ready.delete(job.spec.id); this.readyAt.delete(job.spec.id) }
+    if (to === 'ready') { this.ready.add(job.spec.id); this.readyAt.set(job.spec.id, this.now()) } else { this.ready.delete(job.spec.id); this.readyAt.delete(job.spec.id) }
     if (to !== 'running') { this.replicaQueue.delete(job.spec.id); job.replicasWanted = 0 }
     if (to === 'failed' || to === 'skipped' || to === 'cancelled') job.reason = reason
     this.hooks?.onTransition?.(job, from, to, reason)
@@ -88,7 +90,7 @@ export class JobTable implements JobTableView, JobTablePort {
   }
 
   cancelAll (why: string): void {
-    const now = Date.now()
+    const now = this.now()
     for (const j of this.jobs.values()) {
       if (TERMINAL.has(j.state)) continue
       // its attempts under way end with it (their workers kill them when released)

@@ -4,7 +4,7 @@
 // submitter are sent into the grid once: one worker takes each from the submitter, the
 // others from that worker (the submitter's uplink is shared by every worker).
 import type { JobRec, RunStats, Schedule, WorkerRec } from './model.ts'
-import type { HolderBook, JobTableView, PrefetchPort } from './contracts.ts'
+import type { Clock, HolderBook, JobTableView, PrefetchPort } from './contracts.ts'
 import type { PrefetchHint } from '../../protocol/jobs.ts'
 
 /** prefetch hints cover the next HINT_WINDOW x slots (+2) planned jobs of a worker */
@@ -19,6 +19,8 @@ export interface PrefetchOptions {
   coordinatorId: string
   /** --no-prefetch: no hints (workers fetch inputs when a job starts) */
   prefetch: boolean
+  /** what staging reads the time from (default Date.now) */
+  now?: Clock
 }
 
 /** Who holds which blob, as prefetch asks. */
@@ -84,8 +86,9 @@ export class Prefetch implements PrefetchPort {
           if (seen > STAGING_WINDOW * w.slots + 2) continue
           // the remote cache sends each input into the grid once: one worker takes it from the
           // submitter, the others from that worker once it has it
-          if (this.stagedElsewhere(b.hash, workerId, Date.now())) continue
-          this.staging.set(b.hash, { worker: workerId, at: Date.now() })
+          const now = (this.opts.now ?? Date.now)()
+          if (this.stagedElsewhere(b.hash, workerId, now)) continue
+          this.staging.set(b.hash, { worker: workerId, at: now })
         }
         w.hinted.add(b.hash)
         out.push({ hash: b.hash, size: b.size, holders: holders.slice(0, 16), order: i })

@@ -18,7 +18,7 @@ import { JobTable } from './job-table.ts'
 import { Holders } from './holders.ts'
 import { Prefetch } from './prefetch.ts'
 import { Dispatch } from './dispatch.ts'
-import type { CoreOptions, RunPort } from './contracts.ts'
+import type { Clock, CoreOptions, RunPort } from './contracts.ts'
 import type { Assignment, AttemptResult, PrefetchHint, PeerInfo, CorruptReport } from '../../protocol/jobs.ts'
 import type { HeldAttempt } from '../../protocol/claim.ts'
 
@@ -43,13 +43,16 @@ export class RunCore implements RunPort {
   private readonly holders: Holders
   private readonly prefetch: Prefetch
   private readonly dispatch: Dispatch
+  /** the run's clock (CoreOptions.now): real time, or a simulation's virtual time */
+  readonly now: Clock
 
   constructor (dag: Dag, opts: CoreOptions) {
     this.dag = dag
     this.opts = opts
+    this.now = opts.now ?? Date.now
     this.schedule = { plan: undefined, priority: upwardRank(dag, new Map()), held: false }
     this.holders = new Holders(opts.coordinatorId, this.workers)
-    this.table = new JobTable(dag, this.holders, opts.hooks)
+    this.table = new JobTable(dag, this.holders, opts.hooks, this.now)
     this.prefetch = new Prefetch(this.table, this.holders, this.workers, this.schedule, opts, this.stats)
     this.dispatch = new Dispatch({
       table: this.table, holders: this.holders, prefetch: this.prefetch, fits: jobFits,
@@ -276,7 +279,7 @@ export class RunCore implements RunPort {
   // ---- why jobs wait -------------------------------------------------------------
 
   /** Why this job is not running (condor_q -analyze's first line), or undefined when it runs or is over. */
-  whyWaiting (id: string, now = Date.now()): string | undefined {
+  whyWaiting (id: string, now = this.now()): string | undefined {
     const job = this.jobs.get(id)
     if (job === undefined || TERMINAL.has(job.state)) return undefined
     if (job.state === 'running') {

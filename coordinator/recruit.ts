@@ -17,7 +17,8 @@ import { evalBool, type Expr } from '../protocol/expr.ts'
 import { parseStart, type NodeStart } from '../protocol/start.ts'
 import type { RunContext } from './run-context.ts'
 import { bestEffort } from '../protocol/best-effort.ts'
-import { pickAsks, notToAsk, shareTarget } from './share-asks.ts'
+import { DEFAULT_TENURE_MS } from '../protocol/fair-share.ts'
+import { pickAsks, notToAsk, idleToTake, MAX_CLAIMS_IN_FLIGHT } from './share-asks.ts'
 
 export interface ClaimedWorker {
   id: string, candidate: Candidate, offer: WorkerOffer, renewTimer?: NodeJS.Timeout
@@ -34,13 +35,6 @@ export interface RecruitOptions {
 }
 
 /** START policies seen, parsed once each (null: it does not parse here; the node still checks it itself) */
-/**
- * Claims out at once, per run: each is a dial and a handshake, and a run that dials every
- * node of a busy LAN at its start gets most of them timed out (many users submitting on a
- * loaded LAN); the next goes out as soon as one is answered.
- */
-const MAX_CLAIMS_IN_FLIGHT = 8
-
 const starts = new Map<string, Expr | null>()
 
 /** A node's START (its source, advertised or offered), parsed and bound to the run's submitter. */
@@ -79,8 +73,9 @@ export function workersWanted (o: { claimed: number, slots: number, counts: Reco
 /**
  * How long before a node that refused a claim is tried again (pure): BUSY or OWNER soon
  * (3 s: it may be free in a moment), other refusals later (10 s). An ask for a fair share
- * refused BUSY (the node stays with its run, or leaves it for another asker and is kept
- * for that one) is not repeated for a reservation's time: the next node in line is asked.
+ * refused BUSY (the node stays with its run for its tenure, or leaves it for another
+ * asker and is kept for that one) is repeated after a tenure: the next node in line is
+ * asked meanwhile.
  */
 export function retryAfterMs (code: string, ask: boolean, failures = 1): number {
   if (ask && code === 'BUSY') return ASK_REFUSED_RETRY_MS
@@ -90,8 +85,11 @@ export function retryAfterMs (code: string, ask: boolean, failures = 1): number 
   if (code === 'UNREACHABLE' || code === 'TIMEOUT') return Math.min(10_000, 500 * 2 ** failures)
   return 10_000
 }
-/** a node that refused an ask is asked again after this */
-export const ASK_REFUSED_RETRY_MS = 15_000
+/**
+ * A node that refused an ask is asked again after this: a node refuses one it joined
+ * less than a tenure ago, and would give itself once the tenure is over.
+ */
+export const ASK_REFUSED_RETRY_MS = DEFAULT_TENURE_MS
 
 /** A renewal said the worker is retiring (fair sharing): its coordinator lets go once nothing it ran there is unreported. */
 export function letGoNow (reply: Pick<ClaimReply, 'retiring'>, attemptsOut: number): boolean {
@@ -260,7 +258,9 @@ export class Recruiter {
     const rest = sel.ranked.filter(c => !holders.has(c.ad.peer))
     const chosen = room <= 0 ? (onlyHolders ? [] : rest.filter(covers).slice(0, 1))
       : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
-    const taking = chosen.slice(0, Math.min(Math.max(1, room), this.idleTakeLimit(), MAX_CLAIMS_IN_FLIGHT - this.claiming.size))
+    const me = node.peerId.toString()
+    const grid = (this.browser?.list() ?? []).filter(n => n.ad.grid === this.o.gridId && n.ad.peer !== me)
+    const taking = chosen.slice(0, idleToTake(grid, { run: this.ctx.runId, coordinator: me, submitter: this.owner, priority: this.priority, held: this.claimed.size, pending: 0, want: dag.workers.max, claiming: this.claiming.size }, room, this.lastTaken, Date.now()))
     if (taking.length > 0) this.lastTaken = Date.now()
     for (const c of taking) this.claim(c).catch(err => { bestEffort('this.claim()', err) })
     if (taking.length === 0 && !onlyHolders) this.askForShare()
@@ -273,21 +273,6 @@ export class Recruiter {
   }
 
   private lastTaken = 0
-  /**
-   * How many idle nodes to take now: any number up to the run's fair share; beyond it,
-   * while other runs work on the grid, one a second, so that a run below its share
-   * takes a node that frees up first rather than asking for it back later.
-   */
-  private idleTakeLimit (): number {
-    const me = this.ctx.node.peerId.toString()
-    const nodes = (this.browser?.list() ?? []).filter(n => n.ad.grid === this.o.gridId && n.ad.peer !== me)
-    if (!nodes.some(n => n.ad.state === 'worker' && n.ad.run !== undefined && n.ad.run !== this.ctx.runId)) return Infinity
-    const share = shareTarget(nodes, { run: this.ctx.runId, coordinator: me, submitter: this.owner, priority: this.priority, held: this.claimed.size, pending: 0, want: this.ctx.dag.workers.max })
-    const below = share - this.claimed.size - this.claiming.size
-    if (below > 0) return below
-    return Date.now() - this.lastTaken >= 1000 ? 1 : 0
-  }
-
   /** this run's priority among concurrent runs (fair sharing) */
   get priority (): number { return this.ctx.opts.priority ?? 0 }
 
@@ -443,9 +428,10 @@ export class Recruiter {
       if (before?.code !== code) this.ctx.emit({ event: 'refused', worker: peer, name: c.name, code, message })
       this.ctx.log.debug('claim refused', { node: c.name, code, message: errorMessage(err) })
     } finally {
+      const windowWasFull = this.claiming.size >= MAX_CLAIMS_IN_FLIGHT
       this.claiming.delete(peer)
       // the next claim goes out as soon as one of those in flight is answered
-      if (!this.ctx.isClosing()) this.recruit()
+      if (windowWasFull && !this.ctx.isClosing()) this.recruit()
     }
   }
 

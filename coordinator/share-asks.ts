@@ -95,3 +95,25 @@ export function pickAsks (nodes: Candidate[], me: Asker, asked: ReadonlySet<stri
   }
   return out
 }
+
+/**
+ * Claims out at once, per run: each is a dial and a handshake, and a run that dials every
+ * node of a busy LAN at its start gets most of them timed out (many users submitting on a
+ * loaded LAN); the next goes out as soon as one is answered.
+ */
+export const MAX_CLAIMS_IN_FLIGHT = 8
+
+/**
+ * How many idle nodes a run takes now (`room`: what workers.max leaves): up to its fair
+ * share at once; beyond it, while other runs work on the grid, one a second, so that a
+ * run below its share takes a node that frees up first rather than asking for it back
+ * later; never more than the claims in flight allow.
+ */
+export function idleToTake (nodes: Candidate[], me: Asker & { claiming: number }, room: number, lastTakenAt: number, now: number): number {
+  const window = Math.max(0, MAX_CLAIMS_IN_FLIGHT - me.claiming)
+  const limit = Math.min(Math.max(1, room), window)
+  if (!nodes.some(n => n.ad.state === 'worker' && n.ad.run !== undefined && n.ad.run !== me.run)) return limit
+  const below = shareTarget(nodes, me) - me.held - me.claiming
+  if (below > 0) return Math.min(limit, below)
+  return now - lastTakenAt >= 1000 ? Math.min(limit, 1) : 0
+}

@@ -1,7 +1,8 @@
 // Fair sharing between concurrent coordinators, with real daemons and coordinators as
-// processes in network namespaces: several users submitting at once end together, each
-// holds its share soon after the last submit, priority and the owner's preference win
-// nodes, and no node is ever held by two coordinators at once.
+// processes in network namespaces: several users submitting at once end together and
+// not much later than one user with all their work alone, priority and the owner's
+// preference win nodes, and no node is ever held by two coordinators at once. Thirty
+// daemons and five users are bench/fair-share.ts (minutes on a 2-core machine).
 import t from 'tap'
 import path from 'node:path'
 import { readFileSync } from 'node:fs'
@@ -49,7 +50,13 @@ if (cluster !== undefined) {
     const took = finished.map(f => (f - submittedAt) / 1000)
     t.comment(`runs ended after ${took.map(s => s.toFixed(1)).join(', ')} s`)
     t.ok(Math.max(...took) <= 1.35 * Math.min(...took), `the last ends at most 1.35x after the first (${(Math.max(...took) / Math.min(...took)).toFixed(2)}x)`)
-    t.ok(Math.max(...took) <= 16, `all within 16 s of the submits (${Math.max(...took).toFixed(1)} s; 144 job-seconds on 12 slots is 12 s)`)
+    // the bound in the same run: one user submitting all 144 jobs alone on the same daemons
+    const aloneAt = Date.now()
+    const alone = submit(bag('alone', 144, 1, 12), cluster.lab.addHost())
+    t.equal((await alone.done(120_000)).code, 0, alone.stderr)
+    const aloneSeconds = ((events(alone).find(e => e.event === 'finished')?.time as number) - aloneAt) / 1000
+    t.comment(`one user alone with the 144 jobs: ${aloneSeconds.toFixed(1)} s (12 s of work per slot)`)
+    t.ok(Math.max(...took) <= 1.5 * aloneSeconds, `three users at once end within 1.5x of one user alone (${(Math.max(...took) / aloneSeconds).toFixed(2)}x)`)
     for (let k = 0; k < 3; k++) {
       const run = JSON.parse(readFileSync(path.join(cluster.tmp, `out-bag${k}`, 'run.json'), 'utf8'))
       const workers = new Set(Object.values(run.jobs).map((j: any) => j.worker))
@@ -96,22 +103,5 @@ if (cluster !== undefined) {
     t.ok(mineEnd < strangerEnd, 'the preferred run ended first, though it came second')
     t.same(overlaps(holds([stranger, mine])), [], 'no double grant')
     await stopAll([d])
-  })
-
-  t.test('thirty daemons, five users at once: each holds its share (6, within one) within 10 s of the last submit', async t => {
-    const daemons = await startDaemons(30, ['--always-available', '--slots', '1'])
-    const hosts = Array.from({ length: 5 }, () => cluster.lab.addHost())
-    const runs: Proc[] = []
-    for (let k = 0; k < 5; k++) runs.push(submit(bag(`five${k}`, 60, 2, 30), hosts[k]))
-    const lastSubmit = Date.now()
-    const check = lastSubmit + 10_000
-    const ends = await Promise.all(runs.map(async r => (await r.done(150_000)).code))
-    t.same(ends, [0, 0, 0, 0, 0], runs.map(r => r.stderr).join('\n'))
-    const held = holds(runs)
-    const shares = runs.map((_r, k) => heldAt(held, k, check))
-    t.comment(`workers held 10 s after the last submit: ${shares.join(', ')}`)
-    t.ok(shares.every(s => Math.abs(s - 6) <= 1), `each within one of 6: ${shares.join(', ')}`)
-    t.same(overlaps(held), [], 'no worker held by two coordinators at the same time')
-    await stopAll(daemons)
   })
 }

@@ -15,7 +15,7 @@
 import { RunCore } from '../../coordinator/core/run-core.ts'
 import type { Dag } from '../../coordinator/core/model.ts'
 import { selectWorkers, attrsOf, type Candidate } from '../../coordinator/core/select.ts'
-import { pickAsks, notToAsk } from '../../coordinator/share-asks.ts'
+import { pickAsks, notToAsk, idleToTake, MAX_CLAIMS_IN_FLIGHT } from '../../coordinator/share-asks.ts'
 import { workersWanted, letGoNow, retryAfterMs } from '../../coordinator/recruit.ts'
 import { PROTOCOL_VERSION, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type ClaimRequest } from '../../protocol/claim.ts'
 import { BgridError } from '../../protocol/errors.ts'
@@ -57,6 +57,8 @@ export class SimCoordinator implements PullTarget {
   private readonly claiming = new Set<string>()
   private readonly asked = new Map<string, number>()
   private readonly refusedUntil = new Map<string, number>()
+  private readonly dialFailures = new Map<string, number>()
+  private lastTaken = -Infinity
   private readonly waiters = new Map<string, Waiter>()
   private waiterGen = 0
   private startedAt = 0
@@ -107,7 +109,9 @@ export class SimCoordinator implements PullTarget {
     if (room <= 0) return
     const now = this.now
     const idle = this.world.lan.idleList().filter(c => !this.claimed.has(c.ad.peer) && !this.claiming.has(c.ad.peer) && (this.refusedUntil.get(c.ad.peer) ?? 0) < now)
-    const taking = selectWorkers(idle, dag.requirements, dag.rank, { self: this.spec.id }).ranked.slice(0, Math.max(1, room))
+    const me = { run: this.spec.runId, coordinator: this.spec.id, submitter: this.spec.id, priority: this.spec.priority, held: this.claimed.size, pending: 0, want: dag.workers.max, claiming: this.claiming.size }
+    const taking = selectWorkers(idle, dag.requirements, dag.rank, { self: this.spec.id }).ranked.slice(0, idleToTake(this.world.lan.list(), me, room, this.lastTaken, now))
+    if (taking.length > 0) this.lastTaken = now
     for (const c of taking) this.claim(c)
     if (taking.length === 0) this.askForShare()
   }
@@ -138,7 +142,7 @@ export class SimCoordinator implements PullTarget {
       run: this.spec.runId, coordinator: this.spec.id, submitter: this.spec.id, priority: this.spec.priority,
       held: this.claimed.size, pending: this.asked.size + this.claiming.size, want
     }, notToAsk(this.asked.keys(), this.claiming, this.refusedUntil, now))
-    for (const c of asks) {
+    for (const c of asks.slice(0, Math.max(0, MAX_CLAIMS_IN_FLIGHT - this.claiming.size))) {
       this.asked.set(c.ad.peer, now + ASK_WAIT_MS)
       this.claim(c, true)
     }
@@ -155,9 +159,13 @@ export class SimCoordinator implements PullTarget {
       ...(ask ? { held: this.claimed.size } : {})
     }
     this.world.transport.call(this.spec.id, peer, req, o => {
+      const windowWasFull = this.claiming.size >= MAX_CLAIMS_IN_FLIGHT
       this.claiming.delete(peer)
       const now = this.now
+      // the next claim goes out as soon as one of those in flight is answered
+      if (windowWasFull) this.world.clock.after(0, () => { if (!this.over) this.recruit() })
       if (o.ok) {
+        this.dialFailures.delete(peer)
         this.asked.delete(peer)
         this.world.grants.granted(peer, this.spec.id, now)
         if (this.closing) { this.release(peer); return }
@@ -172,7 +180,9 @@ export class SimCoordinator implements PullTarget {
       const code = o.error.code
       if (code === 'YIELDING') { this.asked.set(peer, now + PROMISE_WAIT_MS); return }
       this.asked.delete(peer)
-      this.refusedUntil.set(peer, now + retryAfterMs(code, ask))
+      const failures = (this.dialFailures.get(peer) ?? 0) + 1
+      if (code === 'UNREACHABLE' || code === 'TIMEOUT') this.dialFailures.set(peer, failures)
+      this.refusedUntil.set(peer, now + retryAfterMs(code, ask, failures))
     })
   }
 

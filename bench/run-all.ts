@@ -14,7 +14,9 @@ const runs: string[][] = [
   ['quorum.ts'],
   ['seam.ts'],
   ['dagman.ts'],
-  ['dagman-bag.ts']
+  ['dagman-bag.ts'],
+  ['fair-share.ts'],
+  ['sim.ts', '--nodes', '1000', '--coordinators', '400', '--seed', '1']
 ]
 let failed = 0
 for (const [script, ...args] of runs) {

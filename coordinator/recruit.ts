@@ -274,7 +274,7 @@ export class Recruiter {
 
   private lastTaken = 0
   /** this run's priority among concurrent runs (fair sharing) */
-  get priority (): number { return this.ctx.opts.priority ?? 0 }
+  get priority (): number { return this.ctx.opts.priority ?? this.ctx.dag.priority ?? 0 }
 
   /**
    * Workers this run could use now: one more per job waiting for a slot, up to

@@ -257,6 +257,11 @@ t.test('submit of a DAGMan file: condor_submit_dag options -no_submit, -force, a
   const foo = run('-foo', '1')
   t.equal(foo.status, 2)
   t.match(String(foo.stderr), /-foo: not a condor_submit_dag option/)
+  for (const bad of ['high', '5000']) {
+    const prio = run('-priority', bad)
+    t.equal(prio.status, 2, `-priority ${bad}: refused`)
+    t.match(String(prio.stderr), new RegExp(`-priority needs a whole number from -1000 to 1000 \\(got ${bad}\\)`))
+  }
   t.match(String(run('--detach').stderr), /--detach is for dag\.json runs/)
   t.match(String(run('--resume', 'x').stderr), /--resume is for dag\.json runs: .*rescue DAG/)
   t.match(String(run('-outfile_dir', 'nowhere').stderr), /-outfile_dir nowhere: .* is not a directory/)

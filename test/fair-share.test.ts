@@ -8,6 +8,7 @@ import { RunCensus, runOfTxt, CENSUS_MAX_AGE_MS, CENSUS_MAX_NODES } from '../pro
 import { pickAsks, shareTarget, type Asker } from '../coordinator/share-asks.ts'
 import { encodeTxt, decodeTxt, type NodeAd } from '../protocol/txt.ts'
 import type { Candidate } from '../coordinator/core/select.ts'
+import { parseDag } from '../coordinator/dag-json.ts'
 
 const rules = { prefer: [] as string[], tenureMs: DEFAULT_TENURE_MS }
 const run = (name: string, held: number, priority = 0, submitter?: string): RunShare =>
@@ -201,4 +202,14 @@ t.test('TXT: a run\'s priority and a node\'s preferences travel, bad values are 
   const bad = decodeTxt({ ...encodeTxt(ad), prio: '1e9', pref: 'zz,12345678' })
   t.ok(bad.ok)
   if (bad.ok) t.same([bad.ad.prio, bad.ad.pref], [undefined, ['12345678']])
+})
+
+t.test('a dag.json may give its run a priority (-1000..1000); out of range it is refused with the field named', async t => {
+  const jobs = [{ id: 'a', cmd: 'true' }]
+  t.equal(parseDag({ name: 'p', priority: 7, jobs }, 'p.json', { checkFiles: false }).priority, 7)
+  t.equal(parseDag({ name: 'p', priority: -1000, jobs }, 'p.json', { checkFiles: false }).priority, -1000)
+  t.equal(parseDag({ name: 'p', jobs }, 'p.json', { checkFiles: false }).priority, undefined, 'absent: the run has the default, 0')
+  for (const bad of [5000, 1.5, 'high']) {
+    t.throws(() => parseDag({ name: 'p', priority: bad, jobs }, 'p.json', { checkFiles: false }), { code: 'INVALID_DAG', message: /priority/ }, `priority ${String(bad)} refused`)
+  }
 })

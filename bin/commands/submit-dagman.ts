@@ -27,6 +27,8 @@ type DagmanOptions = Pick<DagmanRunOptions, 'autoRescue' | 'doRescueFrom' | 'max
   verbose: boolean
   force: boolean
   noSubmit: boolean
+  /** -priority: the run's priority among concurrent runs (bgrid's --priority wins) */
+  priority?: number
 }
 
 /** condor_submit_dag's options, checked: an unknown one is named with the ones bgrid knows */
@@ -51,6 +53,11 @@ function readOptions (csd: string[]): DagmanOptions {
       case '-force': case '-f': opts.force = true; break
       case '-no_submit': opts.noSubmit = true; break
       case '-dumprescue': opts.dumpRescue = true; break
+      case '-priority': {
+        if (v === undefined || !/^-?\d+$/.test(v) || Math.abs(Number(v)) > 1000) throw new BgridError('INVALID_CONFIG', `-priority needs a whole number from -1000 to 1000 (got ${v ?? 'nothing'})`)
+        opts.priority = Number(v)
+        break
+      }
     }
   }
   return opts
@@ -81,7 +88,7 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   setBestEffortLog(log)
   const pool = new GridPool({
     name: path.basename(dag).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100) || 'dagman',
-    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter, ...(o.priority !== undefined ? { priority: o.priority } : {}),
+    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter, ...((o.priority ?? opts.priority) !== undefined ? { priority: o.priority ?? opts.priority } : {}),
     prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter,
     // the pool's run is native: DAGMan's nodes are vanilla jobs
     adapter: adapterFor

@@ -202,6 +202,7 @@ export function parseDagValue (raw: unknown, file: string, checks: DagChecks): D
     requirements,
     rank,
     middleware: d.middleware ?? 'native',
+    ...(d.priority !== undefined && d.priority !== 0 ? { priority: d.priority } : {}),
     collect: d.collect ?? 'sinks',
     jobs: [...byId.values()],
     byId,

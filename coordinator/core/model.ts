@@ -62,6 +62,8 @@ export interface Dag {
   requirements: Expr | null
   rank: Expr
   middleware: Middleware
+  /** the run's priority among concurrent runs (fair sharing); absent: 0 */
+  priority?: number
   collect: 'sinks' | 'all'
   jobs: JobSpec[]
   byId: Map<string, JobSpec>

@@ -33,6 +33,7 @@ import { isNodeState, type NodeState } from '../protocol/node-states.ts'
 import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
 import { OwnerLoadMeter, userIdleSeconds, activitySource } from './activity.ts'
 import { ClaimBook, answerClaim, selfReleaseAfterMs, type Claim } from './claim-book.ts'
+import { worthAnnouncing } from './advert-policy.ts'
 import { RunCensus } from '../protocol/census.ts'
 import { sleep } from '../protocol/sleep.ts'
 import { DEFAULT_TENURE_MS, MAX_PREFERENCE_TAGS, preferenceTag } from '../protocol/fair-share.ts'
@@ -144,7 +145,9 @@ export class Daemon {
   /** why this machine is never offered (no way to contain jobs, or to see its owner), unless --always-available */
   private notOffered?: string
   private control?: ControlServer
-  private lastAdKey = ''
+  /** what the LAN was last told, and when */
+  private lastAd?: NodeAd
+  private lastAdAt = 0
   private stopping = false
 
   /** the START policy (`--start`), parsed */
@@ -224,7 +227,8 @@ export class Daemon {
       interface: cfg.mdnsInterface,
       onAdvert: (instance, run, gone) => { this.census.observe(instance, run, Date.now(), gone) }
     })
-    this.lastAdKey = JSON.stringify(this.ad())
+    this.lastAd = this.ad()
+    this.lastAdAt = Date.now()
     this.control = new ControlServer(path.join(cfg.dataDir, 'control.sock'), this, this.log.child('control'))
     await this.control.start()
 
@@ -317,10 +321,11 @@ export class Daemon {
   private readvertise (force: boolean): void {
     if (this.advertiser === undefined || this.stopping) return
     const ad = this.ad()
-    // quantise what changes all the time so we do not multicast for noise
-    const key = JSON.stringify({ ...ad, ram: Math.round(ad.ram / 64), disk: Math.round(ad.disk / 256), load: Math.round(ad.load * 10) })
-    if (!force && key === this.lastAdKey) return
-    this.lastAdKey = key
+    const now = Date.now()
+    // every node of the LAN decodes every announcement: none for resource noise
+    if (!force && !worthAnnouncing(this.lastAd, ad, this.lastAdAt, now)) return
+    this.lastAd = ad
+    this.lastAdAt = now
     try { this.advertiser.update(ad) } catch (err) { this.log.warn('advertise failed', { err: String(err) }) }
   }
 

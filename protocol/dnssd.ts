@@ -131,6 +131,21 @@ export interface DiscoveredNode {
 export interface RejectedAd { name: string, reason: string, from?: string }
 
 /** Keeps a live view of `_bgrid._tcp` nodes; emits 'up', 'update', 'down' with a DiscoveredNode. */
+export interface BrowseOptions extends MdnsOptions {
+  /**
+   * Query again after this (ms), then after twice as long each time up to `maxRequeryMs`
+   * (RFC 6762 s5.2, continuous querying): nodes announce every change themselves, a
+   * query only catches one missed; every query makes every node on the LAN answer,
+   * heard by every other node, so a fixed short period costs the whole LAN per browser.
+   */
+  requeryMs?: number
+  /** the longest period between queries (default 30 s) */
+  maxRequeryMs?: number
+}
+
+/** the longest period between a browser's queries, by default */
+export const MAX_REQUERY_MS = 30_000
+
 export class NodeBrowser extends EventEmitter {
   private readonly bonjour: Bonjour
   private browser?: Browser
@@ -138,9 +153,9 @@ export class NodeBrowser extends EventEmitter {
   readonly rejected = new Map<string, RejectedAd>()
   private requery?: NodeJS.Timeout
 
-  private readonly opts: MdnsOptions & { requeryMs?: number }
+  private readonly opts: BrowseOptions
 
-  constructor (opts: MdnsOptions & { requeryMs?: number } = {}) {
+  constructor (opts: BrowseOptions = {}) {
     super()
     this.opts = opts
     this.bonjour = bonjourFor(opts)
@@ -158,8 +173,12 @@ export class NodeBrowser extends EventEmitter {
       if (node !== undefined) { this.nodes.delete(s.name); this.emit('down', node) }
     })
     if (this.opts.requeryMs !== undefined) {
-      this.requery = setInterval(() => { browser.update() }, this.opts.requeryMs)
-      this.requery.unref()
+      let period = this.opts.requeryMs
+      const again = (): void => {
+        this.requery = setTimeout(() => { browser.update(); period = Math.min(period * 2, this.opts.maxRequeryMs ?? MAX_REQUERY_MS); again() }, period)
+        this.requery.unref()
+      }
+      again()
     }
   }
 
@@ -192,7 +211,7 @@ export class NodeBrowser extends EventEmitter {
   refresh (): void { this.browser?.update() }
 
   async stop (): Promise<void> {
-    clearInterval(this.requery)
+    clearTimeout(this.requery)
     this.browser?.stop()
     await new Promise<void>(resolve => { this.bonjour.destroy(() => { resolve() }) })
   }

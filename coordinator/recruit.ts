@@ -9,7 +9,7 @@ import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRAC
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, type DiscoveredNode } from '../protocol/dnssd.ts'
 import type { submitterKey } from '../protocol/identity.ts'
-import type { JobSpec, JobState } from './core/model.ts'
+import type { Dag, JobSpec, JobState } from './core/model.ts'
 import { selectWorkers, attrsOf, type Candidate, type Refusal } from './core/select.ts'
 import { accountNodes, summariseAccounts, type NodeAccount } from './why.ts'
 import { jobFits, type NodeShape } from './core/feasibility.ts'
@@ -68,6 +68,12 @@ function offerShape (name: string, offer: WorkerOffer, owner: string | undefined
 export function workersWanted (o: { claimed: number, slots: number, counts: Record<JobState, number>, workers: { min: number, max: number }, roots: () => number }): number {
   const waiting = o.claimed === 0 ? Math.max(o.workers.min, o.roots()) : o.counts.ready + o.counts.running
   return Math.min(o.workers.max, o.claimed + Math.max(0, waiting - o.slots))
+}
+
+/** how many jobs no other job comes before: what a run can start with (pure) */
+export function rootJobCount (dag: Pick<Dag, 'jobs' | 'children'>): number {
+  const children = new Set([...dag.children.values()].flat())
+  return dag.jobs.filter(j => !children.has(j.id)).length
 }
 
 /**
@@ -289,14 +295,7 @@ export class Recruiter {
   }
 
   private rootCount?: number
-  /** jobs no other job comes before */
-  private roots (): number {
-    if (this.rootCount === undefined) {
-      const children = new Set([...this.ctx.dag.children.values()].flat())
-      this.rootCount = this.ctx.dag.jobs.filter(j => !children.has(j.id)).length
-    }
-    return this.rootCount
-  }
+  private roots (): number { return (this.rootCount ??= rootJobCount(this.ctx.dag)) }
 
   /**
    * No idle node to take and jobs waiting for a slot: ask nodes of other runs to come over,

@@ -5,7 +5,9 @@
 // (mulberry32) every random choice of the simulation takes.
 // Contract: `now` is the clock the real code is handed (CoreOptions.now, claim-book `now`
 // arguments); `at`/`after` schedule a callback; `run` advances until a condition holds or
-// no event is left. Imports nothing.
+// no event is left. Imports protocol/heap.ts only.
+
+import { BinaryHeap } from '../../protocol/heap.ts'
 
 /** virtual time starts at a plausible epoch (ms): timestamps look like real ones in the real code's records */
 export const VIRTUAL_EPOCH = Date.UTC(2030, 0, 1)
@@ -15,8 +17,8 @@ interface Event { t: number, seq: number, fn: () => void }
 export class VirtualClock {
   private t = VIRTUAL_EPOCH
   private seq = 0
-  /** a binary min-heap on (t, seq) */
-  private readonly heap: Event[] = []
+  /** the events to come, earliest first (then in the order they were scheduled) */
+  private readonly heap = new BinaryHeap<Event>((a, b) => a.t < b.t || (a.t === b.t && a.seq < b.seq))
   /** events run so far */
   ran = 0
 
@@ -24,57 +26,22 @@ export class VirtualClock {
   readonly now = (): number => this.t
 
   at (t: number, fn: () => void): void {
-    this.push({ t: Math.max(t, this.t), seq: this.seq++, fn })
+    this.heap.push({ t: Math.max(t, this.t), seq: this.seq++, fn })
   }
 
   after (ms: number, fn: () => void): void { this.at(this.t + ms, fn) }
 
-  get pending (): number { return this.heap.length }
+  get pending (): number { return this.heap.size }
 
   /** Run events until `stop()` holds, none is left, or the next is past `limit`. */
   run (stop: () => boolean, limit = Infinity): void {
-    while (this.heap.length > 0 && !stop()) {
-      const ev = this.pop()
-      if (ev.t > limit) { this.push(ev); return }
+    while (this.heap.size > 0 && !stop()) {
+      const ev = this.heap.pop() as Event
+      if (ev.t > limit) { this.heap.push(ev); return }
       this.t = ev.t
       this.ran++
       ev.fn()
     }
-  }
-
-  private less (a: Event, b: Event): boolean { return a.t < b.t || (a.t === b.t && a.seq < b.seq) }
-
-  private push (ev: Event): void {
-    const h = this.heap
-    h.push(ev)
-    let i = h.length - 1
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      if (!this.less(h[i], h[p])) break
-      ;[h[i], h[p]] = [h[p], h[i]]
-      i = p
-    }
-  }
-
-  private pop (): Event {
-    const h = this.heap
-    const top = h[0]
-    const last = h.pop() as Event
-    if (h.length > 0) {
-      h[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < h.length && this.less(h[l], h[m])) m = l
-        if (r < h.length && this.less(h[r], h[m])) m = r
-        if (m === i) break
-        ;[h[i], h[m]] = [h[m], h[i]]
-        i = m
-      }
-    }
-    return top
   }
 }
 

@@ -16,7 +16,7 @@ import { RunCore } from '../../coordinator/core/run-core.ts'
 import type { Dag } from '../../coordinator/core/model.ts'
 import { selectWorkers, attrsOf, type Candidate } from '../../coordinator/core/select.ts'
 import { pickAsks, notToAsk, idleToTake, MAX_CLAIMS_IN_FLIGHT } from '../../coordinator/share-asks.ts'
-import { workersWanted, letGoNow, retryAfterMs } from '../../coordinator/recruit.ts'
+import { workersWanted, letGoNow, retryAfterMs, rootJobCount } from '../../coordinator/recruit.ts'
 import { PROTOCOL_VERSION, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type ClaimRequest } from '../../protocol/claim.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { PULL_WAIT_MS } from '../../protocol/jobs.ts'
@@ -116,13 +116,7 @@ export class SimCoordinator implements PullTarget {
     if (taking.length === 0) this.askForShare()
   }
 
-  private roots (): number {
-    if (this.rootCount === undefined) {
-      const children = new Set([...this.spec.dag.children.values()].flat())
-      this.rootCount = this.spec.dag.jobs.filter(j => !children.has(j.id)).length
-    }
-    return this.rootCount
-  }
+  private roots (): number { return (this.rootCount ??= rootJobCount(this.spec.dag)) }
 
   private askForShare (): void {
     const now = this.now

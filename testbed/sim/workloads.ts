@@ -12,6 +12,7 @@ import path from 'node:path'
 import { importWfCommons } from '../../coordinator/wfcommons.ts'
 import { parseDag } from '../../coordinator/dag-json.ts'
 import type { Dag } from '../../coordinator/core/model.ts'
+import { makespanLowerBound } from '../../coordinator/core/plan.ts'
 import { errorMessage } from '../../protocol/errors.ts'
 
 /** where the traces are (the shared workloads beside the repository) */
@@ -37,20 +38,9 @@ export function loadTraces (dir: string): TraceSet {
 
 export interface RunDag { dag: Dag, kind: string, workSec: number, criticalPathSec: number }
 
-/** the longest chain of runtimes through the DAG, s */
+/** the longest chain of runtimes through the DAG, s (the planner's bound with unlimited cores) */
 export function criticalPath (dag: Dag): number {
-  const finish = new Map<string, number>()
-  let longest = 0
-  for (const id of dag.order) {
-    const job = dag.byId.get(id)
-    if (job === undefined) continue
-    let start = 0
-    for (const p of job.after) start = Math.max(start, finish.get(p) ?? 0)
-    const end = start + job.runtime
-    finish.set(id, end)
-    longest = Math.max(longest, end)
-  }
-  return longest
+  return makespanLowerBound(dag, Number.POSITIVE_INFINITY)
 }
 
 /** A run's DAG: a bag of `20..200` tasks (`bagShare` of the runs) or one of the traces, `workSec` of work in all. */

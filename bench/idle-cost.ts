@@ -44,7 +44,7 @@ async function measure (n: number): Promise<Point> {
   cluster.logLevel = 'info'
   const daemons: DaemonProc[] = []
   try {
-    for (let i = 0; i < n; i += 4) daemons.push(...await cluster.startDaemons(Math.min(4, n - i), ['--always-available']))
+    for (let i = 0; i < n; i += 4) daemons.push(...await cluster.startDaemons(Math.min(4, n - i), ['--always-available', '--sample', '2000']))
     // past the start: announcements repeat for a while after publishing (1, 3, 9 s...)
     await sleep(Number(o.settle) * 1000)
     const cpu0 = daemons.reduce((s, d) => s + cpuSeconds(d.pid), 0)

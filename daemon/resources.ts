@@ -1,5 +1,8 @@
-// Resource measurement with systeminformation, refreshed in the background:
-// currentLoad() costs ~0.5 s on its first call, so nothing here is on a hot path.
+// Resource measurement, refreshed in the background: systeminformation for what the
+// machine is (once), the kernel's own counters for what drifts (every few seconds). An
+// idle volunteer PC pays for every sample: systeminformation's currentLoad() starts a
+// shell on Linux at each call (`cat /proc/stat | grep cpu`, synchronously), which was most
+// of an idle daemon's CPU; the machine's busy fraction is read from os.cpus() instead.
 import si from 'systeminformation'
 import { readFileSync } from 'node:fs'
 import { freeDiskMiB } from '../cache/disk.ts'
@@ -39,15 +42,40 @@ export async function measureStatic (): Promise<Pick<Resources, 'cores' | 'mhz' 
   }
 }
 
+/** the CPU times of all cores together, ms: busy and in all */
+export interface CpuTimes { busy: number, total: number }
+
+export function cpuTimes (cpus: Array<{ times: { user: number, nice: number, sys: number, idle: number, irq: number } }> = os.cpus()): CpuTimes {
+  let busy = 0
+  let total = 0
+  for (const c of cpus) {
+    const t = c.times
+    busy += t.user + t.nice + t.sys + t.irq
+    total += t.user + t.nice + t.sys + t.irq + t.idle
+  }
+  return { busy, total }
+}
+
+/** the machine's busy fraction between two readings (0..1; undefined when no time passed) */
+export function busyBetween (before: CpuTimes, after: CpuTimes): number | undefined {
+  const total = after.total - before.total
+  if (total <= 0) return undefined
+  return Math.min(1, Math.max(0, (after.busy - before.busy) / total))
+}
+
+let lastCpu: CpuTimes | undefined
+
 /**
- * quick: use the 1-minute load average instead of systeminformation's currentLoad,
- * whose first call takes ~0.5 s (it samples): the daemon advertises itself sooner.
+ * RAM and disk free, and the machine's busy fraction since the last call (the first
+ * call, or a quick one, takes the 1-minute load average: the daemon advertises itself
+ * without waiting for a second reading).
  */
 export async function measureDynamic (dataDir: string, opts: { quick?: boolean } = {}): Promise<Pick<Resources, 'ram' | 'disk' | 'load'>> {
   const mem = await si.mem()
-  const load = opts.quick === true
-    ? os.loadavg()[0] / Math.max(1, os.availableParallelism())
-    : ((await si.currentLoad()).currentLoad ?? 0) / 100
+  const now = cpuTimes()
+  const since = opts.quick === true || lastCpu === undefined ? undefined : busyBetween(lastCpu, now)
+  lastCpu = now
+  const load = since ?? os.loadavg()[0] / Math.max(1, os.availableParallelism())
   return {
     ram: Math.floor(mem.available / 1048576),
     disk: freeDiskMiB(dataDir),

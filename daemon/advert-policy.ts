@@ -22,14 +22,18 @@ function resourcesMoved (last: NodeAd, next: NodeAd): boolean {
     moved(last.disk, next.disk, RESOURCE_STEP.diskMiB)
 }
 
+/** what a new advertisement is worth: nothing, a change coordinators act on, or a resource update */
+export type Announcement = 'none' | 'change' | 'resources'
+
 /**
- * Should `next` be announced, `last` having been announced at `lastAt`? Anything but the
- * drifting resources: yes, now; those: when they moved enough and the last announcement
- * is RESOURCE_READVERTISE_MS old.
+ * What `next` is worth, `last` having been announced at `lastAt`: anything but the
+ * drifting resources is a change, told now (and repeated, RFC 6762 s8.4); those are a
+ * resource update when they moved enough and the last announcement is
+ * RESOURCE_READVERTISE_MS old, told once (a lost one is caught by the next).
  */
-export function worthAnnouncing (last: NodeAd | undefined, next: NodeAd, lastAt: number, now: number): boolean {
-  if (last === undefined) return true
+export function announcement (last: NodeAd | undefined, next: NodeAd, lastAt: number, now: number): Announcement {
+  if (last === undefined) return 'change'
   const steady = (ad: NodeAd): string => JSON.stringify({ ...ad, ram: 0, disk: 0, load: 0 })
-  if (steady(last) !== steady(next)) return true
-  return resourcesMoved(last, next) && now - lastAt >= RESOURCE_READVERTISE_MS
+  if (steady(last) !== steady(next)) return 'change'
+  return resourcesMoved(last, next) && now - lastAt >= RESOURCE_READVERTISE_MS ? 'resources' : 'none'
 }

@@ -33,7 +33,7 @@ import { isNodeState, type NodeState } from '../protocol/node-states.ts'
 import { DEFAULT_IDLE_POLICY, initialPolicyState, stepIdlePolicy, type IdlePolicyConfig, type PolicyState } from './idle-policy.ts'
 import { OwnerLoadMeter, userIdleSeconds, activitySource } from './activity.ts'
 import { ClaimBook, answerClaim, selfReleaseAfterMs, type Claim } from './claim-book.ts'
-import { worthAnnouncing } from './advert-policy.ts'
+import { announcement } from './advert-policy.ts'
 import { RunCensus } from '../protocol/census.ts'
 import { sleep } from '../protocol/sleep.ts'
 import { DEFAULT_TENURE_MS, MAX_PREFERENCE_TAGS, preferenceTag } from '../protocol/fair-share.ts'
@@ -323,10 +323,11 @@ export class Daemon {
     const ad = this.ad()
     const now = Date.now()
     // every node of the LAN decodes every announcement: none for resource noise
-    if (!force && !worthAnnouncing(this.lastAd, ad, this.lastAdAt, now)) return
+    const worth = force ? 'change' : announcement(this.lastAd, ad, this.lastAdAt, now)
+    if (worth === 'none') return
     this.lastAd = ad
     this.lastAdAt = now
-    try { this.advertiser.update(ad) } catch (err) { this.log.warn('advertise failed', { err: String(err) }) }
+    try { this.advertiser.update(ad, { repeat: worth === 'change' }) } catch (err) { this.log.warn('advertise failed', { err: String(err) }) }
   }
 
   private async onClaim (req: ClaimRequest, peer: string): Promise<Omit<ClaimReply, 'ok'>> {

@@ -49,7 +49,8 @@ export const MULTICAST_ROUTE_HINT = 'no IPv4 route for multicast 224.0.0.0/4: mD
 
 export interface Advertiser {
   readonly name: string
-  update: (ad: NodeAd) => void
+  /** announce `ad` now; `repeat` (default): once more a second later (RFC 6762 s8.4) */
+  update: (ad: NodeAd, opts?: { repeat?: boolean }) => void
   stop: () => Promise<void>
 }
 
@@ -95,7 +96,7 @@ export function advertise (ad: NodeAd, opts: MdnsOptions & { onAdvert?: AdvertHe
   let timer: NodeJS.Timeout | undefined
   return {
     name,
-    update (next: NodeAd) {
+    update (next: NodeAd, opts: { repeat?: boolean } = {}) {
       // bonjour-service has no API to change a published TXT record; this is the one place that
       // swaps it in the responder's registry and re-announces (RFC 6762 s8.4: announce twice).
       const old = service.records().filter((r: any) => r.type === 'TXT')
@@ -106,6 +107,7 @@ export function advertise (ad: NodeAd, opts: MdnsOptions & { onAdvert?: AdvertHe
       server.register(records)
       server.mdns.respond({ answers: records }, () => {})
       clearTimeout(timer)
+      if (opts.repeat === false) return
       timer = setTimeout(() => { server.mdns.respond({ answers: service.records() }, () => {}) }, 1000)
       timer.unref()
     },

@@ -148,12 +148,12 @@ export class Recruiter {
       // a node that was busy or its owner's is worth asking again the moment it says it is idle
       const refused = this.refusals.get(n.ad.peer)?.code
       if (refused === 'BUSY' || refused === 'OWNER') this.refusedUntil.delete(n.ad.peer)
-      this.recruit()
+      this.recruitSafely()
     }
     this.browser.on('up', onNode)
     this.browser.on('update', onNode)
     this.browser.start()
-    this.recruitTimer = setInterval(() => { this.recruit() }, 1000)
+    this.recruitTimer = setInterval(() => { this.recruitSafely() }, 1000)
     if (resume) this.startGrace()
     this.lastWaitNote = Date.now() // say we wait only once discovery has had a moment
   }
@@ -242,6 +242,11 @@ export class Recruiter {
     const holders = new Set<string>()
     for (const b of this.ctx.core.blobs.values()) for (const h of b.holders) holders.add(h)
     return holders
+  }
+
+  /** recruit() from a timer or a discovery event: a bug there is logged, never the end of the run */
+  private recruitSafely (): void {
+    try { this.recruit() } catch (err) { this.ctx.log.warn('recruiting failed', { err: errorMessage(err) }) }
   }
 
   recruit (): void {
@@ -430,7 +435,7 @@ export class Recruiter {
       const windowWasFull = this.claiming.size >= MAX_CLAIMS_IN_FLIGHT
       this.claiming.delete(peer)
       // the next claim goes out as soon as one of those in flight is answered
-      if (windowWasFull && !this.ctx.isClosing()) this.recruit()
+      if (windowWasFull && !this.ctx.isClosing()) this.recruitSafely()
     }
   }
 

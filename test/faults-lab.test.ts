@@ -203,7 +203,11 @@ if (cluster !== undefined) {
       const ps = files.map((f, n) => submit(f, ['--out', outs[n]], `home-c${n}`))
       const codes = await Promise.all(ps.map(async p => (await p.done(120_000)).code))
       // on failure: what the run itself says (its error, and why its jobs failed), not log noise
-      const why = (n: number): string => { try { const r = runJson(outs[n]); return JSON.stringify({ error: r.error, failed: Object.entries(r.jobs).filter(([, j]: any) => j.state !== 'done').slice(0, 3).map(([id, j]: any) => `${id}: ${j.state} ${j.reason ?? ''}`) }) } catch { return ps[n].stderr.slice(-500) } }
+      // (and the end of its stderr: a run that stopped early leaves its last run.json behind)
+      const why = (n: number): string => {
+        const tail = `stderr: ${ps[n].stderr.slice(-800)}`
+        try { const r = runJson(outs[n]); return JSON.stringify({ error: r.error, failed: Object.entries(r.jobs).filter(([, j]: any) => j.state !== 'done').slice(0, 3).map(([id, j]: any) => `${id}: ${j.state} ${j.reason ?? ''}`) }) + ` ${tail}` } catch { return tail }
+      }
       t.same(codes, [0, 0, 0], `round ${round}: all three succeeded ${codes.map((c, n) => c === 0 ? '' : why(n)).join(' | ')}`)
       for (let n = 0; n < 3; n++) t.same(compareWithLocal(local(files[n]), runJson(outs[n]), outs[n]), [], `round ${round}, run ${n}: outputs equal the local ones`)
       await idle()

@@ -5,7 +5,9 @@
 import { peerIdFromString, peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { peerAddr, listenAddrs } from '../protocol/node.ts'
 import { call } from '../protocol/rpc.ts'
-import { claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer, type ClaimReply } from '../protocol/claim.ts'
+import {
+  claimSpec, signClaim, PROTOCOL_VERSION, CLAIM_PROTOCOL, ASSIGNMENT_GRACE_MS, MAX_HELD_ATTEMPTS, type WorkerOffer, type ClaimReply
+} from '../protocol/claim.ts'
 import { BgridError, errorMessage } from '../protocol/errors.ts'
 import { NodeBrowser, type DiscoveredNode } from '../protocol/dnssd.ts'
 import type { submitterKey } from '../protocol/identity.ts'
@@ -65,7 +67,9 @@ function offerShape (name: string, offer: WorkerOffer, owner: string | undefined
  * workers.max. Before its first worker nothing is ready yet: its jobs without parents
  * (`roots`) are what it could start with.
  */
-export function workersWanted (o: { claimed: number, slots: number, counts: Record<JobState, number>, workers: { min: number, max: number }, roots: () => number }): number {
+export function workersWanted (o: {
+  claimed: number, slots: number, counts: Record<JobState, number>, workers: { min: number, max: number }, roots: () => number
+}): number {
   const waiting = o.claimed === 0 ? Math.max(o.workers.min, o.roots()) : o.counts.ready + o.counts.running
   return Math.min(o.workers.max, o.claimed + Math.max(0, waiting - o.slots))
 }
@@ -97,7 +101,10 @@ export function retryAfterMs (code: string, ask: boolean, failures = 1): number 
  */
 export const ASK_REFUSED_RETRY_MS = DEFAULT_TENURE_MS
 
-/** A renewal said the worker is retiring (fair sharing): its coordinator lets go once nothing it ran there is unreported. */
+/**
+ * A renewal said the worker is retiring (fair sharing): its coordinator lets go once
+ * nothing it ran there is unreported.
+ */
 export function letGoNow (reply: Pick<ClaimReply, 'retiring'>, attemptsOut: number): boolean {
   return reply.retiring === true && attemptsOut === 0
 }
@@ -271,7 +278,11 @@ export class Recruiter {
       : onlyHolders ? holding : [...holding, ...rest.filter(covers), ...rest.filter(c => !covers(c))]
     const me = node.peerId.toString()
     const grid = (this.browser?.list() ?? []).filter(n => n.ad.grid === this.o.gridId && n.ad.peer !== me)
-    const taking = chosen.slice(0, idleToTake(grid, { run: this.ctx.runId, coordinator: me, submitter: this.owner, priority: this.priority, held: this.claimed.size, pending: 0, want: dag.workers.max, claiming: this.claiming.size }, room, this.lastTaken, Date.now()))
+    const asker = {
+      run: this.ctx.runId, coordinator: me, submitter: this.owner, priority: this.priority,
+      held: this.claimed.size, pending: 0, want: dag.workers.max, claiming: this.claiming.size
+    }
+    const taking = chosen.slice(0, idleToTake(grid, asker, room, this.lastTaken, Date.now()))
     if (taking.length > 0) this.lastTaken = Date.now()
     for (const c of taking) this.claim(c).catch(err => { bestEffort('this.claim()', err) })
     if (taking.length === 0 && !onlyHolders) this.askForShare()
@@ -296,7 +307,8 @@ export class Recruiter {
     const { core, dag } = this.ctx
     let slots = 0
     for (const w of this.claimed.values()) slots += Math.max(1, w.offer.cores)
-    return workersWanted({ claimed: this.claimed.size, slots, counts: core.counts(), workers: dag.workers, roots: () => this.roots() })
+    const roots = (): number => this.roots()
+    return workersWanted({ claimed: this.claimed.size, slots, counts: core.counts(), workers: dag.workers, roots })
   }
 
   private rootCount?: number
@@ -459,7 +471,8 @@ export class Recruiter {
       // alive is not enough: an attempt the worker should hold and does not is re-queued now
       if (reply.attempts !== undefined && this.claimed.has(w.id)) this.ctx.core.heldBy(w.id, reply.attempts, sentAt, Date.now(), ASSIGNMENT_GRACE_MS)
       // it leaves for a fairer share: let go once everything it ran is reported
-      if (this.claimed.has(w.id) && letGoNow(reply, this.ctx.core.attemptsOn(w.id).length)) await this.letGo(w, 'it leaves this run for a fairer share')
+      const out = this.ctx.core.attemptsOn(w.id).length
+      if (this.claimed.has(w.id) && letGoNow(reply, out)) await this.letGo(w, 'it leaves this run for a fairer share')
     } catch (err) {
       const code = err instanceof BgridError ? err.code : 'ERROR'
       // NOT_CLAIMED: the worker dropped us (lease ran out, restart, owner vacate): lost at once

@@ -50,7 +50,9 @@ export function shareTarget (nodes: Candidate[], me: Asker): number {
  * just granted): asking them again every second would only be refused again, while the
  * next node in line, asked instead, may come.
  */
-export function notToAsk (asked: Iterable<string>, claiming: Iterable<string>, refusedUntil: ReadonlyMap<string, number>, now: number): Set<string> {
+export function notToAsk (
+  asked: Iterable<string>, claiming: Iterable<string>, refusedUntil: ReadonlyMap<string, number>, now: number
+): Set<string> {
   const out = new Set([...asked, ...claiming])
   for (const [peer, until] of refusedUntil) if (until >= now) out.add(peer)
   return out
@@ -109,7 +111,9 @@ export const MAX_CLAIMS_IN_FLIGHT = 8
  * run below its share takes a node that frees up first rather than asking for it back
  * later; never more than the claims in flight allow.
  */
-export function idleToTake (nodes: Candidate[], me: Asker & { claiming: number }, room: number, lastTakenAt: number, now: number): number {
+export function idleToTake (
+  nodes: Candidate[], me: Asker & { claiming: number }, room: number, lastTakenAt: number, now: number
+): number {
   const window = Math.max(0, MAX_CLAIMS_IN_FLIGHT - me.claiming)
   const limit = Math.min(Math.max(1, room), window)
   if (!nodes.some(n => n.ad.state === 'worker' && n.ad.run !== undefined && n.ad.run !== me.run)) return limit

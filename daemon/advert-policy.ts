@@ -16,7 +16,8 @@ export const RESOURCE_STEP = { load: 0.25, ramMiB: 256, diskMiB: 1024, fraction:
 
 /** Did the resources move enough to be worth an announcement? */
 function resourcesMoved (last: NodeAd, next: NodeAd): boolean {
-  const moved = (a: number, b: number, floor: number): boolean => Math.abs(a - b) >= Math.max(floor, RESOURCE_STEP.fraction * Math.abs(a))
+  const moved = (a: number, b: number, floor: number): boolean =>
+    Math.abs(a - b) >= Math.max(floor, RESOURCE_STEP.fraction * Math.abs(a))
   return Math.abs(next.load - last.load) >= RESOURCE_STEP.load ||
     moved(last.ram, next.ram, RESOURCE_STEP.ramMiB) ||
     moved(last.disk, next.disk, RESOURCE_STEP.diskMiB)

@@ -327,7 +327,9 @@ export class Daemon {
     if (worth === 'none') return
     this.lastAd = ad
     this.lastAdAt = now
-    try { this.advertiser.update(ad, { repeat: worth === 'change' }) } catch (err) { this.log.warn('advertise failed', { err: String(err) }) }
+    try {
+      this.advertiser.update(ad, { repeat: worth === 'change' })
+    } catch (err) { this.log.warn('advertise failed', { err: String(err) }) }
   }
 
   private async onClaim (req: ClaimRequest, peer: string): Promise<Omit<ClaimReply, 'ok'>> {
@@ -359,7 +361,11 @@ export class Daemon {
       if (!d.ok) throw new BgridError(d.code, d.message)
       // the lease proves this node alive; the attempts it holds prove it busy with what it was given
       const held = this.session?.run === req.run ? this.session.reconcile?.(req.attempts, ASSIGNMENT_GRACE_MS) : undefined
-      return { leaseMs: d.claim.leaseMs, state: this.state, ...(held !== undefined ? { attempts: held } : {}), ...(d.claim.retiringFor !== undefined ? { retiring: true } : {}) }
+      return {
+        leaseMs: d.claim.leaseMs, state: this.state,
+        ...(held !== undefined ? { attempts: held } : {}),
+        ...(d.claim.retiringFor !== undefined ? { retiring: true } : {})
+      }
     }
     const released = this.book.release(peer, req.run)
     if (released === undefined) throw new BgridError('NOT_CLAIMED', `no claim for run ${req.run} by this coordinator`)

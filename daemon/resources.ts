@@ -45,7 +45,9 @@ export async function measureStatic (): Promise<Pick<Resources, 'cores' | 'mhz' 
 /** the CPU times of all cores together, ms: busy and in all */
 export interface CpuTimes { busy: number, total: number }
 
-export function cpuTimes (cpus: Array<{ times: { user: number, nice: number, sys: number, idle: number, irq: number } }> = os.cpus()): CpuTimes {
+type CoreTimes = Array<{ times: { user: number, nice: number, sys: number, idle: number, irq: number } }>
+
+export function cpuTimes (cpus: CoreTimes = os.cpus()): CpuTimes {
   let busy = 0
   let total = 0
   for (const c of cpus) {

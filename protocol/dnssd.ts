@@ -177,7 +177,11 @@ export class NodeBrowser extends EventEmitter {
     if (this.opts.requeryMs !== undefined) {
       let period = this.opts.requeryMs
       const again = (): void => {
-        this.requery = setTimeout(() => { browser.update(); period = Math.min(period * 2, this.opts.maxRequeryMs ?? MAX_REQUERY_MS); again() }, period)
+        this.requery = setTimeout(() => {
+          browser.update()
+          period = Math.min(period * 2, this.opts.maxRequeryMs ?? MAX_REQUERY_MS)
+          again()
+        }, period)
         this.requery.unref()
       }
       again()

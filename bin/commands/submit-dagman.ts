@@ -54,7 +54,9 @@ function readOptions (csd: string[]): DagmanOptions {
       case '-no_submit': opts.noSubmit = true; break
       case '-dumprescue': opts.dumpRescue = true; break
       case '-priority': {
-        if (v === undefined || !/^-?\d+$/.test(v) || Math.abs(Number(v)) > 1000) throw new BgridError('INVALID_CONFIG', `-priority needs a whole number from -1000 to 1000 (got ${v ?? 'nothing'})`)
+        if (v === undefined || !/^-?\d+$/.test(v) || Math.abs(Number(v)) > 1000) {
+          throw new BgridError('INVALID_CONFIG', `-priority needs a whole number from -1000 to 1000 (got ${v ?? 'nothing'})`)
+        }
         opts.priority = Number(v)
         break
       }
@@ -88,7 +90,8 @@ export async function dagmanSubmit (dag: string, o: any): Promise<number> {
   setBestEffortLog(log)
   const pool = new GridPool({
     name: path.basename(dag).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100) || 'dagman',
-    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter, ...((o.priority ?? opts.priority) !== undefined ? { priority: o.priority ?? opts.priority } : {}),
+    dataDir: o.dataDir, outDir: o.out, waitSec: o.wait, gridKeyFile: o.gridKey, mdnsInterface: o.mdnsInterface, leaseSec: o.lease, stallSec: o.stallAfter,
+    ...((o.priority ?? opts.priority) !== undefined ? { priority: o.priority ?? opts.priority } : {}),
     prefetch: o.prefetch !== false, streamOutputs: true, progress: mode === 'json' ? 'json' : 'quiet', log, releaseAfterSec: o.releaseAfter,
     // the pool's run is native: DAGMan's nodes are vanilla jobs
     adapter: adapterFor

@@ -19,6 +19,13 @@ import { DEFAULT_TENURE_MS } from '../protocol/fair-share.ts'
 // a lighter load than the bench's (half the work per slot): the same protocol, half the events
 const small = (seed: number) => simulate({ ...DEFAULT_SIM, nodes: 200, coordinators: 50, seed, loadSec: 120 })
 
+t.test('without the shared workloads beside the checkout the runs are bags of tasks, and the result says why', async t => {
+  const r = simulate({ ...DEFAULT_SIM, nodes: 20, coordinators: 4, seed: 1, loadSec: 30, workloads: '/nonexistent/workloads' })
+  t.equal(r.completed, 4)
+  t.equal(r.doubleGrants, 0)
+  t.match(r.tracesRefused.join('\n'), /\/nonexistent\/workloads: no such directory/)
+})
+
 t.test('200 nodes, 50 coordinators: no double grant, every run finishes, deterministic by seed', async t => {
   const a = small(1)
   t.equal(a.doubleGrants, 0, 'no node granted to two coordinators at once')

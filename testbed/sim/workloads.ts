@@ -7,7 +7,7 @@
 // is left out, and said so.
 // Contract: `loadTraces(dir)` once; `makeDag(rng, ...)` for each run: its Dag, what it is
 // and its critical path. Imports the coordinator's importer and parser, and the run core's model.
-import { readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { importWfCommons } from '../../coordinator/wfcommons.ts'
 import { parseDag } from '../../coordinator/dag-json.ts'
@@ -21,9 +21,14 @@ export const DEFAULT_WORKLOADS = path.resolve(import.meta.dirname, '..', '..', '
 export interface Trace { name: string, raw: unknown, totalRuntime: number }
 export interface TraceSet { traces: Trace[], refused: Array<{ file: string, why: string }> }
 
+/**
+ * The traces in `dir`; none (and why, in `refused`) where the shared workloads are not
+ * beside this checkout: the runs are bags only then.
+ */
 export function loadTraces (dir: string): TraceSet {
   const traces: Trace[] = []
   const refused: TraceSet['refused'] = []
+  if (!existsSync(dir)) return { traces, refused: [{ file: dir, why: 'no such directory: the runs are bags of tasks only' }] }
   for (const file of readdirSync(dir).filter(f => f.endsWith('.json')).sort()) {
     const raw: unknown = JSON.parse(readFileSync(path.join(dir, file), 'utf8'))
     try {

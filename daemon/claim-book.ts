@@ -139,6 +139,12 @@ export class ClaimBook {
   }
 
   /** The holder lets go (a node leaving for a fairer share is kept for its asker from now: reserveFor). */
+  /** the run this node has promised itself to: the one it retires for, or is kept for */
+  promisedTo (now: number): string | undefined {
+    const r = this.reservation
+    return this.current?.retiringFor?.run ?? (r !== undefined && r.until > now ? r.run : undefined)
+  }
+
   release (peer: string, run: string, now = Date.now()): Claim | undefined {
     const cur = this.current
     if (cur === undefined || cur.coordinator !== peer || cur.run !== run) return undefined

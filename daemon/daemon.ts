@@ -292,6 +292,8 @@ export class Daemon {
     }
     const claim = this.book.current
     if (claim !== undefined) { ad.coord = claim.coordinator; ad.run = claim.run; if (claim.priority !== undefined) ad.prio = claim.priority }
+    const next = this.book.promisedTo(Date.now())
+    if (next !== undefined) ad.next = next
     if (this.gridId !== undefined) ad.grid = this.gridId
     const prefer = this.cfg.prefer ?? []
     if (prefer.length > 0) ad.pref = prefer.slice(0, MAX_PREFERENCE_TAGS).map(preferenceTag)
@@ -385,6 +387,8 @@ export class Daemon {
     this.log.info('leaving the run for a fairer share', { run: claim.run, to: to.run, why: to.why })
     const why = `the node leaves run ${claim.run} for run ${to.run} (fair share: ${to.why})`
     s.retire(why)
+    // the LAN counts it for the run it goes to from now (TXT `next`): one ask moves one node
+    this.readvertise(true)
     const retirementMs = (this.cfg.maxRetirementSec ?? DEFAULT_MAX_RETIREMENT_SEC) * 1000
     const leave = async (): Promise<void> => {
       await s.drained(retirementMs)

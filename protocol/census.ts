@@ -41,16 +41,19 @@ export class RunCensus {
 }
 
 /**
- * The run a raw TXT record names, from multicast-dns's decoded strings (`key=value`
- * buffers): only `run` matters here, checked as protocol/txt.ts checks it.
+ * The run a raw TXT record counts for, from multicast-dns's decoded strings (`key=value`
+ * buffers), checked as protocol/txt.ts checks it: the run it promised itself to (`next`:
+ * leaving its run for that one, or kept for it), else the run it works for (`run`).
  */
 export function runOfTxt (data: unknown): string | undefined {
   if (!Array.isArray(data)) return undefined
-  for (const item of data) {
-    const s = Buffer.isBuffer(item) ? item.toString('utf8') : typeof item === 'string' ? item : undefined
-    if (s?.startsWith('run=') !== true) continue
-    const run = s.slice(4)
-    return RUN_RE.test(run) ? run : undefined
+  const value = (key: string): string | undefined => {
+    for (const item of data) {
+      const s = Buffer.isBuffer(item) ? item.toString('utf8') : typeof item === 'string' ? item : undefined
+      if (s?.startsWith(`${key}=`) === true) return s.slice(key.length + 1)
+    }
+    return undefined
   }
-  return undefined
+  const run = value('next') ?? value('run')
+  return run !== undefined && RUN_RE.test(run) ? run : undefined
 }

@@ -37,6 +37,11 @@ export interface NodeAd {
   run?: string
   /** that run's priority (fair sharing: a coordinator short of workers asks the nodes of lower or larger runs) */
   prio?: number
+  /**
+   * the run it has promised itself to (fair sharing): leaving `run` for it, or kept for
+   * it; the LAN's counts count the node there, so that one ask moves one node
+   */
+  next?: string
   /** fingerprints of the submitters this node's owner prefers (protocol/fair-share.ts preferenceTag) */
   pref?: string[]
   /**
@@ -77,6 +82,7 @@ export function encodeTxt (ad: NodeAd): TxtRecord {
   if (ad.grid !== undefined) txt.grid = ad.grid
   if (ad.run !== undefined) txt.run = ad.run
   if (ad.prio !== undefined && ad.prio !== 0) txt.prio = String(Math.trunc(ad.prio))
+  if (ad.next !== undefined) txt.next = ad.next
   if (ad.pref !== undefined && ad.pref.length > 0) txt.pref = ad.pref.slice(0, 16).join(',')
   if (ad.gflops !== undefined) txt.gflops = num(ad.gflops, 2)
   let total = 0
@@ -160,6 +166,7 @@ export function decodeTxt (txt: Record<string, unknown> | undefined): DecodeResu
   }
   if (typeof txt.grid === 'string' && GRID_RE.test(txt.grid)) ad.grid = txt.grid
   if (typeof txt.run === 'string' && RUN_RE.test(txt.run)) ad.run = txt.run
+  if (typeof txt.next === 'string' && RUN_RE.test(txt.next)) ad.next = txt.next
   if (typeof txt.prio === 'string' && /^-?\d{1,4}$/.test(txt.prio)) ad.prio = Number(txt.prio)
   if (typeof txt.pref === 'string') {
     const tags = txt.pref.split(',').filter(t => /^[0-9a-f]{8}$/.test(t)).slice(0, 16)

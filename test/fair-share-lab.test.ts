@@ -104,4 +104,28 @@ if (cluster !== undefined) {
     t.same(overlaps(holds([stranger, mine])), [], 'no double grant')
     await stopAll([d])
   })
+
+  t.test('a coordinator that never lets a node go loses it all the same: the node leaves by itself for the run that asks', async t => {
+    const daemons = await startDaemons(2, ['--always-available', '--slots', '1'])
+    const targets = daemons.map(d => ['--target', `/ip4/${d.host.ip}/tcp/${d.port}/p2p/${d.peer}`]).flat()
+    const script = path.join(import.meta.dirname, '..', 'testbed', 'greedy-holder.ts')
+    const greedy = cluster.spawn(cluster.lab.addHost(), [process.execPath, script, '--seconds', '40', ...targets])
+    await greedy.until(() => events(greedy).filter(e => e.event === 'claimed').length === 2, 20_000, 'the greedy run holding both nodes')
+    const askedAt = Date.now()
+    const asker = cluster.spawn(cluster.lab.addHost(), [process.execPath, script, '--ask', '--run', 'short-run', '--seconds', '30', ...targets])
+    const granted = await asker.until(() => events(asker).find(e => e.event === 'granted'), 30_000, 'the asking run granted a node')
+    const tookMs = granted.time - askedAt
+    t.comment(`the asking run got a node ${tookMs} ms after it first asked`)
+    // a tenure (3 s), then the node waits lease/3 + 1 s (2 s) for its holder, then is kept for the asker
+    t.ok(tookMs < 10_000, 'within 10 s, the greedy holder never releasing anything')
+    const lostIt = await greedy.until(() => events(greedy).find(e => e.event === 'lost' && e.target === granted.target), 10_000, 'the greedy run told it lost the node')
+    t.equal(lostIt.code, 'NOT_CLAIMED', 'its renewals of that node are refused')
+    t.ok(events(greedy).some(e => e.event === 'renewed' && e.target === granted.target && e.retiring === true), 'the node had said it was retiring')
+    const other = targets.filter(a => a !== '--target').find(a => a !== granted.target)
+    await greedy.until(() => events(greedy).filter(e => e.target === other && e.time > granted.time).length >= 2, 10_000, 'renewals of the other node')
+    t.ok(events(greedy).filter(e => e.target === other && e.time > granted.time).every(e => e.event === 'renewed'), 'the greedy run keeps its other node (a run keeps one)')
+    greedy.kill('SIGTERM')
+    asker.kill('SIGTERM')
+    await stopAll(daemons)
+  })
 }

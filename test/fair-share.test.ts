@@ -5,7 +5,8 @@ import t from 'tap'
 import { shouldMove, preferenceTag, DEFAULT_TENURE_MS, type RunShare } from '../protocol/fair-share.ts'
 import { ClaimBook, RESERVATION_MS } from '../daemon/claim-book.ts'
 import { RunCensus, runOfTxt, CENSUS_MAX_AGE_MS, CENSUS_MAX_NODES } from '../protocol/census.ts'
-import { pickAsks, shareTarget, type Asker } from '../coordinator/share-asks.ts'
+import { pickAsks, shareTarget, notToAsk, idleToTake, MAX_CLAIMS_IN_FLIGHT, type Asker } from '../coordinator/share-asks.ts'
+import { retryAfterMs, ASK_REFUSED_RETRY_MS } from '../coordinator/recruit.ts'
 import { encodeTxt, decodeTxt, type NodeAd } from '../protocol/txt.ts'
 import type { Candidate } from '../coordinator/core/select.ts'
 import { parseDag } from '../coordinator/dag-json.ts'
@@ -212,4 +213,48 @@ t.test('a dag.json may give its run a priority (-1000..1000); out of range it is
   for (const bad of [5000, 1.5, 'high']) {
     t.throws(() => parseDag({ name: 'p', priority: bad, jobs }, 'p.json', { checkFiles: false }), { code: 'INVALID_DAG', message: /priority/ }, `priority ${String(bad)} refused`)
   }
+})
+
+t.test('a node promised to a run counts for it on the LAN (TXT next), from its promise to the end of its reservation', async t => {
+  const b = new ClaimBook()
+  t.ok(b.claim('A', 'ra', 60_000, [], { ...ctx(0), state: 'idle' }).ok)
+  t.equal(b.promisedTo(5000), undefined, 'working for its run: promised to nobody')
+  t.equal(b.contend({ ...run('rb', 0), coordinator: 'B' }, 3, 10_000, rules).code, 'YIELDING')
+  t.equal(b.promisedTo(10_000), 'rb', 'retiring: promised to the asker')
+  b.release('A', 'ra', 11_000)
+  t.equal(b.promisedTo(11_000 + RESERVATION_MS - 1), 'rb', 'kept for it')
+  t.equal(b.promisedTo(11_000 + RESERVATION_MS), undefined, 'the reservation over: nobody')
+  const ad = { ...node(1, 'worker', 'ra').ad, next: 'rb' }
+  const back = decodeTxt(encodeTxt(ad))
+  t.same(back.ok ? back.ad.next : 'refused', 'rb', 'next travels in the TXT record')
+  t.equal(runOfTxt([Buffer.from('run=ra'), Buffer.from('next=rb')]), 'rb', 'the census counts it for the run it goes to')
+  t.equal(runOfTxt([Buffer.from('next=rb'), Buffer.from('run=ra')]), 'rb', 'in any order')
+  t.equal(runOfTxt([Buffer.from('run=ra'), Buffer.from('next=../x')]), undefined, 'a bad next is no run')
+  const census = new RunCensus()
+  census.observe('n1', runOfTxt([Buffer.from('run=ra')]), 0, false)
+  census.observe('n2', runOfTxt([Buffer.from('run=ra'), Buffer.from('next=rb')]), 0, false)
+  t.same([census.count('ra', 1), census.count('rb', 1)], [1, 1], 'one ask moved one node in the counts')
+})
+
+t.test('idle nodes: up to the share at once, beyond it one a second while others work, never past the claim window', async t => {
+  const idle = Array.from({ length: 10 }, (_, i) => node(i, 'idle'))
+  const mine = (held: number, claiming = 0): Asker & { claiming: number } => ({ ...me(held), claiming })
+  t.equal(idleToTake(idle, mine(0), 10, 0, 0), MAX_CLAIMS_IN_FLIGHT, 'alone on the LAN: as many as the claim window lets out')
+  t.equal(idleToTake(idle, mine(0, 3), 10, 0, 0), MAX_CLAIMS_IN_FLIGHT - 3, 'claims in flight count')
+  t.equal(idleToTake(idle, mine(0), 2, 0, 0), 2, 'no more than workers.max leaves')
+  const shared = [...Array.from({ length: 6 }, (_, i) => node(i, 'worker', 'other')), ...Array.from({ length: 6 }, (_, i) => node(6 + i, 'idle'))]
+  t.equal(shareTarget(shared, me(0)), 6)
+  t.equal(idleToTake(shared, mine(2), 10, 0, 5000), 4, 'below its share of 6 with 2: four at once')
+  t.equal(idleToTake(shared, mine(6), 10, 4500, 5000), 0, 'at its share: not within a second of the last')
+  t.equal(idleToTake(shared, mine(6), 10, 4000, 5000), 1, 'at its share: one a second')
+})
+
+t.test('asking again: not a node asked, being claimed or that refused a moment ago; unreachable ones back off', async t => {
+  const skip = notToAsk(['a'], ['b'], new Map([['c', 2000], ['d', 999]]), 1000)
+  t.same([...skip].sort(), ['a', 'b', 'c'], 'd refused long enough ago to be asked again')
+  t.equal(retryAfterMs('BUSY', true), ASK_REFUSED_RETRY_MS, 'an ask refused: again after a tenure')
+  t.equal(ASK_REFUSED_RETRY_MS, DEFAULT_TENURE_MS)
+  t.equal(retryAfterMs('BUSY', false), 3000)
+  t.same([1, 2, 3, 4, 5, 9].map(n => retryAfterMs('UNREACHABLE', false, n)), [1000, 2000, 4000, 8000, 10_000, 10_000], 'unreachable: 1, 2, 4, 8 s, then 10 s')
+  t.equal(retryAfterMs('POLICY', false), 10_000)
 })

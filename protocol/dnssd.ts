@@ -132,7 +132,6 @@ export interface DiscoveredNode {
 
 export interface RejectedAd { name: string, reason: string, from?: string }
 
-/** Keeps a live view of `_bgrid._tcp` nodes; emits 'up', 'update', 'down' with a DiscoveredNode. */
 export interface BrowseOptions extends MdnsOptions {
   /**
    * Query again after this (ms), then after twice as long each time up to `maxRequeryMs`
@@ -148,6 +147,7 @@ export interface BrowseOptions extends MdnsOptions {
 /** the longest period between a browser's queries, by default */
 export const MAX_REQUERY_MS = 30_000
 
+/** Keeps a live view of `_bgrid._tcp` nodes; emits 'up', 'update', 'down' with a DiscoveredNode. */
 export class NodeBrowser extends EventEmitter {
   private readonly bonjour: Bonjour
   private browser?: Browser

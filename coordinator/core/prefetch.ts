@@ -33,6 +33,7 @@ export class Prefetch implements PrefetchPort {
   private readonly schedule: Schedule
   private readonly opts: PrefetchOptions
   private readonly stats: RunStats
+  private readonly now: Clock
   /** each worker's planned jobs in plan order, and how far it has got through them */
   private readonly plannedOrder = new Map<string, string[]>()
   private readonly cursor = new Map<string, number>()
@@ -49,6 +50,7 @@ export class Prefetch implements PrefetchPort {
     this.schedule = schedule
     this.opts = opts
     this.stats = stats
+    this.now = opts.now ?? Date.now
   }
 
   /**
@@ -86,7 +88,7 @@ export class Prefetch implements PrefetchPort {
           if (seen > STAGING_WINDOW * w.slots + 2) continue
           // the remote cache sends each input into the grid once: one worker takes it from the
           // submitter, the others from that worker once it has it
-          const now = (this.opts.now ?? Date.now)()
+          const now = this.now()
           if (this.stagedElsewhere(b.hash, workerId, now)) continue
           this.staging.set(b.hash, { worker: workerId, at: now })
         }

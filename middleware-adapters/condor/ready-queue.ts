@@ -9,9 +9,6 @@ function before (a: Waiting, b: Waiting): boolean {
   return a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq
 }
 
-export class ReadyQueue {
-  private readonly heap = new BinaryHeap<Waiting>(before)
-  get size (): number { return this.heap.size }
-  push (w: Waiting): void { this.heap.push(w) }
-  pop (): Waiting | undefined { return this.heap.pop() }
+export class ReadyQueue extends BinaryHeap<Waiting> {
+  constructor () { super(before) }
 }

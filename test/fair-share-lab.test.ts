@@ -128,4 +128,23 @@ if (cluster !== undefined) {
     asker.kill('SIGTERM')
     await stopAll(daemons)
   })
+
+  t.test('a node leaving for a fairer share does not wait past --max-retirement for a long job: the job is handed back', async t => {
+    const daemons = await startDaemons(2, ['--always-available', '--slots', '1', '--max-retirement', '2'])
+    const [lowHost, highHost] = [cluster.lab.addHost(), cluster.lab.addHost()]
+    const low = submit(bag('long', 2, 25, 2), lowHost)
+    await low.until(() => events(low).filter(e => e.event === 'job' && e.to === 'running').length >= 2, 30_000, 'both long jobs running')
+    const highAt = Date.now()
+    const high = submit(bag('urgent', 1, 0, 1), highHost, ['--priority', '10'])
+    const { code } = await high.done(60_000)
+    t.equal(code, 0, high.stderr)
+    const tookMs = (events(high).find(e => e.event === 'finished')?.time as number) - highAt
+    t.comment(`the priority-10 run ended ${tookMs} ms after its submit, the long jobs having 25 s to go`)
+    // a tenure (3 s), the retirement time (2 s), the holder's release (at most lease/3 + 1 s), a claim
+    t.ok(tookMs < 15_000, 'within 15 s')
+    t.ok(events(low).some(e => e.event === 'job' && e.from === 'running' && e.to === 'ready'), 'the long run got its job back to run again')
+    low.kill('SIGTERM')
+    await low.done(30_000)
+    await stopAll(daemons)
+  })
 }

@@ -66,8 +66,11 @@ t.test('the table moves jobs only through declared transitions, its counts and r
   live.delete(H('a'))
   table.requeue(job('b'), 'retry 1/1')
   t.equal(job('b').state, 'pending', 'run again while its input has no holder: pending, not ready')
+  t.equal(job('a').state, 'ready', 'and the producer of that input runs again')
+  table.move(job('a'), 'running', 'attempt 4')
+  job('a').outputs = new Map([['o', { hash: H('a'), size: 1 }]])
   live.add(H('a'))
-  table.promote()
+  table.succeed(job('a'), 'attempt 4 ok')
   t.equal(job('b').state, 'ready', 'its input is back: ready')
   table.move(job('b'), 'running', 'attempt 3')
   table.fail(job('b'), 'exit code 1')
@@ -99,4 +102,46 @@ t.test('reconcile: a done job whose needed output no node holds any more runs ag
   t.equal(job('b').state, 'pending', 'its consumer waits for it')
   t.ok(log.includes('a done->pending: outputs lost: holder gone'))
   t.ok(log.includes('b ready->pending: inputs lost: holder gone'))
+})
+
+t.test('a lost output whose remaking needs a parent\'s output lost earlier: the parent runs again too, so the run can still end', async t => {
+  // a -> b -> c. a's output went while nobody needed it (b was done); then b's output goes
+  // while c still needs it. b must run again, so a must run again first.
+  const { table, live } = chain()
+  const job = (id: string): JobRec => table.jobs.get(id) as JobRec
+  table.promote()
+  const finish = (id: string, hash: string): void => {
+    table.move(job(id), 'running', 'attempt')
+    job(id).outputs = new Map([['o', { hash, size: 1 }]])
+    live.add(hash)
+    table.succeed(job(id), 'ok')
+  }
+  finish('a', H('a'))
+  finish('b', H('b'))
+  live.delete(H('a'))
+  table.reconcile('a\'s holder gone')
+  t.equal(job('a').state, 'done', 'nobody needs a\'s output now: a stays done')
+  live.delete(H('b'))
+  table.reconcile('b\'s holder gone')
+  t.equal(job('b').state, 'pending', 'b must run again and waits for its input')
+  t.equal(job('a').state, 'ready', 'a runs again for b (before: done with no output, and b waited forever)')
+  finish('a', H('a'))
+  t.equal(job('b').state, 'ready')
+  finish('b', H('b'))
+  t.equal(job('c').state, 'ready', 'the run goes on')
+})
+
+t.test('a job sent back for lost inputs makes their producer run again', async t => {
+  const { table, live } = chain()
+  const job = (id: string): JobRec => table.jobs.get(id) as JobRec
+  table.promote()
+  table.move(job('a'), 'running', 'attempt')
+  job('a').outputs = new Map([['o', { hash: H('a'), size: 1 }]])
+  live.add(H('a'))
+  table.succeed(job('a'), 'ok')
+  table.move(job('b'), 'running', 'attempt')
+  live.delete(H('a'))
+  table.requeue(job('b'), 'its worker could not fetch a/o')
+  t.equal(job('b').state, 'pending')
+  t.equal(job('a').state, 'ready', 'before: a stayed done with an output nobody holds, and b waited forever')
 })

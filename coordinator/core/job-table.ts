@@ -74,7 +74,10 @@ export class JobTable implements JobTableView, JobTablePort {
 
   /** A job to run again: ready when its inputs can be had, else pending until they can. */
   requeue (job: JobRec, reason: string): void {
-    this.move(job, this.inputsAvailable(job) ? 'ready' : 'pending', reason)
+    if (this.inputsAvailable(job)) { this.move(job, 'ready', reason); return }
+    this.move(job, 'pending', reason)
+    // its inputs are gone: the parents that made them must run again
+    this.reconcile(reason)
   }
 
   fail (job: JobRec, why: string): void {
@@ -176,7 +179,9 @@ export class JobTable implements JobTableView, JobTablePort {
    * and put back to pending the jobs that can no longer get their inputs.
    */
   reconcile (reason: string): void {
-    for (const id of this.dag.order) {
+    // children first: a child sent back to pending makes its parent's lost output needed again
+    for (let k = this.dag.order.length - 1; k >= 0; k--) {
+      const id = this.dag.order[k]
       const job = this.jobs.get(id)
       if (job === undefined) continue
       if (job.state === 'done' && job.outputs !== null && this.needed(job)) {

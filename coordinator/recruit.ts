@@ -81,17 +81,19 @@ export function rootJobCount (dag: Pick<Dag, 'jobs' | 'children'>): number {
 }
 
 /**
- * How long before a node that refused a claim is tried again (pure): BUSY or OWNER soon
- * (3 s: it may be free in a moment), other refusals later (10 s). An ask for a fair share
- * refused BUSY (the node stays with its run for its tenure, or leaves it for another
- * asker and is kept for that one) is repeated after a tenure: the next node in line is
- * asked meanwhile.
+ * How long before a node that refused a claim is tried again (pure). BUSY: after a
+ * tenure. An idle node refused because another run took it a moment before (several
+ * users submitting at once) may be asked for a fair share once its tenure there is over;
+ * an ask refused (the node stays with its run for its tenure, or leaves it for another
+ * asker and is kept for that one) is repeated then too, the next node in line asked
+ * meanwhile. Waiting longer left a run that lost the first races with one worker for
+ * seconds while another held seven. OWNER: 3 s (sooner when it says it is idle); other
+ * refusals later (10 s).
  */
 export function retryAfterMs (code: string, ask: boolean, failures = 1): number {
-  if (ask && code === 'BUSY') return ASK_REFUSED_RETRY_MS
-  // busy or its owner's: soon again (sooner when it says it is idle); unreachable: after
-  // 1, 2, 4.. s in a row (a loaded LAN answers late), up to 10 s; other refusals: 10 s
-  if (code === 'BUSY' || code === 'OWNER') return 3000
+  if (code === 'BUSY') return ASK_REFUSED_RETRY_MS
+  // unreachable: after 1, 2, 4.. s in a row (a loaded LAN answers late), up to 10 s
+  if (code === 'OWNER') return 3000
   if (code === 'UNREACHABLE' || code === 'TIMEOUT') return Math.min(10_000, 500 * 2 ** failures)
   return 10_000
 }

@@ -58,6 +58,15 @@ export function notToAsk (
   return out
 }
 
+/** where a node comes in an asker's order (FNV-1a of the two names: cheap, spread, the same every time) */
+export function askOrder (run: string, peer: string): number {
+  let h = 0x811c9dc5
+  for (const s of [run, '/', peer]) {
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  }
+  return h >>> 0
+}
+
 /**
  * Nodes to ask now, best first: each one a node would give (judged as it will judge, on
  * the counts seen, counting the asks already made), up to the run's share and its want.
@@ -71,6 +80,9 @@ export function pickAsks (nodes: Candidate[], me: Asker, asked: ReadonlySet<stri
     if (n.ad.state !== 'worker' || n.ad.run === undefined || n.ad.run === me.run || asked.has(n.ad.peer)) continue
     byRun.set(n.ad.run, [...(byRun.get(n.ad.run) ?? []), n])
   }
+  // each asker goes through a run's nodes in an order of its own: two askers short at
+  // the same moment ask different nodes, not both the same one (one of them refused)
+  for (const ns of byRun.values()) ns.sort((a, b) => askOrder(me.run, a.ad.peer) - askOrder(me.run, b.ad.peer))
   const counts = new Map([...byRun].map(([run, ns]) => [run, ns.length]))
   const mine = preferenceTag(me.submitter)
   let held = me.held + me.pending

@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { open } from 'node:fs/promises'
 import { call, dropIdleStreams } from '../protocol/rpc.ts'
-import { jobsSpec, unranResult, MAX_QUEUE_FACTOR, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
+import { jobsSpec, unranResult, MAX_QUEUE_FACTOR, PULL_RETRY_FIRST_MS, nextPullRetryMs, type Assignment, type AttemptResult, type BlobRef, type PrefetchHint, type PeerInfo, type InputProblem, type CorruptReport } from '../protocol/jobs.ts'
 import { BgridError } from '../protocol/errors.ts'
 import { fetchBlobVerified, isDownloading, readRange, failedHolders } from '../cache/blob-protocol.ts'
 import { RunningAttempt, runAttempt, InputUnavailable } from './executor.ts'
@@ -151,18 +151,18 @@ export class WorkerSession implements WorkerDriver {
   }
 
   private async loop (): Promise<void> {
-    let backoff = 100
+    let backoff = PULL_RETRY_FIRST_MS
     while (!this.stopped) {
       this.fillSlots()
       const free = Math.max(0, this.capacity() - this.usedCores() - this.queuedCores())
       const wantLongPoll = free > 0 && this.results.length === 0 && !this.longPoll
       if (wantLongPoll) {
         this.longPoll = true
-        this.exchange(free, true).then(() => { backoff = 100 }, async (err) => {
+        this.exchange(free, true).then(() => { backoff = PULL_RETRY_FIRST_MS }, async (err) => {
           this.opts.log.debug('pull failed', { err: String(err) })
           // stop() ends the wait at once (abort)
           await sleep(backoff, undefined, { signal: this.abort.signal }).catch(err => { bestEffort('sleep()', err) })
-          backoff = Math.min(2000, backoff * 2)
+          backoff = nextPullRetryMs(backoff)
         }).finally(() => { this.longPoll = false; this.wake() })
       } else if (this.results.length > 0 || this.have.length > 0 || this.corrupt.length > 0) {
         // blobs fetched ahead are announced at once, even while a long poll is pending:
@@ -176,12 +176,12 @@ export class WorkerSession implements WorkerDriver {
         }
         try {
           await this.exchange(this.longPoll ? 0 : free, false)
-          backoff = 100
+          backoff = PULL_RETRY_FIRST_MS
           continue
         } catch (err) {
           this.opts.log.debug('report failed', { err: String(err) })
           await sleep(backoff, undefined, { signal: this.abort.signal }).catch(err => { bestEffort('sleep()', err) })
-          backoff = Math.min(2000, backoff * 2)
+          backoff = nextPullRetryMs(backoff)
           continue
         }
       }

@@ -34,7 +34,7 @@ export interface ShareRules {
 }
 
 /** no move in less than this after a grant: long enough for the LAN's counts to follow a move */
-export const DEFAULT_TENURE_MS = 3000
+export const DEFAULT_TENURE_MS = 1500
 
 export type ShareVerdict = { move: boolean, why: string }
 

@@ -8,6 +8,16 @@ export const JOBS_PROTOCOL = '/bgrid/jobs/1.3.0'
 /** the most CPU time a result may claim, ms (about 300 core-years: a bound, not a limit anyone meets) */
 export const MAX_CPU_MS = 1e13
 
+/**
+ * A worker whose pull or report fails tries again after PULL_RETRY_FIRST_MS, doubling up
+ * to PULL_RETRY_MAX_MS: a coordinator busy or restarting is not a reason to leave the run
+ * (its release or the lease ends the session).
+ */
+export const PULL_RETRY_FIRST_MS = 100
+export const PULL_RETRY_MAX_MS = 2000
+/** the wait after one that failed */
+export function nextPullRetryMs (lastMs: number): number { return Math.min(PULL_RETRY_MAX_MS, lastMs * 2) }
+
 export interface BlobRef { hash: string, size: number, holders: string[] }
 /** a prefetch hint: `order` is the job's place in the worker's plan (lower is needed sooner) */
 export interface PrefetchHint extends BlobRef { order?: number }

@@ -25,7 +25,7 @@ export class Lan {
     this.ads.set(c.name, c)
     this.cached = undefined
     this.cachedIdle = undefined
-    this.census.observe(c.name, c.ad.run, now)
+    this.census.observe(c.name, c.ad.next ?? c.ad.run, now)
     if (c.ad.state === 'idle') {
       this.idle.add(c.name)
       for (const l of this.listeners) l(c)
@@ -34,8 +34,11 @@ export class Lan {
 
   /** every entry heard again (a responder answering the browsers' queries) */
   refresh (now: number): void {
-    for (const c of this.ads.values()) this.census.observe(c.name, c.ad.run, now)
+    for (const c of this.ads.values()) this.census.observe(c.name, c.ad.next ?? c.ad.run, now)
   }
+
+  /** one node's latest advertisement */
+  get (name: string): Candidate | undefined { return this.ads.get(name) }
 
   onIdle (l: (c: Candidate) => void): void { this.listeners.push(l) }
 

@@ -16,7 +16,7 @@ import { DEFAULT_TENURE_MS } from '../../protocol/fair-share.ts'
 import { PROTOCOL_VERSION, DEFAULT_MIDDLEWARE, type ClaimReply, type ClaimRequest, type HeldAttempt, type WorkerOffer } from '../../protocol/claim.ts'
 import { BgridError } from '../../protocol/errors.ts'
 import { TXT_VERSION, type NodeAd } from '../../protocol/txt.ts'
-import { unranResult, type Assignment, type AttemptResult } from '../../protocol/jobs.ts'
+import { unranResult, PULL_RETRY_FIRST_MS, nextPullRetryMs, type Assignment, type AttemptResult } from '../../protocol/jobs.ts'
 import { DEFAULT_MAX_RETIREMENT_SEC } from '../../daemon/daemon.ts'
 import type { SimPullReply, SimWorld } from './types.ts'
 
@@ -29,6 +29,9 @@ interface Session {
   unacked: Map<string, { result: AttemptResult, endedAt: number }>
   usedSlots: number
   inflight: number
+  /** the wait before the next pull after one was refused (worker-session.ts's backoff) */
+  backoffMs: number
+  retryPending: boolean
   retiring: boolean
   over: boolean
 }
@@ -63,6 +66,8 @@ export class SimNode {
     const ad: NodeAd = { v: TXT_VERSION, state: this.state, peer: this.name, port: 4001, cores: this.slots, mhz: 2000, ram: 8192, disk: 100_000, load: 0, cost: 0, arch: 'x64', os: 'linux' }
     const claim = this.book.current
     if (claim !== undefined) { ad.coord = claim.coordinator; ad.run = claim.run; if (claim.priority !== undefined) ad.prio = claim.priority }
+    const promised = this.book.promisedTo(this.now)
+    if (promised !== undefined) ad.next = promised
     return ad
   }
 
@@ -136,7 +141,7 @@ export class SimNode {
 
   private startSession (claim: Claim): void {
     this.apply('claimed')
-    const s: Session = { claim, running: new Map(), unacked: new Map(), usedSlots: 0, inflight: 0, retiring: false, over: false }
+    const s: Session = { claim, running: new Map(), unacked: new Map(), usedSlots: 0, inflight: 0, backoffMs: PULL_RETRY_FIRST_MS, retryPending: false, retiring: false, over: false }
     this.session = s
     this.advertise()
     this.pull(s)
@@ -148,6 +153,9 @@ export class SimNode {
     if (s !== undefined) s.over = true
     if (this.state === 'worker') this.apply(event)
     else this.advertise()
+    // kept for an asker a while: its `next` goes when the reservation does (the daemon's next advert)
+    const kept = this.book.reservation
+    if (kept !== undefined) this.world.clock.at(kept.until, () => { this.advertise() })
   }
 
   /**
@@ -159,6 +167,8 @@ export class SimNode {
     const s = this.session
     if (s === undefined || s.claim !== claim) return
     s.retiring = true
+    // the LAN counts it for the run it goes to from now (TXT `next`), as daemon.ts readvertises
+    this.advertise()
     this.world.clock.after(DEFAULT_MAX_RETIREMENT_SEC * 1000, () => {
       if (this.session !== s || s.running.size === 0) return
       for (const attempt of [...s.running.keys()]) this.end(s, attempt, 'preempted')
@@ -196,10 +206,21 @@ export class SimNode {
   private onPulled (s: Session, sent: AttemptResult[], reply: SimPullReply | BgridError): void {
     s.inflight--
     if (this.session !== s || s.over) return
-    if (reply instanceof BgridError) { s.over = true; return }
+    if (reply instanceof BgridError) {
+      // the real worker tries again, backing off (a coordinator that has not yet taken
+      // in its claim's reply refuses); the claim's release or its lease ends the session
+      if (s.retryPending) return
+      s.retryPending = true
+      const wait = s.backoffMs
+      s.backoffMs = nextPullRetryMs(wait)
+      this.world.clock.after(wait, () => { s.retryPending = false; if (s.inflight === 0) this.pull(s) })
+      return
+    }
+    s.backoffMs = PULL_RETRY_FIRST_MS
     for (const r of sent) s.unacked.delete(r.attempt)
     for (const a of reply.jobs) this.start(s, a)
-    if (reply.done) s.over = true
+    // as worker-session.ts: the run is over for this worker once nothing it holds is left to report
+    if (reply.done && s.running.size === 0 && s.unacked.size === 0) s.over = true
     if (s.inflight === 0 && (s.unacked.size > 0 || (!s.retiring && s.usedSlots < this.slots))) this.pull(s)
     this.whenDrained(s)
   }

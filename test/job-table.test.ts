@@ -31,7 +31,7 @@ t.test('a lost worker: its running jobs rerun, and finished jobs whose only copy
 // ---- the table on its own -----------------------------------------------------
 
 /** a -> b -> c (each reads its parent's output) and x alone; `live`: the blobs some node holds */
-function chain (): { table: JobTable, live: Set<string>, log: string[] } {
+function chain (): { table: JobTable, live: Set<string>, log: string[], finish: (id: string, hash: string) => void } {
   const dag = parseDag({ jobs: [
     { id: 'a', cmd: ['x'], outputs: ['o'] },
     { id: 'b', cmd: ['x'], inputs: ['job:a/o'], outputs: ['o'] },
@@ -44,7 +44,15 @@ function chain (): { table: JobTable, live: Set<string>, log: string[] } {
     onTransition: (job, from, to, reason) => { log.push(`${job.spec.id} ${from}->${to}: ${reason}`) },
     onIllegal: (job, from, to) => { log.push(`ILLEGAL ${job} ${from}->${to}`) }
   })
-  return { table, live, log }
+  /** one attempt of a job that ends well, its output `o` held under `hash` */
+  const finish = (id: string, hash: string): void => {
+    const job = table.jobs.get(id) as JobRec
+    table.move(job, 'running', 'attempt')
+    job.outputs = new Map([['o', { hash, size: 1 }]])
+    live.add(hash)
+    table.succeed(job, 'ok')
+  }
+  return { table, live, log, finish }
 }
 
 t.test('the table moves jobs only through declared transitions, its counts and ready set in step; success promotes children, failure skips descendants', async t => {
@@ -85,13 +93,10 @@ t.test('the table moves jobs only through declared transitions, its counts and r
 })
 
 t.test('reconcile: a done job whose needed output no node holds any more runs again; a ready job whose input went waits for it', async t => {
-  const { table, live, log } = chain()
+  const { table, live, log, finish } = chain()
   const job = (id: string): JobRec => table.jobs.get(id) as JobRec
   table.promote()
-  table.move(job('a'), 'running', 'attempt 1')
-  job('a').outputs = new Map([['o', { hash: H('a'), size: 1 }]])
-  live.add(H('a'))
-  table.succeed(job('a'), 'ok')
+  finish('a', H('a'))
   t.equal(job('b').state, 'ready')
   table.reconcile('nothing lost')
   t.equal(job('a').state, 'done', 'its output is still held: nothing to do')
@@ -107,15 +112,9 @@ t.test('reconcile: a done job whose needed output no node holds any more runs ag
 t.test('a lost output whose remaking needs a parent\'s output lost earlier: the parent runs again too, so the run can still end', async t => {
   // a -> b -> c. a's output went while nobody needed it (b was done); then b's output goes
   // while c still needs it. b must run again, so a must run again first.
-  const { table, live } = chain()
+  const { table, live, finish } = chain()
   const job = (id: string): JobRec => table.jobs.get(id) as JobRec
   table.promote()
-  const finish = (id: string, hash: string): void => {
-    table.move(job(id), 'running', 'attempt')
-    job(id).outputs = new Map([['o', { hash, size: 1 }]])
-    live.add(hash)
-    table.succeed(job(id), 'ok')
-  }
   finish('a', H('a'))
   finish('b', H('b'))
   live.delete(H('a'))
@@ -132,13 +131,10 @@ t.test('a lost output whose remaking needs a parent\'s output lost earlier: the 
 })
 
 t.test('a job sent back for lost inputs makes their producer run again', async t => {
-  const { table, live } = chain()
+  const { table, live, finish } = chain()
   const job = (id: string): JobRec => table.jobs.get(id) as JobRec
   table.promote()
-  table.move(job('a'), 'running', 'attempt')
-  job('a').outputs = new Map([['o', { hash: H('a'), size: 1 }]])
-  live.add(H('a'))
-  table.succeed(job('a'), 'ok')
+  finish('a', H('a'))
   table.move(job('b'), 'running', 'attempt')
   live.delete(H('a'))
   table.requeue(job('b'), 'its worker could not fetch a/o')

@@ -24,24 +24,43 @@ export interface Asker {
  * between the runs of this priority. At least one: no run starves.
  */
 export function shareTarget (nodes: Candidate[], me: Asker): number {
-  const held = new Map<string, { priority: number, count: number }>()
-  let total = 0
-  for (const n of nodes) {
-    if (n.ad.state !== 'idle' && n.ad.state !== 'worker') continue
-    total++
-    if (n.ad.state !== 'worker' || n.ad.run === undefined || n.ad.run === me.run) continue
-    const r = held.get(n.ad.run) ?? { priority: n.ad.prio ?? 0, count: 0 }
-    r.count++
-    held.set(n.ad.run, r)
-  }
-  let left = total
+  const view = gridView(nodes)
+  let left = view.total
   let peers = 1
-  for (const r of held.values()) {
+  for (const [run, r] of view.runs) {
+    if (run === me.run) continue
     if (r.priority > me.priority) left -= r.count
     else if (r.priority < me.priority) left -= 1
     else peers++
   }
   return Math.max(1, Math.floor(left / peers))
+}
+
+/** what every asker reads of one advertisement list: the nodes working or idle, and each run's workers */
+interface GridView {
+  total: number
+  runs: Map<string, { priority: number, count: number, workers: Candidate[] }>
+}
+
+// one view per list: a coordinator's tick (and the simulation's hundreds of coordinators
+// on one LAN's list) reads it several times; with no memo, asking cost the nodes squared
+const views = new WeakMap<Candidate[], GridView>()
+
+function gridView (nodes: Candidate[]): GridView {
+  let view = views.get(nodes)
+  if (view !== undefined) return view
+  view = { total: 0, runs: new Map() }
+  for (const n of nodes) {
+    if (n.ad.state !== 'idle' && n.ad.state !== 'worker') continue
+    view.total++
+    if (n.ad.state !== 'worker' || n.ad.run === undefined) continue
+    let r = view.runs.get(n.ad.run)
+    if (r === undefined) { r = { priority: n.ad.prio ?? 0, count: 0, workers: [] }; view.runs.set(n.ad.run, r) }
+    r.count++
+    r.workers.push(n)
+  }
+  views.set(nodes, view)
+  return view
 }
 
 /**
@@ -76,9 +95,10 @@ export function pickAsks (nodes: Candidate[], me: Asker, asked: ReadonlySet<stri
   let room = target - me.held - me.pending
   if (room <= 0) return []
   const byRun = new Map<string, Candidate[]>()
-  for (const n of nodes) {
-    if (n.ad.state !== 'worker' || n.ad.run === undefined || n.ad.run === me.run || asked.has(n.ad.peer)) continue
-    byRun.set(n.ad.run, [...(byRun.get(n.ad.run) ?? []), n])
+  for (const [run, r] of gridView(nodes).runs) {
+    if (run === me.run) continue
+    const ns = r.workers.filter(n => !asked.has(n.ad.peer))
+    if (ns.length > 0) byRun.set(run, ns)
   }
   // each asker goes through a run's nodes in an order of its own: two askers short at
   // the same moment ask different nodes, not both the same one (one of them refused)
@@ -128,7 +148,7 @@ export function idleToTake (
 ): number {
   const window = Math.max(0, MAX_CLAIMS_IN_FLIGHT - me.claiming)
   const limit = Math.min(Math.max(1, room), window)
-  if (!nodes.some(n => n.ad.state === 'worker' && n.ad.run !== undefined && n.ad.run !== me.run)) return limit
+  if (![...gridView(nodes).runs.keys()].some(run => run !== me.run)) return limit
   const below = shareTarget(nodes, me) - me.held - me.claiming
   if (below > 0) return Math.min(limit, below)
   return now - lastTakenAt >= 1000 ? Math.min(limit, 1) : 0

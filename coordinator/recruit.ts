@@ -90,18 +90,18 @@ export function rootJobCount (dag: Pick<Dag, 'jobs' | 'children'>): number {
  * seconds while another held seven. OWNER: 3 s (sooner when it says it is idle); other
  * refusals later (10 s).
  */
-export function retryAfterMs (code: string, ask: boolean, failures = 1): number {
-  if (code === 'BUSY') return ASK_REFUSED_RETRY_MS
+export function retryAfterMs (code: string, failures = 1): number {
+  if (code === 'BUSY') return BUSY_RETRY_MS
   // unreachable: after 1, 2, 4.. s in a row (a loaded LAN answers late), up to 10 s
   if (code === 'OWNER') return 3000
   if (code === 'UNREACHABLE' || code === 'TIMEOUT') return Math.min(10_000, 500 * 2 ** failures)
   return 10_000
 }
 /**
- * A node that refused an ask is asked again after this: a node refuses one it joined
- * less than a tenure ago, and would give itself once the tenure is over.
+ * A node that refused BUSY is tried again after this: it joined a run less than a tenure
+ * ago (or is leaving for one), and may be asked for a share once the tenure is over.
  */
-export const ASK_REFUSED_RETRY_MS = DEFAULT_TENURE_MS
+export const BUSY_RETRY_MS = DEFAULT_TENURE_MS
 
 /**
  * A renewal said the worker is retiring (fair sharing): its coordinator lets go once
@@ -440,7 +440,7 @@ export class Recruiter {
       if (code === 'UNREACHABLE' || code === 'TIMEOUT') this.dialFailures.set(peer, failures)
       // a node of another bgrid version does not speak this claim protocol at all
       if (/Protocol selection failed/i.test(message)) { code = 'VERSION'; message = `it runs another version of bgrid (it does not speak ${CLAIM_PROTOCOL})` }
-      this.refusedUntil.set(peer, Date.now() + retryAfterMs(code, ask, failures))
+      this.refusedUntil.set(peer, Date.now() + retryAfterMs(code, failures))
       const before = this.refusals.get(peer)
       this.refusals.set(peer, { name: c.name, code, message })
       if (before?.code !== code) this.ctx.emit({ event: 'refused', worker: peer, name: c.name, code, message })

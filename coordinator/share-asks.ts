@@ -43,7 +43,8 @@ interface GridView {
 }
 
 // one view per list: a coordinator's tick (and the simulation's hundreds of coordinators
-// on one LAN's list) reads it several times; with no memo, asking cost the nodes squared
+// on one LAN's list) reads it several times; with no memo, asking cost the nodes squared.
+// A list is never changed once made (a new advert makes a new list), so a view stays true
 const views = new WeakMap<Candidate[], GridView>()
 
 function gridView (nodes: Candidate[]): GridView {
@@ -102,7 +103,9 @@ export function pickAsks (nodes: Candidate[], me: Asker, asked: ReadonlySet<stri
   }
   // each asker goes through a run's nodes in an order of its own: two askers short at
   // the same moment ask different nodes, not both the same one (one of them refused)
-  for (const ns of byRun.values()) ns.sort((a, b) => askOrder(me.run, a.ad.peer) - askOrder(me.run, b.ad.peer))
+  for (const [run, ns] of byRun) {
+    byRun.set(run, ns.map(n => ({ n, key: askOrder(me.run, n.ad.peer) })).sort((a, b) => a.key - b.key).map(x => x.n))
+  }
   const counts = new Map([...byRun].map(([run, ns]) => [run, ns.length]))
   const mine = preferenceTag(me.submitter)
   let held = me.held + me.pending
@@ -148,7 +151,8 @@ export function idleToTake (
 ): number {
   const window = Math.max(0, MAX_CLAIMS_IN_FLIGHT - me.claiming)
   const limit = Math.min(Math.max(1, room), window)
-  if (![...gridView(nodes).runs.keys()].some(run => run !== me.run)) return limit
+  const runs = gridView(nodes).runs
+  if (runs.size === (runs.has(me.run) ? 1 : 0)) return limit
   const below = shareTarget(nodes, me) - me.held - me.claiming
   if (below > 0) return Math.min(limit, below)
   return now - lastTakenAt >= 1000 ? Math.min(limit, 1) : 0

@@ -6,7 +6,7 @@ import { shouldMove, preferenceTag, DEFAULT_TENURE_MS, type RunShare } from '../
 import { ClaimBook, RESERVATION_MS } from '../daemon/claim-book.ts'
 import { RunCensus, runOfTxt, CENSUS_MAX_AGE_MS, CENSUS_MAX_NODES } from '../protocol/census.ts'
 import { pickAsks, shareTarget, notToAsk, idleToTake, MAX_CLAIMS_IN_FLIGHT, type Asker } from '../coordinator/share-asks.ts'
-import { retryAfterMs, ASK_REFUSED_RETRY_MS } from '../coordinator/recruit.ts'
+import { retryAfterMs, BUSY_RETRY_MS } from '../coordinator/recruit.ts'
 import { encodeTxt, decodeTxt, type NodeAd } from '../protocol/txt.ts'
 import type { Candidate } from '../coordinator/core/select.ts'
 import { parseDag } from '../coordinator/dag-json.ts'
@@ -172,6 +172,14 @@ function node (i: number, state: 'idle' | 'worker', runId?: string, prio?: numbe
 }
 const me = (held: number, extra: Partial<Asker> = {}): Asker => ({ run: 'mine', coordinator: 'ME', submitter: 'SUB', priority: 0, held, pending: 0, want: 100, ...extra })
 
+t.test('asks: runs short at the same moment ask different nodes of the run that gives', async t => {
+  const nodes = Array.from({ length: 12 }, (_, i) => node(i, 'worker', 'big'))
+  const firsts = ['a', 'b', 'c', 'd', 'e'].map(run => pickAsks(nodes, me(0, { run, want: 1 }), new Set())[0]?.name)
+  t.equal(firsts.filter(n => n !== undefined).length, 5, 'each asks one node')
+  t.ok(new Set(firsts).size >= 3, `five askers, at least three different first asks (${firsts.join(' ')}): before, all five asked the same node`)
+  t.same(pickAsks(nodes, me(0, { run: 'a', want: 1 }), new Set()).map(c => c.name), [firsts[0]], 'the same asker, the same order')
+})
+
 t.test('asks: a newcomer asks a big run for its share and no more', async t => {
   const nodes = Array.from({ length: 30 }, (_, i) => node(i, 'worker', 'big'))
   t.equal(shareTarget(nodes, me(0)), 15, 'two runs on 30 nodes: 15 each')
@@ -252,10 +260,9 @@ t.test('idle nodes: up to the share at once, beyond it one a second while others
 t.test('asking again: not a node asked, being claimed or that refused a moment ago; unreachable ones back off', async t => {
   const skip = notToAsk(['a'], ['b'], new Map([['c', 2000], ['d', 999]]), 1000)
   t.same([...skip].sort(), ['a', 'b', 'c'], 'd refused long enough ago to be asked again')
-  t.equal(retryAfterMs('BUSY', true), ASK_REFUSED_RETRY_MS, 'an ask refused: again after a tenure')
-  t.equal(ASK_REFUSED_RETRY_MS, DEFAULT_TENURE_MS)
-  t.equal(retryAfterMs('BUSY', false), DEFAULT_TENURE_MS, 'an idle node another run took first: asked after its tenure there')
-  t.equal(retryAfterMs('OWNER', false), 3000)
-  t.same([1, 2, 3, 4, 5, 9].map(n => retryAfterMs('UNREACHABLE', false, n)), [1000, 2000, 4000, 8000, 10_000, 10_000], 'unreachable: 1, 2, 4, 8 s, then 10 s')
-  t.equal(retryAfterMs('POLICY', false), 10_000)
+  t.equal(BUSY_RETRY_MS, DEFAULT_TENURE_MS)
+  t.equal(retryAfterMs('BUSY'), DEFAULT_TENURE_MS, 'an ask refused, or an idle node another run took first: again after a tenure')
+  t.equal(retryAfterMs('OWNER'), 3000)
+  t.same([1, 2, 3, 4, 5, 9].map(n => retryAfterMs('UNREACHABLE', n)), [1000, 2000, 4000, 8000, 10_000, 10_000], 'unreachable: 1, 2, 4, 8 s, then 10 s')
+  t.equal(retryAfterMs('POLICY'), 10_000)
 })

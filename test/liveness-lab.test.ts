@@ -50,6 +50,36 @@ if (cluster !== undefined) {
     }
   })
 
+  t.test('empty and one-byte files, as inputs and as outputs passed between jobs, twice in a row on the same daemons', async t => {
+    const dir = path.join(cluster.tmp, 'tiny-files')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(path.join(dir, 'zero.txt'), '')
+    writeFileSync(path.join(dir, 'one.txt'), 'x')
+    const dag = path.join(dir, 'dag.json')
+    writeFileSync(dag, JSON.stringify({
+      name: 'tiny-files',
+      workers: { min: 3, max: 3 },
+      collect: 'all',
+      jobs: [
+        // an empty output and a one-byte one, made from an empty and a one-byte input
+        { id: 'a', cmd: 'cat zero.txt > e.txt; head -c 1 one.txt > b.txt', inputs: ['zero.txt', 'one.txt'], outputs: ['e.txt', 'b.txt'] },
+        { id: 'b', cmd: ': > e.txt; printf y > b.txt', outputs: ['e.txt', 'b.txt'] },
+        // consumers of both: the empty blob and the one-byte blob go worker to worker
+        ...['a', 'b'].map(p => ({ id: `from-${p}`, cmd: 'cat e.txt b.txt e.txt > r.txt; wc -c < e.txt >> r.txt', inputs: [`job:${p}/e.txt`, `job:${p}/b.txt`], outputs: ['r.txt'] })),
+        { id: 'join', cmd: 'cat ra.txt rb.txt > all.txt', inputs: [{ src: 'job:from-a/r.txt', as: 'ra.txt' }, { src: 'job:from-b/r.txt', as: 'rb.txt' }], outputs: ['all.txt'] }
+      ]
+    }))
+    // what a local run of those commands writes, byte for byte
+    const expected: Record<string, string> = { 'a/e.txt': '', 'a/b.txt': 'x', 'b/e.txt': '', 'b/b.txt': 'y', 'from-a/r.txt': 'x0\n', 'from-b/r.txt': 'y0\n', 'join/all.txt': 'x0\ny0\n' }
+    for (let round = 1; round <= 2; round++) {
+      const out = path.join(cluster.tmp, `out-tiny-${round}`)
+      const { code, run, p } = await submit(dag, out)
+      t.equal(code, 0, `run ${round} succeeds\n${p.stderr.slice(-2000)}`)
+      t.equal(run.state, 'succeeded', `run ${round}`)
+      for (const [file, bytes] of Object.entries(expected)) t.equal(readFileSync(path.join(out, file), 'utf8'), bytes, `run ${round}: ${file}`)
+    }
+  })
+
   t.test('attempts a worker forgets while its lease is renewed are re-run elsewhere within a lease', async t => {
     const silent = await cluster.startDaemon(['--always-available', '--slots', '1', '--cheat', 'drop'], undefined, 'silent', { entry: CHEATING_DAEMON })
     const before = silent.events.length

@@ -7,6 +7,12 @@ import t from 'tap'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { simulate, DEFAULT_SIM } from '../testbed/sim/world.ts'
 import { GrantLog } from '../testbed/sim/grants.ts'
+import { VirtualClock } from '../testbed/sim/clock.ts'
+import { Lan } from '../testbed/sim/lan.ts'
+import { SimNode } from '../testbed/sim/node.ts'
+import { SimClaimTransport } from '../testbed/sim/transport.ts'
+import type { SimWorld, PullTarget } from '../testbed/sim/types.ts'
+import type { Assignment } from '../protocol/jobs.ts'
 import { exchange, type ClaimHandler, type CallOutcome } from '../testbed/sim/transport.ts'
 import { createBgridNode } from '../protocol/node.ts'
 import { call, serve } from '../protocol/rpc.ts'
@@ -92,4 +98,52 @@ t.test('the in-process transport answers claim messages as the real one does', a
     t.same(shape(s), shape(r), `${JSON.stringify(req)}: ${r.ok ? 'ok' : r.error.code} on both paths`)
   }
   t.equal(realBook.current, undefined, 'the real path released its claim too')
+})
+
+t.test('a simulated worker whose first pull is refused tries again, as the real one does, and runs its job', async t => {
+  // a coordinator that has not yet taken in the claim's reply refuses the first pull
+  // (UNAUTHORISED); the real worker backs off and pulls again, so must the simulated one
+  const clock = new VirtualClock()
+  const world: SimWorld = {
+    clock, transport: new SimClaimTransport(clock, () => 1), lan: new Lan(), grants: new GrantLog(), latency: () => 1,
+    coordinator: () => target
+  }
+  const pulls: string[] = []
+  const results: string[] = []
+  const assignment: Assignment = { attempt: 'j1#1', job: 'j1', cmd: ['x'], env: {}, timeoutMs: 0, cores: 1, ram: 0, disk: 0, network: false, inputs: [], outputs: ['o'] }
+  let handedOut = false
+  const target: PullTarget = {
+    runtimeOf: () => 1,
+    pull: (_worker, req, reply) => {
+      for (const r of req.results) results.push(`${r.attempt} ${r.status}`)
+      if (pulls.push(req.run) === 1) { reply(new BgridError('UNAUTHORISED', 'not a claimed worker of this run (yet)')); return }
+      const jobs = handedOut ? [] : [assignment]
+      handedOut = true
+      reply({ jobs, done: results.length > 0 })
+    }
+  }
+  const n = new SimNode('n1', 1, world)
+  let claimed: CallOutcome | undefined
+  world.transport.call('C', 'n1', { op: 'claim', v: PROTOCOL_VERSION, run: 'r1', leaseMs: 60_000, middleware: 'native' }, o => { claimed = o })
+  clock.run(() => results.length > 0, clock.now() + 10_000)
+  t.ok(claimed?.ok, 'the node is claimed')
+  t.ok(pulls.length >= 2, `it pulled again after the refusal (${pulls.length} pulls)`)
+  t.same(results, ['j1#1 ok'], 'and ran the job it was given: before, its session ended at the first refusal')
+  t.equal(n.illegal, 0)
+})
+
+t.test('a simulated worker refused at every pull stops pulling when its lease runs out', async t => {
+  // what ends the retries: the claim's lease (a coordinator that refuses for good renews nothing)
+  const clock = new VirtualClock()
+  let pulls = 0
+  const target: PullTarget = { runtimeOf: () => 1, pull: (_w, _req, reply) => { pulls++; reply(new BgridError('UNAUTHORISED', 'never')) } }
+  const world: SimWorld = { clock, transport: new SimClaimTransport(clock, () => 1), lan: new Lan(), grants: new GrantLog(), latency: () => 1, coordinator: () => target }
+  const n = new SimNode('n1', 1, world)
+  world.transport.call('C', 'n1', { op: 'claim', v: PROTOCOL_VERSION, run: 'r1', leaseMs: 6000, middleware: 'native' }, () => {})
+  const start = clock.now()
+  clock.run(() => false, start + 600_000)
+  t.equal(clock.pending, 0, 'nothing left to do: no retry goes on')
+  t.ok(clock.now() - start <= 6000 + 2100, `the last pull within a retry of the lease's end (${clock.now() - start} ms)`)
+  t.ok(pulls >= 4 && pulls <= 10, `backed off: ${pulls} pulls in 6 s (100 ms doubling to 2 s)`)
+  t.equal(n.state, 'idle', 'the node is idle again')
 })

@@ -74,9 +74,16 @@ export class JobTable implements JobTableView, JobTablePort {
 
   /** A job to run again: ready when its inputs can be had, else pending until they can. */
   requeue (job: JobRec, reason: string): void {
-    if (this.inputsAvailable(job)) { this.move(job, 'ready', reason); return }
+    if (this.inputsAvailable(job)) this.move(job, 'ready', reason)
+    else this.awaitInputs(job, reason)
+  }
+
+  /**
+   * A job whose inputs no node holds any more: pending, and the parents that made them
+   * run again (reconcile), else it would wait for outputs nobody is making.
+   */
+  awaitInputs (job: JobRec, reason: string): void {
     this.move(job, 'pending', reason)
-    // its inputs are gone: the parents that made them must run again
     this.reconcile(reason)
   }
 

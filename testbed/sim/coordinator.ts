@@ -176,7 +176,7 @@ export class SimCoordinator implements PullTarget {
       this.asked.delete(peer)
       const failures = (this.dialFailures.get(peer) ?? 0) + 1
       if (code === 'UNREACHABLE' || code === 'TIMEOUT') this.dialFailures.set(peer, failures)
-      this.refusedUntil.set(peer, now + retryAfterMs(code, ask, failures))
+      this.refusedUntil.set(peer, now + retryAfterMs(code, failures))
     })
   }
 

@@ -37,9 +37,6 @@ export class Lan {
     for (const c of this.ads.values()) this.census.observe(c.name, c.ad.next ?? c.ad.run, now)
   }
 
-  /** one node's latest advertisement */
-  get (name: string): Candidate | undefined { return this.ads.get(name) }
-
   onIdle (l: (c: Candidate) => void): void { this.listeners.push(l) }
 
   /** every node seen, in the order they first appeared */

@@ -188,8 +188,6 @@ export interface JobTablePort extends Pick<JobTableView, 'jobs' | 'inputBlob'> {
   succeed: (job: JobRec, reason: string) => void
   /** the job runs again: ready when its inputs can be had, else pending */
   requeue: (job: JobRec, reason: string) => void
-  /** no node holds the job's inputs any more: pending, and their producers run again */
-  awaitInputs: (job: JobRec, reason: string) => void
   /** the job failed for good: its descendants are skipped */
   fail: (job: JobRec, why: string) => void
 }

@@ -149,7 +149,7 @@ export class Dispatch {
       const need = Math.max(1, job.spec.cores)
       if (need > cores) continue
       const inputs = this.inputRefs(job)
-      if (inputs === null) { this.table.awaitInputs(job, 'inputs unavailable'); continue }
+      if (inputs === null) { this.table.move(job, 'pending', 'inputs unavailable'); continue }
       const policy = this.opts.replication
       // a replicated job's first replica opens a round (a job made again starts a new
       // one): the other replicas follow, on other hosts

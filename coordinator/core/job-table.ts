@@ -74,17 +74,10 @@ export class JobTable implements JobTableView, JobTablePort {
 
   /** A job to run again: ready when its inputs can be had, else pending until they can. */
   requeue (job: JobRec, reason: string): void {
-    if (this.inputsAvailable(job)) this.move(job, 'ready', reason)
-    else this.awaitInputs(job, reason)
-  }
-
-  /**
-   * A job whose inputs no node holds any more: pending, and the parents that made them
-   * run again (reconcile), else it would wait for outputs nobody is making.
-   */
-  awaitInputs (job: JobRec, reason: string): void {
-    this.move(job, 'pending', reason)
-    this.reconcile(reason)
+    // not reconcile here: a holder not live yet (a resume, before its workers are claimed
+    // again) is not a lost one; a holder that is lost goes through reconcile (removeWorker,
+    // dropped holders), which sends the producers back
+    this.move(job, this.inputsAvailable(job) ? 'ready' : 'pending', reason)
   }
 
   fail (job: JobRec, why: string): void {
